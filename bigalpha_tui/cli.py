@@ -1,3 +1,170 @@
-def main() -> None:
-    from bigalpha_tui.core import clock
-    print(clock.X)
+"""The `bigalpha-tui` command.
+
+    bigalpha-tui [run options]          the cockpit (or --no-ui for headless)
+    bigalpha-tui status [--json]        what the feature store holds
+    bigalpha-tui config --init|--show|--path
+    bigalpha-tui replay FILE...         the whole loop over kline files, then a report
+
+Errors a user can act on print one line and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from bigalpha_tui import locations
+from bigalpha_tui.core.errors import BigAlphaError
+
+EXIT_USAGE = 2
+SUBCOMMANDS = ("status", "config", "replay", "ctl")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="sim (default), replay, binance or coinglass")
+    p.add_argument("--speed", help="sim/replay speed: market seconds per second, or 'max'")
+    p.add_argument("--symbols", help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    p.add_argument("--seed", type=int, help="simulator seed")
+    _add_store_options(p)
+    p.add_argument("--duration", help="stop after this much market time (e.g. 6h, 1d)")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="headless event lines as text (default) or JSON",
+    )
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="watch without steering: no commands, nothing written",
+    )
+
+
+def _add_store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help=f"feature store folder (env {locations.DATA_DIR_ENV})")
+    p.add_argument("--config", help="config file (default: the user config folder)")
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bigalpha-tui",
+        description="Terminal cockpit for an institutional trend-following futures paper bot.",
+        epilog="Other commands: status, config, replay, ctl (each with --help).",
+    )
+    p.add_argument("--no-ui", action="store_true", help="run headless, one line per event")
+    _add_run_options(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = dispatch(args_list)
+    except BigAlphaError as exc:
+        print(f"bigalpha-tui: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+def dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        command, rest = argv[0], argv[1:]
+        if command == "status":
+            return cmd_status(rest)
+        if command == "config":
+            return cmd_config(rest)
+        if command == "replay":
+            from bigalpha_tui.replay_cmd import cmd_replay
+
+            return cmd_replay(rest)
+        from bigalpha_tui.ctl import cmd_ctl
+
+        return cmd_ctl(rest)
+    args = run_parser().parse_args(argv)
+    if args.no_ui:
+        return cmd_headless(args)
+    from bigalpha_tui.app import run_app
+
+    return run_app(args)
+
+
+def cmd_headless(args: argparse.Namespace) -> int:
+    import anyio
+
+    from bigalpha_tui import runtime
+    from bigalpha_tui.headless import run_headless
+
+    duration = runtime.parse_duration(args.duration) if args.duration else None
+    rt = runtime.build(args, read_only=args.read_only)
+    return anyio.run(run_headless, rt.core, duration, sys.stdout, args.log_format)
+
+
+def cmd_status(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="bigalpha-tui status", description="Print what the feature store holds."
+    )
+    _add_store_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    from bigalpha_tui.status import read_status, render_status
+
+    status = read_status(locations.data_dir(args.data_dir))
+    if args.json:
+        print(json.dumps(status, indent=2, allow_nan=False, default=str))
+    else:
+        print(render_status(status))
+    return 0
+
+
+def cmd_config(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="bigalpha-tui config", description="Write, show or locate the configuration."
+    )
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--init",
+        action="store_true",
+        help="write a commented default config file (never overwrites)",
+    )
+    group.add_argument("--show", action="store_true", help="print the effective values")
+    group.add_argument("--path", action="store_true", help="print every path in use")
+    _add_store_options(p)
+    args = p.parse_args(argv)
+    from bigalpha_tui.core import config as config_mod
+
+    path = locations.config_path(args.config)
+    if args.init:
+        if path.exists():
+            print(f"bigalpha-tui: {path} already exists; not overwritten", file=sys.stderr)
+            return EXIT_USAGE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(config_mod.commented_toml(), encoding="utf-8")
+        path.chmod(0o600)
+        print(f"wrote {path}")
+        return 0
+    if args.show:
+        import tomli_w
+
+        from bigalpha_tui import runtime
+
+        config = runtime.effective_config(args)
+        print(tomli_w.dumps(config_mod.to_dict(config, mask_secrets=True)), end="")
+        return 0
+    data = locations.data_dir(args.data_dir)
+    print(f"config file : {path}{'' if path.exists() else ' (absent: defaults)'}")
+    print(f"data folder : {data}")
+    from bigalpha_tui.core import store as store_mod
+
+    for name in store_mod.JSON_FILES + store_mod.JSONL_FILES:
+        print(f"  {name:<28} {data / name}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -68,6 +68,8 @@ class Bar:
             return "negative volume"
         if self.taker_buy_volume > self.volume * (1.0 + 1e-9) + 1e-12:
             return "taker-buy volume above volume"
-        if self.high < max(self.open, self.close, self.low) or self.low > min(self.open, self.close):
+        if self.high < max(self.open, self.close, self.low) or self.low > min(
+            self.open, self.close
+        ):
             return "high/low do not bound open/close"
         return None

@@ -1,0 +1,159 @@
+"""`bigalpha-tui --no-ui`: the core under anyio, one line per event on stdout.
+
+This module must not import textual or rich (a test checks it in a subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import anyio
+
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.snapshot import Event, Snapshot, SymbolView
+
+
+def iso(t: float | None) -> str:
+    if t is None:
+        return "—"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_h(h: float | None) -> str:
+    return "—" if h is None or not math.isfinite(h) else f"{h:.2f}"
+
+
+def summary_fields(view: SymbolView) -> dict[str, Any]:
+    flow, hurst = view.flow, view.hurst
+    return {
+        "price": view.price,
+        "whale_intensity": round(flow.intensity, 1),
+        "whale_direction": flow.direction.value,
+        "cvd": round(flow.cvd, 4),
+        "h": None if hurst.h is None or not math.isfinite(hurst.h) else round(hurst.h, 3),
+        "regime": hurst.regime.value,
+    }
+
+
+def summary_text(view: SymbolView) -> str:
+    f = summary_fields(view)
+    price = "—" if f["price"] is None else f"{f['price']:.6g}"
+    return (
+        f"price {price}  whale {f['whale_intensity']:5.1f} {f['whale_direction']:<7}  "
+        f"CVD {f['cvd']:+.4g}  H {fmt_h(f['h'])}  {view.hurst.regime.label}"
+    )
+
+
+class EventPrinter:
+    """Writes events and periodic summaries as text or JSON lines."""
+
+    def __init__(
+        self, out: IO[str], fmt: str = "text", on_closed: Callable[[], None] = lambda: None
+    ) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.closed = False
+        self.on_closed = on_closed
+
+    def write(self, text: str) -> None:
+        """Write and flush; a closed pipe (`| head`) ends the run instead of a traceback."""
+        if self.closed:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            self.closed = True
+            self.on_closed()
+
+    def event(self, event: Event) -> None:
+        if self.fmt == "json":
+            record = {
+                "time": iso(event.time_s),
+                "kind": event.kind,
+                "symbol": event.symbol,
+                "message": event.message,
+                **_jsonable(dict(event.data)),
+            }
+            self.write(json.dumps(record, allow_nan=False) + "\n")
+        else:
+            sym = f"{event.symbol:<9}" if event.symbol else " " * 9
+            self.write(f"{iso(event.time_s)}  {event.kind:<12} {sym} {event.message}\n")
+
+    def summary(self, snap: Snapshot) -> None:
+        t = snap.heartbeat.market_time_s
+        for view in snap.symbols:
+            if self.fmt == "json":
+                record = {
+                    "time": iso(t),
+                    "kind": "summary",
+                    "symbol": view.symbol,
+                    **_jsonable(summary_fields(view)),
+                }
+                self.write(json.dumps(record, allow_nan=False) + "\n")
+            else:
+                self.write(f"{iso(t)}  {'summary':<12} {view.symbol:<9} {summary_text(view)}\n")
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+class SummaryTimer:
+    """Calls `emit` every `every_s` of market time, checked after each bar."""
+
+    def __init__(self, every_s: float, emit: Callable[[], None]) -> None:
+        self.every_s = every_s
+        self.emit = emit
+        self.next_s: float | None = None
+
+    def tick(self, market_s: float | None) -> None:
+        if market_s is None:
+            return
+        if self.next_s is None:
+            self.next_s = (market_s // self.every_s + 1) * self.every_s
+        if market_s >= self.next_s:
+            self.emit()
+            self.next_s = (market_s // self.every_s + 1) * self.every_s
+
+
+async def run_headless(
+    core: Core, duration_s: float | None, out: IO[str] = sys.stdout, fmt: str = "text"
+) -> int:
+    """Run until the duration passes, the source ends, or SIGINT/SIGTERM; state is flushed."""
+    printer = EventPrinter(out, fmt, on_closed=core.stop)
+    for event in reversed(core.events):  # start-up warnings recorded before we subscribed
+        printer.event(event)
+    core.observers.append(printer.event)
+    timer = SummaryTimer(
+        core.config.ui.summary_every_min * 60.0, lambda: printer.summary(core.snapshot())
+    )
+    core.step_observers.append(lambda: timer.tick(core.heartbeat.market_time_s))
+
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    core.emit("stop", "", f"received {signal.Signals(signum).name}; saving state")
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch_signals)
+        try:
+            await core.run(duration_s)
+        finally:
+            tg.cancel_scope.cancel()
+    printer.summary(core.snapshot())
+    return 0

@@ -1,0 +1,31 @@
+"""Every path the app uses, in one place (`bigalpha-tui config --path` prints them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "bigalpha-tui"
+DATA_DIR_ENV = "BIGALPHA_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "feature_store"
+
+
+def data_dir(cli_value: str | None = None) -> Path:
+    """--data-dir, else $BIGALPHA_DATA_DIR, else the platform's user data folder."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return default_data_dir()
+
+
+def config_path(cli_value: str | None = None) -> Path:
+    if cli_value:
+        return Path(cli_value).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"

@@ -1,0 +1,127 @@
+"""Build a running core from config and command-line options (shared by UI and headless)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bigalpha_tui import locations
+from bigalpha_tui.core import config as config_mod
+from bigalpha_tui.core.clock import Clock, RealClock, SimClock, parse_speed
+from bigalpha_tui.core.config import Config
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.errors import ConfigError
+from bigalpha_tui.core.sources.base import BarSource
+from bigalpha_tui.core.store import ENGINE_STATE, Store
+
+DURATION_UNITS_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """'90m', '6h', '1d', '2w' or plain seconds -> seconds of market time."""
+    raw = text.strip().lower()
+    for unit in sorted(DURATION_UNITS_S, key=len, reverse=True):
+        if raw.endswith(unit):
+            number = raw[: -len(unit)]
+            break
+    else:
+        unit, number = "s", raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigError(
+            f"--duration accepts a number with s, m, h, d or w (e.g. 6h), not {text!r}"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"--duration must be positive, not {text!r}")
+    return value * DURATION_UNITS_S[unit]
+
+
+def effective_config(args: argparse.Namespace) -> Config:
+    """The config file, then command-line flags on top, all validated."""
+    config = config_mod.load(locations.config_path(getattr(args, "config", None)))
+    overrides: dict[str, object] = {}
+    if getattr(args, "source", None):
+        overrides["name"] = args.source
+    if getattr(args, "speed", None):
+        overrides["speed"] = args.speed
+    if getattr(args, "symbols", None):
+        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        if not symbols:
+            raise ConfigError("--symbols accepts a comma-separated list such as BTCUSDT,ETHUSDT")
+        overrides["symbols"] = tuple(symbols)
+    if getattr(args, "seed", None) is not None:
+        overrides["seed"] = args.seed
+    if overrides:
+        config = config_mod.replace(config, "source", **overrides)
+    key = os.environ.get("COINGLASS_API_KEY")
+    if key and not config.source.coinglass_api_key:
+        config = config_mod.replace(config, "source", coinglass_api_key=key)
+    return config
+
+
+@dataclass
+class Runtime:
+    config: Config
+    clock: Clock
+    source: BarSource
+    store: Store
+    core: Core
+    data_dir: Path
+
+
+def _last_bar_ms(store: Store) -> int | None:
+    state = store.read_json(ENGINE_STATE)
+    if state is None:
+        return None
+    value = state.get("last_bar_ms")
+    return value if isinstance(value, int) else None
+
+
+def build(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
+    """Config, store, clock, source and core, wired for one run."""
+    config = effective_config(args)
+    data_dir = locations.data_dir(getattr(args, "data_dir", None))
+    store = Store(data_dir)
+    source, clock = build_source(config, store, args)
+    core = Core(config, source, clock, store, read_only=read_only)
+    return Runtime(config, clock, source, store, core, data_dir)
+
+
+def build_source(config: Config, store: Store, args: argparse.Namespace) -> tuple[BarSource, Clock]:
+    name = config.source.name
+    speed = parse_speed(config.source.speed)
+    if name == "sim":
+        from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimSource
+
+        start_ms = DEFAULT_START_MS
+        last_ms = _last_bar_ms(store)
+        resume_s = (last_ms + 60_000) / 1000.0 if last_ms is not None else start_ms / 1000.0
+        sim_clock = SimClock(max(resume_s, start_ms / 1000.0), speed)
+        source: BarSource = SimSource(
+            sim_clock, symbols=config.source.symbols, seed=config.source.seed, start_ms=start_ms
+        )
+        return source, sim_clock
+    if name == "replay":
+        from bigalpha_tui.core.sources.replay import ReplaySource
+
+        files = [Path(p) for p in getattr(args, "files", None) or []]
+        if not files:
+            raise ConfigError("source 'replay' needs kline files: bigalpha-tui replay FILE...")
+        replay_clock = SimClock(0.0, speed)
+        source = ReplaySource(
+            files,
+            replay_clock,
+            speed=speed,
+            skip_bad_rows=getattr(args, "skip_bad_rows", False),
+            allow_no_flow=getattr(args, "allow_no_flow", False),
+        )
+        return source, replay_clock
+    if name in ("binance", "coinglass"):
+        from bigalpha_tui.core.sources.live import build_live_source
+
+        real_clock = RealClock()
+        return build_live_source(config, store, real_clock), real_clock
+    raise ConfigError(f"source {name!r} is not known; use sim, replay, binance or coinglass")

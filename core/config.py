@@ -1,0 +1,393 @@
+"""Typed configuration. Every number in DESIGN.md is a default here, named once.
+
+The TOML file mirrors the sections below; every key is optional. Unknown keys and bad values
+raise `ConfigError` with one line naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast, get_type_hints
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    secret: bool = False,
+) -> Any:
+    meta: dict[str, Any] = {
+        "help": help,
+        "min": min,
+        "max": max,
+        "choices": choices,
+        "secret": secret,
+    }
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str = _opt("sim", "market data source", choices=("sim", "replay", "binance", "coinglass"))
+    symbols: tuple[str, ...] = _opt(
+        ("BTCUSDT", "ETHUSDT", "SOLUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT"),
+        "symbols to trade (sim and live sources)",
+    )
+    speed: str = _opt("1", "market seconds per wall second for sim/replay, or 'max'")
+    seed: int = _opt(7, "simulator seed (same seed, same market)", min=0)
+    min_request_interval_s: float = _opt(2.5, "least spacing between requests to one host", min=2.5)
+    backoff_cap_s: float = _opt(60.0, "longest backoff after errors or HTTP 429", min=1.0)
+    backfill_bars: int = _opt(150, "bars fetched at start so Hurst and CVD are warm", min=101)
+    coinglass_api_key: str = _opt("", "CoinGlass API key (or env COINGLASS_API_KEY)", secret=True)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    window_bars: int = _opt(60, "rolling window W of the whale CVD engine", min=2)
+    whale_volume_multiple: float = _opt(
+        3.0, "a whale bar has volume above this multiple of the previous W bars' mean", min=1.0
+    )
+    neutral_share: float = _opt(
+        0.05,
+        "whale direction is NEUTRAL when |whale CVD| is below this share of whale volume",
+        min=0.0,
+        max=1.0,
+    )
+    intensity_high: float = _opt(
+        60.0, "gauge green at or above this whale intensity", min=0.0, max=100.0
+    )
+    intensity_low: float = _opt(30.0, "gauge red below this whale intensity", min=0.0, max=100.0)
+
+
+@dataclass(frozen=True)
+class HurstConfig:
+    window: int = _opt(100, "log returns in the strict Hurst window", min=20)
+    trend_above: float = _opt(0.55, "H above this is TRUE_TREND", min=0.0, max=1.0)
+    noise_below: float = _opt(0.45, "H below this is NOISE", min=0.0, max=1.0)
+    confirm_bars: int = _opt(5, "bars a raw regime must hold before it is published", min=1)
+    method: str = _opt("whittle", "Hurst estimator", choices=("whittle", "rs_al"))
+    history_len: int = _opt(120, "H values kept for the sparkline", min=2)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str = _opt("Alpha-OFI", "strategy name recorded on every trade")
+    ofi_bars: int = _opt(5, "bars in the trade-flow imbalance OFI5", min=1)
+    ofi_threshold: float = _opt(
+        0.15, "long above +threshold, short below -threshold", min=0.0, max=1.0
+    )
+    atr_bars: int = _opt(14, "bars in the ATR used for the expected edge", min=1)
+    horizon_bars: int = _opt(
+        30, "holding horizon of the expected edge (edge scales by sqrt)", min=1
+    )
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    golden_hour_start: str = _opt("09:00", "first UTC minute new entries are allowed (HH:MM)")
+    golden_hour_end: str = _opt("16:00", "UTC time new entries stop (HH:MM, half-open)")
+    max_positions: int = _opt(5, "most open positions at once", min=1)
+    fee_bps: float = _opt(5.0, "taker fee per side, bps", min=0.0)
+    initial_slippage_buffer_bps: float = _opt(
+        2.0, "slippage buffer every symbol starts with", min=0.0
+    )
+
+
+@dataclass(frozen=True)
+class SizingConfig:
+    base_stake_usd: float = _opt(100.0, "notional of a 1.0x entry, quote currency", min=0.0)
+    ultra: float = _opt(2.5, "size multiple when whales and retail OFI agree", min=0.0)
+    high: float = _opt(1.5, "size multiple when only whales agree", min=0.0)
+    normal: float = _opt(1.0, "size multiple otherwise", min=0.0)
+    random_regime: float = _opt(0.5, "size multiple in the RANDOM regime", min=0.0)
+    probation_cap: float = _opt(0.2, "largest size multiple for a symbol on PROBATION", min=0.0)
+
+
+@dataclass(frozen=True)
+class ExitConfig:
+    tiers_pct: tuple[float, ...] = _opt(
+        (0.5, 1.0, 1.5, 2.0), "ladder take-profit tiers T1..T4, % from entry"
+    )
+    tier_fraction: float = _opt(
+        0.25, "share of the original size closed at each tier", min=0.0, max=1.0
+    )
+    stop_pct: float = _opt(1.0, "emergency stop, % against entry; closes everything", min=0.0)
+    force_hold_min: float = _opt(45.0, "minutes a TRUE_TREND entry holds for T4/stop only", min=0.0)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    half_spread_bps: float = _opt(1.0, "paper fills cross half this spread", min=0.0)
+    impact_bps_per_pct_volume: float = _opt(
+        2.0, "extra slippage per 1 % of the bar's quote volume the order takes", min=0.0
+    )
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    interval_h: float = _opt(4.0, "hours of market time between learning cycles", min=0.1)
+    lookback_h: float = _opt(24.0, "hours of closed trades a cycle reads", min=1.0)
+    min_trades: int = _opt(5, "closed live trades needed before a symbol is judged", min=1)
+    shadow_edge_ratio: float = _opt(
+        1.15, "raise the buffer when PF shadow is above this multiple of PF live", min=1.0
+    )
+    buffer_step_bps: float = _opt(2.0, "slippage buffer raise per cycle, bps", min=0.0)
+    buffer_cap_bps: float = _opt(30.0, "highest slippage buffer, bps", min=0.0)
+    probation_enter_pf: float = _opt(0.8, "golden-hour live PF below this: PROBATION", min=0.0)
+    probation_exit_pf: float = _opt(1.0, "golden-hour live PF at or above this: ACTIVE", min=0.0)
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    refresh_hz: float = _opt(1.0, "cockpit redraws per second", min=0.1, max=4.0)
+    summary_every_min: float = _opt(60.0, "headless per-symbol summary, market minutes", min=1.0)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    checkpoint_every_min: float = _opt(
+        5.0, "market minutes between checkpoints of engine state (trades save at once)", min=1.0
+    )
+    jsonl_rotate_mb: float = _opt(64.0, "rotate a JSONL log past this size, MiB", min=1.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    hurst: HurstConfig = field(default_factory=HurstConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    exits: ExitConfig = field(default_factory=ExitConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+
+SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
+
+
+def parse_hhmm(text: str) -> int:
+    """'09:00' -> seconds after midnight; ConfigError-ready ValueError otherwise."""
+    hh, sep, mm = text.partition(":")
+    if not sep or not (hh.isdigit() and mm.isdigit()) or len(mm) != 2:
+        raise ValueError(text)
+    h, m = int(hh), int(mm)
+    if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):
+        raise ValueError(text)
+    return h * 3600 + m * 60
+
+
+def _accepts(f: dataclasses.Field[Any], kind: Any) -> str:
+    meta = f.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if kind == tuple[str, ...]:
+        return "a list of strings"
+    if kind == tuple[float, ...]:
+        return "a list of numbers"
+    text = words.get(kind, str(kind))
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        text += f" from {lo:g} to {hi:g}"
+    elif lo is not None:
+        text += f" >= {lo:g}"
+    elif hi is not None:
+        text += f" <= {hi:g}"
+    return text
+
+
+def _coerce(key: str, f: dataclasses.Field[Any], kind: Any, value: Any) -> Any:
+    bad = ConfigError(f"config: {key} = {value!r} is not valid; it accepts {_accepts(f, kind)}")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        out: Any = value
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        out = float(value)
+        if not math.isfinite(out):
+            raise bad
+    elif kind is str:
+        if not isinstance(value, str):
+            raise bad
+        out = value
+    elif kind == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad
+        return tuple(value)
+    elif kind == tuple[float, ...]:
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value
+            )
+        ):
+            raise bad
+        return tuple(float(v) for v in value)
+    else:  # pragma: no cover - a new field type needs a rule here
+        raise bad
+    meta = f.metadata
+    if meta.get("choices") and out not in meta["choices"]:
+        raise bad
+    if meta.get("min") is not None and out < meta["min"]:
+        raise bad
+    if meta.get("max") is not None and out > meta["max"]:
+        raise bad
+    return out
+
+
+def _build_section(name: str, cls: type[T], raw: Any) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: [{name}] must be a table of keys")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cast(Any, cls))}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"config: unknown key {name}.{key}; [{name}] accepts: {known}")
+        values[key] = _coerce(f"{name}.{key}", fields[key], hints[key], value)
+    return cls(**values)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a validated Config from a parsed TOML document."""
+    hints = get_type_hints(Config)
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in hints:
+            raise ConfigError(f"config: unknown section [{name}]; accepted: {', '.join(SECTIONS)}")
+        sections[name] = _build_section(name, hints[name], value)
+    config = Config(**sections)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Rules that tie several keys together."""
+    try:
+        start = parse_hhmm(config.gates.golden_hour_start)
+    except ValueError:
+        raise ConfigError(
+            "config: gates.golden_hour_start accepts a time HH:MM, e.g. '09:00'"
+        ) from None
+    try:
+        end = parse_hhmm(config.gates.golden_hour_end)
+    except ValueError:
+        raise ConfigError(
+            "config: gates.golden_hour_end accepts a time HH:MM, e.g. '16:00'"
+        ) from None
+    if start == end:
+        raise ConfigError("config: gates.golden_hour_end must differ from golden_hour_start")
+    if config.hurst.noise_below > config.hurst.trend_above:
+        raise ConfigError("config: hurst.noise_below must not exceed hurst.trend_above")
+    tiers = config.exits.tiers_pct
+    if len(tiers) != 4 or any(t <= 0 for t in tiers) or list(tiers) != sorted(set(tiers)):
+        raise ConfigError("config: exits.tiers_pct accepts 4 increasing positive numbers")
+    if config.flow.intensity_low > config.flow.intensity_high:
+        raise ConfigError("config: flow.intensity_low must not exceed flow.intensity_high")
+    if config.learning.probation_exit_pf < config.learning.probation_enter_pf:
+        raise ConfigError(
+            "config: learning.probation_exit_pf must be at least learning.probation_enter_pf"
+        )
+    from .clock import parse_speed
+
+    try:
+        parse_speed(config.source.speed)
+    except ValueError:
+        raise ConfigError("config: source.speed accepts a positive number or 'max'") from None
+
+
+def load(path: Path | None) -> Config:
+    """Load the config file; a missing default file means all defaults."""
+    if path is None or not path.exists():
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    return from_dict(raw)
+
+
+def replace(config: Config, section: str, **values: Any) -> Config:
+    """A copy with some keys of one section changed (CLI flags), validated like the file."""
+    hints = get_type_hints(Config)
+    cls = hints[section]
+    current = dataclasses.asdict(getattr(config, section))
+    current.update(values)
+    current = {k: list(v) if isinstance(v, tuple) else v for k, v in current.items()}
+    new_section = _build_section(section, cls, current)
+    out = dataclasses.replace(config, **{section: new_section})
+    validate(out)
+    return out
+
+
+def to_dict(config: Config, *, mask_secrets: bool = True) -> dict[str, dict[str, Any]]:
+    """The effective values, secrets masked to their last 4 characters."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in dataclasses.fields(config):
+        obj = getattr(config, section.name)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("secret") and mask_secrets:
+                value = mask(str(value))
+            values[f.name] = list(value) if isinstance(value, tuple) else value
+        out[section.name] = values
+    return out
+
+
+def mask(secret: str) -> str:
+    if not secret:
+        return ""
+    return "****" + secret[-4:] if len(secret) > 8 else "****"
+
+
+def commented_toml(config: Config | None = None) -> str:
+    """A config file with every key commented out at its default, and what it means."""
+    import tomli_w
+
+    config = config or Config()
+    lines = ["# bigalpha-tui configuration. Every key is optional; uncomment to change.", ""]
+    for section in dataclasses.fields(config):
+        obj = getattr(config, section.name)
+        lines.append(f"[{section.name}]")
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("secret"):
+                value = ""
+            if isinstance(value, tuple):
+                value = list(value)
+            rendered = tomli_w.dumps({f.name: value}).strip()
+            lines.append(f"# {f.metadata.get('help', '')}")
+            lines.append(f"# {rendered}")
+        lines.append("")
+    return "\n".join(lines)

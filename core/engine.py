@@ -1,0 +1,312 @@
+"""The core loop: source -> Bar -> engines -> (strategy, gates, broker, exits) -> snapshot.
+
+One `Core` serves the cockpit, the headless runner and replay alike. It is driven by
+`run()` (async, paced by the source and the injected clock) or bar by bar through
+`process_bar()` in tests. Operator commands wait in a queue and are applied between bars.
+Observers (UI, logger, alerts) receive events through callbacks that must not block.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .bar import Bar
+from .clock import Clock
+from .config import Config
+from .flow import FlowState, WhaleFlowEngine
+from .hurst import HurstReading, HurstTracker
+from .snapshot import Event, Heartbeat, Snapshot, SymbolView
+from .sources.base import BarSource, SourceHealth
+from .store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW, Store
+from .types import Regime
+
+log = logging.getLogger(__name__)
+
+EVENT_LOG_LEN = 200
+
+
+@dataclass
+class SymbolEngines:
+    """Per-symbol streaming state."""
+
+    symbol: str
+    flow: WhaleFlowEngine
+    hurst: HurstTracker
+    last_bar: Bar | None = None
+    last_flow: FlowState | None = None
+    last_hurst: HurstReading | None = None
+    last_open_ms: int = -1
+
+
+class Core:
+    """The trading core of one feature store."""
+
+    def __init__(
+        self,
+        config: Config,
+        source: BarSource,
+        clock: Clock,
+        store: Store,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.clock = clock
+        self.store = store
+        self.read_only = read_only
+        self.symbols: dict[str, SymbolEngines] = {}
+        self.events: deque[Event] = deque(maxlen=EVENT_LOG_LEN)
+        self.observers: list[Callable[[Event], None]] = []
+        self.step_observers: list[Callable[[], None]] = []
+        self.heartbeat = Heartbeat()
+        self.rejected_bars: dict[str, int] = {}
+        self.last_bar_ms: int | None = None
+        self.started_market_s: float | None = None
+        self._last_checkpoint_ms: int | None = None
+        self._snapshot: Snapshot | None = None
+        self._stop = False
+        self.restore()
+
+    # -- observers --------------------------------------------------------------------
+
+    def emit(self, kind: str, symbol: str, message: str, **data: Any) -> Event:
+        """Record an event and hand it to every observer; an observer's error is logged once."""
+        event = Event(self.clock.now(), kind, symbol, message, MappingProxyType(data))
+        self.events.appendleft(event)
+        for observer in list(self.observers):
+            try:
+                observer(event)
+            except Exception:  # an observer must never stop the core
+                log.exception("observer failed on %s; removed", kind)
+                self.observers.remove(observer)
+        self._snapshot = None
+        return event
+
+    # -- per-symbol engines ----------------------------------------------------------
+
+    def engines(self, symbol: str) -> SymbolEngines:
+        engines = self.symbols.get(symbol)
+        if engines is None:
+            engines = SymbolEngines(
+                symbol,
+                WhaleFlowEngine(symbol, self.config.flow),
+                self._new_tracker(),
+            )
+            self.symbols[symbol] = engines
+        return engines
+
+    def _new_tracker(self) -> HurstTracker:
+        h = self.config.hurst
+        return HurstTracker(
+            window=h.window,
+            trend_above=h.trend_above,
+            noise_below=h.noise_below,
+            confirm_bars=h.confirm_bars,
+            method=h.method,
+            history_len=h.history_len,
+        )
+
+    # -- the step --------------------------------------------------------------------
+
+    def process_bar(self, bar: Bar) -> bool:
+        """Feed one closed bar through every stage. False when the bar was rejected."""
+        engines = self.engines(bar.symbol)
+        if bar.open_ms <= engines.last_open_ms:
+            self._reject(bar, "out-of-order or duplicate bar")
+            return False
+        problem = bar.problem()
+        if problem is not None:
+            self._reject(bar, problem)
+            return False
+        engines.last_flow = engines.flow.update(bar)
+        reading = engines.hurst.update(bar.close)
+        self._note_regime_change(engines, reading)
+        engines.last_hurst = reading
+        engines.last_bar = bar
+        engines.last_open_ms = bar.open_ms
+        self.on_bar(bar, engines)
+        self.last_bar_ms = (
+            bar.open_ms if self.last_bar_ms is None else max(self.last_bar_ms, bar.open_ms)
+        )
+        self.heartbeat = Heartbeat(
+            bar.close_s, self.clock.wall(), self.heartbeat.bars_processed + 1
+        )
+        self._snapshot = None
+        return True
+
+    def on_bar(self, bar: Bar, engines: SymbolEngines) -> None:
+        """Trading stages after the engines (strategy, gates, broker, exits)."""
+
+    def _reject(self, bar: Bar, reason: str) -> None:
+        count = self.rejected_bars.get(reason, 0) + 1
+        self.rejected_bars[reason] = count
+        if count == 1 or count % 1000 == 0:
+            self.emit(
+                "bar_rejected",
+                bar.symbol,
+                f"bar rejected: {reason} (x{count})",
+                reason=reason,
+                count=count,
+                open_ms=bar.open_ms,
+            )
+
+    def _note_regime_change(self, engines: SymbolEngines, reading: HurstReading) -> None:
+        before = engines.last_hurst.regime if engines.last_hurst else Regime.WARMING
+        if reading.regime is not before:
+            h = "—" if reading.h is None else f"{reading.h:.2f}"
+            self.emit(
+                "regime",
+                engines.symbol,
+                f"regime {before.label} -> {reading.regime.label} (H = {h})",
+                regime=reading.regime.value,
+                previous=before.value,
+                h=reading.h,
+            )
+
+    # -- the loop --------------------------------------------------------------------
+
+    async def run(self, duration_s: float | None = None) -> None:
+        """Consume the source until it ends, `stop()` is called, or `duration_s` passes."""
+        self._stop = False
+        start = self.clock.now()
+        self.started_market_s = start
+        end = None if duration_s is None else start + duration_s
+        try:
+            async for bar in self.source.bars(self.resume_after_ms()):
+                if end is not None and bar.close_s > end:
+                    break
+                self.apply_commands()
+                self.process_bar(bar)
+                self.maybe_checkpoint(bar)
+                for observer in self.step_observers:
+                    observer()
+                if self._stop:
+                    break
+        finally:
+            self.checkpoint()
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current bar (state is then saved)."""
+        self._stop = True
+
+    def apply_commands(self) -> None:
+        """Apply queued operator commands between bars (extended by the command layer)."""
+
+    def resume_after_ms(self) -> int | None:
+        """The last bar every per-symbol engine has applied; the source resumes after it."""
+        seen = [e.last_open_ms for e in self.symbols.values() if e.last_open_ms >= 0]
+        return min(seen) if seen else None
+
+    # -- persistence -----------------------------------------------------------------
+
+    def maybe_checkpoint(self, bar: Bar) -> None:
+        every_ms = int(self.config.store.checkpoint_every_min * 60_000)
+        if self._last_checkpoint_ms is None:
+            self._last_checkpoint_ms = bar.open_ms
+        elif bar.open_ms - self._last_checkpoint_ms >= every_ms:
+            self.checkpoint()
+            self._last_checkpoint_ms = bar.open_ms
+
+    def checkpoint(self) -> None:
+        """Save the engines' state (atomic per file; each records the last bar it applied)."""
+        if self.read_only:
+            return
+        flow = {
+            s: {**e.flow.to_state(), "last_open_ms": e.last_open_ms}
+            for s, e in self.symbols.items()
+            if e.last_open_ms >= 0
+        }
+        hurst = {
+            s: {**e.hurst.to_state(), "last_open_ms": e.last_open_ms}
+            for s, e in self.symbols.items()
+            if e.last_open_ms >= 0
+        }
+        self.store.write_json(WHALE_FLOW, {"symbols": flow})
+        self.store.write_json(HURST_CACHE, {"symbols": hurst})
+        self.store.write_json(ENGINE_STATE, self.engine_state())
+
+    def engine_state(self) -> dict[str, Any]:
+        return {"last_bar_ms": self.last_bar_ms, "source": self.source.name}
+
+    def restore(self) -> None:
+        """Crash-only start: load whatever the store holds, defaults for the rest."""
+        self.store.load_or_quarantine(WHALE_FLOW, self._restore_flow)
+        self.store.load_or_quarantine(HURST_CACHE, self._restore_hurst)
+        state = self.store.read_json(ENGINE_STATE)
+        if state is not None and isinstance(state.get("last_bar_ms"), int):
+            self.last_bar_ms = state["last_bar_ms"]
+        for warning in self.store.warnings:
+            self.emit("store_warning", "", f"{warning.file}: {warning.message}")
+
+    def _restore_flow(self, doc: dict[str, Any]) -> None:
+        restored: dict[str, tuple[WhaleFlowEngine, int]] = {}
+        for symbol, state in doc["symbols"].items():
+            engine = WhaleFlowEngine.from_state(symbol, self.config.flow, state)
+            restored[symbol] = (engine, int(state["last_open_ms"]))
+        for symbol, (engine, last_ms) in restored.items():
+            engines = self.engines(symbol)
+            engines.flow = engine
+            engines.last_open_ms = last_ms
+
+    def _restore_hurst(self, doc: dict[str, Any]) -> None:
+        restored: dict[str, tuple[HurstTracker, int]] = {}
+        for symbol, state in doc["symbols"].items():
+            h = self.config.hurst
+            tracker = HurstTracker.from_state(
+                state,
+                window=h.window,
+                trend_above=h.trend_above,
+                noise_below=h.noise_below,
+                confirm_bars=h.confirm_bars,
+                method=h.method,
+                history_len=h.history_len,
+            )
+            restored[symbol] = (tracker, int(state["last_open_ms"]))
+        for symbol, (tracker, last_ms) in restored.items():
+            engines = self.engines(symbol)
+            if engines.last_open_ms not in (-1, last_ms):
+                # flow and Hurst were saved at different bars: the older one decides where
+                # the source resumes, and both skip what they already applied.
+                last_ms = min(last_ms, engines.last_open_ms)
+            engines.hurst = tracker
+            engines.last_hurst = tracker.reading
+            engines.last_open_ms = last_ms
+
+    # -- snapshot --------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The latest immutable view (rebuilt only after something changed)."""
+        if self._snapshot is None:
+            self._snapshot = self.build_snapshot()
+        return self._snapshot
+
+    def build_snapshot(self) -> Snapshot:
+        return Snapshot(
+            heartbeat=self.heartbeat,
+            source=self.source_health(),
+            symbols=tuple(self.symbol_view(e) for e in self.symbols.values()),
+            events=tuple(self.events),
+            warnings=tuple(f"{w.file}: {w.message}" for w in self.store.warnings)
+            + ((self.store.last_write_error,) if self.store.last_write_error else ()),
+            read_only=self.read_only,
+        )
+
+    def source_health(self) -> SourceHealth:
+        return self.source.health()
+
+    def symbol_view(self, engines: SymbolEngines) -> SymbolView:
+        flow = engines.last_flow or engines.flow.state()
+        return SymbolView(
+            symbol=engines.symbol,
+            price=engines.last_bar.close if engines.last_bar else None,
+            flow=flow,
+            hurst=engines.hurst.reading,
+            h_history=tuple(h for h in engines.hurst.history if math.isfinite(h)),
+        )

@@ -1,0 +1,180 @@
+"""Whale CVD engine: cumulative volume delta split into whale bars and retail bars.
+
+Per symbol, over a rolling window of W bars (DESIGN.md "Whale CVD engine"):
+- delta = taker buy - taker sell; CVD = sum of delta over the window;
+- a whale bar has volume above `whale_volume_multiple` x the mean volume of the previous W bars;
+- whale CVD sums delta over whale bars, retail CVD over the others;
+- whale direction is the sign of whale CVD, NEUTRAL with no whale bar or when |whale CVD| is
+  below `neutral_share` of whale volume;
+- retail OFI = retail CVD / retail volume; whale intensity = 100 x whale volume / window volume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .bar import Bar
+from .config import FlowConfig
+from .types import WhaleDirection
+
+
+@dataclass(frozen=True, slots=True)
+class FlowState:
+    """What the whale CVD engine knows about one symbol after its last bar."""
+
+    symbol: str
+    cvd: float = 0.0
+    whale_cvd: float = 0.0
+    retail_cvd: float = 0.0
+    whale_volume: float = 0.0
+    retail_volume: float = 0.0
+    whale_bars: int = 0
+    window_bars: int = 0
+    retail_ofi: float = 0.0
+    intensity: float = 0.0
+    direction: WhaleDirection = WhaleDirection.NEUTRAL
+    last_bar_was_whale: bool = False
+    cross_buy_ratio: float | None = None
+    flow_available: bool = True
+
+    @property
+    def window_volume(self) -> float:
+        return self.whale_volume + self.retail_volume
+
+
+def whale_direction(whale_cvd: float, whale_volume: float, neutral_share: float) -> WhaleDirection:
+    """Sign of whale CVD, NEUTRAL when there is no whale volume or the imbalance is small."""
+    if whale_volume <= 0.0 or abs(whale_cvd) < neutral_share * whale_volume:
+        return WhaleDirection.NEUTRAL
+    return WhaleDirection.BUY if whale_cvd > 0 else WhaleDirection.SELL
+
+
+def is_whale_bar(
+    volume: float, previous_volumes_sum: float, previous_count: int, window: int, multiple: float
+) -> bool:
+    """Volume above `multiple` x the mean of the previous `window` bars (needs all of them)."""
+    if previous_count < window or previous_volumes_sum <= 0.0:
+        return False
+    return volume > multiple * (previous_volumes_sum / previous_count)
+
+
+class WhaleFlowEngine:
+    """Streaming whale CVD for one symbol: O(1) per bar, exact sums re-derived every W bars."""
+
+    def __init__(self, symbol: str, config: FlowConfig) -> None:
+        self.symbol = symbol
+        self.config = config
+        # one entry per bar in the window: (volume, delta, whale?)
+        self._bars: deque[tuple[float, float, bool]] = deque()
+        self._volume = 0.0
+        self._cvd = 0.0
+        self._whale_cvd = 0.0
+        self._whale_volume = 0.0
+        self._whale_count = 0
+        self._since_resum = 0
+        self._last_whale = False
+        self._cross_buy_ratio: float | None = None
+        self._flow_available = True
+        self.bars_seen = 0
+
+    def update(self, bar: Bar) -> FlowState:
+        window = self.config.window_bars
+        whale = is_whale_bar(
+            bar.volume, self._volume, len(self._bars), window, self.config.whale_volume_multiple
+        )
+        delta = bar.delta if bar.has_flow else 0.0
+        self._flow_available = bar.has_flow
+        self._push(bar.volume, delta, whale)
+        while len(self._bars) > window:
+            self._pop()
+        self._since_resum += 1
+        if self._since_resum >= window:
+            self._resum()
+        self._last_whale = whale
+        if bar.cross_buy_ratio is not None:
+            self._cross_buy_ratio = bar.cross_buy_ratio
+        self.bars_seen += 1
+        return self.state()
+
+    def _push(self, volume: float, delta: float, whale: bool) -> None:
+        self._bars.append((volume, delta, whale))
+        self._volume += volume
+        self._cvd += delta
+        if whale:
+            self._whale_cvd += delta
+            self._whale_volume += volume
+            self._whale_count += 1
+
+    def _pop(self) -> None:
+        volume, delta, whale = self._bars.popleft()
+        self._volume -= volume
+        self._cvd -= delta
+        if whale:
+            self._whale_cvd -= delta
+            self._whale_volume -= volume
+            self._whale_count -= 1
+
+    def _resum(self) -> None:
+        """Re-derive the running sums so float drift never accumulates."""
+        self._volume = math.fsum(v for v, _, _ in self._bars)
+        self._cvd = math.fsum(d for _, d, _ in self._bars)
+        self._whale_cvd = math.fsum(d for _, d, w in self._bars if w)
+        self._whale_volume = math.fsum(v for v, _, w in self._bars if w)
+        self._whale_count = sum(1 for _, _, w in self._bars if w)
+        self._since_resum = 0
+
+    def state(self) -> FlowState:
+        whale_volume = max(self._whale_volume, 0.0)
+        retail_volume = max(self._volume - whale_volume, 0.0)
+        retail_cvd = self._cvd - self._whale_cvd
+        retail_ofi = retail_cvd / retail_volume if retail_volume > 0 else 0.0
+        window_volume = whale_volume + retail_volume
+        intensity = 100.0 * whale_volume / window_volume if window_volume > 0 else 0.0
+        return FlowState(
+            symbol=self.symbol,
+            cvd=self._cvd,
+            whale_cvd=self._whale_cvd,
+            retail_cvd=retail_cvd,
+            whale_volume=whale_volume,
+            retail_volume=retail_volume,
+            whale_bars=self._whale_count,
+            window_bars=len(self._bars),
+            retail_ofi=max(-1.0, min(1.0, retail_ofi)),
+            intensity=max(0.0, min(100.0, intensity)),
+            direction=whale_direction(self._whale_cvd, whale_volume, self.config.neutral_share),
+            last_bar_was_whale=self._last_whale,
+            cross_buy_ratio=self._cross_buy_ratio,
+            flow_available=self._flow_available,
+        )
+
+    # -- persistence ------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "bars": [[v, d, w] for v, d, w in self._bars],
+            "bars_seen": self.bars_seen,
+            "cross_buy_ratio": self._cross_buy_ratio,
+        }
+
+    @classmethod
+    def from_state(cls, symbol: str, config: FlowConfig, state: dict[str, Any]) -> WhaleFlowEngine:
+        engine = cls(symbol, config)
+        bars = state["bars"]
+        if not isinstance(bars, list):
+            raise ValueError("bars must be a list")
+        for item in bars[-config.window_bars :]:
+            volume, delta, whale = item
+            if not isinstance(whale, bool):
+                raise ValueError("whale flag must be a boolean")
+            volume, delta = float(volume), float(delta)
+            if not (math.isfinite(volume) and math.isfinite(delta)) or volume < 0:
+                raise ValueError("volume and delta must be finite, volume non-negative")
+            engine._push(volume, delta, whale)
+        engine._resum()
+        engine.bars_seen = int(state.get("bars_seen", len(engine._bars)))
+        ratio = state.get("cross_buy_ratio")
+        engine._cross_buy_ratio = None if ratio is None else float(ratio)
+        return engine

@@ -1,0 +1,266 @@
+"""The feature store: JSON state files written atomically, JSONL logs appended.
+
+Crash-only: a write is a temp file in the same folder, fsync, `os.replace`, fsync of the
+folder, so after `kill -9` every file is either the old or the new version. A file that
+cannot be read is moved aside to `NAME.corrupt-<time>` and reported; it is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+WHALE_FLOW = "intelligence/whale_flow.json"
+HURST_CACHE = "hurst_cache.json"
+SYMBOL_STATES = "symbol_states.json"
+POSITIONS = "positions_futures.json"
+SHADOW_OUTCOMES = "shadow_trade_outcomes.jsonl"
+GUARD_BLOCKS = "guard_blocks.jsonl"
+LEARNING_HISTORY = "learning_history.jsonl"
+ENGINE_STATE = "engine_state.json"
+
+JSON_FILES = (WHALE_FLOW, HURST_CACHE, SYMBOL_STATES, POSITIONS, ENGINE_STATE)
+JSONL_FILES = (SHADOW_OUTCOMES, GUARD_BLOCKS, LEARNING_HISTORY)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreWarning:
+    """Something the operator must be told about the store."""
+
+    file: str
+    message: str
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so a crash leaves the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no inf/nan: store them as strings the reader turns back."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else "-inf" if obj < 0 else "nan"
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+class Store:
+    """One feature-store folder. Not thread-safe: the core owns it."""
+
+    def __init__(
+        self, root: Path, *, now: Callable[[], float] | None = None, read_only: bool = False
+    ) -> None:
+        self.root = Path(root)
+        self.read_only = read_only
+        self.warnings: list[StoreWarning] = []
+        self.write_failures = 0
+        self.last_write_error: str | None = None
+        self._now = now or (lambda: datetime.now(UTC).timestamp())
+        if read_only:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "intelligence").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data folder {self.root}: {exc}") from None
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    # -- JSON state files -------------------------------------------------------------
+
+    def write_json(self, name: str, payload: dict[str, Any]) -> bool:
+        """Write a state file atomically. False (and a warning) when the disk refused."""
+        if self.read_only:
+            return True
+        doc = {"schema_version": SCHEMA_VERSION, **_finite(payload)}
+        data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+        try:
+            atomic_write_bytes(self.path(name), data)
+        except OSError as exc:
+            self._write_failed(name, exc)
+            return False
+        self.last_write_error = None
+        return True
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """The payload of a state file, None when absent or set aside as unreadable."""
+        path = self.path(name)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._warn(name, f"cannot read: {exc}")
+            return None
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.quarantine(name, f"not valid JSON ({exc.__class__.__name__})")
+            return None
+        if not isinstance(doc, dict):
+            self.quarantine(name, "not a JSON object")
+            return None
+        version = doc.pop("schema_version", None)
+        if version != SCHEMA_VERSION:
+            self.quarantine(name, f"schema_version {version!r}, expected {SCHEMA_VERSION}")
+            return None
+        return doc
+
+    def load_or_quarantine(self, name: str, parse: Callable[[dict[str, Any]], Any]) -> Any:
+        """Read and parse a state file; a payload `parse` rejects is set aside."""
+        doc = self.read_json(name)
+        if doc is None:
+            return None
+        try:
+            return parse(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.quarantine(name, f"unexpected content ({exc.__class__.__name__}: {exc})")
+            return None
+
+    # -- JSONL logs -------------------------------------------------------------------
+
+    def append_jsonl(self, name: str, record: dict[str, Any]) -> bool:
+        """Append one whole line; the fsync makes it durable before we go on."""
+        if self.read_only:
+            return True
+        path = self.path(name)
+        line = json.dumps(_finite(record), separators=(",", ":"), allow_nan=False) + "\n"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as fh:
+                if fh.tell() > 0 and not _ends_with_newline(path):
+                    fh.write(b"\n")  # a torn last line must not swallow this record
+                fh.write(line.encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self._write_failed(name, exc)
+            return False
+        return True
+
+    def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        """Every whole record; a torn or garbled line is skipped with one warning."""
+        return list(self.iter_jsonl(name))
+
+    def iter_jsonl(self, name: str) -> Iterator[dict[str, Any]]:
+        path = self.path(name)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below; errors differ
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._warn(name, f"cannot read: {exc}")
+            return
+        bad = 0
+        with fh:
+            for raw in fh:
+                try:
+                    rec = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    bad += 1
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
+                else:
+                    bad += 1
+        if bad:
+            self._warn(name, f"skipped {bad} unreadable line(s) (torn write or hand edit)")
+
+    # -- faults -----------------------------------------------------------------------
+
+    def quarantine(self, name: str, reason: str) -> Path | None:
+        """Move an unreadable file aside, never overwrite it, and tell the operator."""
+        if self.read_only:
+            self._warn(name, f"{reason} (left in place: read-only)")
+            return None
+        path = self.path(name)
+        stamp = datetime.fromtimestamp(self._now(), UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            self._warn(name, f"{reason}; could not set it aside: {exc}")
+            return None
+        self._warn(name, f"{reason}; set aside as {target.name}, starting from defaults")
+        return target
+
+    def _warn(self, name: str, message: str) -> None:
+        warning = StoreWarning(name, message)
+        self.warnings.append(warning)
+        log.warning("store %s: %s", name, message)
+
+    def _write_failed(self, name: str, exc: OSError) -> None:
+        self.write_failures += 1
+        import errno
+
+        what = "disk full" if exc.errno == errno.ENOSPC else "store write failed"
+        self.last_write_error = f"{what}: {name}: {exc.strerror or exc}"
+        log.error("store %s: %s", name, self.last_write_error)
+
+    @property
+    def healthy(self) -> bool:
+        return self.last_write_error is None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def from_finite(value: Any) -> float:
+    """Inverse of the inf/nan encoding for one number."""
+    if isinstance(value, str):
+        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"expected a number, got {value!r}")
