@@ -18,13 +18,15 @@ from typing import Any
 
 from .bar import Bar
 from .clock import Clock
+from .commands import Command, CommandKind
 from .config import Config
+from .errors import CommandError
 from .flow import FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker
 from .snapshot import Event, Heartbeat, Snapshot, SymbolView
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW, Store
-from .types import Regime
+from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,11 @@ class Core:
         self._last_checkpoint_ms: int | None = None
         self._snapshot: Snapshot | None = None
         self._stop = False
+        self._in_step = False
+        self.paused = False
+        self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
+        self.commands: deque[Command] = deque()
+        self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
         self.restore()
 
     # -- observers --------------------------------------------------------------------
@@ -117,6 +124,13 @@ class Core:
 
     def process_bar(self, bar: Bar) -> bool:
         """Feed one closed bar through every stage. False when the bar was rejected."""
+        self._in_step = True
+        try:
+            return self._process_bar(bar)
+        finally:
+            self._in_step = False
+
+    def _process_bar(self, bar: Bar) -> bool:
         engines = self.engines(bar.symbol)
         if bar.open_ms <= engines.last_open_ms:
             self._reject(bar, "out-of-order or duplicate bar")
@@ -196,8 +210,61 @@ class Core:
         """Ask the loop to end after the current bar (state is then saved)."""
         self._stop = True
 
+    # -- operator commands -----------------------------------------------------------
+
+    def submit(self, command: Command) -> None:
+        """Queue a command; it is applied at once when no bar is being processed.
+
+        The UI, `ctl` and the core share one event loop, so a caller outside `process_bar`
+        is by construction between bars.
+        """
+        if self.read_only:
+            raise CommandError("read-only mode: commands are disabled")
+        self.commands.append(command)
+        if not self._in_step:
+            self.apply_commands()
+
     def apply_commands(self) -> None:
-        """Apply queued operator commands between bars (extended by the command layer)."""
+        """Apply queued operator commands, in order, each logged with its result."""
+        while self.commands:
+            command = self.commands.popleft()
+            try:
+                result = self.apply_command(command)
+            except CommandError as exc:
+                self.emit(
+                    "command",
+                    command.target,
+                    f"{command.describe()}: refused: {exc}",
+                    command=command.describe(),
+                    ok=False,
+                )
+                continue
+            self.emit(
+                "command",
+                command.target if command.kind is not CommandKind.GUARD else "",
+                result,
+                command=command.describe(),
+                ok=True,
+            )
+
+    def apply_command(self, command: Command) -> str:
+        if command.kind is CommandKind.PAUSE:
+            self.paused = True
+            self.save_engine_state()
+            return "entries paused (exits keep running)"
+        if command.kind is CommandKind.RESUME:
+            self.paused = False
+            self.save_engine_state()
+            return "entries resumed"
+        if command.kind is CommandKind.GUARD:
+            reason = BlockReason(command.target)
+            self.guards_enabled[reason] = bool(command.on)
+            self.save_engine_state()
+            return f"guard {reason.value} switched {'on' if command.on else 'OFF'}"
+        handler = self.command_handlers.get(command.kind)
+        if handler is None:
+            raise CommandError(f"{command.kind.value} is not available in this build")
+        return handler(command)
 
     def resume_after_ms(self) -> int | None:
         """The last bar every per-symbol engine has applied; the source resumes after it."""
@@ -230,18 +297,40 @@ class Core:
         }
         self.store.write_json(WHALE_FLOW, {"symbols": flow})
         self.store.write_json(HURST_CACHE, {"symbols": hurst})
-        self.store.write_json(ENGINE_STATE, self.engine_state())
+        self.save_engine_state()
+
+    def save_engine_state(self) -> None:
+        if not self.read_only:
+            self.store.write_json(ENGINE_STATE, self.engine_state())
+        self._snapshot = None
 
     def engine_state(self) -> dict[str, Any]:
-        return {"last_bar_ms": self.last_bar_ms, "source": self.source.name}
+        return {
+            "last_bar_ms": self.last_bar_ms,
+            "source": self.source.name,
+            "paused": self.paused,
+            "guards_enabled": {r.value: on for r, on in self.guards_enabled.items()},
+        }
+
+    def _restore_engine_state(self, doc: dict[str, Any]) -> None:
+        last = doc.get("last_bar_ms")
+        if last is not None and not isinstance(last, int):
+            raise ValueError("last_bar_ms must be an integer")
+        paused = doc.get("paused", False)
+        if not isinstance(paused, bool):
+            raise ValueError("paused must be true or false")
+        guards = {BlockReason(k): bool(v) for k, v in doc.get("guards_enabled", {}).items()}
+        if any(g not in SWITCHABLE_GUARDS for g in guards):
+            raise ValueError("guards_enabled names a guard that cannot be switched")
+        self.last_bar_ms = last
+        self.paused = paused
+        self.guards_enabled.update(guards)
 
     def restore(self) -> None:
         """Crash-only start: load whatever the store holds, defaults for the rest."""
         self.store.load_or_quarantine(WHALE_FLOW, self._restore_flow)
         self.store.load_or_quarantine(HURST_CACHE, self._restore_hurst)
-        state = self.store.read_json(ENGINE_STATE)
-        if state is not None and isinstance(state.get("last_bar_ms"), int):
-            self.last_bar_ms = state["last_bar_ms"]
+        self.store.load_or_quarantine(ENGINE_STATE, self._restore_engine_state)
         for warning in self.store.warnings:
             self.emit("store_warning", "", f"{warning.file}: {warning.message}")
 
@@ -296,6 +385,8 @@ class Core:
             warnings=tuple(f"{w.file}: {w.message}" for w in self.store.warnings)
             + ((self.store.last_write_error,) if self.store.last_write_error else ()),
             read_only=self.read_only,
+            paused=self.paused,
+            guards_enabled=MappingProxyType(dict(self.guards_enabled)),
         )
 
     def source_health(self) -> SourceHealth:
