@@ -1,0 +1,530 @@
+"""Replay of Binance-format 1-minute kline CSV files (plain or .gz) as a `BarSource`.
+
+Reads the 12-column kline layout (`open_time, open, high, low, close, volume, close_time,
+quote_volume, count, taker_buy_volume, taker_buy_quote_volume, ignore`), with or without a
+header row. The open time may be epoch milliseconds (or seconds/microseconds, told apart by
+magnitude) or an ISO date-time; one with an offset is converted, a naive one is read as UTC.
+
+Taker-buy volume is what the flow engines need. Rows without it (an empty taker column, or a
+6-column OHLCV file) stop the replay with a message saying so, unless `allow_no_flow` is set:
+then those bars carry `has_flow=False` and the flow features stay off for them. Nothing is
+guessed. Every problem with the input is a `DataError` naming the file and 1-based line;
+with `skip_bad_rows` malformed rows are skipped and counted per reason instead.
+
+Files are streamed: each symbol's files are chained in time order (rows at or before the
+symbol's last open time are dropped as duplicates and counted), and the symbols are merged
+by open time with `heapq.merge`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import io
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import anyio
+
+from ..bar import MINUTE_MS, Bar
+from ..clock import Clock
+from ..errors import DataError
+from ..types import SourceState
+from .base import SourceHealth
+
+KLINE_COLUMNS = 12
+OHLCV_COLUMNS = 6
+_PRICE_VOLUME_COLUMNS = ("open", "high", "low", "close", "volume")
+_CLOSE_TIME_COLUMN = 6
+_TAKER_BUY_COLUMN = 9
+
+#: Accepted open times: 2009-01-01 (before any crypto exchange) up to 2100-01-01 UTC.
+_EARLIEST_MS = 1_230_768_000_000
+_LATEST_MS = 4_102_444_800_000
+
+NO_FLOW = "no taker-buy volume"
+NO_FLOW_ADVICE = (
+    "so CVD and the whale/OFI flow features cannot be computed; "
+    "--allow-no-flow replays it with flow features off"
+)
+SKIP_ADVICE = "--skip-bad-rows skips such rows and counts them"
+
+_QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "BTC", "ETH", "BNB", "EUR")
+_SYMBOL_TOKEN = re.compile(r"[A-Z0-9]{2,20}")
+_INTERVAL_TOKEN = re.compile(r"\d+[smhdwM]")
+_NAME_SPLIT = re.compile(r"[-_.\s]+")
+_DATA_SUFFIXES = (".csv", ".csv.gz")
+
+
+class RowError(DataError):
+    """One data line is not a usable bar. `reason` is the short key the skip counts use."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail or reason
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    """What a replay read so far: bars read, rows skipped per reason, duplicates, gaps."""
+
+    bars: int = 0
+    duplicates_dropped: int = 0
+    gaps: int = 0
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped_rows(self) -> int:
+        return sum(self.skipped_by_reason.values())
+
+    def summary(self) -> str:
+        parts = [f"{self.bars} bars read", f"{self.duplicates_dropped} duplicates dropped"]
+        parts.append(f"{self.gaps} gaps")
+        parts += [f"skipped {n} ({reason})" for reason, n in sorted(self.skipped_by_reason.items())]
+        return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------- one data row
+
+
+def parse_epoch_ms(text: str) -> int:
+    """Open time of a row as UTC epoch ms: epoch s/ms/us/ns by magnitude, or ISO text."""
+    if text.isascii() and text.isdigit():  # the common case, kept fast
+        epoch_ms = _scale_to_ms(int(text))
+    else:
+        epoch_ms = _text_to_ms(text.strip())
+    if not _EARLIEST_MS <= epoch_ms < _LATEST_MS:
+        raise RowError("bad timestamp", f"open time {text.strip()[:40]!r} is outside 2009-2100")
+    return epoch_ms
+
+
+def _scale_to_ms(number: int) -> int:
+    """Epoch seconds, ms, us or ns by magnitude (Binance uses ms, and us for spot since 2025)."""
+    if number >= 10**17:
+        return number // 1_000_000
+    if number >= 10**14:
+        return number // 1_000
+    if number >= 10**11:
+        return number
+    return number * 1_000
+
+
+def _text_to_ms(value: str) -> int:
+    if not value:
+        raise RowError("bad timestamp", "empty open time")
+    try:
+        return _scale_to_ms(int(float(value)))
+    except (ValueError, OverflowError):
+        return _iso_to_ms(value)
+
+
+def _iso_to_ms(value: str) -> int:
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return round(moment.timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        raise RowError("bad timestamp", f"open time {value[:40]!r} is not a date") from None
+
+
+def _number(text: str, column: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise RowError(
+            "non-numeric value", f"{column} {text.strip()[:40]!r} is not a number"
+        ) from None
+
+
+def _prices_and_volume(fields: list[str]) -> tuple[float, float, float, float, float]:
+    try:
+        o, h, low, c, volume = map(float, fields[1:6])
+    except ValueError:
+        for name, text in zip(_PRICE_VOLUME_COLUMNS, fields[1:6], strict=True):
+            _number(text, name)
+        raise RowError("non-numeric value") from None
+    return o, h, low, c, volume
+
+
+def _taker_buy(fields: list[str], allow_no_flow: bool) -> tuple[float, bool]:
+    """Taker-buy volume and whether the row has it at all."""
+    if len(fields) == OHLCV_COLUMNS or not fields[_TAKER_BUY_COLUMN].strip():
+        if not allow_no_flow:
+            where = "OHLCV-only row" if len(fields) == OHLCV_COLUMNS else "empty taker-buy column"
+            raise RowError(NO_FLOW, f"the data has no taker-buy volume ({where})")
+        return 0.0, False
+    return _number(fields[_TAKER_BUY_COLUMN], "taker-buy volume"), True
+
+
+def _check_close_time(text: str, open_ms: int) -> None:
+    """A filled close time must end the same minute: catches 5m files and shifted columns."""
+    value = text.strip()
+    if not value:
+        return
+    try:
+        close_ms = _scale_to_ms(int(value) if value.isdigit() else int(float(value)))
+    except (ValueError, OverflowError):
+        raise RowError("non-numeric value", f"close time {value[:40]!r} is not a number") from None
+    if not open_ms + MINUTE_MS - 1_000 <= close_ms <= open_ms + MINUTE_MS:
+        raise RowError(
+            "not a 1-minute bar",
+            f"close time {value} does not end the minute that opens at {open_ms}; "
+            "replay reads 1-minute klines",
+        )
+
+
+def _check_column_count(count: int, expected_columns: int | None) -> None:
+    if count in (KLINE_COLUMNS, OHLCV_COLUMNS) and expected_columns in (None, count):
+        return
+    expected = expected_columns or f"{KLINE_COLUMNS} (Binance kline) or {OHLCV_COLUMNS} (OHLCV)"
+    raise RowError("wrong column count", f"{count} columns, expected {expected}")
+
+
+def parse_kline_row(
+    line: str, *, symbol: str, allow_no_flow: bool = False, expected_columns: int | None = None
+) -> Bar:
+    """One CSV data line as a checked `Bar`; any problem is a `RowError` (a `DataError`)."""
+    fields = line.rstrip("\r\n").split(",")
+    _check_column_count(len(fields), expected_columns)
+    open_ms = parse_epoch_ms(fields[0])
+    if open_ms % MINUTE_MS:
+        raise RowError(
+            "not on a minute boundary", f"open time {fields[0].strip()} is not on a minute"
+        )
+    o, h, low, c, volume = _prices_and_volume(fields)
+    taker_buy, has_flow = _taker_buy(fields, allow_no_flow)
+    if len(fields) == KLINE_COLUMNS:
+        _check_close_time(fields[_CLOSE_TIME_COLUMN], open_ms)
+    bar = Bar(symbol, open_ms, o, h, low, c, volume, taker_buy, has_flow=has_flow)
+    problem = bar.problem()
+    if problem is not None:
+        raise RowError(problem)
+    return bar
+
+
+# ------------------------------------------------------------------------------ one file
+
+
+def symbol_from_filename(path: str | os.PathLike[str]) -> str | None:
+    """`AVAXUSDT-1m-2026-02.csv.gz`, `battle_hymn_BTCUSDT_1m.csv.gz` -> the symbol, else None."""
+    tokens = {t.upper() for t in _NAME_SPLIT.split(Path(path).name)}
+    found = {
+        t
+        for t in tokens
+        if _SYMBOL_TOKEN.fullmatch(t)
+        and any(t.endswith(q) and len(t) > len(q) for q in _QUOTE_ASSETS)
+        and any(ch.isalpha() for ch in t)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def _check_interval_in_name(path: Path) -> None:
+    for token in _NAME_SPLIT.split(path.name):
+        if _INTERVAL_TOKEN.fullmatch(token) and token != "1m":
+            raise DataError(f"{path}: the name says {token} klines; replay reads 1-minute klines")
+
+
+def _open_text(path: Path) -> IO[str]:
+    """The file as text, gunzipped when it starts with the gzip magic bytes."""
+    try:
+        with path.open("rb") as raw:
+            magic = raw.read(2)
+        if magic == b"\x1f\x8b":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+        return path.open("r", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    line_no = 0
+    try:
+        with _open_text(path) as stream:
+            for line_no, line in enumerate(stream, start=1):
+                yield line_no, line
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}, near line {line_no + 1}: cannot read ({exc})") from None
+
+
+def _is_header(line: str) -> bool:
+    return "open" in line.lower()
+
+
+def _header_columns(path: Path, line: str) -> int:
+    count = len(line.split(","))
+    if count not in (KLINE_COLUMNS, OHLCV_COLUMNS):
+        raise DataError(
+            f"{path}, line 1: the header has {count} columns; replay reads "
+            f"{KLINE_COLUMNS}-column Binance klines or {OHLCV_COLUMNS}-column OHLCV"
+        )
+    return count
+
+
+def _row_error_message(path: Path, line_no: int, exc: RowError) -> str:
+    if exc.reason == NO_FLOW:
+        return f"{path}, line {line_no}: {exc.detail}, {NO_FLOW_ADVICE}"
+    return f"{path}, line {line_no}: {exc.detail} ({SKIP_ADVICE})"
+
+
+def _no_rows_message(path: Path, skipped: Counter[str]) -> str:
+    if not skipped:
+        return f"{path}: no kline rows (the file is empty or holds only a header)"
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+    advice = f"; the data has no taker-buy volume, {NO_FLOW_ADVICE}" if NO_FLOW in skipped else ""
+    return f"{path}: no usable rows, every row was skipped ({reasons}){advice}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    allow_no_flow: bool = False
+    skip_bad_rows: bool = False
+
+
+def _bars_of_file(
+    path: Path, symbol: str, options: ParseOptions, stats: ReplayStats
+) -> Generator[Bar, None, None]:
+    expected_columns: int | None = None
+    first_content = True
+    skipped: Counter[str] = Counter()
+    bars_out = 0
+    for line_no, line in _numbered_lines(path):
+        if not line.strip():
+            continue
+        if first_content and _is_header(line):
+            first_content = False
+            expected_columns = _header_columns(path, line)
+            continue
+        first_content = False
+        try:
+            bar = parse_kline_row(
+                line,
+                symbol=symbol,
+                allow_no_flow=options.allow_no_flow,
+                expected_columns=expected_columns,
+            )
+        except RowError as exc:
+            if not options.skip_bad_rows:
+                raise DataError(_row_error_message(path, line_no, exc)) from None
+            skipped[exc.reason] += 1
+            stats.skipped_by_reason[exc.reason] += 1
+            continue
+        bars_out += 1
+        yield bar
+    if bars_out == 0:
+        raise DataError(_no_rows_message(path, skipped))
+
+
+def parse_kline_file(
+    path: str | os.PathLike[str],
+    *,
+    symbol: str | None = None,
+    allow_no_flow: bool = False,
+    skip_bad_rows: bool = False,
+    stats: ReplayStats | None = None,
+) -> Generator[Bar, None, None]:
+    """The bars of one kline file, streamed in file order. Checks the file up front; row
+    problems surface as `DataError` while iterating (or are counted in `stats`)."""
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise DataError(f"{file_path}: no such file")
+    _check_interval_in_name(file_path)
+    file_symbol = symbol.upper() if symbol else symbol_from_filename(file_path)
+    if not file_symbol:
+        raise DataError(
+            f"{file_path}: cannot tell the symbol from the file name; "
+            "name the file like BTCUSDT-1m-2026-02.csv.gz or give the symbol"
+        )
+    options = ParseOptions(allow_no_flow=allow_no_flow, skip_bad_rows=skip_bad_rows)
+    return _bars_of_file(file_path, file_symbol, options, stats or ReplayStats())
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given; a folder stands for its *.csv and *.csv.gz files."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.name.endswith(_DATA_SUFFIXES))
+            if not found:
+                raise DataError(f"{path}: the folder holds no .csv or .csv.gz files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    if not files:
+        raise DataError("replay needs at least one kline file")
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class _KlineFile:
+    path: Path
+    symbol: str
+    first_open_ms: int
+
+
+class ReplaySource:
+    """`BarSource` over kline files: several symbols merged by open time, then FINISHED.
+
+    `speed` None replays as fast as possible (the clock still follows each bar's close);
+    a number S replays S x real time, paced on the event loop's clock. `symbol` names the
+    symbol of every file (else each file name must tell it).
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+        clock: Clock,
+        speed: float | None = None,
+        skip_bad_rows: bool = False,
+        allow_no_flow: bool = False,
+        symbol: str | None = None,
+    ) -> None:
+        if speed is not None and not speed > 0:
+            raise DataError(f"replay speed must be positive (or None for max), not {speed}")
+        as_list = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        self.clock = clock
+        self.speed = speed
+        self.symbol = symbol
+        self.options = ParseOptions(allow_no_flow=allow_no_flow, skip_bad_rows=skip_bad_rows)
+        self.stats = ReplayStats()
+        self._files = self._survey(expand_paths(as_list))
+        self.symbols: tuple[str, ...] = tuple(dict.fromkeys(f.symbol for f in self._files))
+        self._state = SourceState.WARMING
+        self._last_ok_s: float | None = None
+        self._last_error: str | None = None
+        self._errors = 0
+        self._closed = False
+
+    @property
+    def first_open_ms(self) -> int:
+        """Open time of the earliest bar (to start a simulated clock there)."""
+        return min(f.first_open_ms for f in self._files)
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(self.stats.skipped_by_reason)
+
+    def _survey(self, paths: list[Path]) -> list[_KlineFile]:
+        """Each file's symbol and first open time; fails early on empty or unreadable files."""
+        surveyed = []
+        for path in paths:
+            bars = parse_kline_file(
+                path,
+                symbol=self.symbol,
+                allow_no_flow=self.options.allow_no_flow,
+                skip_bad_rows=self.options.skip_bad_rows,
+            )
+            first = next(bars, None)
+            bars.close()
+            if first is None:  # the parser raises first; this keeps the promise explicit
+                raise DataError(f"{path}: no kline rows")
+            surveyed.append(_KlineFile(path, first.symbol, first.open_ms))
+        return sorted(surveyed, key=lambda f: (f.symbol, f.first_open_ms))
+
+    def _symbol_bars(self, symbol: str) -> Iterator[Bar]:
+        """One symbol's files chained in time order, without duplicate or earlier open times."""
+        last_open_ms: int | None = None
+        for file in (f for f in self._files if f.symbol == symbol):
+            for bar in parse_kline_file(
+                file.path,
+                symbol=symbol,
+                allow_no_flow=self.options.allow_no_flow,
+                skip_bad_rows=self.options.skip_bad_rows,
+                stats=self.stats,
+            ):
+                if last_open_ms is not None and bar.open_ms <= last_open_ms:
+                    self.stats.duplicates_dropped += 1
+                    continue
+                if last_open_ms is not None and bar.open_ms > last_open_ms + bar.interval_ms:
+                    self.stats.gaps += 1
+                last_open_ms = bar.open_ms
+                self.stats.bars += 1
+                yield bar
+
+    def merged_bars(self) -> Iterator[Bar]:
+        """Every symbol's bars merged by open time (symbols of one minute in a fixed order)."""
+        rank = {symbol: i for i, symbol in enumerate(self.symbols)}
+        streams = [self._symbol_bars(symbol) for symbol in self.symbols]
+        return heapq.merge(*streams, key=lambda bar: (bar.open_ms, rank[bar.symbol]))
+
+    async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
+        """Bars in time order until the files end (then FINISHED); re-streams from the start
+        on every call, skipping bars at or before `resume_after_ms` without waiting."""
+        self.stats = ReplayStats()
+        pacer = _Pacer(self.clock, self.speed)
+        self._state = SourceState.OK
+        try:
+            for bar in self.merged_bars():
+                if self._closed:
+                    return
+                if resume_after_ms is not None and bar.open_ms <= resume_after_ms:
+                    continue
+                await pacer.wait_for_close(bar.close_s)
+                self._last_ok_s = self.clock.now()
+                yield bar
+        except DataError as exc:
+            self._fail(str(exc))
+            raise
+        self._state = SourceState.FINISHED
+
+    def _fail(self, message: str) -> None:
+        self._state = SourceState.DEGRADED
+        self._last_error = message
+        self._errors += 1
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(
+            name=self.name,
+            state=self._state,
+            last_ok_s=self._last_ok_s,
+            last_error=self._last_error,
+            errors=self._errors,
+            skipped_rows=self.stats.skipped_rows,
+            detail=f"{len(self._files)} files, {len(self.symbols)} symbols: {self.stats.summary()}",
+        )
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+class _Pacer:
+    """Waits for each new bar close: on the clock, and at `speed` x real time when set."""
+
+    def __init__(self, clock: Clock, speed: float | None) -> None:
+        self._clock = clock
+        self._speed = speed
+        self._last_close_s: float | None = None
+        self._anchor: tuple[float, float] | None = None  # (event-loop time, market close)
+
+    async def wait_for_close(self, close_s: float) -> None:
+        if close_s == self._last_close_s:
+            return
+        self._last_close_s = close_s
+        if self._speed is not None:
+            await self._wait_real_time(close_s, self._speed)
+        await self._clock.sleep_until(close_s)
+
+    async def _wait_real_time(self, close_s: float, speed: float) -> None:
+        if self._anchor is None:
+            self._anchor = (anyio.current_time(), close_s)
+            return
+        loop_start, market_start = self._anchor
+        delay_s = loop_start + (close_s - market_start) / speed - anyio.current_time()
+        if delay_s > 0:
+            await anyio.sleep(delay_s)
