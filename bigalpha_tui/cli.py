@@ -41,6 +41,22 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="watch without steering: no commands, nothing written",
     )
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="kline files (CSV or .gz) to replay; implies --source replay",
+    )
+    p.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="replay: skip malformed rows (counted) instead of stopping",
+    )
+    p.add_argument(
+        "--allow-no-flow",
+        action="store_true",
+        help="replay: accept data without taker-buy volume, flow features off",
+    )
 
 
 def _add_store_options(p: argparse.ArgumentParser) -> None:

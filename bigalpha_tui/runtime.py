@@ -45,6 +45,8 @@ def effective_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, object] = {}
     if getattr(args, "source", None):
         overrides["name"] = args.source
+    elif getattr(args, "files", None):
+        overrides["name"] = "replay"
     if getattr(args, "speed", None):
         overrides["speed"] = args.speed
     if getattr(args, "symbols", None):

@@ -388,6 +388,6 @@ def commented_toml(config: Config | None = None) -> str:
                 value = list(value)
             rendered = tomli_w.dumps({f.name: value}).strip()
             lines.append(f"# {f.metadata.get('help', '')}")
-            lines.append(f"# {rendered}")
+            lines.extend(f"# {line}" for line in rendered.splitlines())
         lines.append("")
     return "\n".join(lines)

@@ -107,6 +107,19 @@ class Store:
             (self.root / "intelligence").mkdir(exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the data folder {self.root}: {exc}") from None
+        self.sweep_temp_files()
+
+    def sweep_temp_files(self) -> int:
+        """Remove temp files a killed write left behind (they never hold the live copy)."""
+        removed = 0
+        for folder in (self.root, self.root / "intelligence"):
+            for tmp in folder.glob(".*.tmp"):
+                try:
+                    tmp.unlink()
+                    removed += 1
+                except OSError as exc:
+                    log.warning("store: cannot remove leftover %s: %s", tmp, exc)
+        return removed
 
     def path(self, name: str) -> Path:
         return self.root / name

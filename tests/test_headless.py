@@ -1,0 +1,168 @@
+"""Headless mode: runs the core on the simulator without textual, deterministic, stoppable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def cli(*args: str, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp / "xdg-config"),
+        "XDG_DATA_HOME": str(tmp / "xdg-data"),
+    }
+    env.pop("BIGALPHA_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bigalpha_tui.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_headless_path_never_imports_textual_or_rich(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from bigalpha_tui.cli import dispatch\n"
+        f"dispatch(['--no-ui', '--speed', 'max', '--duration', '2h', '--data-dir', {str(tmp_path)!r}])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print('LOADED', bad, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stderr
+
+
+def test_same_seed_gives_the_same_output_twice(tmp_path: Path) -> None:
+    runs = [
+        cli(
+            "--no-ui",
+            "--speed",
+            "max",
+            "--duration",
+            "4h",
+            "--seed",
+            "11",
+            "--data-dir",
+            str(tmp_path / f"run{i}"),
+            tmp=tmp_path,
+        )
+        for i in range(2)
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert "summary" in runs[0].stdout
+    other = cli(
+        "--no-ui",
+        "--speed",
+        "max",
+        "--duration",
+        "4h",
+        "--seed",
+        "12",
+        "--data-dir",
+        str(tmp_path / "run-other"),
+        tmp=tmp_path,
+    )
+    assert other.stdout != runs[0].stdout
+
+
+@pytest.mark.slow
+def test_a_simulated_day_shows_every_regime_and_strong_whales(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[ui]\nsummary_every_min = 1.0\n")
+    result = cli(
+        "--no-ui",
+        "--speed",
+        "max",
+        "--duration",
+        "1d",
+        "--log-format",
+        "json",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path / "store"),
+        tmp=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    summaries = [
+        json.loads(line) for line in result.stdout.splitlines() if '"kind": "summary"' in line
+    ]
+    assert len(summaries) >= 6 * 1400
+    regimes = {s["regime"] for s in summaries}
+    assert {"TRUE_TREND", "NOISE", "RANDOM"} <= regimes
+    assert max(s["whale_intensity"] for s in summaries) > 60.0
+    assert {s["whale_direction"] for s in summaries} == {"BUY", "SELL", "NEUTRAL"}
+
+
+def test_restart_continues_where_the_last_run_stopped(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    first = cli("--no-ui", "--speed", "max", "--duration", "2h", "--data-dir", store, tmp=tmp_path)
+    second = cli("--no-ui", "--speed", "max", "--duration", "1h", "--data-dir", store, tmp=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0
+    last_first = first.stdout.strip().splitlines()[-1][:19]
+    last_second = second.stdout.strip().splitlines()[-1][:19]
+    assert last_first == "2026-01-05 10:30:00"
+    assert last_second == "2026-01-05 11:30:00"
+    status = cli("status", "--json", "--data-dir", store, tmp=tmp_path)
+    doc = json.loads(status.stdout)
+    assert doc["last_bar"] == "2026-01-05 11:29:00"
+    assert all(info["regime"] != "WARMING" for info in doc["symbols"].values())
+
+
+def test_sigterm_saves_state_and_exits_zero(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bigalpha_tui.cli",
+            "--no-ui",
+            "--speed",
+            "600",
+            "--data-dir",
+            str(store),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the first summary arrives after 30 market minutes
+        line = proc.stdout.readline()
+        if "summary" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "received SIGTERM" in out
+    state = json.loads((store / "engine_state.json").read_text())
+    assert state["last_bar_ms"] > 0
+
+
+@pytest.mark.parametrize("value", ["soon", "-1h", "0"])
+def test_bad_duration_is_one_clear_line(tmp_path: Path, value: str) -> None:
+    result = cli("--no-ui", "--duration", value, "--data-dir", str(tmp_path), tmp=tmp_path)
+    assert result.returncode == 2
+    assert "--duration" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_speed_is_one_clear_line(tmp_path: Path) -> None:
+    result = cli("--no-ui", "--speed", "warp", "--data-dir", str(tmp_path), tmp=tmp_path)
+    assert result.returncode == 2
+    assert "source.speed" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,153 @@
+"""Store: atomic JSON writes, torn-line-tolerant JSONL, quarantine instead of overwrite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bigalpha_tui.core.store import Store
+
+
+def test_json_round_trip_carries_schema_version(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert store.write_json("engine_state.json", {"a": 1, "pf": float("inf")})
+    raw = json.loads((tmp_path / "engine_state.json").read_text())
+    assert raw["schema_version"] == 1
+    assert store.read_json("engine_state.json") == {"a": 1, "pf": "inf"}
+
+
+def test_missing_file_reads_as_none_without_warning(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert store.read_json("hurst_cache.json") is None
+    assert store.warnings == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b'{"schema_version": 1, "a":',
+        b"\xff\xfe\x00garbage",
+        b"[1, 2]",
+        b'{"schema_version": 99, "a": 1}',
+        b'{"a": 1}',
+    ],
+    ids=["empty", "truncated", "not-utf8", "not-object", "future-schema", "no-schema"],
+)
+def test_unreadable_file_is_set_aside_not_overwritten(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "hurst_cache.json").write_bytes(content)
+    store = Store(tmp_path, now=lambda: 1_767_600_000.0)
+    assert store.read_json("hurst_cache.json") is None
+    aside = list(tmp_path.glob("hurst_cache.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == content
+    assert not (tmp_path / "hurst_cache.json").exists()
+    assert any("set aside" in w.message for w in store.warnings)
+
+
+def test_second_quarantine_in_the_same_second_keeps_both(tmp_path: Path) -> None:
+    store = Store(tmp_path, now=lambda: 1_767_600_000.0)
+    for content in (b"x", b"y"):
+        (tmp_path / "symbol_states.json").write_bytes(content)
+        store.read_json("symbol_states.json")
+    kept = sorted(p.read_bytes() for p in tmp_path.glob("symbol_states.json.corrupt-*"))
+    assert kept == [b"x", b"y"]
+
+
+def test_payload_rejected_by_parser_is_quarantined(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write_json("symbol_states.json", {"symbols": "not a mapping"})
+
+    def parse(doc: dict[str, object]) -> object:
+        symbols = doc["symbols"]
+        if not isinstance(symbols, dict):
+            raise ValueError("symbols must be a table")
+        return symbols
+
+    assert store.load_or_quarantine("symbol_states.json", parse) is None
+    assert list(tmp_path.glob("symbol_states.json.corrupt-*"))
+
+
+def test_read_only_store_never_moves_a_corrupt_file(tmp_path: Path) -> None:
+    (tmp_path / "hurst_cache.json").write_bytes(b"{broken")
+    store = Store(tmp_path, read_only=True)
+    assert store.read_json("hurst_cache.json") is None
+    assert (tmp_path / "hurst_cache.json").read_bytes() == b"{broken"
+
+
+def test_jsonl_skips_a_torn_last_line_and_appends_after_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.append_jsonl("guard_blocks.jsonl", {"n": 1})
+    with open(tmp_path / "guard_blocks.jsonl", "ab") as fh:
+        fh.write(b'{"n": 2, "tor')  # a crash mid-append
+    store.append_jsonl("guard_blocks.jsonl", {"n": 3})
+    assert [r["n"] for r in store.read_jsonl("guard_blocks.jsonl")] == [1, 3]
+    assert any("unreadable line" in w.message for w in store.warnings)
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path)
+    store.write_json("engine_state.json", {"v": "old"})
+
+    def broken_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    assert store.write_json("engine_state.json", {"v": "new"}) is False
+    monkeypatch.undo()
+    assert store.read_json("engine_state.json") == {"v": "old"}
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+    assert store.last_write_error is not None and "disk full" in store.last_write_error
+    assert store.write_json("engine_state.json", {"v": "new"})
+    assert store.last_write_error is None
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from bigalpha_tui.core.store import Store
+    store = Store(Path(sys.argv[1]))
+    blob = "x" * 200_000
+    i = 0
+    print("ready", flush=True)
+    while True:
+        i += 1
+        store.write_json("positions_futures.json", {"version": i, "blob": blob})
+    """
+)
+
+
+@pytest.mark.slow
+def test_killed_writer_leaves_every_file_old_or_new(tmp_path: Path) -> None:
+    """SIGKILL a process that rewrites a 200 KB file in a loop; the file always parses."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    seen_versions: set[int] = set()
+    kills = 25
+    for attempt in range(kills):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "store")], stdout=subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        time.sleep(0.02 + (attempt % 5) * 0.013)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        store = Store(tmp_path / "store")  # opening the store sweeps a killed write's temp
+        assert not list((tmp_path / "store").glob(".*.tmp"))
+        doc = store.read_json("positions_futures.json")
+        if doc is not None:
+            assert doc["blob"] == "x" * 200_000
+            seen_versions.add(doc["version"])
+        assert not list((tmp_path / "store").glob("*.corrupt-*")), "a killed write tore a file"
+    assert seen_versions, "the writer never completed a write"
