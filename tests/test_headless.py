@@ -33,7 +33,8 @@ def test_headless_path_never_imports_textual_or_rich(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from bigalpha_tui.cli import dispatch\n"
-        f"dispatch(['--no-ui', '--speed', 'max', '--duration', '2h', '--data-dir', {str(tmp_path)!r}])\n"
+        "dispatch(['--no-ui', '--speed', 'max', '--duration', '2h',"
+        f" '--data-dir', {str(tmp_path)!r}])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
         "print('LOADED', bad, file=sys.stderr)\n"
     )
