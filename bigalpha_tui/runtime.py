@@ -14,7 +14,7 @@ from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import ConfigError
 from bigalpha_tui.core.sources.base import BarSource
-from bigalpha_tui.core.store import ENGINE_STATE, Store
+from bigalpha_tui.core.store import ENGINE_STATE, Store, StoreLock
 
 DURATION_UNITS_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -86,7 +86,9 @@ def build(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
     """Config, store, clock, source and core, wired for one run."""
     config = effective_config(args)
     data_dir = locations.data_dir(getattr(args, "data_dir", None))
-    store = Store(data_dir)
+    if not read_only:
+        StoreLock(data_dir).acquire()  # held for the life of the process
+    store = Store(data_dir, read_only=read_only)
     source, clock = build_source(config, store, args)
     core = Core(config, source, clock, store, read_only=read_only)
     return Runtime(config, clock, source, store, core, data_dir)

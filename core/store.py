@@ -264,6 +264,54 @@ class Store:
         return self.last_write_error is None
 
 
+LOCK_FILE = ".lock"
+
+
+class StoreLock:
+    """One running instance per store: an exclusive `flock` the kernel drops on any exit.
+
+    `kill -9` needs no cleanup: the lock dies with the process; the pid in the file is only
+    there to tell the operator who holds it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise StoreError naming the holder. Re-entrant per process."""
+        import fcntl
+
+        key = self.path.resolve()
+        if key in _HELD_LOCKS:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"another bigalpha-tui (pid {holder}) is using {self.path.parent}; stop it, "
+                "or use --data-dir for a second instance ('status' still reads it)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        os.fsync(fd)
+        self._fd = fd
+        _HELD_LOCKS[key] = self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            _HELD_LOCKS.pop(self.path.resolve(), None)
+
+
+_HELD_LOCKS: dict[Path, StoreLock] = {}
+
+
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(-1, os.SEEK_END)

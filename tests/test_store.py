@@ -151,3 +151,56 @@ def test_killed_writer_leaves_every_file_old_or_new(tmp_path: Path) -> None:
             seen_versions.add(doc["version"])
         assert not list((tmp_path / "store").glob("*.corrupt-*")), "a killed write tore a file"
     assert seen_versions, "the writer never completed a write"
+
+
+def test_second_instance_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    from bigalpha_tui.core.errors import StoreError
+    from bigalpha_tui.core.store import StoreLock
+
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from bigalpha_tui.core.store import StoreLock\n"
+        "StoreLock(Path(sys.argv[1])).acquire()\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    try:
+        with pytest.raises(StoreError) as err:
+            StoreLock(tmp_path).acquire()
+        assert f"pid {holder.pid}" in str(err.value) and "--data-dir" in str(err.value)
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the kernel drops the lock with the process
+        holder.wait()
+    again = StoreLock(tmp_path)
+    again.acquire()
+    again.release()
+
+
+def test_cli_refuses_a_second_headless_run_but_status_still_reads(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    cmd = [sys.executable, "-m", "bigalpha_tui.cli"]
+    first = subprocess.Popen(
+        [*cmd, "--no-ui", "--speed", "60", "--data-dir", store], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "store" / ".lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        second = subprocess.run(
+            [*cmd, "--no-ui", "--data-dir", store], capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 2
+        assert "another bigalpha-tui" in second.stderr and "Traceback" not in second.stderr
+        status = subprocess.run(
+            [*cmd, "status", "--data-dir", store], capture_output=True, text=True, timeout=60
+        )
+        assert status.returncode == 0, status.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
