@@ -1,0 +1,522 @@
+"""The learning loop: profit factor, the slippage-buffer rule, cycles, schedule and store."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from learning_helpers import HOUR_S, NOW_S, shadow, trade, trades
+
+from bigalpha_tui.core.bar import Bar
+from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.commands import Command, CommandKind
+from bigalpha_tui.core.config import Config
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.learning import (
+    BufferVerdict,
+    CycleTrigger,
+    LearningLoop,
+    LearningSchedule,
+    attach_learning,
+    check_buffer,
+    run_cycle,
+    shadow_gap,
+)
+from bigalpha_tui.core.probation import SymbolStatus, initial_status
+from bigalpha_tui.core.profit_factor import format_pf, profit_factor
+from bigalpha_tui.core.snapshot import Event
+from bigalpha_tui.core.sources.base import SourceHealth
+from bigalpha_tui.core.store import (
+    LEARNING_HISTORY,
+    POSITIONS,
+    SHADOW_OUTCOMES,
+    SYMBOL_STATES,
+    Store,
+)
+from bigalpha_tui.core.trades import ClosedTrade
+from bigalpha_tui.core.types import SymbolState
+
+CONFIG = Config()
+LEARNING = CONFIG.learning
+START_BUFFER_BPS = CONFIG.gates.initial_slippage_buffer_bps
+
+# five live trades with PF 1.0 (gross profit 100, gross loss 100)
+LIVE_PF_1 = [50.0, 50.0, -40.0, -30.0, -30.0]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def utc(day: int, hour: int, minute: int = 0) -> float:
+    return datetime(2026, 1, day, hour, minute, tzinfo=UTC).timestamp()
+
+
+# -- profit factor ---------------------------------------------------------------------
+
+
+def test_profit_factor_is_gross_profit_over_gross_loss() -> None:
+    assert profit_factor(trades([30.0, 20.0, -25.0])) == pytest.approx(2.0)
+
+
+def test_profit_factor_without_trades_is_undefined() -> None:
+    assert profit_factor([]) is None
+
+
+def test_profit_factor_without_a_loss_is_infinite() -> None:
+    assert profit_factor(trades([5.0, 0.0])) == math.inf
+
+
+def test_profit_factor_without_a_profit_is_zero() -> None:
+    assert profit_factor(trades([-5.0, 0.0])) == 0.0
+
+
+def test_profit_factor_of_flat_trades_is_break_even() -> None:
+    assert profit_factor(trades([0.0, 0.0])) == 1.0
+
+
+def test_profit_factors_are_drawn_for_the_operator() -> None:
+    assert format_pf(None) == "—"
+    assert format_pf(math.inf) == "∞"
+    assert format_pf(0.7912) == "0.79"
+    assert format_pf(0.0) == "0.00"
+
+
+# -- the slippage-buffer rule ----------------------------------------------------------
+
+
+def buffer_check(
+    live_pnls: list[float], shadow_pnls: list[float], buffer_bps: float = START_BUFFER_BPS
+) -> Any:
+    return check_buffer(
+        "Alpha-OFI", "SOLUSDT", trades(live_pnls), shadow(shadow_pnls), buffer_bps, LEARNING
+    )
+
+
+def test_buffer_rises_when_shadow_pf_beats_live_by_more_than_15_pct() -> None:
+    check = buffer_check(LIVE_PF_1, [116.0, -100.0])
+    assert check.verdict is BufferVerdict.RAISED
+    assert check.buffer_after_bps == START_BUFFER_BPS + LEARNING.buffer_step_bps
+
+
+def test_buffer_holds_when_shadow_pf_is_exactly_115_pct_of_live() -> None:
+    check = buffer_check(LIVE_PF_1, [115.0, -100.0])
+    assert check.verdict is BufferVerdict.NO_GAP
+    assert check.buffer_after_bps == START_BUFFER_BPS
+
+
+def test_the_15_pct_rule_scales_with_live_pf() -> None:
+    live_pf_2 = [100.0, 100.0, 100.0, 100.0, -200.0]
+    assert buffer_check(live_pf_2, [230.0, -100.0]).verdict is BufferVerdict.NO_GAP
+    assert buffer_check(live_pf_2, [231.0, -100.0]).verdict is BufferVerdict.RAISED
+
+
+def test_buffer_stops_at_its_cap() -> None:
+    cap = LEARNING.buffer_cap_bps
+    near = buffer_check(LIVE_PF_1, [200.0, -100.0], buffer_bps=cap - 1.0)
+    assert near.verdict is BufferVerdict.RAISED and near.buffer_after_bps == cap
+    at_cap = buffer_check(LIVE_PF_1, [200.0, -100.0], buffer_bps=cap)
+    assert at_cap.verdict is BufferVerdict.AT_CAP and at_cap.buffer_after_bps == cap
+
+
+def test_repeated_cycles_raise_the_buffer_to_the_cap_and_no_further() -> None:
+    live = trades(LIVE_PF_1)
+    ideal = shadow([300.0, -100.0])
+    states = {"SOLUSDT": initial_status("SOLUSDT", CONFIG)}
+    seen = []
+    for _ in range(20):
+        states = dict(run_cycle(NOW_S, live, ideal, states, CONFIG).statuses)
+        seen.append(states["SOLUSDT"].slippage_buffer_bps)
+    assert max(seen) == LEARNING.buffer_cap_bps
+    assert seen[:3] == [4.0, 6.0, 8.0]
+    assert seen[-1] == LEARNING.buffer_cap_bps
+
+
+def test_four_live_trades_are_not_enough_to_judge_the_buffer() -> None:
+    check = buffer_check([50.0, 50.0, -50.0, -50.0], [500.0, -100.0])
+    assert check.verdict is BufferVerdict.TOO_FEW_TRADES
+
+
+def test_live_trades_older_than_the_lookback_are_ignored() -> None:
+    old = trade(-100.0, exit_s=NOW_S - LEARNING.lookback_h * HOUR_S - 1.0)
+    live = [*trades([50.0, 50.0, -50.0, -50.0]), old]
+    report = run_cycle(NOW_S, live, shadow([500.0, -100.0]), {}, CONFIG)
+    (check,) = report.buffer_checks
+    assert check.verdict is BufferVerdict.TOO_FEW_TRADES and check.live_trades == 4
+    assert report.live_trades_read == 5 and report.live_trades_in_window == 4
+
+
+def test_live_pf_infinite_can_never_be_beaten() -> None:
+    assert not shadow_gap(math.inf, math.inf, LEARNING.shadow_edge_ratio)
+    check = buffer_check([10.0] * 5, [10.0] * 5)
+    assert check.verdict is BufferVerdict.LIVE_UNBEATABLE
+
+
+def test_shadow_pf_infinite_against_finite_live_is_a_gap() -> None:
+    assert buffer_check(LIVE_PF_1, [10.0, 10.0]).verdict is BufferVerdict.RAISED
+
+
+def test_without_shadow_outcomes_the_buffer_holds() -> None:
+    assert buffer_check(LIVE_PF_1, []).verdict is BufferVerdict.NO_SHADOW
+
+
+def test_a_losing_live_ledger_against_any_shadow_profit_is_a_gap() -> None:
+    assert buffer_check([-10.0] * 5, [1.0, -100.0]).verdict is BufferVerdict.RAISED
+    assert buffer_check([-10.0] * 5, [-1.0]).verdict is BufferVerdict.NO_GAP
+
+
+def test_buffer_is_judged_per_strategy_and_symbol() -> None:
+    live = trades(LIVE_PF_1) + trades(LIVE_PF_1, symbol="BTCUSDT")
+    ideal = shadow([300.0, -100.0]) + shadow([100.0, -100.0], symbol="BTCUSDT")
+    report = run_cycle(NOW_S, live, ideal, {}, CONFIG)
+    assert report.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 2.0
+    assert report.statuses["BTCUSDT"].slippage_buffer_bps == START_BUFFER_BPS
+    assert [c.symbol for c in report.raises] == ["SOLUSDT"]
+
+
+def test_two_strategies_on_one_symbol_raise_it_once_per_cycle() -> None:
+    live = trades(LIVE_PF_1) + trades(LIVE_PF_1, strategy="Other")
+    ideal = shadow([300.0, -100.0]) + shadow([300.0, -100.0], strategy="Other")
+    report = run_cycle(NOW_S, live, ideal, {}, CONFIG)
+    assert len(report.buffer_checks) == 2
+    assert report.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 2.0
+
+
+def test_a_cycle_report_carries_inputs_figures_and_actions() -> None:
+    live = trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT")
+    report = run_cycle(NOW_S, live, shadow([300.0, -100.0]), {}, CONFIG, cycle=3)
+    record = json.loads(json.dumps(report.to_record(), default=str))
+    assert record["cycle"] == 3
+    assert record["inputs"]["live_trades_in_window"] == 10
+    assert record["inputs"]["shadow_trades_in_window"] == 2
+    assert {c["symbol"] for c in record["probation_checks"]} == {"AVAXUSDT", "SOLUSDT"}
+    assert record["transitions"][0]["symbol"] == "AVAXUSDT"
+    assert record["symbols"]["AVAXUSDT"]["state"] == "PROBATION"
+    assert "buffer SOLUSDT 4 bps" in report.summary
+    assert "AVAXUSDT PROBATION" in report.summary
+
+
+# -- the schedule ----------------------------------------------------------------------
+
+
+def test_cycles_fall_on_4_hour_slots_of_utc() -> None:
+    schedule = LearningSchedule(LEARNING.interval_h * HOUR_S, last_slot_s=utc(6, 8))
+    assert schedule.next_due(utc(6, 9, 30)) == utc(6, 12)
+    assert schedule.due(utc(6, 11, 59)) is None
+    assert schedule.due(utc(6, 12)) == (utc(6, 12), 0)
+    assert schedule.due(utc(6, 21, 5)) == (utc(6, 20), 2)
+
+
+def run_segments(root: Path, segments: list[tuple[float, float]], step_s: float = 300.0) -> None:
+    """Run the loop over market-time segments, a fresh process (loop and store) for each."""
+    for start_s, end_s in segments:
+        loop = LearningLoop(Store(root), CONFIG, symbols=("SOLUSDT",))
+        t = start_s
+        while t <= end_s:
+            loop.tick(t)
+            t += step_s
+
+
+def history(root: Path) -> list[dict[str, Any]]:
+    return Store(root).read_jsonl(LEARNING_HISTORY)
+
+
+def slots(root: Path) -> list[float]:
+    return [r["slot_s"] for r in history(root)]
+
+
+DAY_SLOTS = [utc(6, 12), utc(6, 16), utc(6, 20), utc(7, 0), utc(7, 4), utc(7, 8)]
+
+
+def test_an_unbroken_day_runs_one_cycle_per_slot(tmp_path: Path) -> None:
+    run_segments(tmp_path, [(utc(6, 8, 30), utc(7, 8, 30))])
+    assert slots(tmp_path) == DAY_SLOTS
+    assert [r["cycle"] for r in history(tmp_path)] == [1, 2, 3, 4, 5, 6]
+    assert {r["trigger"] for r in history(tmp_path)} == {"schedule"}
+
+
+@pytest.mark.parametrize(
+    "stop", [(6, 11, 55), (6, 12, 0), (6, 12, 5), (6, 15, 55), (7, 0, 0), (7, 3, 20)]
+)
+def test_a_restart_neither_skips_nor_repeats_a_cycle(tmp_path: Path, stop: tuple[int, ...]) -> None:
+    stop_s = utc(*stop)
+    run_segments(tmp_path, [(utc(6, 8, 30), stop_s), (stop_s + 300.0, utc(7, 8, 30))])
+    assert slots(tmp_path) == DAY_SLOTS
+
+
+@pytest.mark.parametrize("replay_min", [5, 10, 30])
+def test_bars_replayed_after_a_crash_do_not_repeat_the_cycle(
+    tmp_path: Path, replay_min: int
+) -> None:
+    # the cycle at 12:00 was saved; the engine's checkpoint was older, so bars replay
+    crash_s = utc(6, 12, 5)
+    run_segments(tmp_path, [(utc(6, 8, 30), crash_s), (crash_s - replay_min * 60, utc(7, 8, 30))])
+    assert slots(tmp_path) == DAY_SLOTS
+
+
+def test_down_across_missed_slots_runs_one_catch_up_for_the_latest(tmp_path: Path) -> None:
+    run_segments(tmp_path, [(utc(6, 8, 30), utc(6, 11)), (utc(6, 21, 10), utc(7, 8, 30))])
+    records = history(tmp_path)
+    assert slots(tmp_path) == [utc(6, 20), utc(7, 0), utc(7, 4), utc(7, 8)]
+    assert records[0]["trigger"] == CycleTrigger.CATCH_UP.value
+    assert records[0]["missed_slots"] == 2
+    assert records[0]["run_s"] == utc(6, 21, 10)
+    assert [r["trigger"] for r in records[1:]] == ["schedule"] * 3
+
+
+def test_down_across_one_slot_runs_it_late_once(tmp_path: Path) -> None:
+    run_segments(tmp_path, [(utc(6, 8, 30), utc(6, 11)), (utc(6, 13), utc(6, 17))])
+    records = history(tmp_path)
+    assert slots(tmp_path) == [utc(6, 12), utc(6, 16)]
+    assert (records[0]["trigger"], records[0]["missed_slots"]) == ("catch-up", 0)
+
+
+def test_the_first_run_waits_for_the_next_slot(tmp_path: Path) -> None:
+    run_segments(tmp_path, [(utc(6, 9, 0), utc(6, 11, 55))])
+    assert history(tmp_path) == []
+    loop = LearningLoop(Store(tmp_path), CONFIG)
+    assert loop.view(utc(6, 11, 55)).next_cycle_s == utc(6, 12)
+
+
+def test_operator_cycles_do_not_move_the_schedule(tmp_path: Path) -> None:
+    loop = LearningLoop(Store(tmp_path), CONFIG)
+    loop.tick(utc(6, 8, 30))
+    loop.run_now(utc(6, 9))
+    assert loop.view(utc(6, 9)).next_cycle_s == utc(6, 12)
+    assert loop.tick(utc(6, 12)) is not None
+    assert [r["trigger"] for r in history(tmp_path)] == ["operator", "schedule"]
+
+
+def test_market_time_far_behind_the_schedule_resets_it(tmp_path: Path) -> None:
+    events: list[str] = []
+    loop = LearningLoop(Store(tmp_path), CONFIG, emit=lambda *a, **k: events.append(a[2]))
+    loop.tick(utc(6, 8, 30))
+    loop.tick(utc(6, 12))
+    older = utc(1, 8, 30)  # a different, older data set on the same folder
+    loop.tick(older)
+    assert loop.view(older).next_cycle_s == utc(1, 12)
+    assert any("schedule reset" in e for e in events)
+
+
+# -- the loop and the store ------------------------------------------------------------
+
+
+def write_ledgers(root: Path, live: list[ClosedTrade], ideal: list[ClosedTrade]) -> None:
+    store = Store(root)
+    store.write_json(POSITIONS, {"open": [], "closed": [t.to_record() for t in live]})
+    for t in ideal:
+        store.append_jsonl(SHADOW_OUTCOMES, t.to_record())
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, symbol: str, message: str, **data: Any) -> None:
+        self.events.append((kind, symbol, message, data))
+
+    def kinds(self) -> list[str]:
+        return [e[0] for e in self.events]
+
+
+def test_a_cycle_reads_the_ledgers_from_the_store(tmp_path: Path) -> None:
+    live = trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT")
+    write_ledgers(tmp_path, live, shadow([300.0, -100.0]))
+    recorder = Recorder()
+    loop = LearningLoop(Store(tmp_path), CONFIG, emit=recorder)
+    report = loop.run_now(NOW_S)
+    assert report.live_trades_read == 10 and report.shadow_trades_read == 2
+    assert loop.slippage_buffer_bps("SOLUSDT") == START_BUFFER_BPS + 2.0
+    assert loop.status("AVAXUSDT").state is SymbolState.PROBATION
+    assert loop.size_cap("AVAXUSDT") == CONFIG.sizing.probation_cap
+    assert recorder.kinds() == ["buffer", "probation"]
+    _, symbol, message, data = recorder.events[1]
+    assert symbol == "AVAXUSDT" and "ACTIVE -> PROBATION" in message
+    assert data["golden_pf"] == 0.0 and data["golden_trades"] == 5
+
+
+def test_states_and_buffers_survive_a_restart(tmp_path: Path) -> None:
+    live = trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT")
+    write_ledgers(tmp_path, live, shadow([300.0, -100.0]))
+    LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
+    again = LearningLoop(Store(tmp_path), CONFIG)
+    assert again.slippage_buffer_bps("SOLUSDT") == START_BUFFER_BPS + 2.0
+    assert again.status("AVAXUSDT").state is SymbolState.PROBATION
+    assert again.view(NOW_S).cycles == 1
+
+
+def test_every_cycle_appends_its_report_to_the_history(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades(LIVE_PF_1), shadow([300.0, -100.0]))
+    loop = LearningLoop(Store(tmp_path), CONFIG)
+    loop.run_now(NOW_S)
+    loop.run_now(NOW_S + 60.0)
+    records = history(tmp_path)
+    assert [r["cycle"] for r in records] == [1, 2]
+    assert records[1]["buffer_checks"][0]["buffer_before_bps"] == START_BUFFER_BPS + 2.0
+    assert records[1]["summary"].startswith("learning cycle 2")
+
+
+def test_a_history_line_lost_in_a_crash_is_written_once_at_restart(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades(LIVE_PF_1), shadow([300.0, -100.0]))
+    LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
+    (tmp_path / LEARNING_HISTORY).write_text("")  # killed between the two writes
+    LearningLoop(Store(tmp_path), CONFIG)
+    LearningLoop(Store(tmp_path), CONFIG)
+    assert [r["cycle"] for r in history(tmp_path)] == [1]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b'{"schema_version": 1, "symbols": {"SOLUSDT": {"state": "BOGUS"}}}',
+        b'{"schema_version": 1, "symbols": {"SOLUSDT": {"state": "ACTIVE",'
+        b' "slippage_buffer_bps": "lots"}}}',
+    ],
+)
+def test_a_corrupt_state_file_is_set_aside_and_defaults_used(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / SYMBOL_STATES).write_bytes(content)
+    recorder = Recorder()
+    loop = LearningLoop(Store(tmp_path), CONFIG, emit=recorder, symbols=("SOLUSDT",))
+    assert loop.status("SOLUSDT") == initial_status("SOLUSDT", CONFIG)
+    assert not (tmp_path / SYMBOL_STATES).exists()
+    assert len(list(tmp_path.glob(f"{SYMBOL_STATES}.corrupt-*"))) == 1
+    assert recorder.kinds() == ["store_warning"]
+
+
+def test_unreadable_trade_records_are_counted_not_fatal(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades(LIVE_PF_1), [])
+    with open(tmp_path / SHADOW_OUTCOMES, "a") as fh:
+        fh.write('{"id": "half a record"}\n')
+    report = LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
+    assert report.unreadable_records == 1 and report.live_trades_read == 5
+
+
+def test_release_of_a_symbol_not_on_probation_is_refused(tmp_path: Path) -> None:
+    from bigalpha_tui.core.errors import CommandError
+
+    loop = LearningLoop(Store(tmp_path), CONFIG, symbols=("SOLUSDT",))
+    with pytest.raises(CommandError, match="SOLUSDT is not on probation"):
+        loop.release("SOLUSDT", NOW_S)
+    with pytest.raises(CommandError, match="NOSUCH is not on probation"):
+        loop.release("NOSUCH", NOW_S)
+
+
+def test_a_released_symbol_is_saved_active(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades([-20.0] * 5, symbol="AVAXUSDT"), [])
+    loop = LearningLoop(Store(tmp_path), CONFIG)
+    loop.run_now(NOW_S)
+    loop.release("AVAXUSDT", NOW_S + 60.0)
+    again = LearningLoop(Store(tmp_path), CONFIG)
+    assert again.status("AVAXUSDT").state is SymbolState.ACTIVE
+    assert again.status("AVAXUSDT").released_s == NOW_S + 60.0
+    again.run_now(NOW_S + 120.0)  # the losses before the release no longer count
+    assert again.status("AVAXUSDT").state is SymbolState.ACTIVE
+
+
+def test_status_records_keep_infinite_profit_factors(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades([10.0] * 5), [])
+    LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
+    status = LearningLoop(Store(tmp_path), CONFIG).status("SOLUSDT")
+    assert status.golden_pf == math.inf
+    assert SymbolStatus.from_record("SOLUSDT", status.to_record()) == status
+
+
+# -- wired into the core ---------------------------------------------------------------
+
+
+class ListSource:
+    """A source that yields the bars it was given, for driving a Core in tests."""
+
+    name = "list"
+
+    def __init__(self, bars: list[Bar]) -> None:
+        self.bars_ = bars
+        self.symbols = tuple(sorted({b.symbol for b in bars}))
+
+    async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
+        for bar in self.bars_:
+            if resume_after_ms is None or bar.open_ms > resume_after_ms:
+                yield bar
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def minute_bars(symbol: str, start_s: float, minutes: int) -> list[Bar]:
+    start_ms = int(start_s * 1000)
+    return [
+        Bar(symbol, start_ms + i * 60_000, 100.0, 100.5, 99.5, 100.0, 1000.0, 500.0)
+        for i in range(minutes)
+    ]
+
+
+def core_with_learning(root: Path, bars: list[Bar]) -> tuple[Core, LearningLoop]:
+    clock = SimClock(bars[0].open_ms / 1000.0 if bars else NOW_S)
+    core = Core(CONFIG, ListSource(bars), clock, Store(root))  # type: ignore[arg-type]
+    return core, attach_learning(core)
+
+
+def last_command(core: Core) -> Event:
+    return next(e for e in core.events if e.kind == "command")
+
+
+def test_learn_command_runs_a_cycle_and_answers_with_its_summary(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades(LIVE_PF_1), shadow([300.0, -100.0]))
+    core, loop = core_with_learning(tmp_path, [])
+    core.submit(Command(CommandKind.LEARN))
+    event = last_command(core)
+    assert event.data["ok"] is True
+    assert event.message.startswith("learning cycle 1")
+    assert loop.slippage_buffer_bps("SOLUSDT") == START_BUFFER_BPS + 2.0
+    assert any(e.kind == "buffer" for e in core.events)
+
+
+def test_release_command_for_a_symbol_not_on_probation_is_refused(tmp_path: Path) -> None:
+    core, _ = core_with_learning(tmp_path, [])
+    core.submit(Command(CommandKind.RELEASE, "NOSUCH"))
+    event = last_command(core)
+    assert event.data["ok"] is False
+    assert "NOSUCH is not on probation" in event.message
+
+
+def test_release_command_returns_a_symbol_to_active(tmp_path: Path) -> None:
+    write_ledgers(tmp_path, trades([-20.0] * 5, symbol="AVAXUSDT"), [])
+    core, loop = core_with_learning(tmp_path, [])
+    core.submit(Command(CommandKind.LEARN))
+    core.submit(Command(CommandKind.RELEASE, "AVAXUSDT"))
+    event = last_command(core)
+    assert event.data["ok"] is True and "PROBATION -> ACTIVE" in event.message
+    assert loop.status("AVAXUSDT").state is SymbolState.ACTIVE
+
+
+@pytest.mark.anyio
+async def test_the_core_runs_the_scheduled_cycle_and_shows_it_in_snapshots(
+    tmp_path: Path,
+) -> None:
+    write_ledgers(tmp_path, trades([-20.0] * 5, exit_s=utc(6, 11)), [])
+    core, _ = core_with_learning(tmp_path, minute_bars("SOLUSDT", utc(6, 11, 50), 20))
+    await core.run()
+    assert slots(tmp_path) == [utc(6, 12)]
+    snap = core.snapshot()
+    assert snap.learning.cycles == 1
+    assert snap.learning.last_cycle_s == utc(6, 12)
+    assert snap.learning.next_cycle_s == utc(6, 16)
+    view = snap.symbol("SOLUSDT")
+    assert view is not None
+    assert view.state is SymbolState.PROBATION
+    assert view.size_cap == CONFIG.sizing.probation_cap
+    assert view.golden_pf == 0.0 and view.golden_trades == 5
+    assert view.slippage_buffer_bps == START_BUFFER_BPS
+    assert view.state_changed_s == utc(6, 12)
