@@ -93,6 +93,12 @@ class StrategyConfig:
     horizon_bars: int = _opt(
         30, "holding horizon of the expected edge (edge scales by sqrt)", min=1
     )
+    max_signal_age_s: float = _opt(
+        180.0,
+        "a signal on a bar that closed longer ago than this (catch-up after a restart) opens"
+        " no entry; exits still run on it",
+        min=0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,19 @@ class StoreConfig:
     checkpoint_every_min: float = _opt(
         5.0, "market minutes between checkpoints of engine state (trades save at once)", min=1.0
     )
+    checkpoint_min_wall_s: float = _opt(
+        1.0,
+        "at least this many wall seconds between checkpoints, so a fast replay is not slowed"
+        " by its own saves (a restart re-applies the bars since; the trading book is exact)",
+        min=0.0,
+    )
     jsonl_rotate_mb: float = _opt(64.0, "rotate a JSONL log past this size, MiB", min=1.0)
+    live_history_h: float = _opt(
+        72.0,
+        "hours of closed live trades kept in positions_futures.json (at least learning.lookback_h"
+        " are always kept)",
+        min=1.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Observers (UI, logger, alerts) receive events through callbacks that must not bl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import deque
@@ -26,6 +27,7 @@ from .hurst import HurstReading, HurstTracker
 from .snapshot import Event, Heartbeat, Snapshot, SymbolView
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW, Store
+from .trading import EntryControls, TradingLoop
 from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class Core:
         store: Store,
         *,
         read_only: bool = False,
+        trading: bool = True,
     ) -> None:
         self.config = config
         self.source = source
@@ -72,6 +75,7 @@ class Core:
         self.last_bar_ms: int | None = None
         self.started_market_s: float | None = None
         self._last_checkpoint_ms: int | None = None
+        self._last_checkpoint_wall_s = 0.0
         self._snapshot: Snapshot | None = None
         self._stop = False
         self._in_step = False
@@ -79,6 +83,10 @@ class Core:
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
         self.commands: deque[Command] = deque()
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
+        self.trading: TradingLoop | None = None
+        if trading:
+            self.trading = TradingLoop(config, store, clock, self.emit, read_only=read_only)
+            self.command_handlers[CommandKind.CLOSE] = self._close_command
         self.restore()
 
     # -- observers --------------------------------------------------------------------
@@ -131,20 +139,22 @@ class Core:
             self._in_step = False
 
     def _process_bar(self, bar: Bar) -> bool:
+        """Each stage applies a bar once: after a restart the engines (checkpointed every few
+        minutes) and the trading book (saved at every change) may stand at different bars,
+        and each skips what it has already applied."""
         engines = self.engines(bar.symbol)
-        if bar.open_ms <= engines.last_open_ms:
+        engines_fresh = bar.open_ms > engines.last_open_ms
+        trading_fresh = self.trading is not None and not self.trading.applied(bar)
+        if not (engines_fresh or trading_fresh):
             self._reject(bar, "out-of-order or duplicate bar")
             return False
         problem = bar.problem()
         if problem is not None:
             self._reject(bar, problem)
             return False
-        engines.last_flow = engines.flow.update(bar)
-        reading = engines.hurst.update(bar.close)
-        self._note_regime_change(engines, reading)
-        engines.last_hurst = reading
+        if engines_fresh:
+            self._update_engines(engines, bar)
         engines.last_bar = bar
-        engines.last_open_ms = bar.open_ms
         self.on_bar(bar, engines)
         self.last_bar_ms = (
             bar.open_ms if self.last_bar_ms is None else max(self.last_bar_ms, bar.open_ms)
@@ -155,8 +165,24 @@ class Core:
         self._snapshot = None
         return True
 
+    def _update_engines(self, engines: SymbolEngines, bar: Bar) -> None:
+        engines.last_flow = engines.flow.update(bar)
+        reading = engines.hurst.update(bar.close)
+        self._note_regime_change(engines, reading)
+        engines.last_hurst = reading
+        engines.last_open_ms = bar.open_ms
+
     def on_bar(self, bar: Bar, engines: SymbolEngines) -> None:
         """Trading stages after the engines (strategy, gates, broker, exits)."""
+        if self.trading is None:
+            return
+        controls = EntryControls(self.paused, self.guards_enabled)
+        flow = engines.last_flow or engines.flow.state()
+        self.trading.on_bar(bar, flow, engines.hurst.reading, controls)
+
+    def _close_command(self, command: Command) -> str:
+        assert self.trading is not None
+        return self.trading.request_close(command.target)
 
     def _reject(self, bar: Bar, reason: str) -> None:
         count = self.rejected_bars.get(reason, 0) + 1
@@ -269,22 +295,34 @@ class Core:
     def resume_after_ms(self) -> int | None:
         """The last bar every per-symbol engine has applied; the source resumes after it."""
         seen = [e.last_open_ms for e in self.symbols.values() if e.last_open_ms >= 0]
+        if self.trading is not None:
+            seen += self.trading.last_open_ms.values()
         return min(seen) if seen else None
 
     # -- persistence -----------------------------------------------------------------
 
     def maybe_checkpoint(self, bar: Bar) -> None:
+        """Checkpoint every `checkpoint_every_min` of market time, but not more often than
+        every `checkpoint_min_wall_s` of wall time (at --speed max a day passes in seconds)."""
         every_ms = int(self.config.store.checkpoint_every_min * 60_000)
+        wall_s = self.clock.wall()
         if self._last_checkpoint_ms is None:
             self._last_checkpoint_ms = bar.open_ms
-        elif bar.open_ms - self._last_checkpoint_ms >= every_ms:
+            self._last_checkpoint_wall_s = wall_s
+        elif (
+            bar.open_ms - self._last_checkpoint_ms >= every_ms
+            and wall_s - self._last_checkpoint_wall_s >= self.config.store.checkpoint_min_wall_s
+        ):
             self.checkpoint()
             self._last_checkpoint_ms = bar.open_ms
+            self._last_checkpoint_wall_s = wall_s
 
     def checkpoint(self) -> None:
         """Save the engines' state (atomic per file; each records the last bar it applied)."""
         if self.read_only:
             return
+        if self.trading is not None:
+            self.trading.save()  # first: the book must never be older than the engines
         flow = {
             s: {**e.flow.to_state(), "last_open_ms": e.last_open_ms}
             for s, e in self.symbols.items()
@@ -377,7 +415,7 @@ class Core:
         return self._snapshot
 
     def build_snapshot(self) -> Snapshot:
-        return Snapshot(
+        snapshot = Snapshot(
             heartbeat=self.heartbeat,
             source=self.source_health(),
             symbols=tuple(self.symbol_view(e) for e in self.symbols.values()),
@@ -387,6 +425,23 @@ class Core:
             read_only=self.read_only,
             paused=self.paused,
             guards_enabled=MappingProxyType(dict(self.guards_enabled)),
+        )
+        return snapshot if self.trading is None else self.with_trading(snapshot, self.trading)
+
+    def with_trading(self, snapshot: Snapshot, trading: TradingLoop) -> Snapshot:
+        """The snapshot with positions, guard log and stats, golden hour and P&L."""
+        now_s = self.clock.now()
+        golden = trading.gates.golden_hour
+        return dataclasses.replace(
+            snapshot,
+            positions=trading.position_views(now_s),
+            guard_log=tuple(trading.guard_log),
+            guard_stats=trading.guard_views(),
+            golden_hour_open=golden.is_open(now_s),
+            golden_hour_next_change_s=golden.next_change_s(now_s),
+            realised_pnl_usd=trading.realised_usd(),
+            unrealised_pnl_usd=trading.unrealised_usd(),
+            closed_trades=trading.closed_count,
         )
 
     def source_health(self) -> SourceHealth:

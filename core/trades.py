@@ -38,6 +38,8 @@ class ClosedTrade:
     golden_hour_entry: bool
     twin_of: str | None = None  # live trade id of a shadow twin
     block_reason: BlockReason | None = None  # for the BLOCKED ledger
+    force_held: bool = False  # entered in TRUE_TREND: force-hold, then T4/stop or ladder
+    size_multiplier: float = 1.0  # conviction x regime, capped on probation
 
     @property
     def notional_usd(self) -> float:
@@ -72,5 +74,7 @@ class ClosedTrade:
             golden_hour_entry=bool(record["golden_hour_entry"]),
             twin_of=record.get("twin_of"),
             block_reason=None if block is None else BlockReason(block),
+            force_held=bool(record.get("force_held", False)),
+            size_multiplier=float(record.get("size_multiplier", 1.0)),
             **values,
         )

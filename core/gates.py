@@ -1,0 +1,168 @@
+"""The gate pipeline between a signal and an order (DESIGN.md "Gates, in order").
+
+Each gate is one small class answering one question for one signal: block it or not, and why,
+in words an operator can read. They run in DESIGN order and the first block decides:
+
+1. PAUSED          the operator paused new entries (exits keep running);
+2. GOLDEN_HOUR     outside the golden hour no new entry;
+3. MAX_POSITIONS   at most `max_positions` open (pending entries count: they will fill);
+4. FEE_EDGE        the expected edge must cover round-trip fees plus the symbol's buffer;
+5. WHALE_CONFLICT  the whales must not be trading against the signal.
+
+Gates 3-5 are guards the operator may switch off; a switched-off guard is recorded as skipped.
+The `Decision` keeps the gates passed, the one that blocked (if any) and the final size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .config import GateConfig
+from .golden_hour import GoldenHour
+from .sizing import SizeBreakdown
+from .strategy import Signal
+from .types import SWITCHABLE_GUARDS, BlockReason
+
+
+@dataclass(frozen=True, slots=True)
+class GateContext:
+    """Everything a gate may look at besides the signal itself."""
+
+    signal: Signal
+    paused: bool
+    open_positions: int  # live positions plus entry orders waiting for their fill
+    slippage_buffer_bps: float
+
+
+class Gate(Protocol):
+    reason: BlockReason
+
+    def check(self, ctx: GateContext) -> str | None:
+        """None to let the signal through, else why it is blocked (plain words)."""
+        ...
+
+
+class PausedGate:
+    reason = BlockReason.PAUSED
+
+    def check(self, ctx: GateContext) -> str | None:
+        return "entries are paused by the operator" if ctx.paused else None
+
+
+class GoldenHourGate:
+    reason = BlockReason.GOLDEN_HOUR
+
+    def __init__(self, window: GoldenHour) -> None:
+        self.window = window
+
+    def check(self, ctx: GateContext) -> str | None:
+        if self.window.is_open(ctx.signal.time_s):
+            return None
+        return f"outside the golden hour ({self.window.describe()})"
+
+
+class MaxPositionsGate:
+    reason = BlockReason.MAX_POSITIONS
+
+    def __init__(self, max_positions: int) -> None:
+        self.max_positions = max_positions
+
+    def check(self, ctx: GateContext) -> str | None:
+        if ctx.open_positions < self.max_positions:
+            return None
+        return f"{ctx.open_positions} positions open, the most allowed is {self.max_positions}"
+
+
+class FeeEdgeGate:
+    reason = BlockReason.FEE_EDGE
+
+    def __init__(self, fee_bps: float) -> None:
+        self.fee_bps = fee_bps
+
+    def hurdle_bps(self, slippage_buffer_bps: float) -> float:
+        """Round-trip fees plus the symbol's slippage buffer."""
+        return 2.0 * self.fee_bps + slippage_buffer_bps
+
+    def check(self, ctx: GateContext) -> str | None:
+        hurdle = self.hurdle_bps(ctx.slippage_buffer_bps)
+        edge = ctx.signal.expected_edge_bps
+        if edge >= hurdle:
+            return None
+        return (
+            f"expected edge {edge:.1f} bps < fees {2.0 * self.fee_bps:g} bps"
+            f" + buffer {ctx.slippage_buffer_bps:g} bps"
+        )
+
+
+class WhaleConflictGate:
+    reason = BlockReason.WHALE_CONFLICT
+
+    def check(self, ctx: GateContext) -> str | None:
+        whale = ctx.signal.whale_direction
+        if whale.sign != -ctx.signal.side.sign:
+            return None
+        return f"whales are {'buying' if whale.sign > 0 else 'selling'} against a {ctx.signal.side}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the gates made of one signal, and the size it would trade at."""
+
+    signal: Signal
+    passed: tuple[BlockReason, ...]
+    skipped: tuple[BlockReason, ...]  # guards the operator switched off
+    blocked_by: BlockReason | None
+    detail: str  # why it was blocked; empty when it passed
+    size: SizeBreakdown
+    golden_hour_open: bool
+
+    @property
+    def allowed(self) -> bool:
+        return self.blocked_by is None
+
+    @property
+    def size_multiplier(self) -> float:
+        return self.size.multiplier
+
+
+class GatePipeline:
+    """The five gates in DESIGN order."""
+
+    def __init__(self, config: GateConfig) -> None:
+        self.golden_hour = GoldenHour.from_config(config)
+        self.fee_edge = FeeEdgeGate(config.fee_bps)
+        self.gates: tuple[Gate, ...] = (
+            PausedGate(),
+            GoldenHourGate(self.golden_hour),
+            MaxPositionsGate(config.max_positions),
+            self.fee_edge,
+            WhaleConflictGate(),
+        )
+
+    def decide(
+        self, ctx: GateContext, size: SizeBreakdown, guards_enabled: Mapping[BlockReason, bool]
+    ) -> Decision:
+        passed: list[BlockReason] = []
+        skipped: list[BlockReason] = []
+        blocked_by: BlockReason | None = None
+        detail = ""
+        for gate in self.gates:
+            if gate.reason in SWITCHABLE_GUARDS and not guards_enabled.get(gate.reason, True):
+                skipped.append(gate.reason)
+                continue
+            why = gate.check(ctx)
+            if why is not None:
+                blocked_by, detail = gate.reason, why
+                break
+            passed.append(gate.reason)
+        return Decision(
+            signal=ctx.signal,
+            passed=tuple(passed),
+            skipped=tuple(skipped),
+            blocked_by=blocked_by,
+            detail=detail,
+            size=size,
+            golden_hour_open=self.golden_hour.is_open(ctx.signal.time_s),
+        )

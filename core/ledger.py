@@ -1,0 +1,157 @@
+"""Ledger bookkeeping: the guard report and the records the ledgers write to the store.
+
+Live closed trades live in `positions_futures.json` (key "closed", the recent ones the
+learning loop reads); shadow twins of live trades and blocked twins append to
+`shadow_trade_outcomes.jsonl`; each block appends to `guard_blocks.jsonl`. Records carry ids
+that a re-run of the same bars reproduces, so after a crash the bar that was in flight
+cannot append a record twice (`RecentIds`).
+
+Guard report: per reason code, the signals blocked, their twins still open, and the blocked
+opportunity cost = the sum of the closed blocked twins' P&L. Positive means the guard cost
+money (the blocked trades would have won); negative means it saved money.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .snapshot import GuardStatsView
+from .store import Store, from_finite
+from .trades import ClosedTrade
+from .types import BlockReason
+
+#: How far back from the end of a JSONL file `RecentIds` looks. A crash can only leave the
+#: records of one bar unaccounted for; a mebibyte holds thousands of them.
+TAIL_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class GuardTally:
+    """Running figures of one guard (reason code)."""
+
+    blocked: int = 0
+    twins_closed: int = 0
+    twins_won: int = 0
+    opportunity_cost_usd: float = 0.0  # > 0: the guard cost money; < 0: it saved money
+
+    def with_block(self) -> GuardTally:
+        return replace(self, blocked=self.blocked + 1)
+
+    def with_twin_closed(self, pnl_usd: float) -> GuardTally:
+        return replace(
+            self,
+            twins_closed=self.twins_closed + 1,
+            twins_won=self.twins_won + (pnl_usd > 0),
+            opportunity_cost_usd=self.opportunity_cost_usd + pnl_usd,
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "blocked": self.blocked,
+            "twins_closed": self.twins_closed,
+            "twins_won": self.twins_won,
+            "opportunity_cost_usd": self.opportunity_cost_usd,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> GuardTally:
+        counts = [record.get(k, 0) for k in ("blocked", "twins_closed", "twins_won")]
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
+            raise ValueError("guard counts must be non-negative integers")
+        cost = from_finite(record.get("opportunity_cost_usd", 0.0))
+        if not math.isfinite(cost):
+            raise ValueError("opportunity_cost_usd must be finite")
+        return cls(counts[0], counts[1], counts[2], cost)
+
+
+class GuardReport:
+    """Every reason code's tally, in gate order."""
+
+    def __init__(self) -> None:
+        self.tallies: dict[BlockReason, GuardTally] = {r: GuardTally() for r in BlockReason}
+
+    def note_block(self, reason: BlockReason) -> None:
+        self.tallies[reason] = self.tallies[reason].with_block()
+
+    def note_twin_closed(self, trade: ClosedTrade) -> None:
+        if trade.block_reason is not None:
+            reason = trade.block_reason
+            self.tallies[reason] = self.tallies[reason].with_twin_closed(trade.pnl_usd)
+
+    def views(self, open_twins: Mapping[BlockReason, int]) -> tuple[GuardStatsView, ...]:
+        return tuple(
+            GuardStatsView(
+                reason=reason,
+                blocked=tally.blocked,
+                open_twins=open_twins.get(reason, 0),
+                opportunity_cost_usd=tally.opportunity_cost_usd,
+            )
+            for reason, tally in self.tallies.items()
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {r.value: t.to_record() for r, t in self.tallies.items()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> GuardReport:
+        report = cls()
+        for name, tally in record.items():
+            report.tallies[BlockReason(name)] = GuardTally.from_record(tally)
+        return report
+
+
+def count_open_twins(reasons: Iterable[BlockReason | None]) -> dict[BlockReason, int]:
+    counts: dict[BlockReason, int] = {}
+    for reason in reasons:
+        if reason is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+class RecentIds:
+    """Ids of the records at the end of a JSONL file, so a replayed bar never appends twice."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.ids: set[str] = set(tail_ids(store, name))
+
+    def append_once(self, record: dict[str, Any]) -> bool:
+        """Append `record` unless its id is already there; False when skipped."""
+        record_id = str(record["id"])
+        if record_id in self.ids:
+            return False
+        self.store.append_jsonl(self.name, record)
+        self.ids.add(record_id)
+        return True
+
+
+def tail_ids(store: Store, name: str, max_bytes: int = TAIL_BYTES) -> list[str]:
+    """The `id` of each whole record in the last `max_bytes` of a JSONL file."""
+    try:
+        with open(store.path(name), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return []  # the learning loop's read reports an unreadable file; nothing to skip
+    lines = data.split(b"\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the first line is cut
+    ids: list[str] = []
+    for raw in lines:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "id" in record:
+            ids.append(str(record["id"]))
+    return ids

@@ -1,0 +1,87 @@
+"""Position size: base stake x conviction x regime, capped on probation (DESIGN.md "Sizing").
+
+Conviction: ULTRA (2.5x) when the whale direction and the retail OFI both agree with the
+signal; HIGH (1.5x) when only the whales agree; NORMAL (1.0x) otherwise. When CoinGlass adds a
+cross-exchange taker split, the whales "agree" only if that split leans the same way too.
+Regime: RANDOM 0.5x, every other regime 1.0x. A symbol on PROBATION is capped at 0.2x: the
+cap is a ceiling on the product, not a further factor, so every probation entry is 0.2x at
+most whatever its conviction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import SizingConfig
+from .types import Conviction, Regime, Side, WhaleDirection
+
+CROSS_NEUTRAL_RATIO = 0.5  # a cross-exchange taker buy share that leans neither way
+
+
+def whales_agree(side: Side, whale: WhaleDirection, cross_buy_ratio: float | None) -> bool:
+    if whale.sign != side.sign:
+        return False
+    if cross_buy_ratio is None:
+        return True
+    lean = cross_buy_ratio - CROSS_NEUTRAL_RATIO
+    return lean * side.sign > 0
+
+
+def retail_agrees(side: Side, retail_ofi: float) -> bool:
+    return retail_ofi * side.sign > 0
+
+
+def conviction(
+    side: Side, whale: WhaleDirection, retail_ofi: float, cross_buy_ratio: float | None = None
+) -> Conviction:
+    if not whales_agree(side, whale, cross_buy_ratio):
+        return Conviction.NORMAL
+    return Conviction.ULTRA if retail_agrees(side, retail_ofi) else Conviction.HIGH
+
+
+def conviction_multiplier(level: Conviction, sizing: SizingConfig) -> float:
+    return {
+        Conviction.ULTRA: sizing.ultra,
+        Conviction.HIGH: sizing.high,
+        Conviction.NORMAL: sizing.normal,
+    }[level]
+
+
+def regime_multiplier(regime: Regime, sizing: SizingConfig) -> float:
+    return sizing.random_regime if regime is Regime.RANDOM else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SizeBreakdown:
+    """How a size multiplier was reached (kept on the decision for the operator)."""
+
+    conviction: Conviction
+    conviction_x: float
+    regime_x: float
+    probation_cap: float | None  # the cap applied, None when the symbol is ACTIVE
+
+    @property
+    def multiplier(self) -> float:
+        product = self.conviction_x * self.regime_x
+        return product if self.probation_cap is None else min(product, self.probation_cap)
+
+    def describe(self) -> str:
+        text = f"{self.conviction.value} {self.conviction_x:g}x * regime {self.regime_x:g}x"
+        if self.probation_cap is not None:
+            text += f", probation cap {self.probation_cap:g}x"
+        return f"{text} = {self.multiplier:g}x"
+
+
+def size_breakdown(
+    level: Conviction, regime: Regime, on_probation: bool, sizing: SizingConfig
+) -> SizeBreakdown:
+    return SizeBreakdown(
+        conviction=level,
+        conviction_x=conviction_multiplier(level, sizing),
+        regime_x=regime_multiplier(regime, sizing),
+        probation_cap=sizing.probation_cap if on_probation else None,
+    )
+
+
+def stake_usd(multiplier: float, sizing: SizingConfig) -> float:
+    return sizing.base_stake_usd * multiplier

@@ -1,0 +1,162 @@
+"""Alpha-OFI: trade-flow imbalance over the last few bars (DESIGN.md "Strategy: Alpha-OFI").
+
+OFI5 = sum of taker delta / sum of volume over the last `ofi_bars` (5) bars, in [-1, 1].
+Long when OFI5 > +threshold (0.15), short when OFI5 < -threshold. The expected edge over the
+holding horizon is |OFI5| x ATR(14) in bps of price x sqrt(horizon_bars): a one-bar edge
+would never clear the fees on 1-minute bars, and a random walk's move grows with the square
+root of time. ATR is the simple mean of the last `atr_bars` true ranges.
+
+The strategy only says what the flow suggests. Whether to act (one position per symbol, the
+gates, the size) is decided downstream; a signal carries every feature those steps read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .bar import Bar
+from .config import StrategyConfig
+from .flow import FlowState
+from .hurst import HurstReading
+from .types import Regime, Side, WhaleDirection
+
+BPS_PER_UNIT = 10_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """An entry signal at the close of one bar, with the features that produced it."""
+
+    strategy: str
+    symbol: str
+    bar_open_ms: int  # the signal bar
+    time_s: float  # the signal bar's close: when the decision is made
+    side: Side
+    price: float  # the signal bar's close (where the ideal shadow twin fills)
+    ofi: float  # OFI over `ofi_bars`, signed
+    atr_bps: float
+    expected_edge_bps: float
+    whale_direction: WhaleDirection
+    retail_ofi: float
+    whale_intensity: float
+    cross_buy_ratio: float | None
+    regime: Regime
+    hurst_h: float | None
+
+    @property
+    def strength(self) -> float:
+        """|OFI|: how one-sided the recent taker flow was, 0..1."""
+        return abs(self.ofi)
+
+    @property
+    def id(self) -> str:
+        """Stable across restarts: one signal per symbol per bar."""
+        return f"{self.symbol}-{self.bar_open_ms}"
+
+
+def expected_edge_bps(ofi: float, atr_bps: float, horizon_bars: int) -> float:
+    """|OFI| x ATR (bps) x sqrt(horizon): the move the flow suggests over the holding horizon."""
+    return abs(ofi) * atr_bps * math.sqrt(horizon_bars)
+
+
+def true_range(high: float, low: float, previous_close: float | None) -> float:
+    if previous_close is None:
+        return high - low
+    return max(high - low, abs(high - previous_close), abs(low - previous_close))
+
+
+def signal_side(ofi: float, threshold: float) -> Side | None:
+    """LONG above +threshold, SHORT below -threshold, else no signal (strictly beyond)."""
+    if ofi > threshold:
+        return Side.LONG
+    if ofi < -threshold:
+        return Side.SHORT
+    return None
+
+
+class AlphaOfi:
+    """Streaming Alpha-OFI for one symbol: feed every bar, read a signal or None."""
+
+    def __init__(self, symbol: str, config: StrategyConfig) -> None:
+        self.symbol = symbol
+        self.config = config
+        self._flow: deque[tuple[float, float]] = deque(maxlen=config.ofi_bars)  # delta, volume
+        self._ranges: deque[float] = deque(maxlen=config.atr_bars)
+        self._previous_close: float | None = None
+
+    @property
+    def warm(self) -> bool:
+        return len(self._flow) == self.config.ofi_bars and len(self._ranges) == self.config.atr_bars
+
+    def ofi(self) -> float | None:
+        volume = math.fsum(v for _, v in self._flow)
+        if volume <= 0.0:
+            return None
+        return math.fsum(d for d, _ in self._flow) / volume
+
+    def atr_bps(self, close: float) -> float:
+        return BPS_PER_UNIT * math.fsum(self._ranges) / len(self._ranges) / close
+
+    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+        """Take one closed bar; a signal when the window is warm and OFI is past the threshold.
+
+        A bar without taker flow (OHLCV-only data) gives no signal: the imbalance is unknown.
+        """
+        self._ranges.append(true_range(bar.high, bar.low, self._previous_close))
+        self._previous_close = bar.close
+        self._flow.append((bar.delta, bar.volume) if bar.has_flow else (0.0, 0.0))
+        if not bar.has_flow or not self.warm:
+            return None
+        ofi = self.ofi()
+        if ofi is None:
+            return None
+        side = signal_side(ofi, self.config.ofi_threshold)
+        if side is None:
+            return None
+        atr_bps = self.atr_bps(bar.close)
+        return Signal(
+            strategy=self.config.name,
+            symbol=self.symbol,
+            bar_open_ms=bar.open_ms,
+            time_s=bar.close_s,
+            side=side,
+            price=bar.close,
+            ofi=ofi,
+            atr_bps=atr_bps,
+            expected_edge_bps=expected_edge_bps(ofi, atr_bps, self.config.horizon_bars),
+            whale_direction=flow.direction,
+            retail_ofi=flow.retail_ofi,
+            whale_intensity=flow.intensity,
+            cross_buy_ratio=flow.cross_buy_ratio,
+            regime=hurst.regime,
+            hurst_h=hurst.h,
+        )
+
+    # -- persistence ------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "flow": [[d, v] for d, v in self._flow],
+            "ranges": list(self._ranges),
+            "previous_close": self._previous_close,
+        }
+
+    @classmethod
+    def from_state(cls, symbol: str, config: StrategyConfig, state: dict[str, Any]) -> AlphaOfi:
+        strategy = cls(symbol, config)
+        for delta, volume in state["flow"]:
+            strategy._flow.append((_finite(delta), _finite(volume)))
+        for value in state["ranges"]:
+            strategy._ranges.append(_finite(value))
+        previous = state.get("previous_close")
+        strategy._previous_close = None if previous is None else _finite(previous)
+        return strategy
+
+
+def _finite(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)

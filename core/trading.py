@@ -1,0 +1,634 @@
+"""The trading loop: strategy -> gates -> paper broker + shadow ledger -> exits, every bar.
+
+For each closed bar of a symbol, in this order:
+
+1. an entry order placed at the previous bar's close fills at this bar's open (live, with
+   slippage and fees) and its ideal shadow twin is booked at the signal bar's close (no
+   slippage, same fees); an order whose next bar is missing (a gap in the data) is cancelled;
+2. exits run for every position of the symbol (live, shadow twins, blocked twins), at every
+   hour, paused or not (see `exits.py` for the rules and the intrabar stop-first reading);
+3. Alpha-OFI reads the bar; a signal on a symbol without a live position or pending order
+   goes through the gates. Passed: an entry order for the next bar's open. Blocked: the block
+   is logged with its reason and a blocked twin follows it under the same exit rules.
+
+One open position per symbol holds for the blocked twins too: while a symbol has an open
+blocked twin, its further blocked signals are the same opportunity and are not logged again
+(otherwise a flow imbalance lasting twenty bars would count as twenty blocked trades).
+
+Persistence: the whole book (positions with their entry regime, force-hold deadline and
+tiers taken, pending orders, twins, recent closed live trades, guard report, strategy
+windows) is one atomic `positions_futures.json` written at the end of every bar that changed
+it, with the last bar applied per symbol; a bar at or before that is skipped after a restart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from .bar import Bar
+from .broker import Fill, PaperBroker
+from .clock import Clock
+from .config import Config
+from .errors import CommandError
+from .exits import ExitMode, ExitTrigger, bar_exits, exit_mode, open_trigger
+from .flow import FlowState
+from .gates import Decision, GateContext, GatePipeline
+from .hurst import HurstReading
+from .ledger import GuardReport, RecentIds, count_open_twins
+from .positions import ExitLeg, Position
+from .sizing import conviction, size_breakdown, stake_usd
+from .snapshot import GuardBlockView, GuardStatsView, PositionView
+from .store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store, from_finite
+from .strategy import AlphaOfi, Signal
+from .trades import ClosedTrade, Ledger
+from .types import BlockReason, Conviction, Regime, Side, SymbolState
+
+MIN_S = 60.0
+HOUR_S = 3600.0
+GUARD_LOG_LEN = 50
+
+Emit = Callable[..., Any]
+
+
+class SymbolTermsView(Protocol):
+    """What the trading loop reads from a symbol's learning-loop status."""
+
+    @property
+    def state(self) -> SymbolState: ...
+
+    @property
+    def slippage_buffer_bps(self) -> float: ...
+
+
+class SymbolTerms(Protocol):
+    """Where the per-symbol probation state and slippage buffer come from (the learning
+    loop sets `TradingLoop.terms` to itself; `FixedTerms` stands in until then)."""
+
+    def status(self, symbol: str) -> SymbolTermsView: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _ActiveStatus:
+    symbol: str
+    state: SymbolState
+    slippage_buffer_bps: float
+
+
+class FixedTerms:
+    """Every symbol ACTIVE with the configured initial slippage buffer."""
+
+    def __init__(self, initial_slippage_buffer_bps: float) -> None:
+        self.initial_slippage_buffer_bps = initial_slippage_buffer_bps
+
+    def status(self, symbol: str) -> SymbolTermsView:
+        return _ActiveStatus(symbol, SymbolState.ACTIVE, self.initial_slippage_buffer_bps)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOrder:
+    """A live entry decided at a signal bar's close, waiting for the next bar's open."""
+
+    id: str
+    strategy: str
+    symbol: str
+    side: Side
+    qty: float
+    signal_open_ms: int
+    signal_close_s: float
+    signal_price: float
+    conviction: Conviction
+    entry_regime: Regime
+    size_multiplier: float
+    golden_hour_entry: bool
+
+    @property
+    def fill_open_ms(self) -> int:
+        """The open time of the bar this order fills in (the signal bar's close)."""
+        return round(self.signal_close_s * 1000)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "strategy": self.strategy,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "qty": self.qty,
+            "signal_open_ms": self.signal_open_ms,
+            "signal_close_s": self.signal_close_s,
+            "signal_price": self.signal_price,
+            "conviction": self.conviction.value,
+            "entry_regime": self.entry_regime.value,
+            "size_multiplier": self.size_multiplier,
+            "golden_hour_entry": self.golden_hour_entry,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> EntryOrder:
+        golden = record["golden_hour_entry"]
+        if not isinstance(golden, bool):
+            raise ValueError("golden_hour_entry must be true or false")
+        return cls(
+            id=str(record["id"]),
+            strategy=str(record["strategy"]),
+            symbol=str(record["symbol"]),
+            side=Side(record["side"]),
+            qty=from_finite(record["qty"]),
+            signal_open_ms=int(record["signal_open_ms"]),
+            signal_close_s=from_finite(record["signal_close_s"]),
+            signal_price=from_finite(record["signal_price"]),
+            conviction=Conviction(record["conviction"]),
+            entry_regime=Regime(record["entry_regime"]),
+            size_multiplier=from_finite(record["size_multiplier"]),
+            golden_hour_entry=golden,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EntryControls:
+    """The operator switches a decision reads (owned by the core)."""
+
+    paused: bool
+    guards_enabled: Mapping[BlockReason, bool]
+
+
+class TradingLoop:
+    """Strategy, gates, paper broker, shadow ledger and exits for every symbol."""
+
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, emit: Emit, *, read_only: bool = False
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.emit = emit
+        self.read_only = read_only
+        self.terms: SymbolTerms = FixedTerms(config.gates.initial_slippage_buffer_bps)
+        self.gates = GatePipeline(config.gates)
+        self.broker = PaperBroker(config.broker, config.gates.fee_bps)
+        self.strategies: dict[str, AlphaOfi] = {}
+        self.last_open_ms: dict[str, int] = {}
+        self.last_regime: dict[str, Regime] = {}  # published at the symbol's previous close
+        self.marks: dict[str, float] = {}
+        self.live: dict[str, Position] = {}  # one per symbol
+        self.pending: dict[str, EntryOrder] = {}  # one per symbol
+        self.twins: dict[str, Position] = {}  # shadow and blocked twins by id
+        self.closed_live: list[ClosedTrade] = []  # recent, for the learning loop
+        self.realised_closed_usd = 0.0
+        self.closed_count = 0
+        self.guard = GuardReport()
+        self.guard_log: deque[GuardBlockView] = deque(maxlen=GUARD_LOG_LEN)
+        self.trade_observers: list[Callable[[ClosedTrade], None]] = []
+        self._dirty = False
+        self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
+        self._blocks = RecentIds(store, GUARD_BLOCKS)
+        self.restore()
+
+    # -- the step --------------------------------------------------------------------
+
+    def applied(self, bar: Bar) -> bool:
+        """True when this bar (or a later one of its symbol) was already applied."""
+        return bar.open_ms <= self.last_open_ms.get(bar.symbol, -1)
+
+    def on_bar(
+        self, bar: Bar, flow: FlowState, hurst: HurstReading, controls: EntryControls
+    ) -> None:
+        if self.applied(bar):
+            return
+        self._fill_pending(bar)
+        self._run_exits(bar)
+        signal = self._strategy(bar.symbol).update(bar, flow, hurst)
+        if signal is not None:
+            self._on_signal(signal, controls)
+        self.last_open_ms[bar.symbol] = bar.open_ms
+        self.last_regime[bar.symbol] = hurst.regime
+        self.marks[bar.symbol] = bar.close
+        if self._dirty:
+            self.save()
+
+    def _strategy(self, symbol: str) -> AlphaOfi:
+        strategy = self.strategies.get(symbol)
+        if strategy is None:
+            strategy = AlphaOfi(symbol, self.config.strategy)
+            self.strategies[symbol] = strategy
+        return strategy
+
+    # -- entries ---------------------------------------------------------------------
+
+    def _on_signal(self, signal: Signal, controls: EntryControls) -> None:
+        symbol = signal.symbol
+        if symbol in self.live or symbol in self.pending:
+            return  # one position per symbol
+        if self.clock.now() - signal.time_s > self.config.strategy.max_signal_age_s:
+            return  # a catch-up bar: the moment to act on it has passed
+        decision = self.decide(signal, controls)
+        qty = stake_usd(decision.size_multiplier, self.config.sizing) / signal.price
+        if not qty > 0.0:
+            return
+        if decision.allowed:
+            self._place_order(decision, qty)
+        else:
+            self._block(decision, qty)
+
+    def decide(self, signal: Signal, controls: EntryControls) -> Decision:
+        status = self.terms.status(signal.symbol)
+        level = conviction(
+            signal.side, signal.whale_direction, signal.retail_ofi, signal.cross_buy_ratio
+        )
+        size = size_breakdown(
+            level, signal.regime, status.state is SymbolState.PROBATION, self.config.sizing
+        )
+        ctx = GateContext(
+            signal=signal,
+            paused=controls.paused,
+            open_positions=len(self.live) + len(self.pending),
+            slippage_buffer_bps=status.slippage_buffer_bps,
+        )
+        return self.gates.decide(ctx, size, controls.guards_enabled)
+
+    def _place_order(self, decision: Decision, qty: float) -> None:
+        signal = decision.signal
+        self.pending[signal.symbol] = EntryOrder(
+            id=f"L-{signal.id}",
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            side=signal.side,
+            qty=qty,
+            signal_open_ms=signal.bar_open_ms,
+            signal_close_s=signal.time_s,
+            signal_price=signal.price,
+            conviction=decision.size.conviction,
+            entry_regime=signal.regime,
+            size_multiplier=decision.size_multiplier,
+            golden_hour_entry=decision.golden_hour_open,
+        )
+        self._dirty = True
+
+    def _fill_pending(self, bar: Bar) -> None:
+        order = self.pending.pop(bar.symbol, None)
+        if order is None:
+            return
+        self._dirty = True
+        if bar.open_ms != order.fill_open_ms:
+            self.emit(
+                "cancel",
+                bar.symbol,
+                f"entry {order.side} cancelled: no bar at the signal's close (gap in the data)",
+                id=order.id,
+            )
+            return
+        fill = self.broker.market(order.side.sign, order.qty, bar.open, bar)
+        live = self._open_position(order, Ledger.LIVE, order.id, bar.open_ms / 1000.0, fill)
+        self.live[bar.symbol] = live
+        ideal = self.broker.ideal(order.qty, order.signal_price)
+        twin = self._open_position(
+            order, Ledger.SHADOW, f"S-{order.id}", order.signal_close_s, ideal
+        )
+        self.twins[twin.id] = replace(twin, twin_of=live.id)
+        self._announce_entry(live, order)
+
+    def _open_position(
+        self, order: EntryOrder, ledger: Ledger, position_id: str, entry_s: float, fill: Fill
+    ) -> Position:
+        return Position(
+            id=position_id,
+            ledger=ledger,
+            strategy=order.strategy,
+            symbol=order.symbol,
+            side=order.side,
+            original_qty=order.qty,
+            entry_price=fill.price,
+            entry_s=entry_s,
+            entry_fee_usd=fill.fee_usd,
+            conviction=order.conviction,
+            entry_regime=order.entry_regime,
+            size_multiplier=order.size_multiplier,
+            golden_hour_entry=order.golden_hour_entry,
+            force_hold_until_s=self._force_hold_until(order.entry_regime, entry_s),
+            entry_slippage_bps=fill.slippage_bps,
+        )
+
+    def _force_hold_until(self, regime: Regime, entry_s: float) -> float | None:
+        if regime is not Regime.TRUE_TREND:
+            return None
+        return entry_s + self.config.exits.force_hold_min * MIN_S
+
+    def _announce_entry(self, live: Position, order: EntryOrder) -> None:
+        hold = " force-hold 45 min" if live.force_hold_until_s is not None else ""
+        self.emit(
+            "entry",
+            live.symbol,
+            f"{live.side} {live.original_qty:.6g} @ {live.entry_price:.6g}"
+            f" ({live.conviction.value} {live.size_multiplier:g}x,"
+            f" {live.entry_regime.label}, slippage {live.entry_slippage_bps:.1f} bps){hold}",
+            id=live.id,
+            side=live.side.value,
+            qty=live.original_qty,
+            price=live.entry_price,
+            conviction=live.conviction.value,
+            size_multiplier=live.size_multiplier,
+            regime=live.entry_regime.value,
+            slippage_bps=live.entry_slippage_bps,
+            signal_price=order.signal_price,
+            force_hold_until_s=live.force_hold_until_s,
+        )
+
+    # -- blocks ----------------------------------------------------------------------
+
+    def _block(self, decision: Decision, qty: float) -> None:
+        signal = decision.signal
+        reason = decision.blocked_by
+        assert reason is not None
+        if any(t.symbol == signal.symbol for t in self.twins.values() if t.block_reason):
+            return  # the symbol's blocked twin already follows this opportunity
+        twin = Position(
+            id=f"B-{signal.id}",
+            ledger=Ledger.BLOCKED,
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            side=signal.side,
+            original_qty=qty,
+            entry_price=signal.price,
+            entry_s=signal.time_s,
+            entry_fee_usd=self.broker.ideal(qty, signal.price).fee_usd,
+            conviction=decision.size.conviction,
+            entry_regime=signal.regime,
+            size_multiplier=decision.size_multiplier,
+            golden_hour_entry=decision.golden_hour_open,
+            force_hold_until_s=self._force_hold_until(signal.regime, signal.time_s),
+            block_reason=reason,
+        )
+        self.twins[twin.id] = twin
+        self.guard.note_block(reason)
+        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, decision.detail)
+        self.guard_log.appendleft(view)
+        self._blocks.append_once(block_record(decision, twin))
+        self._dirty = True
+        self.emit(
+            "block",
+            signal.symbol,
+            f"{signal.side} blocked by {reason.value}: {decision.detail}",
+            reason=reason.value,
+            side=signal.side.value,
+            detail=decision.detail,
+            edge_bps=signal.expected_edge_bps,
+            ofi=signal.ofi,
+            conviction=decision.size.conviction.value,
+            twin=twin.id,
+        )
+
+    # -- exits -----------------------------------------------------------------------
+
+    def _run_exits(self, bar: Bar) -> None:
+        live = self.live.get(bar.symbol)
+        if live is not None:
+            self._exit_position(live, bar)
+        for twin in [t for t in self.twins.values() if t.symbol == bar.symbol]:
+            self._exit_position(twin, bar)
+
+    def mode_at(self, position: Position, at_s: float) -> ExitMode:
+        regime = self.last_regime.get(position.symbol, Regime.WARMING)
+        return exit_mode(position, at_s, regime)
+
+    def _exit_position(self, position: Position, bar: Bar) -> None:
+        mode = self.mode_at(position, bar.open_ms / 1000.0)
+        if mode is ExitMode.LADDER and position.force_hold_until_s is not None:
+            position = self._release_to_ladder(position)
+        at_open = open_trigger(position, bar, self.config.exits)
+        triggers = [at_open] if at_open else bar_exits(position, bar, mode, self.config.exits)
+        for trigger in triggers:
+            position = position.with_exit(self._exit_leg(position, trigger, bar))
+            self._dirty = True
+        self._store_position(position)
+        if triggers and position.ledger is Ledger.LIVE:
+            self._announce_exits(position, len(triggers))
+        if position.is_closed:
+            self._close(position)
+
+    def _release_to_ladder(self, position: Position) -> Position:
+        if position.released_to_ladder:
+            return position
+        self._dirty = True
+        if position.ledger is Ledger.LIVE:
+            self.emit(
+                "ladder",
+                position.symbol,
+                "force-hold over and the regime is no longer TRUE TREND: standard ladder",
+                id=position.id,
+            )
+        return replace(position, released_to_ladder=True)
+
+    def _exit_leg(self, position: Position, trigger: ExitTrigger, bar: Bar) -> ExitLeg:
+        if position.ledger is not Ledger.LIVE:
+            fill = self.broker.ideal(trigger.qty, trigger.price)
+        elif trigger.market:
+            fill = self.broker.market(-position.side.sign, trigger.qty, trigger.price, bar)
+        else:
+            fill = self.broker.limit(trigger.qty, trigger.price)
+        # an exit at the open happened at the open; one inside the bar is known at its close
+        time_s = bar.open_ms / 1000.0 if trigger.at_open else bar.close_s
+        return ExitLeg(
+            trigger.reason, trigger.qty, fill.price, time_s, fill.fee_usd, fill.slippage_bps
+        )
+
+    def _store_position(self, position: Position) -> None:
+        if position.ledger is Ledger.LIVE:
+            self.live[position.symbol] = position
+        else:
+            self.twins[position.id] = position
+
+    def _announce_exits(self, position: Position, legs: int) -> None:
+        for leg in position.exits[-legs:]:
+            left = position.open_qty
+            tail = "closed" if position.is_closed else f"{left:.6g} left"
+            self.emit(
+                "exit",
+                position.symbol,
+                f"{leg.reason.value} {position.side} {leg.qty:.6g} @ {leg.price:.6g}"
+                f" ({position.leg_pnl_usd(leg):+.2f} USD), {tail}",
+                id=position.id,
+                reason=leg.reason.value,
+                qty=leg.qty,
+                price=leg.price,
+                pnl_usd=position.leg_pnl_usd(leg),
+                closed=position.is_closed,
+            )
+
+    def _close(self, position: Position) -> None:
+        trade = position.closed_trade()
+        if position.ledger is Ledger.LIVE:
+            del self.live[position.symbol]
+            self.closed_live.append(trade)
+            self.realised_closed_usd += trade.pnl_usd
+            self.closed_count += 1
+            self._prune_history(trade.exit_s)
+        else:
+            del self.twins[position.id]
+            self.guard.note_twin_closed(trade)
+            self._outcomes.append_once(trade.to_record())
+        for observer in self.trade_observers:
+            observer(trade)
+
+    def _prune_history(self, now_s: float) -> None:
+        keep_h = max(self.config.store.live_history_h, self.config.learning.lookback_h)
+        cutoff = now_s - keep_h * HOUR_S
+        if self.closed_live and self.closed_live[0].exit_s < cutoff:
+            self.closed_live = [t for t in self.closed_live if t.exit_s >= cutoff]
+
+    # -- operator --------------------------------------------------------------------
+
+    def request_close(self, symbol: str) -> str:
+        """Operator close: the live position (and its twin) exit at the next bar's open."""
+        if symbol in self.pending:
+            order = self.pending.pop(symbol)
+            self.save()
+            return f"{symbol}: entry order {order.side} cancelled before its fill"
+        position = self.live.get(symbol)
+        if position is None:
+            raise CommandError(f"{symbol} has no open position")
+        self.live[symbol] = replace(position, close_requested=True)
+        twin_id = f"S-{position.id}"
+        if twin_id in self.twins:
+            self.twins[twin_id] = replace(self.twins[twin_id], close_requested=True)
+        self.save()
+        return f"{symbol}: closing {position.side} at the next bar's open"
+
+    # -- views -----------------------------------------------------------------------
+
+    def unrealised_usd(self) -> float:
+        return math.fsum(
+            p.unrealised_usd(self.marks.get(p.symbol, p.entry_price)) for p in self.live.values()
+        )
+
+    def realised_usd(self) -> float:
+        """Closed trades plus the locked-in part of open positions (fees, partial exits)."""
+        return self.realised_closed_usd + math.fsum(p.realised_usd for p in self.live.values())
+
+    def position_views(self, now_s: float) -> tuple[PositionView, ...]:
+        return tuple(self.position_view(p, now_s) for p in self.live.values())
+
+    def position_view(self, position: Position, now_s: float) -> PositionView:
+        mark = self.marks.get(position.symbol, position.entry_price)
+        return PositionView(
+            id=position.id,
+            symbol=position.symbol,
+            side=position.side,
+            qty=position.open_qty,
+            original_qty=position.original_qty,
+            entry_price=position.entry_price,
+            mark_price=mark,
+            pnl_pct=position.pnl_pct(mark),
+            pnl_usd=position.realised_usd + position.unrealised_usd(mark),
+            tiers_taken=position.tiers_taken,
+            conviction=position.conviction,
+            entry_regime=position.entry_regime,
+            opened_s=position.entry_s,
+            force_hold_until_s=position.force_hold_until_s,
+            exit_mode=self.mode_at(position, now_s).value,
+        )
+
+    def guard_views(self) -> tuple[GuardStatsView, ...]:
+        open_twins = count_open_twins(t.block_reason for t in self.twins.values())
+        return self.guard.views(open_twins)
+
+    # -- persistence -----------------------------------------------------------------
+
+    def save(self) -> None:
+        self._dirty = False
+        if self.read_only:
+            return
+        self.store.write_json(POSITIONS, self.to_doc())
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "last_open_ms": dict(self.last_open_ms),
+            "last_regime": {s: r.value for s, r in self.last_regime.items()},
+            "marks": dict(self.marks),
+            "open": [p.to_record() for p in self.live.values()],
+            "pending": [o.to_record() for o in self.pending.values()],
+            "twins": [t.to_record() for t in self.twins.values()],
+            "closed": [t.to_record() for t in self.closed_live],
+            "totals": {
+                "realised_closed_usd": self.realised_closed_usd,
+                "closed_count": self.closed_count,
+            },
+            "guard": self.guard.to_record(),
+            "guard_log": [_guard_view_record(v) for v in self.guard_log],
+            "strategy": {s: a.to_state() for s, a in self.strategies.items()},
+        }
+
+    def restore(self) -> None:
+        self.store.load_or_quarantine(POSITIONS, self._restore)
+
+    def _restore(self, doc: dict[str, Any]) -> None:
+        # parse everything first: a malformed file changes nothing and is set aside
+        live = [Position.from_record(r) for r in doc.get("open", [])]
+        pending = [EntryOrder.from_record(r) for r in doc.get("pending", [])]
+        twins = [Position.from_record(r) for r in doc.get("twins", [])]
+        closed = [ClosedTrade.from_record(r) for r in doc.get("closed", [])]
+        strategies = {
+            s: AlphaOfi.from_state(s, self.config.strategy, state)
+            for s, state in doc.get("strategy", {}).items()
+        }
+        totals = doc.get("totals", {})
+        guard = GuardReport.from_record(doc.get("guard", {}))
+        guard_log = [_guard_view_from_record(r) for r in doc.get("guard_log", [])]
+        self.last_open_ms = {s: int(v) for s, v in doc.get("last_open_ms", {}).items()}
+        self.last_regime = {s: Regime(v) for s, v in doc.get("last_regime", {}).items()}
+        self.marks = {s: from_finite(v) for s, v in doc.get("marks", {}).items()}
+        self.live = {p.symbol: p for p in live}
+        self.pending = {o.symbol: o for o in pending}
+        self.twins = {t.id: t for t in twins}
+        self.closed_live = closed
+        self.strategies = strategies
+        self.realised_closed_usd = from_finite(totals.get("realised_closed_usd", 0.0))
+        self.closed_count = int(totals.get("closed_count", len(closed)))
+        self.guard = guard
+        self.guard_log = deque(guard_log, maxlen=GUARD_LOG_LEN)
+
+
+def block_record(decision: Decision, twin: Position) -> dict[str, Any]:
+    signal = decision.signal
+    return {
+        "id": f"G-{signal.id}",
+        "time_s": signal.time_s,
+        "symbol": signal.symbol,
+        "side": signal.side.value,
+        "reason": None if decision.blocked_by is None else decision.blocked_by.value,
+        "detail": decision.detail,
+        "passed": [r.value for r in decision.passed],
+        "skipped": [r.value for r in decision.skipped],
+        "ofi": signal.ofi,
+        "atr_bps": signal.atr_bps,
+        "expected_edge_bps": signal.expected_edge_bps,
+        "whale_direction": signal.whale_direction.value,
+        "retail_ofi": signal.retail_ofi,
+        "regime": signal.regime.value,
+        "conviction": decision.size.conviction.value,
+        "size_multiplier": decision.size_multiplier,
+        "price": signal.price,
+        "twin_id": twin.id,
+    }
+
+
+def _guard_view_record(view: GuardBlockView) -> dict[str, Any]:
+    return {
+        "time_s": view.time_s,
+        "symbol": view.symbol,
+        "side": view.side.value,
+        "reason": view.reason.value,
+        "detail": view.detail,
+    }
+
+
+def _guard_view_from_record(record: dict[str, Any]) -> GuardBlockView:
+    return GuardBlockView(
+        time_s=from_finite(record["time_s"]),
+        symbol=str(record["symbol"]),
+        side=Side(record["side"]),
+        reason=BlockReason(record["reason"]),
+        detail=str(record["detail"]),
+    )
