@@ -1,0 +1,228 @@
+"""The local control channel: operator commands for a running core over a Unix socket.
+
+`<data_dir>/control.sock`, mode 0600 (only the user who runs the bot can steer it). One
+connection carries one request: a command line as `bigalpha-tui ctl` takes it
+(`pause`, `guard FEE_EDGE off`, `release SOLUSDT` ...), answered by one line of JSON
+`{"ok": bool, "message": str}` holding the result event the core logged for it.
+
+The server runs in the core's event loop, so a request is between bars by construction and
+the command applies at once (`Core.submit`). A socket left by a crashed run is replaced; a
+socket some other process still answers on is never taken over. The socket is removed when
+the server closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from bigalpha_tui.core.commands import parse_command
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.errors import BigAlphaError, CommandError
+from bigalpha_tui.core.snapshot import Event
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+SOCKET_MODE = 0o600
+MAX_REQUEST_BYTES = 4096
+REQUEST_TIMEOUT_S = 10.0  # a client that connects and says nothing is dropped
+RESULT_TIMEOUT_S = 30.0  # a command queued behind a bar in flight
+#: sun_path holds 108 bytes with the terminating NUL on Linux (104 on the BSDs).
+MAX_SOCKET_PATH_BYTES = 107
+
+
+class ControlError(BigAlphaError):
+    """The control channel cannot start (another process owns the socket path)."""
+
+
+class SocketPathTooLong(ControlError):
+    """The data folder's path does not fit in a Unix socket address."""
+
+
+def socket_path(data_dir: Path) -> Path:
+    return Path(data_dir) / SOCKET_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    ok: bool
+    message: str
+
+    def to_line(self) -> bytes:
+        return (json.dumps({"ok": self.ok, "message": self.message}) + "\n").encode()
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Reply:
+        """ValueError when the line is not a reply."""
+        doc: Any = json.loads(line.decode("utf-8"))
+        if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
+            raise ValueError("not a control reply")
+        return cls(doc["ok"], str(doc.get("message", "")))
+
+
+class _CommandResult:
+    """An observer that catches the result event of one submitted command."""
+
+    def __init__(self, described: str) -> None:
+        self.described = described
+        self.event: Event | None = None
+        self.done = anyio.Event()
+
+    def __call__(self, event: Event) -> None:
+        mine = event.kind == "command" and event.data.get("command") == self.described
+        if mine and self.event is None:
+            self.event = event
+            self.done.set()
+
+
+async def submit_and_wait(core: Core, text: str, timeout_s: float = RESULT_TIMEOUT_S) -> Reply:
+    """Parse, submit and wait for the core's verdict on one command line."""
+    try:
+        command = parse_command(text)
+    except CommandError as exc:
+        return Reply(False, str(exc))
+    result = _CommandResult(command.describe())
+    core.observers.append(result)
+    try:
+        try:
+            core.submit(command)
+        except CommandError as exc:
+            return Reply(False, f"{command.describe()}: refused: {exc}")
+        with anyio.move_on_after(timeout_s):
+            await result.done.wait()
+    finally:
+        with contextlib.suppress(ValueError):
+            core.observers.remove(result)
+    if result.event is None:
+        return Reply(False, f"{command.describe()}: queued, no result within {timeout_s:g} s")
+    return Reply(bool(result.event.data.get("ok")), result.event.message)
+
+
+class ControlServer:
+    """Serves `core` on `<data_dir>/control.sock`: `await start()`, `serve()`, `aclose()`."""
+
+    def __init__(self, core: Core, data_dir: Path) -> None:
+        self.core = core
+        self.path = socket_path(data_dir)
+        self._listener: anyio.abc.SocketListener | None = None
+        self._inode: int | None = None
+
+    async def start(self) -> None:
+        """Bind the socket (mode 0600); ControlError when another process answers on it."""
+        raw = os.fsencode(self.path)
+        if len(raw) > MAX_SOCKET_PATH_BYTES:
+            raise SocketPathTooLong(
+                f"the control socket path {self.path} is {len(raw)} bytes, longer than a Unix"
+                f" socket allows ({MAX_SOCKET_PATH_BYTES}); use a shorter --data-dir"
+            )
+        clear_stale_socket(self.path)
+        old_umask = os.umask(0o177)  # born 0600: no moment when others could connect
+        try:
+            self._listener = await anyio.create_unix_listener(self.path, mode=SOCKET_MODE)
+        except OSError as exc:
+            raise ControlError(f"cannot open the control socket {self.path}: {exc}") from None
+        finally:
+            os.umask(old_umask)
+        self._inode = os.stat(self.path).st_ino
+
+    async def serve(self) -> None:
+        """Answer connections until cancelled."""
+        if self._listener is None:
+            await self.start()
+        assert self._listener is not None
+        await self._listener.serve(self._handle)
+
+    async def aclose(self) -> None:
+        """Stop listening and remove the socket (only if it is still ours)."""
+        if self._listener is not None:
+            with anyio.CancelScope(shield=True):
+                await self._listener.aclose()
+            self._listener = None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            try:
+                with anyio.fail_after(REQUEST_TIMEOUT_S):
+                    line = await BufferedByteReceiveStream(stream).receive_until(
+                        b"\n", MAX_REQUEST_BYTES
+                    )
+                text = line.decode("utf-8", errors="replace").strip()
+                reply = await submit_and_wait(self.core, text)
+                await stream.send(reply.to_line())
+            except (
+                TimeoutError,
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                anyio.DelimiterNotFound,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ) as exc:
+                log.info("control: dropped a request: %s", exc.__class__.__name__)
+            except Exception:  # one bad request must never stop the core beside it
+                log.exception("control: request failed")
+
+
+def clear_stale_socket(path: Path) -> None:
+    """Remove a socket no process answers on; ControlError for a live one or a non-socket."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ControlError(f"{path} exists and is not a socket; move it away and start again")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        pass  # left by a run that crashed: nobody listens
+    except OSError as exc:
+        raise ControlError(f"cannot check the control socket {path}: {exc}") from None
+    else:
+        raise ControlError(
+            f"another bigalpha-tui answers on {path}; stop it, or use another --data-dir"
+        )
+    finally:
+        probe.close()
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+async def open_control_server(core: Core) -> ControlServer | None:
+    """The control server of `core`'s data folder, started; None in read-only mode.
+
+    A path too long for a Unix socket is warned about and the run goes on without the
+    channel; a live socket of another process stops the start-up (ControlError).
+    """
+    if core.read_only:
+        return None
+    server = ControlServer(core, core.store.root)
+    try:
+        await server.start()
+    except SocketPathTooLong as exc:
+        core.emit("control", "", f"no control channel: {exc}")
+        return None
+    return server
