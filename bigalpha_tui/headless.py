@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import anyio
 
+from bigalpha_tui.control import open_control_server
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.snapshot import Event, Snapshot, SymbolView
 
@@ -141,19 +142,27 @@ async def run_headless(
     )
     core.step_observers.append(lambda: timer.tick(core.heartbeat.market_time_s))
 
-    async with anyio.create_task_group() as tg:
+    control = await open_control_server(core)  # `bigalpha-tui ctl` (None when read-only)
+    try:
+        async with anyio.create_task_group() as tg:
 
-        async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    core.emit("stop", "", f"received {signal.Signals(signum).name}; saving state")
-                    tg.cancel_scope.cancel()
-                    return
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        name = signal.Signals(signum).name
+                        core.emit("stop", "", f"received {name}; saving state")
+                        tg.cancel_scope.cancel()
+                        return
 
-        tg.start_soon(watch_signals)
-        try:
-            await core.run(duration_s)
-        finally:
-            tg.cancel_scope.cancel()
+            tg.start_soon(watch_signals)
+            if control is not None:
+                tg.start_soon(control.serve)
+            try:
+                await core.run(duration_s)
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        if control is not None:
+            await control.aclose()
     printer.summary(core.snapshot())
     return 0
