@@ -13,6 +13,7 @@ from bigalpha_tui.core.clock import Clock, RealClock, SimClock, parse_speed
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import ConfigError
+from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.sources.base import BarSource
 from bigalpha_tui.core.store import ENGINE_STATE, Store, StoreLock
 
@@ -91,6 +92,7 @@ def build(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
     store = Store(data_dir, read_only=read_only)
     source, clock = build_source(config, store, args)
     core = Core(config, source, clock, store, read_only=read_only)
+    attach_learning(core)  # schedule, LEARN/RELEASE, buffers and probation for the gates
     return Runtime(config, clock, source, store, core, data_dir)
 
 
