@@ -153,6 +153,12 @@ class HostRateLimiter:
         self.last_wait_s: float | None = None
         self.failures = 0
         self.rate_limited = 0
+        #: called after every outcome that changes what must survive a restart
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def __repr__(self) -> str:
         return f"HostRateLimiter({self.name!r}, state={self.state.value!r})"
@@ -192,11 +198,14 @@ class HostRateLimiter:
     # -- outcomes --------------------------------------------------------------------------
 
     def record_success(self) -> None:
+        was_failing = self.breaker_open or self.consecutive_failures > 0
         if self.breaker_open:
             log.warning("%s: answering again, circuit breaker closed", self.name)
         self.consecutive_failures = 0
         self.breaker_open = False
         self.pause_reason = None
+        if was_failing:
+            self._changed()
 
     def record_failure(self, kind: FailureKind) -> None:
         """A retryable failure (5xx, timeout, connection, malformed): back off with jitter."""
@@ -238,6 +247,7 @@ class HostRateLimiter:
             self.paused_until = max(self.paused_until, now + wait_s)
             self.pause_reason = reason
         log.warning("%s: %s, next request in %.1f s", self.name, why, self.paused_until - now)
+        self._changed()
 
     def _maybe_open_breaker(self) -> None:
         if self.consecutive_failures < self.breaker_threshold:

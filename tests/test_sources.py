@@ -13,6 +13,9 @@ from pathlib import Path
 import anyio
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.errors import DataError
@@ -33,8 +36,6 @@ from bigalpha_tui.core.sources.sim import (
     simulate_minutes,
 )
 from bigalpha_tui.core.types import SourceState
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 DAY_MIN = 24 * 60
 KLINE_HEADER = (
