@@ -1,0 +1,216 @@
+"""The trading loop end to end: orders, blocks and their twins, guard report, snapshot, close."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from trading_helpers import (
+    SYMBOL,
+    T0_MS,
+    ListSource,
+    feed,
+    make_bar,
+    make_loop,
+    quiet_config,
+    signal_bar,
+    warm_bars,
+)
+
+from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.commands import Command, CommandKind
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.learning import read_ledgers
+from bigalpha_tui.core.store import GUARD_BLOCKS, SHADOW_OUTCOMES, Store
+from bigalpha_tui.core.trades import Ledger
+from bigalpha_tui.core.trading import TradingLoop
+from bigalpha_tui.core.types import BlockReason, ExitReason, Regime, Side, WhaleDirection
+
+NIGHT_MS = T0_MS + 8 * 3_600_000  # 18:00 UTC: outside the golden hour
+
+
+def blocked_long(tmp: Path) -> TradingLoop:
+    loop = make_loop(tmp, clock_s=NIGHT_MS / 1000)
+    feed(loop, [*warm_bars(start_ms=NIGHT_MS), signal_bar(14, Side.LONG, start_ms=NIGHT_MS)])
+    return loop
+
+
+def night_bar(minute: int, **kwargs: float):  # type: ignore[no-untyped-def]
+    return make_bar(minute, kwargs.pop("close", 100.0), open=100.0, start_ms=NIGHT_MS, **kwargs)
+
+
+# -- blocks and blocked twins ------------------------------------------------------------
+
+
+def test_a_blocked_signal_is_logged_and_followed_by_a_blocked_twin(tmp_path: Path) -> None:
+    loop = blocked_long(tmp_path)
+    (record,) = loop.store.read_jsonl(GUARD_BLOCKS)
+    assert record["reason"] == "GOLDEN_HOUR" and record["passed"] == ["PAUSED"]
+    (twin,) = loop.twins.values()
+    assert twin.ledger is Ledger.BLOCKED and twin.block_reason is BlockReason.GOLDEN_HOUR
+    assert twin.entry_price == 100.0 and twin.id == record["twin_id"]
+    assert not twin.golden_hour_entry
+    assert loop.pending == {} and loop.live == {}
+    stats = {s.reason: s for s in loop.guard_views()}
+    assert stats[BlockReason.GOLDEN_HOUR].blocked == 1
+    assert stats[BlockReason.GOLDEN_HOUR].open_twins == 1
+
+
+def test_a_blocked_twin_that_would_have_won_is_a_positive_opportunity_cost(
+    tmp_path: Path,
+) -> None:
+    loop = blocked_long(tmp_path)
+    feed(loop, [night_bar(15, high=102.0)])
+    (outcome,) = loop.store.read_jsonl(SHADOW_OUTCOMES)
+    assert outcome["ledger"] == "blocked" and outcome["block_reason"] == "GOLDEN_HOUR"
+    assert outcome["exit_reasons"] == ["T1", "T2", "T3", "T4"]
+    stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
+    assert stats.opportunity_cost_usd == pytest.approx(outcome["pnl_usd"])
+    assert stats.opportunity_cost_usd > 0
+
+
+def test_a_blocked_twin_that_would_have_lost_is_a_negative_opportunity_cost(
+    tmp_path: Path,
+) -> None:
+    loop = blocked_long(tmp_path)
+    feed(loop, [night_bar(15, low=98.5)])
+    stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
+    qty = 50.0 / 100.0
+    assert stats.opportunity_cost_usd == pytest.approx(qty * -1.0 - qty * (100 + 99) * 0.0005)
+
+
+def test_repeated_blocked_signals_while_the_twin_is_open_are_logged_once(tmp_path: Path) -> None:
+    loop = blocked_long(tmp_path)
+    feed(loop, [signal_bar(m, Side.LONG, start_ms=NIGHT_MS) for m in (15, 16, 17)])
+    assert len(loop.store.read_jsonl(GUARD_BLOCKS)) == 1
+    assert len(loop.twins) == 1
+
+
+def test_a_new_block_is_logged_once_the_previous_twin_has_closed(tmp_path: Path) -> None:
+    loop = blocked_long(tmp_path)
+    feed(loop, [night_bar(15, low=98.5), signal_bar(16, Side.LONG, start_ms=NIGHT_MS)])
+    assert len(loop.store.read_jsonl(GUARD_BLOCKS)) == 2
+
+
+def test_whale_conflict_block_in_the_golden_hour_keeps_golden_hour_entry(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG)], whale=WhaleDirection.SELL)
+    (twin,) = loop.twins.values()
+    assert twin.block_reason is BlockReason.WHALE_CONFLICT and twin.golden_hour_entry
+
+
+# -- entries -----------------------------------------------------------------------------
+
+
+def test_a_passed_signal_fills_at_the_next_bar_open_with_its_twin(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG)])
+    assert SYMBOL in loop.pending and loop.live == {}
+    feed(loop, [make_bar(15, 100.1, open=100.05)])
+    live = loop.live[SYMBOL]
+    assert live.entry_price == 100.05 and live.golden_hour_entry
+    assert [t.ledger for t in loop.twins.values()] == [Ledger.SHADOW]
+
+
+def test_one_position_per_symbol(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    feed(loop, [signal_bar(16, Side.LONG), signal_bar(17, Side.SHORT)])
+    assert loop.pending == {} and len(loop.live) == 1
+    assert loop.store.read_jsonl(GUARD_BLOCKS) == []
+
+
+def test_pending_orders_count_toward_max_positions(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    symbols = [f"S{i}USDT" for i in range(6)]
+    for symbol in symbols:
+        feed(loop, [*warm_bars(symbol=symbol), signal_bar(14, Side.LONG, symbol=symbol)])
+    assert len(loop.pending) == 5
+    (record,) = loop.store.read_jsonl(GUARD_BLOCKS)
+    assert record["reason"] == "MAX_POSITIONS" and record["symbol"] == "S5USDT"
+
+
+def test_a_gap_after_the_signal_cancels_the_order(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    diluting = make_bar(17, 100.0, volume=100_000.0)  # balanced flow: OFI5 back under 0.15
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), diluting])
+    assert loop.pending == {} and loop.live == {} and loop.twins == {}
+
+
+def test_a_catch_up_bar_opens_no_entry(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path, clock_s=T0_MS / 1000 + 3600)  # an hour behind the clock
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG)])
+    assert loop.pending == {} and loop.store.read_jsonl(GUARD_BLOCKS) == []
+
+
+def test_trades_carry_size_and_conviction_from_the_decision(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    bars = [*warm_bars(), signal_bar(14, Side.LONG)]
+    feed(loop, bars, whale=WhaleDirection.BUY, retail_ofi=0.2, regime=Regime.TRUE_TREND)
+    feed(loop, [make_bar(15, 100.0)], regime=Regime.TRUE_TREND)
+    live = loop.live[SYMBOL]
+    assert live.conviction.value == "ULTRA" and live.size_multiplier == 2.5
+    assert live.original_qty == pytest.approx(250.0 / 100.0)
+
+
+def test_closed_trades_are_where_the_learning_loop_reads_them(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    feed(loop, [make_bar(16, 100.0, open=100.0, low=98.9)])
+    ledgers = read_ledgers(loop.store)
+    (live,) = ledgers.live
+    (shadow,) = ledgers.shadow
+    assert live.exit_reasons == (ExitReason.STOP,) and live.golden_hour_entry
+    assert shadow.twin_of == live.id and shadow.golden_hour_entry
+
+
+# -- through the core: snapshot and the close command ------------------------------------
+
+
+def run_core(tmp: Path, bars: list) -> Core:  # type: ignore[type-arg]
+    clock = SimClock(T0_MS / 1000)
+    core = Core(quiet_config(), ListSource(bars), clock, Store(tmp))
+    for bar in bars:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    return core
+
+
+def test_snapshot_shows_positions_guard_log_and_pnl(tmp_path: Path) -> None:
+    bars = [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.3, open=100.0)]
+    core = run_core(tmp_path, bars)
+    snap = core.snapshot()
+    (view,) = snap.positions
+    assert view.exit_mode == "ladder" and view.entry_regime is Regime.WARMING
+    assert view.mark_price == 100.3
+    qty = 1.0  # 100 USD stake x NORMAL 1.0 x WARMING 1.0 at 100
+    assert snap.unrealised_pnl_usd == pytest.approx(qty * 0.3)
+    assert snap.realised_pnl_usd == pytest.approx(-qty * 100.0 * 0.0005)  # the entry fee
+    assert snap.golden_hour_open and snap.golden_hour_next_change_s is not None
+    assert [s.reason for s in snap.guard_stats] == list(BlockReason)
+
+
+def test_guard_log_is_newest_first(tmp_path: Path) -> None:
+    bars = []
+    for i, symbol in enumerate(("AUSDT", "BUSDT")):
+        bars += [*warm_bars(symbol=symbol, start_ms=NIGHT_MS + i * 60_000)]
+        bars += [signal_bar(14, Side.LONG, symbol=symbol, start_ms=NIGHT_MS + i * 60_000)]
+    bars.sort(key=lambda b: b.open_ms)
+    core = run_core(tmp_path, bars)
+    assert [b.symbol for b in core.snapshot().guard_log] == ["BUSDT", "AUSDT"]
+
+
+def test_the_close_command_exits_at_the_next_bar_open(tmp_path: Path) -> None:
+    bars = [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)]
+    core = run_core(tmp_path, bars)
+    core.submit(Command(CommandKind.CLOSE, SYMBOL))
+    assert core.trading is not None and core.trading.live[SYMBOL].close_requested
+    core.process_bar(make_bar(16, 100.4, open=100.2, high=100.6))
+    trade = core.trading.closed_live[-1]
+    assert trade.exit_reasons == (ExitReason.MANUAL,) and trade.exit_price == 100.2
+
+
+def test_closing_a_symbol_without_a_position_is_refused(tmp_path: Path) -> None:
+    core = run_core(tmp_path, warm_bars())
+    core.submit(Command(CommandKind.CLOSE, "ETHUSDT"))
+    assert "has no open position" in core.events[0].message
