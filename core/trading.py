@@ -177,6 +177,7 @@ class TradingLoop:
         self.pending: dict[str, EntryOrder] = {}  # one per symbol
         self.twins: dict[str, Position] = {}  # shadow and blocked twins by id
         self.closed_live: list[ClosedTrade] = []  # recent, for the learning loop
+        self._closed_records: list[dict[str, Any]] = []  # the same, serialised once
         self.realised_closed_usd = 0.0
         self.closed_count = 0
         self.guard = GuardReport()
@@ -462,6 +463,7 @@ class TradingLoop:
         if position.ledger is Ledger.LIVE:
             del self.live[position.symbol]
             self.closed_live.append(trade)
+            self._closed_records.append(trade.to_record())
             self.realised_closed_usd += trade.pnl_usd
             self.closed_count += 1
             self._prune_history(trade.exit_s)
@@ -477,6 +479,7 @@ class TradingLoop:
         cutoff = now_s - keep_h * HOUR_S
         if self.closed_live and self.closed_live[0].exit_s < cutoff:
             self.closed_live = [t for t in self.closed_live if t.exit_s >= cutoff]
+            self._closed_records = [t.to_record() for t in self.closed_live]
 
     # -- operator --------------------------------------------------------------------
 
@@ -550,7 +553,7 @@ class TradingLoop:
             "open": [p.to_record() for p in self.live.values()],
             "pending": [o.to_record() for o in self.pending.values()],
             "twins": [t.to_record() for t in self.twins.values()],
-            "closed": [t.to_record() for t in self.closed_live],
+            "closed": self._closed_records,
             "totals": {
                 "realised_closed_usd": self.realised_closed_usd,
                 "closed_count": self.closed_count,
@@ -583,6 +586,7 @@ class TradingLoop:
         self.pending = {o.symbol: o for o in pending}
         self.twins = {t.id: t for t in twins}
         self.closed_live = closed
+        self._closed_records = [t.to_record() for t in closed]
         self.strategies = strategies
         self.realised_closed_usd = from_finite(totals.get("realised_closed_usd", 0.0))
         self.closed_count = int(totals.get("closed_count", len(closed)))

@@ -1,0 +1,317 @@
+"""`bigalpha-tui replay FILE...`: the whole trading loop over kline files, then a report.
+
+The same core as the cockpit and headless runs (engines, strategy, gates, paper broker,
+shadow ledger, exits, learning loop), fed by the replay source as fast as it goes. It writes
+to its own data folder: a fresh temporary one (removed afterwards) unless `--data-dir` names
+one, never the operator's live store. Progress goes to stderr, only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.profit_factor import format_pf, profit_factor
+from bigalpha_tui.core.snapshot import Snapshot
+from bigalpha_tui.core.trades import ClosedTrade, Ledger
+from bigalpha_tui.core.types import BlockReason, Conviction, ExitReason
+
+PROGRESS_EVERY_S = 0.2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bigalpha-tui replay",
+        description="Run the whole trading loop over Binance kline files and print a report.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="kline CSV files (or .gz, or folders)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (counted)")
+    p.add_argument(
+        "--allow-no-flow",
+        action="store_true",
+        help="accept files without taker-buy volume (flow features off: no signals)",
+    )
+    p.add_argument(
+        "--data-dir",
+        help="write the run's store here (default: a fresh temporary folder, removed after)",
+    )
+    p.add_argument("--config", help="config file (default: the user config folder)")
+    p.add_argument("--speed", default="max", help="market seconds per second, or 'max'")
+    return p
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class TradeLog:
+    """Every trade the run closed, by ledger."""
+
+    trades: list[ClosedTrade] = field(default_factory=list)
+
+    def add(self, trade: ClosedTrade) -> None:
+        self.trades.append(trade)
+
+    def of(self, ledger: Ledger) -> list[ClosedTrade]:
+        return [t for t in self.trades if t.ledger is ledger]
+
+
+class Progress:
+    """A one-line progress bar on a terminal."""
+
+    def __init__(self, out: IO[str], total_bars: int | None) -> None:
+        self.out = out
+        self.total_bars = total_bars
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def tick(self, core: Core, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.shown < PROGRESS_EVERY_S:
+            return
+        self.shown = now
+        bars = core.heartbeat.bars_processed
+        rate = bars / max(now - self.started, 1e-9)
+        when = _iso(core.heartbeat.market_time_s)
+        if self.total_bars:
+            share = min(1.0, bars / self.total_bars)
+            filled = int(share * 30)
+            head = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * share:5.1f}%"
+        else:
+            head = f"{bars:,} bars"
+        self.out.write(f"\r{head}  {when}  {rate:,.0f} bars/s ")
+        self.out.flush()
+
+    def done(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+
+def count_rows(paths: Iterable[Path]) -> int:
+    """Data rows in the files (a header line is not counted), for the progress bar."""
+    total = 0
+    for path in paths:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line[:1].isdigit():
+                    total += 1
+    return total
+
+
+def cmd_replay(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    temporary = args.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-replay-")) if temporary else None
+    try:
+        report = run_replay(args, data_dir or Path(args.data_dir))
+    finally:
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    report["data_dir"] = "(temporary, removed)" if temporary else str(Path(args.data_dir))
+    if args.json:
+        print(json.dumps(_jsonable(report), indent=2, allow_nan=False))
+    else:
+        print(render_report(report))
+    return 0
+
+
+def run_replay(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    import anyio
+
+    from bigalpha_tui import runtime
+    from bigalpha_tui.core.sources.replay import expand_paths
+
+    namespace = argparse.Namespace(
+        source="replay",
+        speed=args.speed,
+        symbols=None,
+        seed=None,
+        files=args.files,
+        skip_bad_rows=args.skip_bad_rows,
+        allow_no_flow=args.allow_no_flow,
+        data_dir=str(data_dir),
+        config=args.config,
+    )
+    rt = runtime.build(namespace)
+    core = rt.core
+    log = TradeLog()
+    if core.trading is not None:
+        core.trading.trade_observers.append(log.add)
+    progress = None
+    if sys.stderr.isatty():
+        progress = Progress(sys.stderr, count_rows(expand_paths(args.files)))
+        core.step_observers.append(lambda: progress.tick(core))
+    started = time.perf_counter()
+    anyio.run(core.run)
+    elapsed_s = time.perf_counter() - started
+    if progress is not None:
+        progress.tick(core, force=True)
+        progress.done()
+    return build_report(log, core.snapshot(), rt.source.health().detail, elapsed_s)
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+def ledger_figures(trades: list[ClosedTrade]) -> dict[str, Any]:
+    pnls = [t.pnl_usd for t in trades]
+    wins = sum(1 for p in pnls if p > 0)
+    return {
+        "trades": len(trades),
+        "wins": wins,
+        "win_rate_pct": 100.0 * wins / len(trades) if trades else None,
+        "net_pnl_usd": math.fsum(pnls),
+        "fees_usd": math.fsum(t.fees_usd for t in trades),
+        "profit_factor": profit_factor(trades),
+        "max_drawdown_usd": max_drawdown_usd(trades),
+    }
+
+
+def max_drawdown_usd(trades: list[ClosedTrade]) -> float:
+    """Largest fall of the closed-trade equity curve from a previous peak (in exit order)."""
+    peak = equity = worst = 0.0
+    for trade in sorted(trades, key=lambda t: (t.exit_s, t.id)):
+        equity += trade.pnl_usd
+        peak = max(peak, equity)
+        worst = max(worst, peak - equity)
+    return worst
+
+
+def group_figures(trades: list[ClosedTrade]) -> dict[str, Any]:
+    pnls = [t.pnl_usd for t in trades]
+    return {
+        "trades": len(trades),
+        "net_pnl_usd": math.fsum(pnls),
+        "avg_pnl_usd": math.fsum(pnls) / len(pnls) if pnls else None,
+        "win_rate_pct": 100.0 * sum(p > 0 for p in pnls) / len(pnls) if pnls else None,
+    }
+
+
+def build_report(
+    log: TradeLog, snap: Snapshot, source_detail: str, elapsed_s: float
+) -> dict[str, Any]:
+    live = log.of(Ledger.LIVE)
+    legs = Counter(reason for t in live for reason in t.exit_reasons)
+    held = [t for t in live if t.force_held]
+    bars = snap.heartbeat.bars_processed
+    return {
+        "source": source_detail,
+        "bars": bars,
+        "elapsed_s": elapsed_s,
+        "bars_per_s": bars / elapsed_s if elapsed_s > 0 else None,
+        "last_bar": _iso(snap.heartbeat.market_time_s),
+        "live": ledger_figures(live),
+        "shadow": ledger_figures(log.of(Ledger.SHADOW)),
+        "exits_by_tier": {r.value: legs.get(r, 0) for r in ExitReason},
+        "force_hold": {
+            "force_held": group_figures(held),
+            "the_rest": group_figures([t for t in live if not t.force_held]),
+        },
+        "by_conviction": {
+            c.value: group_figures([t for t in live if t.conviction is c]) for c in Conviction
+        },
+        "guard_report": {
+            s.reason.value: {
+                "blocked": s.blocked,
+                "open_twins": s.open_twins,
+                "opportunity_cost_usd": s.opportunity_cost_usd,
+            }
+            for s in snap.guard_stats
+        },
+        "open_positions": len(snap.positions),
+        "unrealised_pnl_usd": snap.unrealised_pnl_usd,
+        "symbols": {
+            v.symbol: {"state": v.state.value, "slippage_buffer_bps": v.slippage_buffer_bps}
+            for v in snap.symbols
+        },
+        "learning_cycles": snap.learning.cycles,
+    }
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:+,.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} %"
+
+
+def render_report(report: dict[str, Any]) -> str:
+    live, shadow = report["live"], report["shadow"]
+    rate = report["bars_per_s"]
+    lines = [
+        f"replay: {report['source']}",
+        f"bars {report['bars']:,} up to {report['last_bar']} UTC in {report['elapsed_s']:.1f} s"
+        f" ({rate:,.0f} bars/s)"
+        if rate
+        else f"bars {report['bars']:,}",
+        "",
+        f"{'ledger':<8} {'trades':>7} {'win rate':>9} {'net P&L':>11} {'fees':>9}"
+        f" {'PF':>6} {'max DD':>9}",
+    ]
+    for name, fig in (("live", live), ("shadow", shadow)):
+        lines.append(
+            f"{name:<8} {fig['trades']:>7} {_pct(fig['win_rate_pct']):>9}"
+            f" {_money(fig['net_pnl_usd']):>11} {fig['fees_usd']:>9.2f}"
+            f" {format_pf(fig['profit_factor']):>6} {fig['max_drawdown_usd']:>9.2f}"
+        )
+    tiers = "  ".join(f"{k} {v}" for k, v in report["exits_by_tier"].items())
+    lines += ["", f"exits by tier (live legs): {tiers}", ""]
+    for name, key in (("force-held", "force_held"), ("the rest", "the_rest")):
+        fig = report["force_hold"][key]
+        lines.append(
+            f"{name:<11} {fig['trades']:>5} trades  net {_money(fig['net_pnl_usd'])}"
+            f"  avg {_money(fig['avg_pnl_usd'])}  win rate {_pct(fig['win_rate_pct'])}"
+        )
+    lines += ["", "by conviction:"]
+    for name, fig in report["by_conviction"].items():
+        lines.append(f"  {name:<7} {fig['trades']:>5} trades  net {_money(fig['net_pnl_usd'])}")
+    lines += ["", f"{'guard':<15} {'blocked':>8} {'open twins':>11} {'opportunity cost':>17}"]
+    for reason in BlockReason:
+        g = report["guard_report"].get(reason.value)
+        if g is None:
+            continue
+        lines.append(
+            f"{reason.value:<15} {g['blocked']:>8} {g['open_twins']:>11}"
+            f" {_money(g['opportunity_cost_usd']):>17}"
+        )
+    lines.append("  (opportunity cost > 0: the guard cost money; < 0: it saved money)")
+    lines += [
+        "",
+        f"open positions at the end: {report['open_positions']}"
+        f" (unrealised {_money(report['unrealised_pnl_usd'])})",
+        f"learning cycles: {report['learning_cycles']}",
+        f"data folder: {report['data_dir']}",
+    ]
+    return "\n".join(lines)
+
+
+def _iso(t: float | None) -> str:
+    if t is None:
+        return "—"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,149 @@
+"""`bigalpha-tui replay`: the whole loop over kline files, a report, and a store of its own."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
+from bigalpha_tui.core.store import POSITIONS, SHADOW_OUTCOMES, Store
+from bigalpha_tui.core.trades import ClosedTrade, Ledger
+from bigalpha_tui.core.types import Conviction, ExitReason, Regime, Side
+from bigalpha_tui.replay_cmd import max_drawdown_usd
+
+HEADER = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+    "taker_buy_volume,taker_buy_quote_volume,ignore"
+)
+
+
+def write_klines(folder: Path, minutes: int = 1440) -> list[Path]:
+    """A simulated day written as Binance futures kline files, one per symbol."""
+    symbols = ("BTCUSDT", "ETHUSDT")
+    rows: dict[str, list[str]] = {s: [HEADER] for s in symbols}
+    stream = simulate_minutes(symbols, 7, DEFAULT_START_MS, SimParams())
+    for bar in itertools.chain.from_iterable(itertools.islice(stream, minutes)):
+        quote = bar.volume * bar.close
+        rows[bar.symbol].append(
+            f"{bar.open_ms},{bar.open},{bar.high},{bar.low},{bar.close},{bar.volume},"
+            f"{bar.close_ms - 1},{quote},100,{bar.taker_buy_volume},"
+            f"{bar.taker_buy_volume * bar.close},0"
+        )
+    paths = []
+    for symbol, lines in rows.items():
+        path = folder / f"{symbol}-1m-2026-01.csv.gz"
+        path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def klines(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_klines(tmp_path_factory.mktemp("klines"))
+
+
+def replay(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "BIGALPHA_DATA_DIR": str(home / "operator-store"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bigalpha_tui.cli", "replay", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def json_run(klines: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("home")
+    data = home / "replay-store"
+    result = replay(*map(str, klines), "--json", "--data-dir", str(data), home=home)
+    assert result.returncode == 0, result.stderr
+    return {"report": json.loads(result.stdout), "stderr": result.stderr, "data": data}
+
+
+def test_replay_reports_trades_pf_drawdown_tiers_force_hold_and_guards(
+    json_run: dict[str, Any],
+) -> None:
+    report = json_run["report"]
+    assert report["bars"] == 2 * 1440
+    live = report["live"]
+    assert live["trades"] > 0 and live["profit_factor"] is not None
+    assert set(live) >= {"win_rate_pct", "net_pnl_usd", "max_drawdown_usd"}
+    assert report["shadow"]["trades"] == live["trades"]
+    assert set(report["exits_by_tier"]) == {r.value for r in ExitReason}
+    assert set(report["force_hold"]) == {"force_held", "the_rest"}
+    held, rest = report["force_hold"]["force_held"], report["force_hold"]["the_rest"]
+    assert held["trades"] + rest["trades"] == live["trades"]
+    assert report["guard_report"]["GOLDEN_HOUR"]["blocked"] > 0
+
+
+def test_report_agrees_with_the_store_it_wrote(json_run: dict[str, Any]) -> None:
+    store = Store(json_run["data"])
+    book = store.read_json(POSITIONS)
+    assert book is not None
+    outcomes = store.read_jsonl(SHADOW_OUTCOMES)
+    report = json_run["report"]
+    assert len(book["closed"]) == report["live"]["trades"]
+    assert sum(o["ledger"] == "shadow" for o in outcomes) == report["shadow"]["trades"]
+    net = sum(t["pnl_usd"] for t in book["closed"])
+    assert net == pytest.approx(report["live"]["net_pnl_usd"])
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(json_run: dict[str, Any]) -> None:
+    assert json_run["stderr"] == ""
+
+
+def test_replay_never_touches_the_operators_store(klines: list[Path], tmp_path: Path) -> None:
+    result = replay(str(klines[0]), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "live" in result.stdout and "GOLDEN_HOUR" in result.stdout
+    assert "(temporary, removed)" in result.stdout
+    assert not (tmp_path / "operator-store").exists()
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = replay(str(tmp_path / "nope.csv"), home=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "nope.csv" in result.stderr
+
+
+def _trade(pnl: float, exit_s: float) -> ClosedTrade:
+    return ClosedTrade(
+        id=f"t{exit_s}",
+        ledger=Ledger.LIVE,
+        strategy="Alpha-OFI",
+        symbol="BTCUSDT",
+        side=Side.LONG,
+        entry_s=0.0,
+        exit_s=exit_s,
+        entry_price=100.0,
+        exit_price=100.0,
+        qty=1.0,
+        fees_usd=0.0,
+        pnl_usd=pnl,
+        conviction=Conviction.NORMAL,
+        entry_regime=Regime.RANDOM,
+        exit_reasons=(ExitReason.STOP,),
+        golden_hour_entry=True,
+    )
+
+
+def test_max_drawdown_is_the_largest_fall_from_a_peak_in_exit_order() -> None:
+    trades = [_trade(p, t) for t, p in enumerate([2.0, -1.0, -2.5, 1.0, 3.0, -0.5])]
+    assert max_drawdown_usd(list(reversed(trades))) == pytest.approx(3.5)
+    assert max_drawdown_usd([]) == 0.0
