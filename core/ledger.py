@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -155,3 +156,36 @@ def tail_ids(store: Store, name: str, max_bytes: int = TAIL_BYTES) -> list[str]:
         if isinstance(record, dict) and "id" in record:
             ids.append(str(record["id"]))
     return ids
+
+
+def trading_status(book: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What `positions_futures.json` says, JSON-ready, for `bigalpha-tui status`."""
+    if book is None:
+        return {"open": [], "pending": 0, "closed_count": 0, "realised_closed_usd": 0.0}
+    twins = [t for t in book.get("twins", []) if isinstance(t, dict)]
+    open_twins = Counter(t.get("block_reason") for t in twins if t.get("block_reason"))
+    totals = book.get("totals", {})
+    return {
+        "open": [
+            {
+                "symbol": p.get("symbol"),
+                "side": p.get("side"),
+                "qty_open": p.get("original_qty", 0.0)
+                - math.fsum(leg.get("qty", 0.0) for leg in p.get("exits", [])),
+                "entry_price": p.get("entry_price"),
+                "entry_regime": p.get("entry_regime"),
+                "force_hold_until_s": p.get("force_hold_until_s"),
+                "tiers_taken": [leg.get("reason") for leg in p.get("exits", [])],
+            }
+            for p in book.get("open", [])
+            if isinstance(p, dict)
+        ],
+        "pending": len(book.get("pending", [])),
+        "closed_count": totals.get("closed_count", 0),
+        "realised_closed_usd": totals.get("realised_closed_usd", 0.0),
+        "guard": {
+            reason: {**tally, "open_twins": open_twins.get(reason, 0)}
+            for reason, tally in book.get("guard", {}).items()
+            if isinstance(tally, dict)
+        },
+    }

@@ -214,3 +214,19 @@ def test_closing_a_symbol_without_a_position_is_refused(tmp_path: Path) -> None:
     core = run_core(tmp_path, warm_bars())
     core.submit(Command(CommandKind.CLOSE, "ETHUSDT"))
     assert "has no open position" in core.events[0].message
+
+
+def test_status_shows_open_positions_and_the_guard_report(tmp_path: Path) -> None:
+    from bigalpha_tui.status import read_status, render_status
+
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    other = [*warm_bars(symbol="ETHUSDT"), signal_bar(14, Side.SHORT, symbol="ETHUSDT")]
+    feed(loop, other, whale=WhaleDirection.BUY)
+    status = read_status(tmp_path)
+    (position,) = status["trading"]["open"]
+    assert position["symbol"] == SYMBOL and position["qty_open"] == pytest.approx(0.5)
+    assert status["trading"]["guard"]["WHALE_CONFLICT"]["blocked"] == 1
+    assert status["trading"]["guard"]["WHALE_CONFLICT"]["open_twins"] == 1
+    text = render_status(status)
+    assert "WHALE_CONFLICT" in text and "1 open" in text
