@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from bigalpha_tui.core import store as store_mod
+from bigalpha_tui.core.learning import learning_status
+from bigalpha_tui.core.ledger import trading_status
 from bigalpha_tui.core.store import Store
 from bigalpha_tui.headless import fmt_h, iso
 
@@ -34,6 +36,8 @@ def read_status(data_dir: Path) -> dict[str, Any]:
         "last_bar": iso(engine["last_bar_ms"] / 1000) if engine.get("last_bar_ms") else None,
         "source": engine.get("source"),
         "symbols": symbols,
+        "learning": learning_status(store),
+        "trading": trading_status(store.read_json(store_mod.POSITIONS)),
         "files": files,
         "warnings": [f"{w.file}: {w.message}" for w in store.warnings],
     }
@@ -58,6 +62,61 @@ def render_status(status: dict[str, Any]) -> str:
         for symbol, info in status["symbols"].items():
             bars = info["bars_seen"] if info["bars_seen"] is not None else "—"
             lines.append(f"{symbol:<10} {bars:>7} {fmt_h(info['h']):>5}  {info['regime'] or '—'}")
+    lines.extend(render_trading(status.get("trading") or {}))
+    lines.extend(render_learning(status.get("learning") or {}))
     for warning in status["warnings"]:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)
+
+
+def render_learning(learning: dict[str, Any]) -> list[str]:
+    """Last cycle and next due time; symbols on probation or with a raised buffer."""
+    if "error" in learning:
+        return [f"learning: {learning['error']}"]
+    last, due = learning.get("last_cycle_s"), learning.get("next_due_s")
+    lines = [
+        f"learning: last cycle {iso(last)} ({learning.get('cycles', 0)} so far),"
+        f" next due {iso(due)}{' UTC' if due is not None else ''}"
+    ]
+    if learning.get("last_summary"):
+        lines.append(f"  {learning['last_summary']}")
+    for symbol, info in (learning.get("symbols") or {}).items():
+        if info["state"] != "ACTIVE":
+            lines.append(
+                f"  {symbol:<10} {info['state']} since {info['state_changed'] or '—'}:"
+                f" {info['state_reason']}"
+            )
+    buffers = [
+        f"{symbol} {info['slippage_buffer_bps']:g}"
+        for symbol, info in (learning.get("symbols") or {}).items()
+    ]
+    if buffers:
+        lines.append(f"  slippage buffers (bps): {', '.join(buffers)}")
+    return lines
+
+
+def render_trading(trading: dict[str, Any]) -> list[str]:
+    """Open positions (with any force-hold deadline) and the guard report."""
+    if not trading:
+        return []
+    lines = [
+        f"positions: {len(trading['open'])} open, {trading['pending']} entry order(s) pending;"
+        f" {trading['closed_count']} closed, realised {trading['realised_closed_usd']:+.2f} USD"
+    ]
+    for p in trading["open"]:
+        hold = p["force_hold_until_s"]
+        tiers = ",".join(p["tiers_taken"]) or "no tier yet"
+        lines.append(
+            f"  {p['symbol']:<10} {p['side']:<5} {p['qty_open']:.6g} @ {p['entry_price']:.6g}"
+            f"  entered {p['entry_regime']}  {tiers}"
+            + (f"  force-hold until {iso(hold)} UTC" if hold is not None else "")
+        )
+    guards = [(r, g) for r, g in trading.get("guard", {}).items() if g.get("blocked")]
+    if guards:
+        lines.append("guards: blocked / open twins / opportunity cost (> 0 cost money)")
+        for reason, g in guards:
+            lines.append(
+                f"  {reason:<15} {g['blocked']:>6} {g['open_twins']:>6}"
+                f" {g.get('opportunity_cost_usd', 0.0):>+10.2f} USD"
+            )
+    return lines
