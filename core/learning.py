@@ -7,7 +7,9 @@ trades from the store and, per strategy and symbol:
   close, no slippage). With at least `min_trades` closed live trades in the last
   `lookback_h`, PF_shadow > `shadow_edge_ratio` x PF_live means our fills cost more than the
   fee gate assumed, so the symbol's slippage buffer rises by `buffer_step_bps`, capped at
-  `buffer_cap_bps`;
+  `buffer_cap_bps`. A raise needs a live trade closed since the symbol's previous raise:
+  a 24-hour window is read by six 4-hour cycles, and the same trades must not raise the
+  buffer six times (nor keep raising it while entries are paused);
 - runs the probation state machine (`probation.py`) on the golden-hour live trades.
 
 Profit-factor edge cases in the buffer rule: PF_live = inf (no losing live trade) can never
@@ -63,6 +65,7 @@ class BufferVerdict(StrEnum):
     RAISED = "raised"
     AT_CAP = "gap, buffer already at cap"
     NO_GAP = "no gap"
+    NO_NEW_TRADES = "gap, but no live trade closed since the last raise"
     TOO_FEW_TRADES = "too few live trades"
     NO_SHADOW = "no shadow outcomes"
     LIVE_UNBEATABLE = "live PF infinite"
@@ -125,8 +128,14 @@ def check_buffer(
     shadow: list[ClosedTrade],
     buffer_bps: float,
     config: LearningConfig,
+    raised_s: float | None = None,
 ) -> BufferCheck:
-    """The buffer rule for one strategy and symbol; `live`/`shadow` are already windowed."""
+    """The buffer rule for one strategy and symbol; `live`/`shadow` are already windowed.
+
+    `raised_s` is when the symbol's buffer last rose: a further raise needs a live trade
+    closed after it, so one batch of trades raises the buffer once, not at every cycle
+    that still sees it in the window.
+    """
     pf_live = profit_factor(live)
     pf_shadow = profit_factor(shadow)
     after = buffer_bps
@@ -138,6 +147,8 @@ def check_buffer(
         verdict = BufferVerdict.LIVE_UNBEATABLE
     elif not shadow_gap(pf_live, pf_shadow, config.shadow_edge_ratio):
         verdict = BufferVerdict.NO_GAP
+    elif raised_s is not None and not any(t.exit_s > raised_s for t in live):
+        verdict = BufferVerdict.NO_NEW_TRADES
     elif buffer_bps >= config.buffer_cap_bps:
         verdict = BufferVerdict.AT_CAP
     else:
@@ -267,7 +278,9 @@ def run_cycle(
     for buffer_check in buffer_checks:
         if buffer_check.verdict is BufferVerdict.RAISED:
             statuses[buffer_check.symbol] = dataclasses.replace(
-                statuses[buffer_check.symbol], slippage_buffer_bps=buffer_check.buffer_after_bps
+                statuses[buffer_check.symbol],
+                slippage_buffer_bps=buffer_check.buffer_after_bps,
+                buffer_raised_s=now_s,
             )
 
     probation_checks: list[ProbationCheck] = []
@@ -314,8 +327,18 @@ def _buffer_checks(
     for strategy, symbol in groups:
         live_group = [t for t in live if t.strategy == strategy and t.symbol == symbol]
         shadow_group = [t for t in shadow if t.strategy == strategy and t.symbol == symbol]
-        buffer_bps = statuses[symbol].slippage_buffer_bps
-        checks.append(check_buffer(strategy, symbol, live_group, shadow_group, buffer_bps, config))
+        status = statuses[symbol]
+        checks.append(
+            check_buffer(
+                strategy,
+                symbol,
+                live_group,
+                shadow_group,
+                status.slippage_buffer_bps,
+                config,
+                raised_s=status.buffer_raised_s,
+            )
+        )
     return checks
 
 
@@ -414,6 +437,47 @@ def read_ledgers(store: Store) -> LedgerRead:
     live, bad_live = _parse_trades(closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE)
     shadow, bad_shadow = _parse_trades(store.iter_jsonl(SHADOW_OUTCOMES), Ledger.SHADOW)
     return LedgerRead(live, shadow, bad_live + bad_shadow)
+
+
+# -- what `bigalpha-tui status` shows ----------------------------------------------------
+
+
+def learning_status(store: Store) -> dict[str, Any]:
+    """Last cycle, next due slot, and each symbol's state and buffer, JSON-ready.
+
+    Reads `symbol_states.json` only (pass a read-only store to change nothing).
+    """
+    doc = store.read_json(SYMBOL_STATES) or {}
+    raw_schedule = doc.get("learning") or {}
+    symbols: dict[str, Any] = {}
+    try:
+        interval_s = float(raw_schedule.get("interval_s") or 0.0)
+        schedule = LearningSchedule.from_record(interval_s, raw_schedule)
+        for symbol, record in sorted((doc.get("symbols") or {}).items()):
+            status = SymbolStatus.from_record(str(symbol), record)
+            symbols[symbol] = {
+                "state": status.state.value,
+                "slippage_buffer_bps": status.slippage_buffer_bps,
+                "golden_pf": format_pf(status.golden_pf),
+                "golden_trades": status.golden_trades,
+                "state_changed": None
+                if status.state_changed_s is None
+                else _iso(status.state_changed_s),
+                "state_reason": status.state_reason,
+            }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return {"error": f"{SYMBOL_STATES}: unexpected content ({exc})"}
+    last = schedule.last_slot_s
+    next_due_s = last + interval_s if last is not None and interval_s > 0 else None
+    return {
+        "cycles": schedule.cycles,
+        "last_cycle_s": schedule.last_cycle_s,
+        "last_cycle": None if schedule.last_cycle_s is None else _iso(schedule.last_cycle_s),
+        "next_due_s": next_due_s,
+        "next_due": None if next_due_s is None else _iso(next_due_s),
+        "last_summary": schedule.last_summary,
+        "symbols": symbols,
+    }
 
 
 # -- the loop ----------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class SymbolStatus:
     golden_pf: float | None = None  # as of the last cycle that judged the symbol
     golden_trades: int = 0
     released_s: float | None = None  # last operator release: older trades no longer count
+    buffer_raised_s: float | None = None  # last buffer raise: the next needs newer trades
 
     def size_cap(self, config: Config) -> float:
         """Largest size multiple for new entries on this symbol."""
@@ -57,6 +58,7 @@ class SymbolStatus:
             "golden_pf": self.golden_pf,
             "golden_trades": self.golden_trades,
             "released_s": self.released_s,
+            "buffer_raised_s": self.buffer_raised_s,
         }
 
     @classmethod
@@ -77,6 +79,7 @@ class SymbolStatus:
             golden_pf=_optional_pf(record.get("golden_pf")),
             golden_trades=golden_trades,
             released_s=optional_time_s(record.get("released_s")),
+            buffer_raised_s=optional_time_s(record.get("buffer_raised_s")),
         )
 
 

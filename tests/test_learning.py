@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,16 +128,31 @@ def test_buffer_stops_at_its_cap() -> None:
 
 
 def test_repeated_cycles_raise_the_buffer_to_the_cap_and_no_further() -> None:
+    states = {"SOLUSDT": initial_status("SOLUSDT", CONFIG)}
+    live: list[ClosedTrade] = []
+    ideal: list[ClosedTrade] = []
+    seen = []
+    for k in range(20):
+        now_s = NOW_S + k * LEARNING.interval_h * HOUR_S
+        live += trades(LIVE_PF_1, exit_s=now_s - HOUR_S)  # fresh evidence every cycle
+        ideal += shadow([300.0, -100.0], exit_s=now_s - HOUR_S)
+        states = dict(run_cycle(now_s, live, ideal, states, CONFIG).statuses)
+        seen.append(states["SOLUSDT"].slippage_buffer_bps)
+    assert seen[:3] == [4.0, 6.0, 8.0]
+    assert max(seen) == seen[-1] == LEARNING.buffer_cap_bps
+
+
+def test_the_same_trades_raise_the_buffer_only_once() -> None:
     live = trades(LIVE_PF_1)
     ideal = shadow([300.0, -100.0])
-    states = {"SOLUSDT": initial_status("SOLUSDT", CONFIG)}
-    seen = []
-    for _ in range(20):
-        states = dict(run_cycle(NOW_S, live, ideal, states, CONFIG).statuses)
-        seen.append(states["SOLUSDT"].slippage_buffer_bps)
-    assert max(seen) == LEARNING.buffer_cap_bps
-    assert seen[:3] == [4.0, 6.0, 8.0]
-    assert seen[-1] == LEARNING.buffer_cap_bps
+    first = run_cycle(NOW_S, live, ideal, {}, CONFIG)
+    later_s = NOW_S + LEARNING.interval_h * HOUR_S
+    second = run_cycle(later_s, live, ideal, first.statuses, CONFIG)
+    assert second.buffer_checks[0].verdict is BufferVerdict.NO_NEW_TRADES
+    assert second.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 2.0
+    newer = [*live, trade(0.0, exit_s=later_s - HOUR_S)]
+    third = run_cycle(later_s, newer, ideal, first.statuses, CONFIG)
+    assert third.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 4.0
 
 
 def test_four_live_trades_are_not_enough_to_judge_the_buffer() -> None:
@@ -520,3 +537,67 @@ async def test_the_core_runs_the_scheduled_cycle_and_shows_it_in_snapshots(
     assert view.golden_pf == 0.0 and view.golden_trades == 5
     assert view.slippage_buffer_bps == START_BUFFER_BPS
     assert view.state_changed_s == utc(6, 12)
+
+
+def test_the_trading_loop_reads_buffers_and_probation_from_the_learning_loop(
+    tmp_path: Path,
+) -> None:
+    write_ledgers(
+        tmp_path,
+        trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT"),
+        shadow([300.0, -100.0]),
+    )
+    core, loop = core_with_learning(tmp_path, [])
+    assert core.trading is not None and core.trading.terms is loop
+    core.submit(Command(CommandKind.LEARN))
+    terms = core.trading.terms
+    assert terms.status("SOLUSDT").slippage_buffer_bps == START_BUFFER_BPS + 2.0
+    assert terms.status("AVAXUSDT").state is SymbolState.PROBATION
+    assert terms.status("BTCUSDT").slippage_buffer_bps == START_BUFFER_BPS
+
+
+#: Execution a little costlier and exits a little tighter than the defaults: with $100 stakes,
+#: a 1 bps half-spread and a 1 %/2 % stop/T4, a symbol trades 1-3 times a day and its fills
+#: cost 1-2 % of PF, so no rule can fire (docs/learning.md, "Seeing it work").
+DEMO_CONFIG = """
+[sizing]
+base_stake_usd = 5000.0
+[broker]
+half_spread_bps = 2.0
+[exits]
+tiers_pct = [0.2, 0.4, 0.6, 0.8]
+stop_pct = 0.4
+"""
+
+
+CLI = (sys.executable, "-m", "bigalpha_tui.cli")
+
+
+@pytest.mark.slow
+def test_a_simulated_3_day_run_raises_a_buffer_and_puts_a_symbol_on_probation(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "demo.toml"
+    config.write_text(DEMO_CONFIG)
+    data = tmp_path / "data"
+    flags = ["--speed", "max", "--duration", "3d", "--log-format", "json"]
+    run = subprocess.run(
+        [*CLI, "--no-ui", *flags, "--data-dir", str(data), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("buffer") >= 1
+    assert any(e["kind"] == "probation" and e["after"] == "PROBATION" for e in events)
+    assert [r["trigger"] for r in history(data)] == ["schedule"] * 18
+    status = subprocess.run(
+        [*CLI, "status", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "learning: last cycle 2026-01-08 08:00:00 (18 so far)" in status.stdout
+    assert "next due 2026-01-08 12:00:00 UTC" in status.stdout
