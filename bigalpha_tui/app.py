@@ -1,0 +1,509 @@
+"""The Textual cockpit: the core runs in an async worker of this app, and one UI tick (at
+most `ui.refresh_hz`, 1 Hz by default) reads the core's latest snapshot and hands it to the
+visible widgets, which skip values that did not change. Keys send commands through the
+core's command queue; their results come back as "command" events and show as toasts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from importlib import resources
+from typing import ClassVar
+
+import anyio
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+from bigalpha_tui.core.commands import Command, CommandKind, guard_command
+from bigalpha_tui.core.config import Config, parse_hhmm
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.errors import CommandError
+from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
+from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
+from bigalpha_tui.screens.confirm import ConfirmDialog
+from bigalpha_tui.screens.guards import GuardsScreen
+from bigalpha_tui.screens.help import HelpScreen
+from bigalpha_tui.screens.main import MainScreen
+from bigalpha_tui.widgets import fmt
+from bigalpha_tui.widgets.status_bar import StatusInfo
+
+#: actions that steer the bot: disabled in read-only mode
+STEERING = frozenset({"toggle_pause", "learn", "release", "close_position"})
+#: actions that only make sense on the main screen (not under a dialog)
+MAIN_SCREEN_ONLY = STEERING | {"guards", "focus_symbol", "step_panel", "help", "quit"}
+SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
+
+
+def load_css() -> str:
+    """The cockpit stylesheet, shipped as package data in `bigalpha_tui.assets`."""
+    return resources.files("bigalpha_tui.assets").joinpath("cockpit.tcss").read_text("utf-8")
+
+
+def golden_hour(now_s: float, config: Config) -> tuple[bool, float]:
+    """(open now, seconds to the next change) of the UTC entry window, for display only.
+
+    Used when the core's snapshot does not carry the golden-hour fields yet.
+    """
+    start = parse_hhmm(config.gates.golden_hour_start)
+    end = parse_hhmm(config.gates.golden_hour_end)
+    day = datetime.fromtimestamp(now_s, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    into_day = now_s - day.timestamp()
+    is_open = start <= into_day < end
+    if is_open:
+        return True, end - into_day
+    next_open = start - into_day if into_day < start else start + 86_400 - into_day
+    return False, next_open
+
+
+def source_detail(snapshot: Snapshot, market_now_s: float) -> str:
+    """Rate limiting, backoff and the last error in a few words."""
+    health = snapshot.source
+    parts: list[str] = []
+    if health.rate_limited:
+        parts.append(f"429×{health.rate_limited}")
+    if health.errors:
+        parts.append(f"{health.errors} errors")
+    if health.next_request_s is not None and health.next_request_s > market_now_s:
+        parts.append(f"next {fmt.duration(health.next_request_s - market_now_s)}")
+    if health.last_error:
+        parts.append(health.last_error[:40])
+    if not parts and health.detail:
+        parts.append(health.detail)
+    return " · ".join(parts)
+
+
+class CockpitCommands(Provider):
+    """Every cockpit action by name in the command palette (ctrl+p)."""
+
+    def commands(self) -> list[tuple[str, str, str]]:
+        """(title, action, help) for the actions that can run now."""
+        app = self.app
+        assert isinstance(app, CockpitApp)
+        entries = [
+            ("Pause / resume entries", "toggle_pause", "p — new entries stop; exits keep running"),
+            ("Run the learning cycle now", "learn", "l — probation and slippage buffers"),
+            ("Guards…", "guards", "g — switch a guard off or on"),
+            ("Release focused symbol from probation", "release", "r"),
+            ("Close focused position", "close_position", "x — at the next bar's open"),
+            ("Keys and help", "help", "? or F1"),
+            ("Quit (state is saved, positions stay)", "quit", "q"),
+        ]
+        for index, symbol in enumerate(app.main.cards, start=1):
+            entries.append((f"Focus {symbol}", f"focus_symbol({index})", f"{index}"))
+        out = []
+        for title, action, help_text in entries:
+            name = action.split("(")[0]
+            if app.check_action(name, ()) is True or name in ("focus_symbol",):
+                out.append((title, action, help_text))
+        return out
+
+    async def discover(self) -> Hits:
+        for title, action, help_text in self.commands():
+            yield DiscoveryHit(title, self._runner(action), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, action, help_text in self.commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), self._runner(action), help=help_text)
+
+    def _runner(self, action: str) -> Callable[[], object]:
+        async def run() -> None:
+            await self.app.run_action(action)
+
+        return run
+
+
+class CockpitApp(App[int]):
+    """The cockpit over one `Core`."""
+
+    TITLE = "bigalpha-tui"
+    CSS = load_css()
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {CockpitCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "toggle_pause", "Pause", id="pause", tooltip="pause or resume new entries"),
+        Binding("l", "learn", "Learn", id="learn", tooltip="run the learning cycle now"),
+        Binding("g", "guards", "Guards", id="guards", tooltip="switch guards off or on"),
+        Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
+        Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="state is saved, positions stay"),
+        Binding("ctrl+q", "quit", "Quit", id="quit-ctrl", show=False, priority=True),
+        Binding("left_square_bracket", "step_panel(-1)", "Prev panel", id="prev-panel", show=False),
+        Binding("right_square_bracket", "step_panel(1)", "Next panel", id="next-panel", show=False),
+        *(
+            Binding(str(i), f"focus_symbol({i})", f"Symbol {i}", id=f"symbol-{i}", show=False)
+            for i in range(1, 10)
+        ),
+    ]
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        duration_s: float | None = None,
+        run_core: bool = True,
+        wall_clock: Callable[[], float] = time.time,
+        snapshot_source: Callable[[], Snapshot] | None = None,
+        watch_tty: bool = False,
+        serve_control: bool = False,
+    ) -> None:
+        super().__init__()
+        self.core = core
+        self.config: Config = core.config
+        self.duration_s = duration_s
+        self.run_core = run_core
+        self.wall_clock = wall_clock
+        self.snapshot_source = snapshot_source or core.snapshot
+        self.watch_tty = watch_tty
+        self.serve_control = serve_control
+        self.animation_level = "none"
+        self.tick_period_s = 1.0 / self.config.ui.refresh_hz
+        self.started_wall_s = wall_clock()
+        self.core_problem = ""
+        self.toasts: list[tuple[str, SeverityLevel]] = []
+        self.core_worker: Worker[None] | None = None
+        self._tick_timer: Timer | None = None
+        self._quitting = False
+        symbols = [v.symbol for v in self.snapshot_source().symbols] or list(
+            self.config.source.symbols
+        )
+        self.main = MainScreen(self.config, symbols, on_ready=self._start)
+
+    # -- start and stop -----------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.main
+
+    def on_mount(self) -> None:
+        self.core.observers.append(self.on_core_event)
+        if self.watch_tty:
+            self._install_signal_handlers()
+
+    def _start(self) -> None:
+        """Once the main screen is mounted: first draw, the tick, then the core loop."""
+        self.refresh_view()
+        self._arm_tick()
+        if self.run_core:
+            self.core_worker = self.run_worker(
+                self._run_core(), name="core", group="core", exit_on_error=False
+            )
+
+    async def _run_core(self) -> None:
+        """The core loop, with the `bigalpha-tui ctl` socket beside it as in headless mode."""
+        from bigalpha_tui.control import ControlError, open_control_server
+
+        try:
+            control = await open_control_server(self.core) if self.serve_control else None
+        except ControlError as exc:
+            self.exit(2, message=f"bigalpha-tui: {exc}")
+            return
+        try:
+            async with anyio.create_task_group() as tg:
+                if control is not None:
+                    tg.start_soon(control.serve)
+                try:
+                    await self.core.run(self.duration_s)
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            if control is not None:
+                await control.aclose()
+
+    def _install_signal_handlers(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self._on_stop_signal)
+
+    def _on_stop_signal(self) -> None:
+        self.call_later(self.action_quit)
+
+    async def action_quit(self) -> None:
+        """Stop the core after its current bar, save its state, leave positions open."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.core.stop()
+        worker = self.core_worker
+        if worker is not None and worker.is_running:
+            worker.cancel()
+            with contextlib.suppress(Exception):
+                await worker.wait()
+        self.core.checkpoint()
+        self.exit(0)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.core_worker or self._quitting:
+            return
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                error = error.exceptions[0]
+            self.core_problem = "STOPPED"
+            self.toast(f"The core stopped: {error!r}. State up to the last bar is saved.", "error")
+        elif event.state is WorkerState.SUCCESS:
+            if self.duration_s is not None:
+                self.exit(0)
+                return
+            self.core_problem = "FINISHED"
+            self.toast("The core loop finished (the source has no more bars).", "warning")
+        self.refresh_view()
+
+    # -- the UI tick ----------------------------------------------------------------------
+
+    def _arm_tick(self) -> None:
+        self._tick_timer = self.set_timer(self.tick_period_s, self._tick, name="ui-tick")
+
+    def _tick(self) -> None:
+        if self._quitting or not self.screen_stack:
+            return  # shutting down: no more frames
+        try:
+            if self.watch_tty and terminal_gone():
+                self.call_later(self.action_quit)
+                return
+            self.refresh_view()
+        finally:
+            self._arm_tick()
+
+    def refresh_view(self) -> None:
+        """Read the latest snapshot and draw it on whichever screen is showing."""
+        if not self.screen_stack:
+            return
+        snapshot = self.snapshot_source()
+        screen = self.screen
+        if screen is self.main:
+            market_now = self.core.clock.now()
+            self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
+        elif isinstance(screen, GuardsScreen):
+            screen.show(snapshot)
+
+    def status_info(self, snapshot: Snapshot, market_now_s: float) -> StatusInfo:
+        if snapshot.golden_hour_next_change_s is not None:
+            golden_open = snapshot.golden_hour_open
+            change_in = snapshot.golden_hour_next_change_s - market_now_s
+        else:
+            golden_open, change_in = golden_hour(market_now_s, self.config)
+        wall_now = self.wall_clock()
+        age = snapshot.heartbeat.age_s(wall_now)
+        waited = age if age is not None else wall_now - self.started_wall_s
+        health = snapshot.source
+        return StatusInfo(
+            market_time_s=market_now_s,
+            golden_open=golden_open,
+            golden_change_in_s=change_in,
+            source_name=health.name,
+            source_state=health.state.value,
+            source_ok=health.state in SOURCE_OK,
+            source_detail=source_detail(snapshot, market_now_s),
+            heartbeat_age_s=age,
+            stale=self.core_problem == "" and waited > self.stale_after_s(),
+            paused=snapshot.paused,
+            net_pnl_usd=snapshot.net_pnl_usd,
+            read_only=snapshot.read_only or self.core.read_only,
+            warnings=snapshot.warnings,
+            core_problem=self.core_problem,
+            halted_reason=snapshot.entries_halted_reason or "",
+        )
+
+    def stale_after_s(self) -> float:
+        """Wall seconds without a bar before the heartbeat counts as stale.
+
+        A bar closes every market minute, so the wait scales with the clock's speed.
+        """
+        speed = getattr(self.core.clock, "speed", 1.0) or 1000.0
+        return max(10.0, 2.5 * 60.0 / speed)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.screen_stack:
+            return False
+        if action in MAIN_SCREEN_ONLY and self.screen is not self.main:
+            return False
+        if action in STEERING and self.core.read_only:
+            return None
+        # panel keys only matter when panels are tabs
+        return not (action == "step_panel" and self.main.wide)
+
+    def submit(self, command: Command) -> bool:
+        """Send a command; the result arrives as a "command" event (see on_core_event)."""
+        try:
+            self.core.submit(command)
+        except CommandError as exc:
+            self.toast(f"{command.describe()}: {exc}", "error")
+            return False
+        self.refresh_view()
+        return True
+
+    def on_core_event(self, event: Event) -> None:
+        """Core observer (called on this event loop): toast command results and warnings."""
+        if event.kind == "command":
+            ok = bool(event.data.get("ok", True))
+            self.toast(event.message, "information" if ok else "error")
+        elif event.kind == "store_warning":
+            self.toast(event.message, "warning")
+
+    def toast(self, message: str, severity: SeverityLevel = "information") -> None:
+        self.toasts.append((message, severity))
+        self.notify(message, severity=severity, markup=False)
+
+    def action_toggle_pause(self) -> None:
+        paused = self.snapshot_source().paused
+        self.submit(Command(CommandKind.RESUME if paused else CommandKind.PAUSE))
+
+    def action_learn(self) -> None:
+        self.submit(Command(CommandKind.LEARN))
+
+    def action_guards(self) -> None:
+        screen = GuardsScreen(
+            self.config,
+            self.snapshot_source(),
+            self.switch_guard,
+            read_only=self.core.read_only,
+        )
+        self.push_screen(screen, lambda _: self.refresh_view())
+
+    def switch_guard(self, reason: BlockReason, on: bool) -> None:
+        self.submit(guard_command(reason.value, on))
+
+    def action_release(self) -> None:
+        symbol = self.main.focused_symbol()
+        if symbol is None:
+            self.toast("Focus a symbol first (1-9, or a probation table row).", "warning")
+            return
+        view = self.snapshot_source().symbol(symbol)
+        if view is None or view.state is not SymbolState.PROBATION:
+            self.toast(f"{symbol} is not on probation.", "warning")
+            return
+        pf = fmt.profit_factor(view.golden_pf)
+        self.confirm(
+            f"Release {symbol} from probation?",
+            f"Golden-hour PF {pf} over {view.golden_trades} trades; size cap "
+            f"{view.size_cap:g}× goes back to full size.",
+            Command(CommandKind.RELEASE, symbol),
+            title="Release symbol",
+        )
+
+    def focused_position(self) -> PositionView | None:
+        symbol = self.main.focused_symbol()
+        positions = self.snapshot_source().positions
+        focused = self.main.focused
+        from bigalpha_tui.widgets.positions_table import PositionsTable
+
+        if isinstance(focused, PositionsTable):
+            return focused.position_at_cursor()
+        return next((p for p in positions if p.symbol == symbol), None)
+
+    def action_close_position(self) -> None:
+        position = self.focused_position()
+        if position is None:
+            symbol = self.main.focused_symbol()
+            where = f" for {symbol}" if symbol else ""
+            self.toast(f"No open position{where}.", "warning")
+            return
+        self.confirm(
+            f"Close {position.side.value} {fmt.qty(position.qty)} {position.symbol}?",
+            f"Market order at the next bar's open; P&L now {fmt.pct(position.pnl_pct)} "
+            f"({fmt.usd(position.pnl_usd)}).",
+            Command(CommandKind.CLOSE, position.symbol),
+            title="Close position",
+        )
+
+    def confirm(self, question: str, detail: str, command: Command, *, title: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.submit(command)
+
+        self.push_screen(ConfirmDialog(question, detail, title=title), answered)
+
+    def action_focus_symbol(self, index: int) -> None:
+        self.main.focus_symbol(index)
+
+    def action_step_panel(self, step: int) -> None:
+        self.main.step_panel(step)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(self.binding_rows())))
+
+    def binding_rows(self) -> Iterable[tuple[str, str, str, bool]]:
+        """(keys, description, tooltip, enabled) per app binding, in BINDINGS order, with the
+        keys as currently mapped (`set_keymap`) and the nine symbol keys folded into one."""
+        keys_by_id: dict[str, list[str]] = {}
+        for bindings in self._bindings.key_to_bindings.values():
+            for binding in bindings:
+                if binding.id:
+                    keys_by_id.setdefault(binding.id, []).append(self.get_key_display(binding))
+        digits_done = False
+        for entry in type(self).BINDINGS:
+            if not isinstance(entry, Binding):
+                continue
+            binding = entry
+            if binding.id is None or binding.id == "quit-ctrl":
+                continue
+            if binding.action.startswith("focus_symbol"):
+                if not digits_done:
+                    digits_done = True
+                    yield ("1 … 9", "Focus a symbol", "and its table rows", True)
+                continue
+            keys = " ".join(_bracket(k) for k in keys_by_id.get(binding.id, []))
+            name = binding.action.split("(")[0]
+            enabled = name not in STEERING or not self.core.read_only
+            yield (keys, binding.description, binding.tooltip, enabled)
+
+
+def _bracket(key: str) -> str:
+    return {"left_square_bracket": "[", "right_square_bracket": "]"}.get(key, key)
+
+
+def terminal_gone() -> bool:
+    """True when stdin hung up (SSH dropped, terminal closed) or stopped being a TTY."""
+    try:
+        fd = sys.__stdin__.fileno() if sys.__stdin__ is not None else -1
+    except (ValueError, OSError):
+        return True
+    if fd < 0 or not os.isatty(fd):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLHUP | select.POLLERR | select.POLLNVAL)
+    return any(
+        mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in poller.poll(0)
+    )
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """`bigalpha-tui` with no subcommand: the cockpit over a core built from the options."""
+    from bigalpha_tui import runtime
+
+    if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
+        print(
+            "bigalpha-tui: the cockpit needs a terminal; use --no-ui to run headless",
+            file=sys.stderr,
+        )
+        return 2
+    duration = runtime.parse_duration(args.duration) if args.duration else None
+    rt = runtime.build(args, read_only=args.read_only)
+    app = CockpitApp(rt.core, duration_s=duration, watch_tty=True, serve_control=True)
+    try:
+        app.run()
+    finally:
+        rt.core.checkpoint()
+    return app.return_code or 0

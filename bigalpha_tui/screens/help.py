@@ -1,0 +1,62 @@
+"""`?` / F1: every key the cockpit answers to, built from the app's bindings (so a remapped
+key shows its new name), plus the keys that belong to tables, lists and dialogs."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+#: keys owned by widgets and dialogs rather than the app (key, what it does)
+NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
+    ("tab / shift+tab", "move focus between symbols and tables"),
+    ("↑ ↓  j k", "previous / next symbol, or table row"),
+    ("[  ]", "previous / next panel (tabs on small terminals)"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("enter / space", "guards screen: switch the selected guard"),
+    ("y  n  esc", "confirm dialogs: yes / no / cancel"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """A scrollable key list; any of esc, q, ? or F1 closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help-close"),
+    ]
+
+    def __init__(self, bindings: list[tuple[str, str, str, bool]], title: str = "Keys") -> None:
+        """`bindings`: (key display, description, tooltip, enabled now) per app binding."""
+        super().__init__()
+        self.rows = bindings
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body") as body:
+            body.border_title = self.title_text
+            body.border_subtitle = "esc to close"
+            yield Static(self._table(), id="help-keys")
+
+    def _table(self) -> Text:
+        width = max([len(k) for k, *_ in self.rows] + [len(k) for k, _ in NAVIGATION_KEYS]) + 2
+        text = Text()
+        text.append("Cockpit\n", style="bold underline")
+        for key, description, tooltip, enabled in self.rows:
+            style = "" if enabled else "dim"
+            text.append(f"{key:<{width}}", style=f"bold {style}".strip())
+            text.append(description, style=style)
+            if tooltip:
+                text.append(f" — {tooltip}", style="dim")
+            if not enabled:
+                text.append("  (not available now)", style="dim italic")
+            text.append("\n")
+        text.append("\nNavigation and dialogs\n", style="bold underline")
+        for key, description in NAVIGATION_KEYS:
+            text.append(f"{key:<{width}}", style="bold")
+            text.append(f"{description}\n")
+        return text

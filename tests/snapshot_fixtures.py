@@ -1,0 +1,340 @@
+"""Frozen cockpits for the UI tests: no timers that matter, no live clock, no running loop.
+
+- `fed_core`: a real core fed a fixed number of simulator minutes synchronously through
+  `process_bar`, on a simulated clock that only moves when we move it and a wall clock that
+  never moves (the heartbeat age is wall time).
+- `fixture_snapshot`: a hand-made snapshot with positions, probation rows, guard blocks and
+  events, so every widget has content before the trading and learning code lands, and so the
+  main-screen pictures do not change when the simulator or the estimators are tuned.
+- `cockpit`: the app over either, with the core loop not running and the wall clock frozen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from itertools import islice
+from pathlib import Path
+from types import MappingProxyType
+
+from bigalpha_tui.app import CockpitApp
+from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.config import Config
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.flow import FlowState
+from bigalpha_tui.core.hurst import HurstReading
+from bigalpha_tui.core.learning import attach_learning
+from bigalpha_tui.core.snapshot import (
+    Event,
+    GuardBlockView,
+    GuardStatsView,
+    Heartbeat,
+    LearningView,
+    PositionView,
+    Snapshot,
+    SymbolView,
+)
+from bigalpha_tui.core.sources.base import SourceHealth
+from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, SimSource, simulate_minutes
+from bigalpha_tui.core.store import Store
+from bigalpha_tui.core.types import (
+    BlockReason,
+    Conviction,
+    ExitReason,
+    Regime,
+    Side,
+    SourceState,
+    SymbolState,
+    WhaleDirection,
+)
+
+START_S = DEFAULT_START_MS / 1000.0  # 2026-01-05 08:30 UTC
+#: wall time frozen for heartbeats and the app (any fixed instant works)
+FROZEN_WALL_S = 1_767_600_000.0
+HEARTBEAT_AGE_S = 3.0
+FED_MINUTES = 150
+
+
+class FrozenWallClock(SimClock):
+    """A manual simulated clock whose wall time never moves."""
+
+    def __init__(self, start: float, wall_s: float = FROZEN_WALL_S) -> None:
+        super().__init__(start, None)
+        self.wall_s = wall_s
+
+    def wall(self) -> float:
+        return self.wall_s
+
+
+def fed_core(
+    data_dir: Path,
+    minutes: int = FED_MINUTES,
+    *,
+    read_only: bool = False,
+    config: Config | None = None,
+    learning: bool = True,
+) -> Core:
+    """A core that has processed `minutes` simulator minutes, synchronously, wired like
+    `runtime.build` wires it (learning loop attached)."""
+    config = config or Config()
+    clock = FrozenWallClock(START_S)
+    source = SimSource(clock, symbols=config.source.symbols, seed=config.source.seed)
+    core = Core(config, source, clock, Store(data_dir), read_only=read_only)
+    if learning:
+        attach_learning(core)
+    minutes_iter = simulate_minutes(
+        source.symbols, config.source.seed, DEFAULT_START_MS, SimParams()
+    )
+    for minute in islice(minutes_iter, minutes):
+        for bar in minute:
+            core.process_bar(bar)
+        clock.advance_to(minute[0].close_s)
+    return core
+
+
+def wall_clock() -> float:
+    return FROZEN_WALL_S + HEARTBEAT_AGE_S
+
+
+def cockpit(
+    core: Core,
+    snapshot: Snapshot | None = None,
+    *,
+    wall: Callable[[], float] = wall_clock,
+) -> CockpitApp:
+    """The app for tests: loop not running, wall clock frozen, no animations."""
+    app = CockpitApp(
+        core,
+        run_core=False,
+        wall_clock=wall,
+        snapshot_source=(lambda: snapshot) if snapshot is not None else None,
+    )
+    app.animation_level = "none"
+    return app
+
+
+# -- the hand-made snapshot ------------------------------------------------------------------
+
+
+def _wave(
+    n: int, centre: float, amplitude: float, period: float, phase: float
+) -> tuple[float, ...]:
+    return tuple(
+        round(centre + amplitude * math.sin(2 * math.pi * i / period + phase), 4) for i in range(n)
+    )
+
+
+def _flow(
+    symbol: str, intensity: float, direction: WhaleDirection, cvd: float, **kw: float
+) -> FlowState:
+    return FlowState(
+        symbol=symbol,
+        cvd=cvd,
+        whale_cvd=kw.get("whale_cvd", cvd * 0.7),
+        retail_ofi=kw.get("ofi", 0.04),
+        intensity=intensity,
+        direction=direction,
+        window_bars=int(kw.get("window_bars", 60)),
+        whale_bars=3,
+        cross_buy_ratio=kw.get("cross"),  # type: ignore[arg-type]
+    )
+
+
+def _hurst(
+    h: float | None, regime: Regime, raw: Regime | None = None, sign: int = 1
+) -> HurstReading:
+    return HurstReading(
+        h=h,
+        band=0.07,
+        raw_regime=raw or regime,
+        regime=regime,
+        trend_sign=sign,
+        returns_seen=100 if h is not None else 42,
+    )
+
+
+def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
+    """12:30 UTC on the sim's first day, mid golden hour, with something in every panel."""
+    symbols = (
+        SymbolView(
+            "BTCUSDT",
+            94_871.3,
+            _flow("BTCUSDT", 72.4, WhaleDirection.BUY, 2_697.3, ofi=0.12, cross=0.58),
+            _hurst(0.62, Regime.TRUE_TREND, sign=1),
+            _wave(120, 0.60, 0.07, 40, 0.0),
+            golden_pf=1.84,
+            golden_trades=9,
+            slippage_buffer_bps=2.0,
+        ),
+        SymbolView(
+            "ETHUSDT",
+            3_198.42,
+            _flow("ETHUSDT", 44.9, WhaleDirection.SELL, -18_450.0, ofi=-0.07),
+            _hurst(0.51, Regime.RANDOM, raw=Regime.NOISE, sign=-1),
+            _wave(120, 0.50, 0.06, 30, 1.0),
+            golden_pf=1.02,
+            golden_trades=6,
+            slippage_buffer_bps=4.0,
+        ),
+        SymbolView(
+            "SOLUSDT",
+            137.912,
+            _flow("SOLUSDT", 12.0, WhaleDirection.NEUTRAL, 4_435.0, ofi=0.01),
+            _hurst(0.38, Regime.NOISE, sign=1),
+            _wave(120, 0.40, 0.05, 25, 2.0),
+            state=SymbolState.PROBATION,
+            golden_pf=0.62,
+            golden_trades=7,
+            size_cap=0.2,
+            slippage_buffer_bps=6.0,
+            state_changed_s=now_s - 2 * 3600,
+            state_reason="GH PF 0.62 < 0.80 over 7 trades",
+        ),
+        SymbolView(
+            "AVAXUSDT",
+            14.2368,
+            _flow("AVAXUSDT", 63.0, WhaleDirection.SELL, -116_000.0, ofi=-0.21),
+            _hurst(0.57, Regime.TRUE_TREND, sign=-1),
+            _wave(120, 0.55, 0.09, 60, 0.5),
+            golden_pf=math.inf,
+            golden_trades=5,
+            slippage_buffer_bps=2.0,
+        ),
+        SymbolView(
+            "LINKUSDT",
+            13.5726,
+            _flow("LINKUSDT", 31.5, WhaleDirection.BUY, 3_235.0, ofi=0.05),
+            _hurst(0.47, Regime.RANDOM, sign=1),
+            _wave(120, 0.48, 0.04, 35, 3.0),
+            state=SymbolState.PROBATION,
+            golden_pf=None,
+            golden_trades=0,
+            size_cap=0.2,
+            slippage_buffer_bps=8.0,
+            state_changed_s=now_s - 5400,
+            state_reason="restored from the store",
+        ),
+        SymbolView(
+            "DOTUSDT",
+            2.2470,
+            _flow("DOTUSDT", 0.0, WhaleDirection.NEUTRAL, 935_100.0, window_bars=42),
+            _hurst(None, Regime.WARMING),
+            (),
+            slippage_buffer_bps=2.0,
+        ),
+    )
+    positions = (
+        PositionView(
+            "p-1",
+            "BTCUSDT",
+            Side.LONG,
+            0.0026,
+            0.0026,
+            94_120.5,
+            94_871.3,
+            0.80,
+            1.95,
+            (),
+            Conviction.ULTRA,
+            Regime.TRUE_TREND,
+            now_s - 32 * 60 - 26,
+            now_s + 12 * 60 + 34,
+            "T4/stop only",
+        ),
+        PositionView(
+            "p-2",
+            "AVAXUSDT",
+            Side.SHORT,
+            5.27,
+            10.54,
+            14.3310,
+            14.2368,
+            0.66,
+            0.50,
+            (ExitReason.T1,),
+            Conviction.HIGH,
+            Regime.NOISE,
+            now_s - 95 * 60,
+            None,
+            "ladder",
+        ),
+        PositionView(
+            "p-3",
+            "ETHUSDT",
+            Side.LONG,
+            0.0312,
+            0.0312,
+            3_210.10,
+            3_198.42,
+            -0.36,
+            -0.36,
+            (),
+            Conviction.NORMAL,
+            Regime.TRUE_TREND,
+            now_s - 50 * 60,
+            now_s - 5 * 60,
+            "T4/stop only",
+        ),
+    )
+    blocks_spec = (
+        (40, "ETHUSDT", Side.LONG, BlockReason.WHALE_CONFLICT, "whales SELL 45 vs long"),
+        (180, "SOLUSDT", Side.SHORT, BlockReason.FEE_EDGE, "edge 9.1 < 16.0 bps"),
+        (420, "LINKUSDT", Side.LONG, BlockReason.WHALE_CONFLICT, "whales SELL 38 vs long"),
+        (900, "DOTUSDT", Side.SHORT, BlockReason.MAX_POSITIONS, "5 open"),
+        (1500, "BTCUSDT", Side.LONG, BlockReason.PAUSED, "paused by operator"),
+        (3700, "AVAXUSDT", Side.SHORT, BlockReason.FEE_EDGE, "edge 11.2 < 14.0 bps"),
+        (4 * 3600 - 60, "SOLUSDT", Side.LONG, BlockReason.GOLDEN_HOUR, "08:59 UTC"),
+    )
+    guard_log = tuple(
+        GuardBlockView(now_s - ago, sym, side, reason, detail)
+        for ago, sym, side, reason, detail in blocks_spec
+    )
+    guard_stats = (
+        GuardStatsView(BlockReason.PAUSED, 1, 0, 0.85),
+        GuardStatsView(BlockReason.GOLDEN_HOUR, 14, 0, -3.10),
+        GuardStatsView(BlockReason.MAX_POSITIONS, 1, 1, 0.0),
+        GuardStatsView(BlockReason.FEE_EDGE, 6, 1, 2.40),
+        GuardStatsView(BlockReason.WHALE_CONFLICT, 9, 0, -31.75),
+    )
+    events = tuple(
+        Event(now_s - ago, kind, sym, msg, MappingProxyType(data))
+        for ago, kind, sym, msg, data in (
+            (40, "block", "ETHUSDT", "long blocked: WHALE_CONFLICT", {}),
+            (300, "command", "", "guard FEE_EDGE switched OFF", {"ok": True}),
+            (600, "exit", "AVAXUSDT", "T1 hit: closed 5.27 at 14.2594", {}),
+            (900, "command", "SOLUSDT", "release SOLUSDT: refused: not available", {"ok": False}),
+            (1900, "regime", "BTCUSDT", "regime RANDOM -> TRUE TREND (H = 0.58)", {}),
+            (2000, "entry", "BTCUSDT", "LONG 0.0026 at 94,120.5 (ULTRA, force-hold 45m)", {}),
+        )
+    )
+    return Snapshot(
+        heartbeat=Heartbeat(now_s, FROZEN_WALL_S, 1440),
+        source=SourceHealth("sim", SourceState.OK, last_ok_s=now_s, detail="seed 7, 6 symbols"),
+        symbols=symbols,
+        positions=positions,
+        guard_log=guard_log,
+        guard_stats=guard_stats,
+        guards_enabled=MappingProxyType(
+            {
+                BlockReason.MAX_POSITIONS: True,
+                BlockReason.FEE_EDGE: False,
+                BlockReason.WHALE_CONFLICT: True,
+            }
+        ),
+        paused=False,
+        golden_hour_open=True,
+        golden_hour_next_change_s=START_S + 7.5 * 3600,
+        realised_pnl_usd=14.62,
+        unrealised_pnl_usd=2.09,
+        closed_trades=11,
+        learning=LearningView(now_s - 30 * 60, now_s + 3.5 * 3600, "2 judged, 1 on probation", 3),
+        events=events,
+    )
+
+
+def fixture_core(data_dir: Path, *, read_only: bool = False) -> Core:
+    """A core whose clock stands at the fixture's market time (for countdowns)."""
+    core = fed_core(data_dir, minutes=0, read_only=read_only)
+    assert isinstance(core.clock, SimClock)
+    core.clock.advance_to(START_S + 4 * 3600)
+    return core

@@ -1,0 +1,138 @@
+"""Display formatting shared by the cockpit widgets: numbers, money, times, arrows.
+
+Pure functions of their arguments (no widget state), so every widget draws a value the same
+way and the rules are testable without an app.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+DASH = "—"
+INFINITY = "∞"
+
+_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def compact(x: float | None, *, signed: bool = False) -> str:
+    """3 significant figures with a k/M/G suffix: 1234 -> 1.23k, -935000 -> -935k."""
+    if x is None or math.isnan(x):
+        return DASH
+    if math.isinf(x):
+        return ("-" if x < 0 else "+" if signed else "") + INFINITY
+    sign = "-" if x < 0 else ("+" if signed else "")
+    a = abs(x)
+    for scale, suffix in _SI:
+        if a >= scale * 0.9995:
+            return f"{sign}{_three_figures(a / scale)}{suffix}"
+    if a < 0.0005:
+        return "0" if not signed else "±0"
+    return f"{sign}{_three_figures(a)}"
+
+
+def _three_figures(a: float) -> str:
+    if a >= 99.95:
+        return f"{a:.0f}"
+    if a >= 9.995:
+        return f"{a:.1f}"
+    if a >= 0.9995:
+        return f"{a:.2f}"
+    return f"{a:.3f}"
+
+
+def price(x: float | None) -> str:
+    """Prices with decimals that suit their size: 94,251.2 / 3,215.24 / 138.41 / 2.2403."""
+    if not finite(x):
+        return DASH
+    assert x is not None
+    a = abs(x)
+    if a >= 10_000:
+        return f"{x:,.1f}"
+    if a >= 100:
+        return f"{x:,.2f}"
+    if a >= 1:
+        return f"{x:.4f}"
+    return f"{x:.6f}"
+
+
+def qty(x: float) -> str:
+    """Position size in base units, 4 significant figures."""
+    if not math.isfinite(x):
+        return DASH
+    return f"{x:.4g}"
+
+
+def pct(x: float | None, *, decimals: int = 2) -> str:
+    """Signed percentage: +0.84%."""
+    if not finite(x):
+        return DASH
+    return f"{x:+.{decimals}f}%"
+
+
+def usd(x: float | None, *, signed: bool = True) -> str:
+    """Money in quote currency: +$12.30, -$1.2k for large amounts."""
+    if not finite(x):
+        return DASH
+    assert x is not None
+    sign = "-" if x < 0 else ("+" if signed else "")
+    a = abs(x)
+    body = f"{a:,.2f}" if a < 10_000 else compact(a)
+    return f"{sign}${body}"
+
+
+def profit_factor(pf: float | None) -> str:
+    """PF: None (no trades) as a dash, no losses as ∞, else two decimals."""
+    if pf is None or math.isnan(pf):
+        return DASH
+    if math.isinf(pf):
+        return INFINITY
+    return f"{pf:.2f}"
+
+
+def mmss(seconds: float) -> str:
+    """A countdown as mm:ss (minutes keep counting past 59: 75:00)."""
+    total = max(0, math.ceil(seconds))
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def duration(seconds: float | None) -> str:
+    """A span for the operator: 45s, 27m, 3h27m, 2d4h."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s" if m < 10 else f"{m}m"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h}h"
+
+
+def utc_clock(t: float | None, *, seconds: bool = True) -> str:
+    """HH:MM:SS (or HH:MM) UTC of an epoch time."""
+    if not finite(t):
+        return DASH
+    assert t is not None
+    fmt = "%H:%M:%S" if seconds else "%H:%M"
+    return datetime.fromtimestamp(t, UTC).strftime(fmt)
+
+
+def utc_stamp(t: float | None) -> str:
+    """YYYY-MM-DD HH:MM:SS UTC of an epoch time."""
+    if not finite(t):
+        return DASH
+    assert t is not None
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def trend_arrow(sign: int) -> str:
+    return "▲" if sign > 0 else "▼" if sign < 0 else "▶"

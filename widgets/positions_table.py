@@ -1,0 +1,127 @@
+"""Open live positions: symbol, side, size, entry, mark, P&L %, tiers taken, conviction,
+regime at entry, and the force-hold countdown (`mm:ss T4/stop` while it runs, then the exit
+mode: `T4/stop only` or `ladder`). One row per position, keyed by position id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from bigalpha_tui.core.snapshot import PositionView
+from bigalpha_tui.core.types import Regime, Side
+
+from . import fmt
+from .table_sync import Cell, Row, sync_rows
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("symbol", "Symbol"),
+    ("side", "Side"),
+    ("size", "Size"),
+    ("entry", "Entry"),
+    ("mark", "Mark"),
+    ("pnl", "P&L %"),
+    ("exit", "Hold / exit"),
+    ("tiers", "Tiers"),
+    ("conviction", "Conv."),
+    ("regime", "Regime@in"),
+)
+_REGIME_SHORT = {
+    Regime.TRUE_TREND: "TREND",
+    Regime.NOISE: "NOISE",
+    Regime.RANDOM: "RANDOM",
+    Regime.WARMING: "WARMING",
+}
+
+
+class PositionsTable(DataTable[Text]):
+    """The operator's open positions; the cursor row is the position `x` closes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    PositionsTable { height: 1fr; }
+    PositionsTable > .positions-table--long { color: $text-success; }
+    PositionsTable > .positions-table--short { color: $text-error; }
+    PositionsTable > .positions-table--gain { color: $text-success; }
+    PositionsTable > .positions-table--loss { color: $text-error; }
+    PositionsTable > .positions-table--hold { color: $text-warning; text-style: bold; }
+    PositionsTable > .positions-table--muted { color: $foreground-muted; }
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = DataTable.COMPONENT_CLASSES | {
+        "positions-table--long",
+        "positions-table--short",
+        "positions-table--gain",
+        "positions-table--loss",
+        "positions-table--hold",
+        "positions-table--muted",
+    }
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(
+            id=id, classes=classes, cursor_type="row", zebra_stripes=False, show_cursor=True
+        )
+        self._shown: dict[str, Row] = {}
+        self.positions: dict[str, PositionView] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, positions: Sequence[PositionView], market_now_s: float) -> bool:
+        """Draw these positions as of `market_now_s` (for the countdown)."""
+        self.positions = {p.id: p for p in positions}
+        rows = {p.id: self.row(p, market_now_s) for p in positions}
+        return sync_rows(self, self._shown, rows, [k for k, _ in COLUMNS], self._cell)
+
+    def _cell(self, cell: Cell) -> Text:
+        text, style = cell
+        if not style:
+            return Text(text)
+        return Text(text, self.get_component_rich_style(f"positions-table--{style}", partial=True))
+
+    @staticmethod
+    def row(p: PositionView, market_now_s: float) -> Row:
+        pnl_style = "gain" if p.pnl_pct > 0 else "loss" if p.pnl_pct < 0 else ""
+        tiers = "".join(t.value for t in p.tiers_taken) or fmt.DASH
+        return (
+            (p.symbol, ""),
+            (p.side.value, "long" if p.side is Side.LONG else "short"),
+            (fmt.qty(p.qty), ""),
+            (fmt.price(p.entry_price), ""),
+            (fmt.price(p.mark_price), ""),
+            (fmt.pct(p.pnl_pct), pnl_style),
+            exit_cell(p, market_now_s),
+            (tiers, "" if p.tiers_taken else "muted"),
+            (p.conviction.value, ""),
+            (_REGIME_SHORT.get(p.entry_regime, p.entry_regime.value), ""),
+        )
+
+    def position_at_cursor(self) -> PositionView | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.positions.get(key) if key is not None else None
+
+    def move_to_symbol(self, symbol: str) -> None:
+        for key, position in self.positions.items():
+            if position.symbol == symbol:
+                self.move_cursor(row=self.get_row_index(key))
+                return
+
+
+def exit_cell(p: PositionView, market_now_s: float) -> Cell:
+    """`44:59 T4/stop` while force-hold runs, then the exit mode the core reports."""
+    left = p.force_hold_left_s(market_now_s)
+    if left > 0:
+        return (f"{fmt.mmss(left)} T4/stop", "hold")
+    mode = p.exit_mode if p.exit_mode != "force-hold" else "T4/stop only"
+    return (mode, "muted" if mode == "ladder" else "")
