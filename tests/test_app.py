@@ -1,0 +1,510 @@
+"""The cockpit app: pictures of its screens at 80x24 and 120x40, and one pilot test per key.
+
+Every app here runs with the core loop stopped, a manual market clock and a frozen wall
+clock (see snapshot_fixtures.py), so the pictures are the same on every run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from snapshot_fixtures import (
+    FROZEN_WALL_S,
+    START_S,
+    cockpit,
+    fed_core,
+    fixture_core,
+    fixture_snapshot,
+)
+from textual.worker import WorkerFailed
+
+from bigalpha_tui.app import CockpitApp, CockpitCommands, golden_hour
+from bigalpha_tui.core.commands import Command, CommandKind
+from bigalpha_tui.core.config import Config
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW
+from bigalpha_tui.core.types import BlockReason
+from bigalpha_tui.screens.confirm import ConfirmDialog
+from bigalpha_tui.screens.guards import GuardsScreen
+from bigalpha_tui.screens.help import HelpScreen
+from bigalpha_tui.widgets.positions_table import PositionsTable
+from bigalpha_tui.widgets.status_bar import StatusBar
+from bigalpha_tui.widgets.symbol_card import SymbolCard
+
+SnapCompare = Callable[..., bool]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def fixture_app(data_dir: Path, *, read_only: bool = False) -> CockpitApp:
+    return cockpit(fixture_core(data_dir, read_only=read_only), fixture_snapshot())
+
+
+def status_text(app: CockpitApp) -> str:
+    bar = app.main.query_one(StatusBar)
+    rendered = bar.render()
+    return str(getattr(rendered, "plain", rendered))
+
+
+def record_commands(core: Core, *kinds: CommandKind) -> list[Command]:
+    """Stand-in handlers that accept and remember commands of these kinds."""
+    seen: list[Command] = []
+
+    def handler(command: Command) -> str:
+        seen.append(command)
+        return f"{command.describe()}: done"
+
+    for kind in kinds:
+        core.command_handlers[kind] = handler
+    return seen
+
+
+# -- pictures -------------------------------------------------------------------------------
+
+
+def test_main_screen_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24))
+
+
+def test_main_screen_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=(120, 40))
+
+
+def test_main_screen_on_the_simulator_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    # a real core fed 150 simulator minutes: changes when the simulator or strategy is tuned
+    assert snap_compare(cockpit(fed_core(tmp_path)), terminal_size=(120, 40))
+
+
+def test_positions_tab_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(
+        fixture_app(tmp_path), terminal_size=(80, 24), press=["right_square_bracket"]
+    )
+
+
+def test_guards_tab_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    keys = ["left_square_bracket", "left_square_bracket"]
+    assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24), press=keys)
+
+
+def test_help_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24), press=["question_mark"])
+
+
+def test_guards_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=(100, 24), press=["g"])
+
+
+def test_close_confirm_dialog(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24), press=["1", "x"])
+
+
+# -- p: pause -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_p_pauses_entries_shows_the_badge_and_p_again_resumes(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    app = cockpit(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert "PAUSED" not in status_text(app)
+        await pilot.press("p")
+        assert core.paused is True
+        assert app.main.query_one(StatusBar).status.paused
+        assert "PAUSED" in status_text(app)
+        assert app.toasts[-1] == ("entries paused (exits keep running)", "information")
+        await pilot.press("p")
+        assert core.paused is False
+        assert "PAUSED" not in status_text(app)
+
+
+@pytest.mark.anyio
+async def test_a_paused_core_blocks_new_entries_with_paused(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    if core.trading is None:
+        pytest.skip("this build has no trading loop")
+    app = cockpit(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+    positions_before = {p.id for p in core.snapshot().positions}
+    from itertools import islice
+
+    from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
+
+    minutes = simulate_minutes(core.source.symbols, 7, DEFAULT_START_MS, SimParams())
+    clock: Any = core.clock
+    for minute in islice(minutes, 150, 150 + 240):
+        for bar in minute:
+            core.process_bar(bar)
+        clock.advance_to(minute[0].close_s)
+    snapshot = core.snapshot()
+    assert any(b.reason is BlockReason.PAUSED for b in snapshot.guard_log)
+    new = {p.id for p in snapshot.positions} - positions_before
+    assert not new
+
+
+# -- l: learn -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_l_runs_a_learning_cycle_and_toasts_its_result(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    seen = record_commands(core, CommandKind.LEARN)
+    app = cockpit(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+    assert [c.kind for c in seen] == [CommandKind.LEARN]
+    assert app.toasts[-1] == ("learn: done", "information")
+
+
+@pytest.mark.anyio
+async def test_l_with_the_real_learning_loop_toasts_the_cycle(tmp_path: Path) -> None:
+    from bigalpha_tui.core.learning import attach_learning
+
+    core = fed_core(tmp_path)
+    attach_learning(core)
+    app = cockpit(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+    commands = [e for e in core.events if e.kind == "command"]
+    assert commands and commands[0].data["command"] == "learn"
+    assert app.toasts[-1][0] == commands[0].message
+
+
+@pytest.mark.anyio
+async def test_a_refused_command_is_toasted_as_an_error(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    core.command_handlers.pop(CommandKind.LEARN, None)
+    app = cockpit(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+    message, severity = app.toasts[-1]
+    assert severity == "error" and "refused" in message
+
+
+# -- g: guards ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cancel", ["n", "escape"])
+async def test_guard_switch_can_be_cancelled(tmp_path: Path, cancel: str) -> None:
+    core = fed_core(tmp_path)
+    app = cockpit(core)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("g")
+        assert isinstance(app.screen, GuardsScreen)
+        await pilot.press("enter")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press(cancel)
+        assert isinstance(app.screen, GuardsScreen)
+        assert core.guards_enabled[BlockReason.MAX_POSITIONS] is True
+        await pilot.press("escape")
+        assert app.screen is app.main
+    assert all(core.guards_enabled.values())
+
+
+@pytest.mark.anyio
+async def test_guard_switch_goes_through_the_dialog(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    app = cockpit(core)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("g", "j", "j")  # WHALE_CONFLICT is the third guard
+        await pilot.press("space")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert "WHALE_CONFLICT" in dialog.question and "OFF" in dialog.question
+        await pilot.press("y")
+        assert core.guards_enabled[BlockReason.WHALE_CONFLICT] is False
+        guards = app.screen
+        assert isinstance(guards, GuardsScreen)
+        assert guards.table.enabled[BlockReason.WHALE_CONFLICT] is False
+        await pilot.press("enter", "y")
+        assert core.guards_enabled[BlockReason.WHALE_CONFLICT] is True
+    assert "guard WHALE_CONFLICT switched OFF" in [m for m, _ in app.toasts]
+
+
+# -- r: release -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cancel", ["n", "escape"])
+async def test_release_asks_first_and_can_be_cancelled(tmp_path: Path, cancel: str) -> None:
+    app = fixture_app(tmp_path)
+    seen = record_commands(app.core, CommandKind.RELEASE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")  # SOLUSDT, on probation in the fixture
+        await pilot.press("r")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog) and "SOLUSDT" in dialog.question
+        await pilot.press(cancel)
+        assert app.screen is app.main
+        assert seen == []
+        await pilot.press("r", "y")
+    assert seen == [Command(CommandKind.RELEASE, "SOLUSDT")]
+
+
+@pytest.mark.anyio
+async def test_release_of_an_active_symbol_only_explains(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    seen = record_commands(app.core, CommandKind.RELEASE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("1", "r")  # BTCUSDT is ACTIVE
+        assert app.screen is app.main
+    assert seen == []
+    assert app.toasts[-1] == ("BTCUSDT is not on probation.", "warning")
+
+
+@pytest.mark.anyio
+async def test_release_acts_on_the_probation_table_row(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    seen = record_commands(app.core, CommandKind.RELEASE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("right_square_bracket", "right_square_bracket")  # probation tab
+        assert app.main.focused is not None and app.main.focused.id == "probation-table"
+        await pilot.press("j", "j", "j", "j", "r", "y")  # row 5: LINKUSDT
+    assert seen == [Command(CommandKind.RELEASE, "LINKUSDT")]
+
+
+# -- x: close -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cancel", ["n", "escape"])
+async def test_close_asks_first_and_can_be_cancelled(tmp_path: Path, cancel: str) -> None:
+    app = fixture_app(tmp_path)
+    seen = record_commands(app.core, CommandKind.CLOSE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("1", "x")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog) and "LONG" in dialog.question
+        await pilot.press(cancel)
+        assert seen == []
+        await pilot.press("x", "y")
+    assert seen == [Command(CommandKind.CLOSE, "BTCUSDT")]
+
+
+@pytest.mark.anyio
+async def test_close_acts_on_the_positions_table_row(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    seen = record_commands(app.core, CommandKind.CLOSE)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main.query_one(PositionsTable).focus()
+        await pilot.press("j", "x")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog) and "AVAXUSDT" in dialog.question
+        await pilot.press("y")
+    assert seen == [Command(CommandKind.CLOSE, "AVAXUSDT")]
+
+
+@pytest.mark.anyio
+async def test_close_without_a_position_only_explains(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3", "x")  # SOLUSDT has no position in the fixture
+        assert app.screen is app.main
+    assert app.toasts[-1] == ("No open position for SOLUSDT.", "warning")
+
+
+# -- focus and navigation ---------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_digit_keys_focus_a_symbol_and_point_the_tables_at_it(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        focused = app.main.focused
+        assert isinstance(focused, SymbolCard) and focused.symbol == "AVAXUSDT"
+        position = app.main.query_one(PositionsTable).position_at_cursor()
+        assert position is not None and position.symbol == "AVAXUSDT"
+        await pilot.press("9")  # only six symbols: nothing happens
+        assert app.main.focused is focused
+
+
+@pytest.mark.anyio
+async def test_tab_and_arrows_move_focus_between_symbols(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+
+        def symbol() -> str:
+            focused = app.main.focused
+            assert isinstance(focused, SymbolCard)
+            return focused.symbol
+
+        assert symbol() == "BTCUSDT"
+        await pilot.press("tab")
+        assert symbol() == "ETHUSDT"
+        await pilot.press("down", "j")
+        assert symbol() == "AVAXUSDT"
+        await pilot.press("up")
+        assert symbol() == "SOLUSDT"
+        await pilot.press("k")
+        assert symbol() == "ETHUSDT"
+
+
+@pytest.mark.anyio
+async def test_j_and_k_move_the_table_cursor(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.main.query_one(PositionsTable)
+        table.focus()
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+        await pilot.press("k")
+        assert table.cursor_row == 1
+
+
+@pytest.mark.anyio
+async def test_panel_keys_switch_tabs_on_small_terminals_only(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert not app.main.wide
+        await pilot.press("right_square_bracket")
+        assert app.main.active_panel == "positions"
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert app.main.active_panel == "events"
+        await pilot.resize_terminal(130, 42)
+        await pilot.pause()
+        assert app.main.wide
+        assert app.check_action("step_panel", (1,)) is False
+
+
+# -- help, palette, quit --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["question_mark", "f1"])
+async def test_help_lists_every_binding(tmp_path: Path, key: str) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press(key)
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        descriptions = {row[1] for row in help_screen.rows}
+        await pilot.press("escape")
+        assert app.screen is app.main
+    expected = {"Pause", "Learn", "Guards", "Release", "Close", "Help", "Quit", "Focus a symbol"}
+    assert expected <= descriptions
+
+
+@pytest.mark.anyio
+async def test_command_palette_offers_every_action(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)):
+        provider = CockpitCommands(app.screen)
+        titles = [title for title, _, _ in provider.commands()]
+    assert "Pause / resume entries" in titles
+    assert "Run the learning cycle now" in titles
+    assert "Focus SOLUSDT" in titles
+
+
+@pytest.mark.anyio
+async def test_q_quits_saves_state_and_leaves_positions(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    for name in (WHALE_FLOW, HURST_CACHE):
+        assert not core.store.path(name).exists()
+    open_before = [p.id for p in core.snapshot().positions]
+    app = cockpit(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    for name in (WHALE_FLOW, HURST_CACHE, ENGINE_STATE):
+        assert core.store.path(name).exists()
+    assert [p.id for p in core.snapshot().positions] == open_before
+
+
+# -- read-only ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_read_only_disables_steering_but_not_watching(tmp_path: Path) -> None:
+    core = fed_core(tmp_path, read_only=True)
+    app = cockpit(core, fixture_snapshot())
+    seen = record_commands(core, CommandKind.RELEASE, CommandKind.CLOSE, CommandKind.LEARN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for action in ("toggle_pause", "learn", "release", "close_position"):
+            assert app.check_action(action, ()) is None
+        await pilot.press("p", "l", "3", "r", "1", "x")
+        assert app.screen is app.main
+        assert core.paused is False
+        assert "READ-ONLY" in status_text(app)
+        await pilot.press("g")
+        assert isinstance(app.screen, GuardsScreen)
+        await pilot.press("enter", "space")
+        assert isinstance(app.screen, GuardsScreen)
+    assert seen == []
+    assert all(core.guards_enabled.values())
+
+
+# -- heartbeat, core worker, terminal ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_stuck_core_shows_a_stale_heartbeat(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    app = cockpit(core, wall=lambda: FROZEN_WALL_S + 3600)
+    async with app.run_test(size=(80, 24)):
+        assert app.main.query_one(StatusBar).status.stale
+        assert "STALE" in status_text(app)
+
+
+@pytest.mark.anyio
+async def test_the_core_runs_in_a_worker_until_its_duration(tmp_path: Path) -> None:
+    core = fed_core(tmp_path, minutes=0)
+    app = CockpitApp(core, duration_s=600.0, wall_clock=lambda: FROZEN_WALL_S)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        if app.core_worker is not None:
+            await app.core_worker.wait()
+        await pilot.pause()
+    assert core.heartbeat.bars_processed == 10 * len(core.source.symbols)
+    assert app.return_code == 0
+    assert core.store.path(ENGINE_STATE).exists()
+
+
+@pytest.mark.anyio
+async def test_a_crashed_core_is_shown_not_hidden(tmp_path: Path) -> None:
+    core = fed_core(tmp_path, minutes=5)
+
+    async def crash(duration_s: float | None = None) -> None:
+        raise RuntimeError("boom")
+
+    core.run = crash  # type: ignore[method-assign]
+    app = CockpitApp(core, wall_clock=lambda: FROZEN_WALL_S)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.core_worker is not None
+        with pytest.raises(WorkerFailed):
+            await app.core_worker.wait()
+        await pilot.pause()
+        assert "CORE STOPPED" in status_text(app)
+    assert any("boom" in message for message, _ in app.toasts)
+
+
+@pytest.mark.anyio
+async def test_no_color_keeps_every_meaning_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color
+        await pilot.pause()
+        screen = app.export_screenshot().replace("&#160;", " ")
+    assert os.environ["NO_COLOR"] == "1"
+    for word in ("HIGH", "MOD", "LOW", "TRUE TREND", "NOISE", "RANDOM", "PROBATION"):
+        assert word in screen
+
+
+def test_golden_hour_fallback_follows_the_configured_window() -> None:
+    config = Config()
+    assert golden_hour(START_S, config) == (False, 30 * 60)  # 08:30 UTC
+    assert golden_hour(START_S + 3600, config) == (True, 6.5 * 3600)  # 09:30 UTC
+    assert golden_hour(START_S + 7.5 * 3600, config) == (False, 17 * 3600)  # 16:00 UTC
