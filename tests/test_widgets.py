@@ -162,7 +162,7 @@ async def test_sparkline_labels_the_band_rows_and_shows_newest_on_the_right() ->
     spark = HurstSparkline()
     async with Harness(spark).run_test(size=(15, 3)):
         spark.data = (0.7,) * 30 + (0.3,)
-        lines = plain(spark).splitlines()
+        lines = [spark.render_line(y).text for y in range(3)]
     assert [line[:4] for line in lines] == [">.55", "band", "<.45"]
     assert lines[2].endswith(lines[2].strip()[-1]) and lines[2].strip()[-1] != ""
     assert len(lines[0]) == 15  # only the newest values that fit

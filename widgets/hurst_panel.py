@@ -12,13 +12,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Static
 
 from bigalpha_tui.core.hurst import HurstReading
 from bigalpha_tui.core.types import Regime
 
 from . import fmt
 from .hurst_sparkline import HurstSparkline
+from .text_block import TextBlock
 
 _REGIME_CLASS = {
     Regime.TRUE_TREND: "trend",
@@ -72,7 +72,7 @@ class HurstPanel(Widget):
         self.window = window
 
     def compose(self) -> ComposeResult:
-        yield Static(self._text(), id="hurst-text")
+        yield TextBlock(self._text(), id="hurst-text")
         yield HurstSparkline(upper=self.upper, lower=self.lower)
 
     def _style(self, name: str) -> Style:
@@ -80,14 +80,14 @@ class HurstPanel(Widget):
 
     def watch_reading(self) -> None:
         if self.is_mounted:
-            self.query_one("#hurst-text", Static).update(self._text())
+            self.query_one("#hurst-text", TextBlock).text = self._text()
 
     def watch_history(self, history: tuple[float, ...]) -> None:
         if self.is_mounted:
             self.query_one(HurstSparkline).data = history
 
     def on_mount(self) -> None:
-        self.query_one("#hurst-text", Static).update(self._text())
+        self.query_one("#hurst-text", TextBlock).text = self._text()
         self.query_one(HurstSparkline).data = self.history
 
     def _text(self) -> Text:

@@ -12,9 +12,10 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
@@ -70,6 +71,8 @@ class HurstSparkline(Widget):
         self.set_reactive(HurstSparkline.data, tuple(data))
         self.set_reactive(HurstSparkline.upper, upper)
         self.set_reactive(HurstSparkline.lower, lower)
+        self._cache_key: object = None
+        self._strips: list[Strip] = []
 
     def _style(self, name: str) -> Style:
         # the band is a background: it must be blended onto ours, so not a partial style
@@ -88,30 +91,57 @@ class HurstSparkline(Widget):
         eighths = math.ceil((min(max(h, low), high) - low) / span * 8)
         return row, max(1, min(8, eighths))
 
-    def render(self) -> Text:
-        width = max(0, self.size.width - GUTTER)
-        values = [h for h in self.data if math.isfinite(h)][-width:] if width else []
-        cells: list[list[tuple[str, str]]] = [[] for _ in range(3)]
+    def render_line(self, y: int) -> Strip:
+        # Line API with cached strips: the chart changes once a bar, and building it from
+        # segments skips the text-to-content conversion that dominated a card's repaint.
+        key = (self.data, self.size.width, self.upper, self.lower, self.app.theme)
+        if key != self._cache_key:
+            self._cache_key = key
+            self._strips = self._build_strips()
+        if 0 <= y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+    def _build_strips(self) -> list[Strip]:
+        width = self.size.width
+        chart_width = max(0, width - GUTTER)
+        values = [h for h in self.data if math.isfinite(h)][-chart_width:] if chart_width else []
+        base = self.rich_style
+        zones = [base + self._style(zone) for zone in ("trend", "random", "noise")]
+        band = self._style("band")  # full style: background blended onto ours
+        band_zone = band + self._style("random")
+        gutter = base + self._style("gutter")
+        rows: list[list[tuple[str, Style]]] = [[], [], []]
         for h in values:
             row, eighths = self.row_of(h)
-            zone = ("trend", "random", "noise")[row]
             for r in range(3):
-                cells[r].append((_BLOCKS[eighths - 1], zone) if r == row else (" ", ""))
-        band = self._style("band")
+                if r == row:
+                    rows[r].append((_BLOCKS[eighths - 1], band_zone if r == 1 else zones[r]))
+                else:
+                    rows[r].append((" ", band if r == 1 else base))
         labels = (
             f">{self.upper:.2f}".replace("0.", "."),
             "band",
             f"<{self.lower:.2f}".replace("0.", "."),
         )
-        lines = []
+        strips = []
         for r in range(3):
-            line = Text(no_wrap=True)
-            line.append(f"{labels[r]:<{GUTTER - 1}} ", self._style("gutter"))
-            pad = width - len(cells[r])
-            row_bg = band if r == 1 else Style()
-            line.append(" " * pad, row_bg)
-            for glyph, zone in cells[r]:
-                style = self._style(zone) if zone else Style()
-                line.append(glyph, row_bg + style if r == 1 else style)
-            lines.append(line)
-        return Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+            background = band if r == 1 else base
+            segments = [
+                Segment(f"{labels[r]:<{GUTTER - 1}} "[:width], gutter),
+                Segment(" " * (chart_width - len(rows[r])), background),
+                *(Segment(glyphs, style) for glyphs, style in _runs(rows[r])),
+            ]
+            strips.append(Strip(segments).crop_extend(0, width, base))
+        return strips
+
+
+def _runs(cells: list[tuple[str, Style]]) -> list[tuple[str, Style]]:
+    """Neighbouring cells of one style merged, so a row is a few segments, not one per cell."""
+    runs: list[tuple[str, Style]] = []
+    for glyph, style in cells:
+        if runs and runs[-1][1] is style:
+            runs[-1] = (runs[-1][0] + glyph, style)
+        else:
+            runs.append((glyph, style))
+    return runs

@@ -12,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Static
 
 from bigalpha_tui.core.config import FlowConfig, HurstConfig
 from bigalpha_tui.core.snapshot import SymbolView
@@ -20,6 +19,7 @@ from bigalpha_tui.core.types import SymbolState
 
 from . import fmt
 from .hurst_panel import HurstPanel
+from .text_block import TextBlock
 from .whale_gauge import WhaleGauge
 
 
@@ -77,7 +77,7 @@ class SymbolCard(Widget, can_focus=True):
         )
 
     def compose(self) -> ComposeResult:
-        yield Static(self._title(), id="card-title")
+        yield TextBlock(self._title(), id="card-title")
         yield self.gauge
         yield self.hurst
 
@@ -91,7 +91,7 @@ class SymbolCard(Widget, can_focus=True):
         self.hurst.reading = new.hurst
         self.hurst.history = new.h_history
         if old is None or (old.price, old.state) != (new.price, new.state):
-            self.query_one("#card-title", Static).update(self._title())
+            self.query_one("#card-title", TextBlock).text = self._title()
 
     def action_step(self, step: int) -> None:
         """Move focus to the next (1) or previous (-1) symbol card."""

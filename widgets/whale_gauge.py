@@ -114,15 +114,12 @@ class WhaleGauge(Widget):
     def _bar(self, intensity: float, cells: int, fill: Style) -> Text:
         eighths = round(intensity / 100.0 * cells * 8)
         full, part = divmod(eighths, 8)
+        filled = "█" * full + (_EIGHTHS[part] if part else "")
         marks = {min(cells - 1, int(t / 100.0 * cells)) for t in (self.low, self.high)}
+        track = "".join("┊" if c in marks else "·" for c in range(len(filled), cells))
         bar = Text(no_wrap=True)
-        for cell in range(cells):
-            if cell < full:
-                bar.append("█", fill)
-            elif cell == full and part:
-                bar.append(_EIGHTHS[part], fill)
-            else:
-                bar.append("┊" if cell in marks else "·", self._style("track"))
+        bar.append(filled, fill)
+        bar.append(track, self._style("track"))
         return bar
 
     def _direction_line(self, flow: FlowState) -> Text:
