@@ -20,6 +20,7 @@ from snapshot_fixtures import (
     fixture_core,
     fixture_snapshot,
 )
+from textual import events
 from textual.worker import WorkerFailed
 
 from bigalpha_tui.app import CockpitApp, CockpitCommands, golden_hour
@@ -325,6 +326,18 @@ async def test_digit_keys_focus_a_symbol_and_point_the_tables_at_it(tmp_path: Pa
         assert position is not None and position.symbol == "AVAXUSDT"
         await pilot.press("9")  # only six symbols: nothing happens
         assert app.main.focused is focused
+
+
+@pytest.mark.anyio
+async def test_a_digit_and_r_typed_together_act_on_that_symbol(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        # both keys in one read from the terminal, as a fast typist or a paste sends them
+        app.post_message(events.Key("3", "3"))
+        app.post_message(events.Key("r", "r"))
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog) and "SOLUSDT" in dialog.question
 
 
 @pytest.mark.anyio

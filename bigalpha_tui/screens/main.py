@@ -164,7 +164,7 @@ class MainScreen(Screen[None]):
         self.active_panel = keys[(keys.index(self.active_panel) + step) % len(keys)]
         focusable = self.query_one(f"#{self.active_panel}").query("SymbolCard, DataTable")
         if focusable:
-            focusable.first().focus()
+            self.set_focus(focusable.first())
 
     def focus_symbol(self, index: int) -> bool:
         """Focus the card of the index-th symbol (1-based) and point the tables at it."""
@@ -174,7 +174,8 @@ class MainScreen(Screen[None]):
         card = cards[index - 1]
         if not self.wide:
             self.active_panel = "market"
-        card.focus()
+        # at once, not on the next loop turn: `3` then `r` typed together must act on 3
+        self.set_focus(card)
         self.point_tables_at(card.symbol)
         return True
 
