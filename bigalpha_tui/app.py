@@ -21,7 +21,7 @@ from typing import ClassVar
 import anyio
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
@@ -106,7 +106,7 @@ class CockpitCommands(Provider):
         out = []
         for title, action, help_text in entries:
             name = action.split("(")[0]
-            if app.check_action(name, ()) is True or name in ("focus_symbol",):
+            if app.action_allowed(name) is True:
                 out.append((title, action, help_text))
         return out
 
@@ -337,8 +337,19 @@ class CockpitApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.screen_stack:
             return False
-        if action in MAIN_SCREEN_ONLY and self.screen is not self.main:
+        # under a dialog the main screen's keys are off; the command palette runs its choice
+        # as it closes, so it does not count as a dialog
+        screen = self.screen
+        if (
+            action in MAIN_SCREEN_ONLY
+            and screen is not self.main
+            and not isinstance(screen, CommandPalette)
+        ):
             return False
+        return self.action_allowed(action)
+
+    def action_allowed(self, action: str) -> bool | None:
+        """Whether an action can run in this session, whatever screen is showing."""
         if action in STEERING and self.core.read_only:
             return None
         # panel keys only matter when panels are tabs

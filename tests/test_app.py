@@ -418,6 +418,20 @@ async def test_command_palette_offers_every_action(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_an_action_chosen_in_the_palette_runs(tmp_path: Path) -> None:
+    core = fed_core(tmp_path)
+    app = cockpit(core)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"pause")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert app.screen is app.main
+    assert core.paused is True
+
+
+@pytest.mark.anyio
 async def test_q_quits_saves_state_and_leaves_positions(tmp_path: Path) -> None:
     core = fed_core(tmp_path)
     for name in (WHALE_FLOW, HURST_CACHE):
@@ -444,6 +458,8 @@ async def test_read_only_disables_steering_but_not_watching(tmp_path: Path) -> N
     async with app.run_test(size=(80, 24)) as pilot:
         for action in ("toggle_pause", "learn", "release", "close_position"):
             assert app.check_action(action, ()) is None
+        palette = [title for title, _, _ in CockpitCommands(app.screen).commands()]
+        assert "Pause / resume entries" not in palette and "Guards…" in palette
         await pilot.press("p", "l", "3", "r", "1", "x")
         assert app.screen is app.main
         assert core.paused is False
