@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 import anyio
+from anyio.abc import TaskStatus
 
 from bigalpha_tui.control import open_control_server
 from bigalpha_tui.core.engine import Core
@@ -146,15 +147,16 @@ async def run_headless(
     try:
         async with anyio.create_task_group() as tg:
 
-            async def watch_signals() -> None:
+            async def watch_signals(*, task_status: TaskStatus[None]) -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    task_status.started()  # handlers are installed before the core starts
                     async for signum in signals:
                         name = signal.Signals(signum).name
                         core.emit("stop", "", f"received {name}; saving state")
                         tg.cancel_scope.cancel()
                         return
 
-            tg.start_soon(watch_signals)
+            await tg.start(watch_signals)
             if control is not None:
                 tg.start_soon(control.serve)
             try:

@@ -102,12 +102,20 @@ def build_source(config: Config, store: Store, args: argparse.Namespace) -> tupl
     if name == "sim":
         from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimSource
 
-        start_ms = DEFAULT_START_MS
+        # Market time starts at 08:30 UTC; the series starts `backfill_bars` earlier, and
+        # those bars (already closed at start) arrive at once, as a live source's backfill
+        # does, so the cockpit opens with warm Hurst and CVD panels instead of 100 minutes
+        # of WARMING.
+        live_start_s = DEFAULT_START_MS / 1000.0
+        series_start_ms = DEFAULT_START_MS - config.source.backfill_bars * 60_000
         last_ms = _last_bar_ms(store)
-        resume_s = (last_ms + 60_000) / 1000.0 if last_ms is not None else start_ms / 1000.0
-        sim_clock = SimClock(max(resume_s, start_ms / 1000.0), speed)
+        resume_s = (last_ms + 60_000) / 1000.0 if last_ms is not None else live_start_s
+        sim_clock = SimClock(max(resume_s, live_start_s), speed)
         source: BarSource = SimSource(
-            sim_clock, symbols=config.source.symbols, seed=config.source.seed, start_ms=start_ms
+            sim_clock,
+            symbols=config.source.symbols,
+            seed=config.source.seed,
+            start_ms=series_start_ms,
         )
         return source, sim_clock
     if name == "replay":

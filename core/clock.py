@@ -83,6 +83,9 @@ class SimClock:
         delay = (t - self.now()) / self.speed
         if delay > 0:
             await anyio.sleep(delay)
+        else:
+            # backfill: already past; still yield so the UI and signal handlers run
+            await anyio.lowlevel.checkpoint()
         self.advance_to(t)
 
 

@@ -103,7 +103,7 @@ class SimParams:
     season_peak_utc_h: float = 14.5  # hour of the busiest minute (US open)
     season_sigma_exponent: float = 0.5  # volatility follows volume ** this
     # taker flow of normal bars
-    taker_share_noise: float = 0.035
+    taker_share_noise: float = 0.08
     taker_share_return_gain: float = 0.025  # taker-buy share added per sigma of return
     # whale bursts
     whale_bursts_per_h: float = 0.35
