@@ -117,16 +117,19 @@ class Core:
             self.symbols[symbol] = engines
         return engines
 
-    def _new_tracker(self) -> HurstTracker:
+    def _tracker_settings(self) -> dict[str, Any]:
         h = self.config.hurst
-        return HurstTracker(
-            window=h.window,
-            trend_above=h.trend_above,
-            noise_below=h.noise_below,
-            confirm_bars=h.confirm_bars,
-            method=h.method,
-            history_len=h.history_len,
-        )
+        return {
+            "window": h.window,
+            "trend_above": h.trend_above,
+            "noise_below": h.noise_below,
+            "confirm_bars": h.confirm_bars,
+            "method": h.method,
+            "history_len": h.history_len,
+        }
+
+    def _new_tracker(self) -> HurstTracker:
+        return HurstTracker(**self._tracker_settings())
 
     # -- the step --------------------------------------------------------------------
 
@@ -385,16 +388,7 @@ class Core:
     def _restore_hurst(self, doc: dict[str, Any]) -> None:
         restored: dict[str, tuple[HurstTracker, int]] = {}
         for symbol, state in doc["symbols"].items():
-            h = self.config.hurst
-            tracker = HurstTracker.from_state(
-                state,
-                window=h.window,
-                trend_above=h.trend_above,
-                noise_below=h.noise_below,
-                confirm_bars=h.confirm_bars,
-                method=h.method,
-                history_len=h.history_len,
-            )
+            tracker = HurstTracker.from_state(state, **self._tracker_settings())
             restored[symbol] = (tracker, int(state["last_open_ms"]))
         for symbol, (tracker, last_ms) in restored.items():
             engines = self.engines(symbol)
