@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
+
 #: The real market-data fixtures (see its README.md); tests that need them skip without it.
-SHARED_DATA_DIR = Path(os.environ.get("BIGALPHA_SHARED_DATA", "/work/shared/data"))
+def _shared_data_dir() -> Path:
+    """$BIGALPHA_SHARED_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
+    if "BIGALPHA_SHARED_DATA" in os.environ:
+        return Path(os.environ["BIGALPHA_SHARED_DATA"])
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return beside if beside.is_dir() else Path("/work/shared/data")
+
+
+SHARED_DATA_DIR = _shared_data_dir()
 #: Small excerpts of those files, kept in the repository (see tests/data/README.md).
 TEST_DATA_DIR = Path(__file__).parent / "data"
 
