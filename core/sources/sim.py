@@ -105,6 +105,9 @@ class SimParams:
     # taker flow of normal bars
     taker_share_noise: float = 0.08
     taker_share_return_gain: float = 0.025  # taker-buy share added per sigma of return
+    # retail fades the whales: while a burst's lead lasts, retail taker flow leans against it
+    # (decaying with the lead), which is what makes WHALE_CONFLICT signals happen
+    retail_fade_share: float = 0.06
     # whale bursts
     whale_bursts_per_h: float = 0.35
     whale_min_bars: int = 3
@@ -305,6 +308,9 @@ class _SymbolPath:
         move = (1.0 + p.volume_move_gain * abs(z_score)) / (1.0 + p.volume_move_gain * 0.8)
         clipped_z = max(-3.0, min(3.0, z_score))
         share = 0.5 + p.taker_share_return_gain * clipped_z + p.taker_share_noise * share_shock
+        if self.lead_direction and p.whale_lead_sigmas > 0:
+            fade = p.retail_fade_share * self.lead_sigmas / p.whale_lead_sigmas
+            share -= fade * self.lead_direction
         return normal * noise * move, min(max(share, 0.02), 0.98)
 
     # -- candle
