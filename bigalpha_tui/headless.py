@@ -19,6 +19,8 @@ from anyio.abc import TaskStatus
 from bigalpha_tui.control import open_control_server
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.snapshot import Event, Snapshot, SymbolView
+from bigalpha_tui.core.sources.base import SourceHealth
+from bigalpha_tui.core.types import SourceState
 
 
 def iso(t: float | None) -> str:
@@ -130,6 +132,43 @@ class SummaryTimer:
             self.next_s = (market_s // self.every_s + 1) * self.every_s
 
 
+HEALTH_POLL_S = 2.0
+
+
+def describe_health(health: SourceHealth) -> str:
+    """One line an operator can act on: state, data age, last error, next request."""
+    parts = [f"source {health.name}: {health.state.value}"]
+    if health.detail:
+        detail = health.detail
+        if detail.startswith(health.state.value):
+            detail = detail[len(health.state.value) :].lstrip(" ,;")
+        if detail:
+            parts.append(detail)
+    if health.data_age_s is not None:
+        parts.append(f"data {health.data_age_s / 60:.0f} min old")
+    if health.last_error:
+        parts.append(f"last error: {health.last_error}")
+    if health.rate_limited:
+        parts.append(f"{health.rate_limited} x HTTP 429")
+    return "; ".join(parts)
+
+
+async def watch_source_health(core: Core) -> None:
+    """Log each change of the source's state, so a dead feed shows even with no bars.
+
+    Polled on wall time, in the app shell: the core only sees the source between bars.
+    """
+    last: tuple[object, ...] | None = None
+    while True:
+        health = core.source.health()
+        key = (health.state, health.last_error)
+        if key != last:
+            if last is not None or health.state not in (SourceState.OK, SourceState.WARMING):
+                core.emit("source", "", describe_health(health), state=health.state.value)
+            last = key
+        await anyio.sleep(HEALTH_POLL_S)
+
+
 async def run_headless(
     core: Core, duration_s: float | None, out: IO[str] = sys.stdout, fmt: str = "text"
 ) -> int:
@@ -157,6 +196,7 @@ async def run_headless(
                         return
 
             await tg.start(watch_signals)
+            tg.start_soon(watch_source_health, core)
             if control is not None:
                 tg.start_soon(control.serve)
             try:
