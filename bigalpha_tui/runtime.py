@@ -15,7 +15,7 @@ from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import ConfigError
 from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.sources.base import BarSource
-from bigalpha_tui.core.store import ENGINE_STATE, Store, StoreLock
+from bigalpha_tui.core.store import ENGINE_STATE, MIB, Store, StoreLock
 
 DURATION_UNITS_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -89,7 +89,8 @@ def build(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
     data_dir = locations.data_dir(getattr(args, "data_dir", None))
     if not read_only:
         StoreLock(data_dir).acquire()  # held for the life of the process
-    store = Store(data_dir, read_only=read_only)
+    rotate_bytes = int(config.store.jsonl_rotate_mb * MIB)
+    store = Store(data_dir, read_only=read_only, jsonl_rotate_bytes=rotate_bytes)
     source, clock = build_source(config, store, args)
     core = Core(config, source, clock, store, read_only=read_only)
     attach_learning(core)  # schedule, LEARN/RELEASE, buffers and probation for the gates

@@ -80,6 +80,7 @@ class Core:
         self._stop = False
         self._in_step = False
         self.paused = False
+        self._store_was_healthy = True
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
         self.commands: deque[Command] = deque()
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
@@ -159,6 +160,7 @@ class Core:
             self._update_engines(engines, bar)
         engines.last_bar = bar
         self.on_bar(bar, engines)
+        self.note_store_health()
         self.last_bar_ms = (
             bar.open_ms if self.last_bar_ms is None else max(self.last_bar_ms, bar.open_ms)
         )
@@ -179,9 +181,28 @@ class Core:
         """Trading stages after the engines (strategy, gates, broker, exits)."""
         if self.trading is None:
             return
-        controls = EntryControls(self.paused, self.guards_enabled)
+        controls = EntryControls(self.paused, self.guards_enabled, self.entries_halted_reason())
         flow = engines.last_flow or engines.flow.state()
         self.trading.on_bar(bar, flow, engines.hurst.reading, controls)
+
+    def entries_halted_reason(self) -> str | None:
+        """Why new entries are halted now (the store cannot write), or None."""
+        error = self.store.last_write_error
+        if error is None:
+            return None
+        return f"{error}: new entries halted until the store writes again (exits go on)"
+
+    def note_store_health(self) -> None:
+        """Tell the operator once when store writes start failing and once when they heal."""
+        healthy = self.store.healthy
+        if healthy == self._store_was_healthy:
+            return
+        self._store_was_healthy = healthy
+        if healthy:
+            self.emit("store", "", "store writes work again: new entries resume", healthy=True)
+        else:
+            reason = self.entries_halted_reason() or ""
+            self.emit("store", "", reason, healthy=False, error=self.store.last_write_error)
 
     def _close_command(self, command: Command) -> str:
         assert self.trading is not None
@@ -228,6 +249,7 @@ class Core:
                 self.apply_commands()
                 self.process_bar(bar)
                 self.maybe_checkpoint(bar)
+                self.note_store_health()
                 for observer in self.step_observers:
                     observer()
                 if self._stop:
@@ -354,6 +376,8 @@ class Core:
         }
 
     def _restore_engine_state(self, doc: dict[str, Any]) -> None:
+        if "paused" not in doc:  # another file's layout: set aside, not overwritten later
+            raise KeyError("paused")
         last = doc.get("last_bar_ms")
         if last is not None and not isinstance(last, int):
             raise ValueError("last_bar_ms must be an integer")
@@ -417,6 +441,7 @@ class Core:
             warnings=tuple(f"{w.file}: {w.message}" for w in self.store.warnings)
             + ((self.store.last_write_error,) if self.store.last_write_error else ()),
             read_only=self.read_only,
+            entries_halted_reason=None if self.trading is None else self.entries_halted_reason(),
             paused=self.paused,
             guards_enabled=MappingProxyType(dict(self.guards_enabled)),
         )

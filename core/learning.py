@@ -435,7 +435,9 @@ def _parse_trades(records: Iterable[Any], ledger: Ledger) -> tuple[list[ClosedTr
 def read_ledgers(store: Store) -> LedgerRead:
     """Closed live trades and shadow outcomes as the store holds them now."""
     live, bad_live = _parse_trades(closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE)
-    shadow, bad_shadow = _parse_trades(store.iter_jsonl(SHADOW_OUTCOMES), Ledger.SHADOW)
+    shadow, bad_shadow = _parse_trades(
+        store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW
+    )
     return LedgerRead(live, shadow, bad_live + bad_shadow)
 
 
@@ -531,7 +533,7 @@ class LearningLoop:
     def _append_history_once(self, record: dict[str, Any]) -> None:
         """Finish a cycle whose history line a crash cut off (states are saved first)."""
         last_cycle = None
-        for line in self.store.iter_jsonl(LEARNING_HISTORY):
+        for line in self.store.iter_jsonl(LEARNING_HISTORY, with_rotated=True):
             last_cycle = line.get("cycle", last_cycle)
         if last_cycle != record.get("cycle"):
             self.store.append_jsonl(LEARNING_HISTORY, record)

@@ -19,6 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .snapshot import GuardStatsView
@@ -121,34 +122,38 @@ class RecentIds:
         self.store = store
         self.name = name
         self.ids: set[str] = set(tail_ids(store, name))
+        self.backlog: list[dict[str, Any]] = []  # records the disk refused, oldest first
 
     def append_once(self, record: dict[str, Any]) -> bool:
-        """Append `record` unless its id is already there; False when skipped."""
+        """Append `record` unless its id is already there; False when skipped. A record the
+        disk refuses waits in the backlog and goes first at the next append or `flush`."""
         record_id = str(record["id"])
         if record_id in self.ids:
             return False
-        self.store.append_jsonl(self.name, record)
         self.ids.add(record_id)
+        self.backlog.append(record)
+        self.flush()
+        return True
+
+    def flush(self) -> bool:
+        """Write the backlog in order; True when nothing is left waiting."""
+        while self.backlog:
+            if not self.store.append_jsonl(self.name, self.backlog[0]):
+                return False
+            self.backlog.pop(0)
         return True
 
 
 def tail_ids(store: Store, name: str, max_bytes: int = TAIL_BYTES) -> list[str]:
-    """The `id` of each whole record in the last `max_bytes` of a JSONL file."""
-    try:
-        with open(store.path(name), "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except FileNotFoundError:
-        return []
-    except OSError:
-        return []  # the learning loop's read reports an unreadable file; nothing to skip
+    """The `id` of each whole record in the last `max_bytes` of a JSONL file (reaching into
+    its newest rotated generation when the log was rotated a moment ago)."""
+    data = _tail_bytes(store.path(name), max_bytes)
+    rotated = store.rotated_paths(name)
+    if len(data) < max_bytes and rotated:
+        data = _tail_bytes(rotated[-1], max_bytes - len(data)) + b"\n" + data
     lines = data.split(b"\n")
-    if size > max_bytes:
-        lines = lines[1:]  # the first line is cut
     ids: list[str] = []
-    for raw in lines:
+    for raw in lines:  # a line cut by the tail window does not parse and is passed over
         try:
             record = json.loads(raw)
         except ValueError:
@@ -156,6 +161,17 @@ def tail_ids(store: Store, name: str, max_bytes: int = TAIL_BYTES) -> list[str]:
         if isinstance(record, dict) and "id" in record:
             ids.append(str(record["id"]))
     return ids
+
+
+def _tail_bytes(path: Path, max_bytes: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            return fh.read()
+    except OSError:
+        return b""  # absent, or unreadable: the learning loop's read reports it
 
 
 def trading_status(book: Mapping[str, Any] | None) -> dict[str, Any]:

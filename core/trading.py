@@ -153,6 +153,7 @@ class EntryControls:
 
     paused: bool
     guards_enabled: Mapping[BlockReason, bool]
+    halted_reason: str | None = None  # the store cannot write: no new entries, exits go on
 
 
 class TradingLoop:
@@ -184,6 +185,7 @@ class TradingLoop:
         self.guard_log: deque[GuardBlockView] = deque(maxlen=GUARD_LOG_LEN)
         self.trade_observers: list[Callable[[ClosedTrade], None]] = []
         self._dirty = False
+        self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
         self.restore()
@@ -199,7 +201,7 @@ class TradingLoop:
     ) -> None:
         if self.applied(bar):
             return
-        self._fill_pending(bar)
+        self._fill_pending(bar, controls)
         self._run_exits(bar)
         signal = self._strategy(bar.symbol).update(bar, flow, hurst)
         if signal is not None:
@@ -207,8 +209,8 @@ class TradingLoop:
         self.last_open_ms[bar.symbol] = bar.open_ms
         self.last_regime[bar.symbol] = hurst.regime
         self.marks[bar.symbol] = bar.close
-        if self._dirty:
-            self.save()
+        if self._dirty or not self.store.healthy or self._outcomes.backlog or self._blocks.backlog:
+            self.save()  # while the disk refuses, every bar retries: the first success heals
 
     def _strategy(self, symbol: str) -> AlphaOfi:
         strategy = self.strategies.get(symbol)
@@ -225,6 +227,9 @@ class TradingLoop:
             return  # one position per symbol
         if self.clock.now() - signal.time_s > self.config.strategy.max_signal_age_s:
             return  # a catch-up bar: the moment to act on it has passed
+        if controls.halted_reason is not None:
+            self.halted_signals += 1
+            return  # nothing new may be opened that the book could not record
         decision = self.decide(signal, controls)
         qty = stake_usd(decision.size_multiplier, self.config.sizing) / signal.price
         if not qty > 0.0:
@@ -268,11 +273,19 @@ class TradingLoop:
         )
         self._dirty = True
 
-    def _fill_pending(self, bar: Bar) -> None:
+    def _fill_pending(self, bar: Bar, controls: EntryControls) -> None:
         order = self.pending.pop(bar.symbol, None)
         if order is None:
             return
         self._dirty = True
+        if controls.halted_reason is not None:
+            self.emit(
+                "cancel",
+                bar.symbol,
+                f"entry {order.side} cancelled: {controls.halted_reason}",
+                id=order.id,
+            )
+            return
         if bar.open_ms != order.fill_open_ms:
             self.emit(
                 "cancel",
@@ -543,6 +556,10 @@ class TradingLoop:
         self._dirty = False
         if self.read_only:
             return
+        if not (self._outcomes.flush() and self._blocks.flush()):
+            # the logs first: a book saved past a record the disk refused would lose it
+            self._dirty = True
+            return
         self.store.write_json(POSITIONS, self.to_doc())
 
     def to_doc(self) -> dict[str, Any]:
@@ -567,8 +584,9 @@ class TradingLoop:
         self.store.load_or_quarantine(POSITIONS, self._restore)
 
     def _restore(self, doc: dict[str, Any]) -> None:
-        # parse everything first: a malformed file changes nothing and is set aside
-        live = [Position.from_record(r) for r in doc.get("open", [])]
+        # parse everything first: a malformed file changes nothing and is set aside (and
+        # a file without the book's one required key is another file's layout)
+        live = [Position.from_record(r) for r in doc["open"]]
         pending = [EntryOrder.from_record(r) for r in doc.get("pending", [])]
         twins = [Position.from_record(r) for r in doc.get("twins", [])]
         closed = [ClosedTrade.from_record(r) for r in doc.get("closed", [])]

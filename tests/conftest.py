@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +36,48 @@ def shared_data() -> Path:
 def test_data() -> Path:
     """The excerpts in tests/data."""
     return TEST_DATA_DIR
+
+
+# -- the reliability suite's long forms and its figures -----------------------------------
+
+#: Figures the reliability tests report (kills survived, faults injected ...), printed in
+#: the terminal summary so a CI log carries them.
+RELIABILITY_FIGURES: pytest.StashKey[list[str]] = pytest.StashKey()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the reliability suite's long forms (thousands of kills)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RELIABILITY_FIGURES] = []
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True with `pytest --long`: the reliability tests run their long forms."""
+    return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record one line for the terminal summary (and print it, for `pytest -s`)."""
+
+    def report(line: str) -> None:
+        print(line)
+        request.config.stash[RELIABILITY_FIGURES].append(line)
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    figures = config.stash.get(RELIABILITY_FIGURES, [])
+    if figures:
+        terminalreporter.section("reliability figures")
+        for line in figures:
+            terminalreporter.write_line(line)
