@@ -204,3 +204,55 @@ def test_cli_refuses_a_second_headless_run_but_status_still_reads(tmp_path: Path
     finally:
         first.terminate()
         first.wait(timeout=30)
+
+
+# -- rotation --------------------------------------------------------------------------------
+
+
+def test_a_log_past_its_size_is_rotated_and_readers_of_history_still_see_it(
+    tmp_path: Path,
+) -> None:
+    from bigalpha_tui.core.store import ROTATED_KEEP
+
+    store = Store(tmp_path, jsonl_rotate_bytes=200)
+    for n in range(60):
+        assert store.append_jsonl("shadow_trade_outcomes.jsonl", {"id": f"S-{n}", "pad": "x" * 20})
+    names = sorted(p.name for p in tmp_path.glob("shadow_trade_outcomes.jsonl*"))
+    assert names == ["shadow_trade_outcomes.jsonl"] + [
+        f"shadow_trade_outcomes.jsonl.{n}" for n in range(1, ROTATED_KEEP + 1)
+    ]
+    assert all(p.stat().st_size < 260 for p in tmp_path.glob("shadow_trade_outcomes.jsonl*"))
+    recent = [r["id"] for r in store.read_jsonl("shadow_trade_outcomes.jsonl")]
+    history = [r["id"] for r in store.read_jsonl("shadow_trade_outcomes.jsonl", with_rotated=True)]
+    assert history[-len(recent) :] == recent and len(history) > len(recent)
+    assert history == sorted(history, key=lambda i: int(i[2:]))  # oldest first, no gap inside
+    assert history[-1] == "S-59" and int(history[0][2:]) > 0  # the oldest were dropped
+
+
+def test_the_learning_loop_and_the_duplicate_guard_read_a_just_rotated_log(
+    tmp_path: Path,
+) -> None:
+    from bigalpha_tui.core.learning import read_ledgers
+    from bigalpha_tui.core.ledger import RecentIds
+    from bigalpha_tui.core.trades import ClosedTrade, Ledger
+
+    store = Store(tmp_path, jsonl_rotate_bytes=1)  # every append rotates the one before
+    trade = ClosedTrade.from_record(_closed_shadow_record())
+    assert trade.ledger is Ledger.SHADOW
+    ids = RecentIds(store, "shadow_trade_outcomes.jsonl")
+    assert ids.append_once(trade.to_record())
+    assert ids.append_once({**trade.to_record(), "id": "S-2"})
+    assert (tmp_path / "shadow_trade_outcomes.jsonl.1").exists()
+    again = RecentIds(Store(tmp_path, jsonl_rotate_bytes=1), "shadow_trade_outcomes.jsonl")
+    assert not again.append_once(trade.to_record()), "a rotated record was appended twice"
+    shadow = read_ledgers(store).shadow
+    assert sorted(t.id for t in shadow) == sorted([trade.id, "S-2"])
+    assert all(t.ledger is Ledger.SHADOW for t in shadow)
+
+
+def _closed_shadow_record() -> dict[str, object]:
+    from learning_helpers import trade
+
+    from bigalpha_tui.core.trades import Ledger
+
+    return trade(1.0, ledger=Ledger.SHADOW).to_record()
