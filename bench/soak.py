@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -23,7 +24,6 @@ from collections import Counter
 from pathlib import Path
 
 import anyio
-import psutil
 
 from bigalpha_tui import runtime
 from bigalpha_tui.core.engine import Core
@@ -31,6 +31,13 @@ from bigalpha_tui.core.snapshot import Event
 from bigalpha_tui.core.store import JSONL_FILES, MIB, ROTATED_KEEP, Store
 
 DAY_S = 86_400.0
+
+
+def current_rss_bytes() -> int:
+    """Resident set size of this process, from /proc (stdlib only: the test runs it too)."""
+    with open("/proc/self/statm") as fh:
+        resident_pages = int(fh.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def store_bytes(root: Path) -> int:
@@ -65,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     rt = runtime.build(run_args)
     rt.store.jsonl_rotate_bytes = int(args.rotate_mb * MIB)
     core = rt.core
-    proc = psutil.Process()
     kinds: Counter[str] = Counter()
     core.observers.append(lambda e: kinds.update([e.kind]) if isinstance(e, Event) else None)
     samples: list[tuple[float, int, int, int]] = []  # day, rss, store bytes, largest log
@@ -78,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             return
         gc.collect()
         day = (t - start_s) / DAY_S
-        samples.append((day, proc.memory_info().rss, store_bytes(data), largest_log_bytes(data)))
+        samples.append((day, current_rss_bytes(), store_bytes(data), largest_log_bytes(data)))
         next_day[0] += DAY_S
 
     core.step_observers.append(sample)
-    rss_start = proc.memory_info().rss
+    rss_start = current_rss_bytes()
     wall_start = time.monotonic()
     anyio.run(core.run, args.days * DAY_S)
     wall_s = time.monotonic() - wall_start
     gc.collect()
-    rss_end = proc.memory_info().rss
+    rss_end = current_rss_bytes()
     samples.append(((core.clock.now() - start_s) / DAY_S, rss_end, store_bytes(data), 0))
     return report(args, data, core, rt.store, samples, rss_start, rss_end, kinds, wall_s)
 
