@@ -568,29 +568,15 @@ class LearningLoop:
             self.schedule = dataclasses.replace(self.schedule, last_slot_s=first)
             self.save()
             return None
-        if self.schedule.last_slot_s - now_s > self.schedule.interval_s:
-            self._reset_schedule(now_s)
-            return None
+        # Market time behind the saved slot is a restart replaying bars since the last
+        # checkpoint (at --speed max that can be hours of market time): the slot is done, so
+        # wait for the next one. The schedule never moves back.
         due = self.schedule.due(now_s)
         if due is None:
             return None
         slot_s, missed = due
         trigger = CycleTrigger.CATCH_UP if missed or restarted else CycleTrigger.SCHEDULE
         return self._run(now_s, trigger, slot_s, missed)
-
-    def _reset_schedule(self, now_s: float) -> None:
-        # only another data set can move market time back by more than an interval (a
-        # restart replays at most one checkpoint interval, which never spans a whole slot)
-        old = self.schedule.last_slot_s
-        slot = slot_at(now_s, self.schedule.interval_s)
-        self.schedule = dataclasses.replace(self.schedule, last_slot_s=slot)
-        self.save()
-        self.emit(
-            "learning",
-            "",
-            f"learning schedule reset: market time {_iso(now_s)} is before the last cycle's"
-            f" slot {_iso(old or 0.0)}; next cycle at {_iso(slot + self.schedule.interval_s)}",
-        )
 
     def run_now(self, now_s: float) -> CycleReport:
         """An operator cycle: runs at once, leaves the schedule where it is."""

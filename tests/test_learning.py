@@ -310,15 +310,19 @@ def test_operator_cycles_do_not_move_the_schedule(tmp_path: Path) -> None:
     assert [r["trigger"] for r in history(tmp_path)] == ["operator", "schedule"]
 
 
-def test_market_time_far_behind_the_schedule_resets_it(tmp_path: Path) -> None:
-    events: list[str] = []
-    loop = LearningLoop(Store(tmp_path), CONFIG, emit=lambda *a, **k: events.append(a[2]))
+def test_market_time_behind_the_schedule_never_moves_it_back(tmp_path: Path) -> None:
+    """A restart at --speed max replays hours of bars since the engines' last checkpoint:
+    the slots those bars cross are done, so nothing runs and the schedule stays put."""
+    loop = LearningLoop(Store(tmp_path), CONFIG)
     loop.tick(utc(6, 8, 30))
-    loop.tick(utc(6, 12))
-    older = utc(1, 8, 30)  # a different, older data set on the same folder
-    loop.tick(older)
-    assert loop.view(older).next_cycle_s == utc(1, 12)
-    assert any("schedule reset" in e for e in events)
+    assert loop.tick(utc(6, 12)) is not None
+    assert loop.tick(utc(6, 16)) is not None
+    restarted = LearningLoop(Store(tmp_path), CONFIG)
+    for hour in (7, 9, 11, 12, 13, 15):  # replayed from a checkpoint 9 hours back
+        assert restarted.tick(utc(6, hour)) is None
+        assert restarted.view(utc(6, hour)).next_cycle_s == utc(6, 20)
+    assert restarted.tick(utc(6, 20)) is not None
+    assert slots(tmp_path) == [utc(6, 12), utc(6, 16), utc(6, 20)]
 
 
 # -- the loop and the store ------------------------------------------------------------
