@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -118,7 +119,12 @@ def cmd_headless(args: argparse.Namespace) -> int:
 
     duration = runtime.parse_duration(args.duration) if args.duration else None
     rt = runtime.build(args, read_only=args.read_only)
-    return anyio.run(run_headless, rt.core, duration, sys.stdout, args.log_format)
+    code = anyio.run(run_headless, rt.core, duration, sys.stdout, args.log_format, False)
+    # state is saved: a late second signal must not kill the exit itself (at interpreter
+    # shutdown Python puts its own handlers back to the default, but leaves "ignore" alone)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
 
 
 def cmd_status(argv: list[str]) -> int:

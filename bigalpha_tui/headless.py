@@ -170,9 +170,17 @@ async def watch_source_health(core: Core) -> None:
 
 
 async def run_headless(
-    core: Core, duration_s: float | None, out: IO[str] = sys.stdout, fmt: str = "text"
+    core: Core,
+    duration_s: float | None,
+    out: IO[str] = sys.stdout,
+    fmt: str = "text",
+    restore_signals_after: bool = True,
 ) -> int:
-    """Run until the duration passes, the source ends, or SIGINT/SIGTERM; state is flushed."""
+    """Run until the duration passes, the source ends, or SIGINT/SIGTERM; state is flushed.
+
+    After a stop signal, repeats only say that state is being saved; with
+    `restore_signals_after` False they keep doing so after the return (the CLI, which exits
+    next)."""
     printer = EventPrinter(out, fmt, on_closed=core.stop)
     for event in reversed(core.events):  # start-up warnings recorded before we subscribed
         printer.event(event)
@@ -193,7 +201,10 @@ async def run_headless(
                         name = signal.Signals(signum).name
                         core.emit("stop", "", f"received {name}; saving state")
                         tg.cancel_scope.cancel()
-                        return
+                        break
+                # a second Ctrl-C (or `timeout`, which signals the child and its group) must
+                # not interrupt the final save: repeats are noted until the run returns
+                hold_repeated_signals()
 
             await tg.start(watch_signals)
             tg.start_soon(watch_source_health, core)
@@ -206,5 +217,29 @@ async def run_headless(
     finally:
         if control is not None:
             await control.aclose()
+        if restore_signals_after:
+            restore_signals()
     printer.summary(core.snapshot())
     return 0
+
+
+_held: dict[int, Any] = {}
+
+
+def hold_repeated_signals() -> None:
+    """Until `restore_signals`, SIGINT and SIGTERM only say that state is being saved."""
+
+    def repeat(signum: int, _frame: object) -> None:
+        # runs between any two bytecodes: touch nothing of the core, just say it
+        name = signal.Signals(signum).name
+        print(f"bigalpha-tui: received {name} again; still saving state", file=sys.stderr)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _held.setdefault(signum, signal.getsignal(signum))
+        signal.signal(signum, repeat)
+
+
+def restore_signals() -> None:
+    while _held:
+        signum, handler = _held.popitem()
+        signal.signal(signum, handler)

@@ -569,6 +569,33 @@ async def test_breaker_opens_in_a_long_outage_probes_slowly_and_recovers_every_b
     assert emitted.final_health.state is SourceState.OK
 
 
+@pytest.mark.anyio
+async def test_an_unreachable_host_shows_backing_off_then_degraded_never_warming_again() -> None:
+    """No network at start: after the first failure the operator sees the back-off, then the
+    breaker's degraded state, not a flicker back to "warming" between retries."""
+    clock = WatchedClock(T0)
+
+    seen: list[SourceState] = []
+
+    def watch(_t: float) -> None:
+        state = source.health().state
+        if not seen or seen[-1] is not state:
+            seen.append(state)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        watch(clock.now())  # what a health poll sees while a retry is in flight
+        raise httpx.ConnectError("connection refused", request=request)
+
+    fake = FakeBinance(clock, outages=[(0.0, 1e12, refused)])
+    source = make_source(clock, fake)
+    clock.before_sleep.append(watch)
+    with anyio.move_on_after(2):
+        await run_until(source, clock, until_s=T0 + 10 * 60)
+    assert seen[0] in (SourceState.WARMING, SourceState.BACKING_OFF)
+    assert SourceState.WARMING not in seen[1:], seen
+    assert seen[-1] is SourceState.DEGRADED, seen
+
+
 # -- an hour -------------------------------------------------------------------------------
 
 

@@ -123,7 +123,16 @@ def test_restart_continues_where_the_last_run_stopped(tmp_path: Path) -> None:
     assert all(info["regime"] != "WARMING" for info in doc["symbols"].values())
 
 
-def test_sigterm_saves_state_and_exits_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)],
+    ids=["sigterm", "double-ctrl-c"],
+)
+def test_a_stop_signal_saves_state_and_exits_zero(
+    tmp_path: Path, signals: tuple[signal.Signals, ...]
+) -> None:
+    """Also when the signal comes twice (a second Ctrl-C, or `timeout`, which signals the
+    child and then its process group): the save is never cut short by a traceback."""
     store = tmp_path / "store"
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     proc = subprocess.Popen(
@@ -148,10 +157,13 @@ def test_sigterm_saves_state_and_exits_zero(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         if "summary" in line:
             break
-    proc.send_signal(signal.SIGTERM)
+    for signum in signals:
+        proc.send_signal(signum)
+        time.sleep(0.05)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "received SIGTERM" in out
+    assert f"received {signals[0].name}" in out
+    assert "Traceback" not in err, err
     state = json.loads((store / "engine_state.json").read_text())
     assert state["last_bar_ms"] > 0
 

@@ -432,6 +432,8 @@ class BinanceSource:
         limiter_state = self.limiter.state
         if limiter_state is not SourceState.OK:
             return limiter_state
+        if self.limiter.consecutive_failures:
+            return SourceState.BACKING_OFF  # between retries of a failing host too
         return SourceState.OK if self._last_ok_s is not None else SourceState.WARMING
 
     def _detail(self, state: SourceState, age_s: float | None) -> str:
