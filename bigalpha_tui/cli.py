@@ -84,9 +84,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BigAlphaError as exc:
         print(f"bigalpha-tui: {exc}", file=sys.stderr)
         code = EXIT_USAGE
+    except BaseExceptionGroup as group:
+        # a clear error raised inside the core's task group (a bad row deep in a file)
+        error = sole_error(group)
+        if not isinstance(error, BigAlphaError):
+            raise
+        print(f"bigalpha-tui: {error}", file=sys.stderr)
+        code = EXIT_USAGE
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
+
+
+def sole_error(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member groups (or the group itself)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def dispatch(argv: list[str]) -> int:

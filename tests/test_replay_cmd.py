@@ -147,3 +147,31 @@ def test_max_drawdown_is_the_largest_fall_from_a_peak_in_exit_order() -> None:
     trades = [_trade(p, t) for t, p in enumerate([2.0, -1.0, -2.5, 1.0, 3.0, -0.5])]
     assert max_drawdown_usd(list(reversed(trades))) == pytest.approx(3.5)
     assert max_drawdown_usd([]) == 0.0
+
+
+def test_the_live_loop_over_a_file_with_a_bad_row_deep_inside_stops_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """`--no-ui FILE` reads rows as it goes: a bad row 300 lines in is found while the core's
+    task group runs, and must still end as one clear line (exit 2), not a traceback."""
+    lines = gzip.decompress(write_klines(tmp_path, minutes=400)[0].read_bytes()).decode()
+    rows = lines.splitlines()
+    fields = rows[300].split(",")
+    fields[2] = "12.3x4"
+    rows[300] = ",".join(fields)
+    bad = tmp_path / "bad" / "BTCUSDT-1m-2026-01.csv"
+    bad.parent.mkdir()
+    bad.write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    command = [sys.executable, "-m", "bigalpha_tui.cli", "--no-ui", "--speed", "max"]
+    run = subprocess.run(
+        [*command, "--data-dir", str(tmp_path / "store"), str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert f"{bad}, line 301: high '12.3x4' is not a number" in run.stderr
+    assert "--skip-bad-rows" in run.stderr
