@@ -19,7 +19,7 @@ from importlib import resources
 from typing import ClassVar
 
 import anyio
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.notifications import SeverityLevel
@@ -35,7 +35,7 @@ from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.guards import GuardsScreen
-from bigalpha_tui.screens.help import HelpScreen
+from bigalpha_tui.screens.help import HelpScreen, legend
 from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.status_bar import StatusInfo
@@ -191,6 +191,12 @@ class CockpitApp(App[int]):
     def get_default_screen(self) -> Screen[None]:
         return self.main
 
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's own palette entries, less its "Quit": ours says what quitting keeps."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":
+                yield command
+
     def on_mount(self) -> None:
         self.core.observers.append(self.on_core_event)
         if self.watch_tty:
@@ -289,11 +295,11 @@ class CockpitApp(App[int]):
         if not self.screen_stack:
             return
         snapshot = self.snapshot_source()
+        # the main screen is drawn under dialogs too: its clock and heartbeat never freeze
+        market_now = self.core.clock.now()
+        self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
         screen = self.screen
-        if screen is self.main:
-            market_now = self.core.clock.now()
-            self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
-        elif isinstance(screen, GuardsScreen):
+        if isinstance(screen, GuardsScreen):
             screen.show(snapshot)
 
     def status_info(self, snapshot: Snapshot, market_now_s: float) -> StatusInfo:
@@ -453,7 +459,7 @@ class CockpitApp(App[int]):
         self.main.step_panel(step)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(self.binding_rows())))
+        self.push_screen(HelpScreen(list(self.binding_rows()), marks=legend(self.config)))
 
     def binding_rows(self) -> Iterable[tuple[str, str, str, bool]]:
         """(keys, description, tooltip, enabled) per app binding, in BINDINGS order, with the

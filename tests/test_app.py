@@ -6,6 +6,7 @@ clock (see snapshot_fixtures.py), so the pictures are the same on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -94,16 +95,24 @@ def test_guards_tab_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24), press=keys)
 
 
-def test_help_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24), press=["question_mark"])
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 
 
-def test_guards_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    assert snap_compare(fixture_app(tmp_path), terminal_size=(100, 24), press=["g"])
+@SIZES
+def test_help_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=size, press=["question_mark"])
 
 
-def test_close_confirm_dialog(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    assert snap_compare(fixture_app(tmp_path), terminal_size=(80, 24), press=["1", "x"])
+@SIZES
+def test_guards_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=size, press=["g"])
+
+
+@SIZES
+def test_close_confirm_dialog(
+    snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    assert snap_compare(fixture_app(tmp_path), terminal_size=size, press=["1", "x"])
 
 
 # -- p: pause -------------------------------------------------------------------------------
@@ -537,3 +546,67 @@ def test_golden_hour_fallback_follows_the_configured_window() -> None:
     assert golden_hour(START_S, config) == (False, 30 * 60)  # 08:30 UTC
     assert golden_hour(START_S + 3600, config) == (True, 6.5 * 3600)  # 09:30 UTC
     assert golden_hour(START_S + 7.5 * 3600, config) == (False, 17 * 3600)  # 16:00 UTC
+
+
+# -- what the operator sees around dialogs and focus ----------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_status_line_stays_live_under_a_dialog(tmp_path: Path) -> None:
+    """A dialog over the main screen must not freeze the clock and heartbeat behind it."""
+    snapshot = fixture_snapshot()
+    current = {"snapshot": snapshot}
+    app = CockpitApp(
+        fixture_core(tmp_path),
+        run_core=False,
+        wall_clock=lambda: FROZEN_WALL_S,
+        snapshot_source=lambda: current["snapshot"],
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "PAUSED" not in status_text(app)
+        current["snapshot"] = dataclasses.replace(snapshot, paused=True)
+        app.refresh_view()
+        await pilot.pause()
+        assert "PAUSED" in status_text(app)
+        assert isinstance(app.screen, HelpScreen)
+
+
+@pytest.mark.anyio
+async def test_moving_between_cards_moves_the_table_cursors_with_them(tmp_path: Path) -> None:
+    """The highlighted position is always the one `x` closes."""
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.main.query_one(PositionsTable)
+        await pilot.press("1")
+        first = table.position_at_cursor()
+        assert first is not None and first.symbol == "BTCUSDT"
+        await pilot.press("j", "j", "j")  # BTC -> ETH -> SOL (no position) -> AVAX
+        focused = app.main.focused
+        assert isinstance(focused, SymbolCard) and focused.symbol == "AVAXUSDT"
+        position = table.position_at_cursor()
+        assert position is not None and position.symbol == "AVAXUSDT"
+
+
+@pytest.mark.anyio
+async def test_the_palette_has_one_quit_and_it_is_ours(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)):
+        system = [command.title for command in app.get_system_commands(app.screen)]
+        ours = [title for title, _, _ in CockpitCommands(app.screen).commands()]
+    assert "Quit" not in system
+    assert [t for t in ours if t.startswith("Quit")] == ["Quit (state is saved, positions stay)"]
+
+
+@pytest.mark.anyio
+async def test_the_positions_tab_fits_80_columns(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("right_square_bracket")
+        table = app.main.query_one(PositionsTable)
+        await pilot.pause()
+        assert table.compact and table.virtual_size.width <= table.size.width
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert not table.compact

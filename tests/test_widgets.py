@@ -3,6 +3,7 @@ updated cell by cell instead of being cleared."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -304,3 +305,57 @@ async def test_status_line_keeps_badges_and_drops_details_when_narrow() -> None:
     assert "429×3" in wide and "store warning: symbol_states.json" in wide
     assert "00:00:00 UTC" in narrow or "00:00:00 UTC" in wide
     assert len(narrow) <= 51
+
+
+@pytest.mark.anyio
+async def test_a_cell_that_outgrows_its_column_widens_it() -> None:
+    """ACTIVE -> PROBATION and T1 -> T1T2T3 after the first draw: the whole word shows."""
+    table = ProbationTable()
+    snapshot = fixture_snapshot()
+    active = [dataclasses.replace(v, state=SymbolState.ACTIVE, size_cap=1.0, state_reason="")
+              for v in snapshot.symbols]  # fmt: skip
+    async with Harness(table).run_test(size=(120, 10)) as pilot:
+        table.show(active)
+        await pilot.pause()
+        narrow = table.columns["state"].get_render_width(table)
+        table.show(snapshot.symbols)
+        await pilot.pause()
+        assert table.columns["state"].get_render_width(table) >= narrow + len("PROBATION") - len(
+            "ACTIVE"
+        )
+        assert table.columns["state"].content_width >= len("PROBATION")
+
+
+@pytest.mark.anyio
+async def test_the_cursor_stays_on_its_position_when_a_row_above_closes() -> None:
+    table = PositionsTable()
+    snapshot = fixture_snapshot()
+    now = snapshot.heartbeat.market_time_s or 0.0
+    async with Harness(table).run_test(size=(120, 10)) as pilot:
+        table.show(snapshot.positions, now)
+        table.move_cursor(row=1)
+        await pilot.pause()
+        chosen = table.position_at_cursor()
+        assert chosen is not None
+        table.show([p for p in snapshot.positions if p.id != "p-1"], now)
+        await pilot.pause()
+        still = table.position_at_cursor()
+    assert still is not None and still.id == chosen.id
+
+
+@pytest.mark.anyio
+async def test_positions_fit_an_80_column_terminal_without_sideways_scrolling() -> None:
+    table = PositionsTable()
+    snapshot = fixture_snapshot()
+    now = snapshot.heartbeat.market_time_s or 0.0
+    async with Harness(table).run_test(size=(80, 10)) as pilot:
+        table.show(snapshot.positions, now)
+        table.set_compact(True)
+        await pilot.pause()
+        assert [str(c.label) for c in table.columns.values()][-1] == "Conv."
+        assert table.virtual_size.width <= table.size.width
+        row = [str(c) for c in table.get_row("p-1")]
+        assert row[0] == "BTCUSDT" and "T4/stop" in row[5]
+        table.set_compact(False)
+        await pilot.pause()
+        assert [str(c.label) for c in table.columns.values()][-1] == "Regime@in"

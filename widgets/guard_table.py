@@ -21,7 +21,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("state", "State"),
     ("blocks", "Blocks"),
     ("outcome", "Blocked trades"),
-    ("rule", "Rule"),
 )
 
 
@@ -87,8 +86,12 @@ class GuardTable(DataTable[Text]):
             (" ON " if on else " OFF ", "on" if on else "off"),
             (str(stats.blocked), ""),
             outcome_cell(stats),
-            (self.rules.get(reason, ""), "muted"),
         )
+
+    def rules_text(self) -> str:
+        """Each guard's rule on a line of its own, under the table: a column cut them off on
+        an 80-column terminal."""
+        return "\n".join(f"{reason.value}: {rule}" for reason, rule in self.rules.items())
 
     def selected(self) -> BlockReason | None:
         if not self.row_count:

@@ -30,6 +30,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("conviction", "Conv."),
     ("regime", "Regime@in"),
 )
+#: left out below `COMPACT_BELOW` columns (an 80-column terminal): the entry price is in the
+#: P&L, and the entry regime's consequence is in the hold / exit column
+COMPACT_HIDDEN = frozenset({"entry", "regime"})
+COMPACT_BELOW = 100
 _REGIME_SHORT = {
     Regime.TRUE_TREND: "TREND",
     Regime.NOISE: "NOISE",
@@ -71,16 +75,46 @@ class PositionsTable(DataTable[Text]):
         )
         self._shown: dict[str, Row] = {}
         self.positions: dict[str, PositionView] = {}
+        self.compact = False
+        self._market_now_s = 0.0
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        self._add_columns()
+
+    def columns_shown(self) -> list[str]:
+        return [k for k, _ in COLUMNS if not (self.compact and k in COMPACT_HIDDEN)]
+
+    def _add_columns(self) -> None:
+        labels = dict(COLUMNS)
+        for key in self.columns_shown():
+            self.add_column(labels[key], key=key)
+
+    def set_compact(self, compact: bool) -> None:
+        """Fewer columns on a narrow terminal; the rows are drawn again at once."""
+        if compact == self.compact:
+            return
+        at_cursor = self.position_at_cursor()
+        self.compact = compact
+        self.clear(columns=True)
+        self._shown.clear()
+        self._add_columns()
+        self.show(list(self.positions.values()), self._market_now_s)
+        if at_cursor is not None:
+            self.move_cursor(row=self.get_row_index(at_cursor.id), animate=False)
 
     def show(self, positions: Sequence[PositionView], market_now_s: float) -> bool:
         """Draw these positions as of `market_now_s` (for the countdown)."""
         self.positions = {p.id: p for p in positions}
-        rows = {p.id: self.row(p, market_now_s) for p in positions}
-        return sync_rows(self, self._shown, rows, [k for k, _ in COLUMNS], self._cell)
+        self._market_now_s = market_now_s
+        keys = self.columns_shown()
+        index = [k for k, _ in COLUMNS]
+        picks = [index.index(k) for k in keys]
+        rows = {p.id: self._pick(self.row(p, market_now_s), picks) for p in positions}
+        return sync_rows(self, self._shown, rows, keys, self._cell)
+
+    @staticmethod
+    def _pick(row: Row, picks: list[int]) -> Row:
+        return row if len(picks) == len(row) else tuple(row[i] for i in picks)
 
     def _cell(self, cell: Cell) -> Text:
         text, style = cell

@@ -141,10 +141,10 @@ class StatusBar(Widget):
         left = fmt.duration(s.golden_change_in_s)
         if s.golden_open:
             text = Text("GOLDEN OPEN", self._style("good"))
-            text.append(f" {'closes in ' if wide else ''}{left}", self._style("label"))
+            text.append(f" {'closes in' if wide else 'closes'} {left}", self._style("label"))
         else:
             text = Text("golden closed", self._style("label"))
-            text.append(f" {'opens in ' if wide else ''}{left}", self._style("label"))
+            text.append(f" {'opens in' if wide else 'opens'} {left}", self._style("label"))
         return text
 
     def _source(self, wide: bool) -> Text:

@@ -29,6 +29,7 @@ def sync_rows(
     changed.
     """
     changed = False
+    at_cursor = cursor_key(table)
     for key in [k for k in cache if k not in rows]:
         table.remove_row(key)
         del cache[key]
@@ -41,7 +42,18 @@ def sync_rows(
         elif old != row:
             for column, before, after in zip(column_keys, old, row, strict=True):
                 if before != after:
-                    table.update_cell(key, column, render(after))
+                    # the column widens when a value outgrows it (T1T2 -> T1T2T3)
+                    table.update_cell(key, column, render(after), update_width=True)
             changed = True
         cache[key] = row
+    if changed and at_cursor in cache and cursor_key(table) != at_cursor:
+        # the cursor stays on its row (a position, a symbol), not on a row number
+        table.move_cursor(row=table.get_row_index(at_cursor), animate=False)
     return changed
+
+
+def cursor_key(table: DataTable[Text]) -> str | None:
+    """The key of the row under the cursor, or None for an empty table."""
+    if not table.row_count:
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value

@@ -61,9 +61,11 @@ class GuardsScreen(ModalScreen[None]):
             body.border_title = "Guards"
             body.border_subtitle = "enter: switch · esc: back"
             yield Static(self._intro(), id="guards-intro")
-            yield GuardTable(
+            table = GuardTable(
                 {g: guard_rule(g, self.config) for g in SWITCHABLE_GUARDS}, id="guards-table"
             )
+            yield table
+            yield Static(table.rules_text(), id="guards-rules", markup=False)
         yield Footer()
 
     def _intro(self) -> str:

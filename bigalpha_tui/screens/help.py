@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from bigalpha_tui.core.config import Config
+
 #: keys owned by widgets and dialogs rather than the app (key, what it does)
 NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("tab / shift+tab", "move focus between symbols and tables"),
@@ -23,6 +25,24 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+def legend(config: Config) -> tuple[tuple[str, str], ...]:
+    """What the marks on the main screen mean (mark, meaning), with the configured numbers."""
+    flow, hurst = config.flow, config.hurst
+    high, low = f"{flow.intensity_high:g}", f"{flow.intensity_low:g}"
+    up, down = f"{hurst.trend_above:.2f}"[1:], f"{hurst.noise_below:.2f}"[1:]
+    return (
+        ("72 HIGH/MOD/LOW", f"whale intensity 0-100: >= {high} high, {low}-{high} moderate"),
+        ("┊", f"gauge marks at {low} and {high}"),
+        ("▲ BUY ▼ SELL ◆", "whale direction (neutral: no whale bar or |whale CVD| small)"),
+        ("TRUE TREND ▲", "confirmed regime; the arrow is the window's net price move"),
+        ("H = 0.62 ± 0.07", f"Hurst estimate and its spread at {hurst.window} returns"),
+        ("raw NOISE", f"a new label waiting for {hurst.confirm_bars} agreeing bars"),
+        (f">{up} band <{down}", "H over recent bars: the row shows where H stood"),
+        ("12:34 T4/stop", "force-hold time left: only T4 or the stop can close it"),
+        ("♥ 3s", "wall seconds since the core last processed a bar"),
+    )
+
+
 class HelpScreen(ModalScreen[None]):
     """A scrollable key list; any of esc, q, ? or F1 closes it."""
 
@@ -30,9 +50,16 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help-close"),
     ]
 
-    def __init__(self, bindings: list[tuple[str, str, str, bool]], title: str = "Keys") -> None:
-        """`bindings`: (key display, description, tooltip, enabled now) per app binding."""
+    def __init__(
+        self,
+        bindings: list[tuple[str, str, str, bool]],
+        title: str = "Keys",
+        marks: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """`bindings`: (key display, description, tooltip, enabled now) per app binding;
+        `marks`: the screen legend (see `legend`)."""
         super().__init__()
+        self.marks = marks
         self.rows = bindings
         self.title_text = title
 
@@ -59,4 +86,11 @@ class HelpScreen(ModalScreen[None]):
         for key, description in NAVIGATION_KEYS:
             text.append(f"{key:<{width}}", style="bold")
             text.append(f"{description}\n")
-        return text
+        if not self.marks:
+            return text
+        text.append("\nReading the screen\n", style="bold underline")
+        mark_width = max(len(mark) for mark, _ in self.marks) + 2
+        for mark, meaning in self.marks:
+            text.append(f"{mark:<{mark_width}}", style="bold")
+            text.append(f"{meaning}\n")
+        return text.rstrip() or text

@@ -17,7 +17,7 @@ from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Tab, Tabs
+from textual.widgets import Footer, Static, Tab, Tabs
 
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.snapshot import Snapshot
@@ -26,7 +26,7 @@ from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventLog
 from bigalpha_tui.widgets.guard_log import GuardLog
 from bigalpha_tui.widgets.guard_summary import GuardSummary
-from bigalpha_tui.widgets.positions_table import PositionsTable
+from bigalpha_tui.widgets.positions_table import COMPACT_BELOW, PositionsTable
 from bigalpha_tui.widgets.probation_table import ProbationTable
 from bigalpha_tui.widgets.status_bar import StatusBar, StatusInfo
 from bigalpha_tui.widgets.symbol_card import SymbolCard
@@ -71,6 +71,7 @@ class MainScreen(Screen[None]):
         self.snapshot: Snapshot | None = None
         self.market_now_s = 0.0
         self._tab_labels: dict[str, str] = {}
+        self._learning_line = ""
 
     # -- layout -----------------------------------------------------------------------
 
@@ -90,6 +91,7 @@ class MainScreen(Screen[None]):
                     exit_pf=learning.probation_exit_pf,
                     id="probation-table",
                 )
+                yield Static("", id="learning-summary", markup=False)
             with Horizontal(id="guards", classes="panel"):
                 yield GuardSummary(id="guard-summary")
                 yield GuardLog(id="guard-log")
@@ -128,6 +130,7 @@ class MainScreen(Screen[None]):
         self.set_class(self.wide, "-wide")
         self.set_class(not self.wide, "-narrow")
         self.set_class(self.xwide, "-xwide")
+        self.query_one(PositionsTable).set_compact(width < COMPACT_BELOW)
         body = self.query_one("#body")
         if self.wide:
             columns = 3 if self.xwide else 2
@@ -187,7 +190,9 @@ class MainScreen(Screen[None]):
     def on_descendant_focus(self, event: object) -> None:
         focused = self.focused
         if isinstance(focused, SymbolCard):
-            self.last_symbol = focused.symbol
+            # tab / j / k between cards: the table cursors follow, so the highlighted row
+            # is always what `x` and `r` act on
+            self.point_tables_at(focused.symbol)
 
     def focused_symbol(self) -> str | None:
         """The symbol `r` and `x` act on: the focused card or table row, else the last one."""
@@ -253,14 +258,17 @@ class MainScreen(Screen[None]):
 
     def _probation_title(self, snapshot: Snapshot) -> None:
         learning = snapshot.learning
-        parts = ["Probation", f"learning cycles {learning.cycles}"]
+        parts = ["Probation", f"cycles {learning.cycles}"]
         if learning.last_cycle_s is not None:
             parts.append(f"last {fmt.utc_clock(learning.last_cycle_s, seconds=False)}")
         if learning.next_cycle_s is not None:
             parts.append(f"next {fmt.utc_clock(learning.next_cycle_s, seconds=False)}")
-        if learning.last_summary:
-            parts.append(learning.last_summary)
         self._set_title("probation", " · ".join(parts))
+        # the last cycle's summary gets a line of its own: in the title it was always cut off
+        summary = f"last cycle: {learning.last_summary}" if learning.last_summary else ""
+        if summary != self._learning_line:
+            self._learning_line = summary
+            self.query_one("#learning-summary", Static).update(summary)
 
     def _update_tab_labels(self, snapshot: Snapshot) -> None:
         on_probation = sum(1 for v in snapshot.symbols if v.state is SymbolState.PROBATION)
