@@ -41,7 +41,7 @@ from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.status_bar import StatusInfo
 
 #: actions that steer the bot: disabled in read-only mode
-STEERING = frozenset({"toggle_pause", "learn", "release", "close_position"})
+STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "close_position"})
 #: actions that only make sense on the main screen (not under a dialog)
 MAIN_SCREEN_ONLY = STEERING | {"guards", "focus_symbol", "step_panel", "help", "quit"}
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
@@ -137,7 +137,9 @@ class CockpitApp(App[int]):
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "toggle_pause", "Pause", id="pause", tooltip="pause or resume new entries"),
+        # one key, two bindings: the footer says what `p` does now (check_action hides the other)
+        Binding("p", "pause", "Pause", id="pause", tooltip="stop new entries; exits keep running"),
+        Binding("p", "resume", "Resume", id="resume", tooltip="let new entries in again"),
         Binding("l", "learn", "Learn", id="learn", tooltip="run the learning cycle now"),
         Binding("g", "guards", "Guards", id="guards", tooltip="switch guards off or on"),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
@@ -181,6 +183,7 @@ class CockpitApp(App[int]):
         self.core_worker: Worker[None] | None = None
         self._tick_timer: Timer | None = None
         self._quitting = False
+        self._footer_paused = False
         symbols = [v.symbol for v in self.snapshot_source().symbols] or list(
             self.config.source.symbols
         )
@@ -295,6 +298,9 @@ class CockpitApp(App[int]):
         if not self.screen_stack:
             return
         snapshot = self.snapshot_source()
+        if snapshot.paused != self._footer_paused:
+            self._footer_paused = snapshot.paused
+            self.refresh_bindings()  # the footer's p: Pause <-> Resume
         # the main screen is drawn under dialogs too: its clock and heartbeat never freeze
         market_now = self.core.clock.now()
         self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
@@ -352,7 +358,13 @@ class CockpitApp(App[int]):
             and not isinstance(screen, CommandPalette)
         ):
             return False
-        return self.action_allowed(action)
+        allowed = self.action_allowed(action)
+        if action in ("pause", "resume"):
+            # the one that fits the state; False hides the other from the footer, and `p`
+            # falls through to the binding that fits
+            fits = self.snapshot_source().paused == (action == "resume")
+            return allowed if fits else False
+        return allowed
 
     def action_allowed(self, action: str) -> bool | None:
         """Whether an action can run in this session, whatever screen is showing."""
@@ -386,6 +398,12 @@ class CockpitApp(App[int]):
     def action_toggle_pause(self) -> None:
         paused = self.snapshot_source().paused
         self.submit(Command(CommandKind.RESUME if paused else CommandKind.PAUSE))
+
+    def action_pause(self) -> None:
+        self.submit(Command(CommandKind.PAUSE))
+
+    def action_resume(self) -> None:
+        self.submit(Command(CommandKind.RESUME))
 
     def action_learn(self) -> None:
         self.submit(Command(CommandKind.LEARN))

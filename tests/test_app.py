@@ -124,14 +124,25 @@ async def test_p_pauses_entries_shows_the_badge_and_p_again_resumes(tmp_path: Pa
     app = cockpit(core)
     async with app.run_test(size=(80, 24)) as pilot:
         assert "PAUSED" not in status_text(app)
+        assert footer_keys(app)["p"] == "Pause"
         await pilot.press("p")
         assert core.paused is True
         assert app.main.query_one(StatusBar).status.paused
         assert "PAUSED" in status_text(app)
         assert app.toasts[-1] == ("entries paused (exits keep running)", "information")
+        await pilot.pause()
+        assert footer_keys(app)["p"] == "Resume"  # the footer says what p does now
         await pilot.press("p")
         assert core.paused is False
         assert "PAUSED" not in status_text(app)
+        await pilot.pause()
+        assert footer_keys(app)["p"] == "Pause"
+
+
+def footer_keys(app: CockpitApp) -> dict[str, str]:
+    """What the footer shows: key -> description of the binding active now."""
+    return {key: active.binding.description for key, active in app.active_bindings.items()
+            if active.binding.show and active.enabled}  # fmt: skip
 
 
 @pytest.mark.anyio
