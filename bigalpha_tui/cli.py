@@ -13,20 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from bigalpha_tui import locations
-from bigalpha_tui.core.errors import BigAlphaError
+from bigalpha_tui.core.errors import BigAlphaError, ConfigError
 
 EXIT_USAGE = 2
 SUBCOMMANDS = ("status", "config", "replay", "ctl")
+SYMBOL_HELP = "the symbol of every file, when the file names do not tell it (mydata.csv)"
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="sim (default), replay, binance or coinglass")
-    p.add_argument("--speed", help="sim/replay speed: market seconds per second, or 'max'")
+    p.add_argument(
+        "--speed",
+        help="sim/replay speed: market seconds per second (60 = a minute a second), or 'max';"
+        " default: live pace (1)",
+    )
     p.add_argument("--symbols", help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
     p.add_argument("--seed", type=int, help="simulator seed")
     _add_store_options(p)
@@ -53,6 +59,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replay: skip malformed rows (counted) instead of stopping",
     )
+    p.add_argument("--symbol", help="replay: " + SYMBOL_HELP)
     p.add_argument(
         "--allow-no-flow",
         action="store_true",
@@ -72,8 +79,18 @@ def run_parser() -> argparse.ArgumentParser:
         epilog="Other commands: status, config, replay, ctl (each with --help).",
     )
     p.add_argument("--no-ui", action="store_true", help="run headless, one line per event")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     _add_run_options(p)
     return p
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bigalpha-tui")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -118,6 +135,13 @@ def dispatch(argv: list[str]) -> int:
 
         return cmd_ctl(rest)
     args = run_parser().parse_args(argv)
+    for name in args.files:
+        if not os.path.exists(name) and os.sep not in name and "." not in name:
+            # `bigalpha-tui stauts`: a mistyped command, not a kline file
+            raise ConfigError(
+                f"no command or file named {name!r}; commands: {', '.join(SUBCOMMANDS)}"
+                " (each with --help), or give kline files to replay"
+            )
     if args.no_ui:
         return cmd_headless(args)
     from bigalpha_tui.app import run_app

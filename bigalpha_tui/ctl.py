@@ -34,7 +34,9 @@ def ctl_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bigalpha-tui ctl",
         description="Send one operator command to the bigalpha-tui running on a data folder.",
-        epilog=USAGE,
+        epilog=f"{USAGE}\n\nexit status: 0 applied, 1 refused by the core (reason on stderr), "
+        "2 usage error or no bigalpha-tui running on the folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data-dir", help=f"feature store folder (env {locations.DATA_DIR_ENV})")
     p.add_argument(

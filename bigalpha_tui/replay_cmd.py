@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bigalpha_tui.cli import SYMBOL_HELP
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.profit_factor import format_pf, profit_factor
 from bigalpha_tui.core.snapshot import Snapshot
@@ -40,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="kline CSV files (or .gz, or folders)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (counted)")
+    p.add_argument("--symbol", help=SYMBOL_HELP)
     p.add_argument(
         "--allow-no-flow",
         action="store_true",
@@ -144,6 +146,7 @@ def run_replay(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         files=args.files,
         skip_bad_rows=args.skip_bad_rows,
         allow_no_flow=args.allow_no_flow,
+        symbol=args.symbol,
         data_dir=str(data_dir),
         config=args.config,
     )

@@ -132,6 +132,7 @@ def build_source(config: Config, store: Store, args: argparse.Namespace) -> tupl
             speed=speed,
             skip_bad_rows=getattr(args, "skip_bad_rows", False),
             allow_no_flow=getattr(args, "allow_no_flow", False),
+            symbol=getattr(args, "symbol", None),
         )
         return source, replay_clock
     if name in ("binance", "coinglass"):

@@ -47,7 +47,7 @@ from .probation import (
     optional_time_s,
     release,
 )
-from .profit_factor import format_pf, pf_above, profit_factor
+from .profit_factor import format_pf, pf_above, pf_json, profit_factor
 from .snapshot import LearningView, Snapshot, SymbolView
 from .store import LEARNING_HISTORY, POSITIONS, SHADOW_OUTCOMES, SYMBOL_STATES, Store
 from .trades import ClosedTrade, Ledger
@@ -460,7 +460,7 @@ def learning_status(store: Store) -> dict[str, Any]:
             symbols[symbol] = {
                 "state": status.state.value,
                 "slippage_buffer_bps": status.slippage_buffer_bps,
-                "golden_pf": format_pf(status.golden_pf),
+                "golden_pf": pf_json(status.golden_pf),
                 "golden_trades": status.golden_trades,
                 "state_changed": None
                 if status.state_changed_s is None

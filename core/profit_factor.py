@@ -58,6 +58,15 @@ def pf_below(pf: float, threshold: float) -> bool:
     return pf < threshold - abs(threshold) * PF_REL_TOLERANCE
 
 
+def pf_json(pf: float | None) -> float | str | None:
+    """A profit factor for JSON output: null undefined, "inf" no loss, else the number."""
+    if pf is None or math.isnan(pf):
+        return None
+    if math.isinf(pf):
+        return "inf" if pf > 0 else "-inf"
+    return round(pf, 4)
+
+
 def format_pf(pf: float | None) -> str:
     """How a profit factor is drawn: `—` undefined, `∞` no loss, else two decimals."""
     if pf is None or math.isnan(pf):

@@ -179,3 +179,17 @@ def test_bad_speed_is_one_clear_line(tmp_path: Path) -> None:
     result = cli("--no-ui", "--speed", "warp", "--data-dir", str(tmp_path), tmp=tmp_path)
     assert result.returncode == 2
     assert "source.speed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_mistyped_command_is_named_not_taken_for_a_file(tmp_path: Path) -> None:
+    result = cli("stauts", "--data-dir", str(tmp_path), tmp=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no command or file named 'stauts'" in result.stderr
+    assert "status, config, replay, ctl" in result.stderr
+
+
+def test_version_is_printed() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bigalpha_tui.cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("bigalpha-tui 0.")

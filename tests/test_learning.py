@@ -26,6 +26,7 @@ from bigalpha_tui.core.learning import (
     LearningSchedule,
     attach_learning,
     check_buffer,
+    learning_status,
     run_cycle,
     shadow_gap,
 )
@@ -606,3 +607,13 @@ def test_a_simulated_3_day_run_raises_a_buffer_and_puts_a_symbol_on_probation(
     )
     assert "learning: last cycle 2026-01-08 08:00:00 (19 so far)" in status.stdout
     assert "next due 2026-01-08 12:00:00 UTC" in status.stdout
+
+
+def test_status_json_gives_profit_factors_as_numbers_null_or_inf(tmp_path: Path) -> None:
+    """`status --json` is for scripts: no display dashes in it."""
+    write_ledgers(tmp_path, trades([10.0] * 5), [])
+    LearningLoop(Store(tmp_path), CONFIG, symbols=["SOLUSDT", "BTCUSDT"]).run_now(NOW_S)
+    symbols = learning_status(Store(tmp_path))["symbols"]
+    assert symbols["SOLUSDT"]["golden_pf"] == "inf"
+    assert symbols["BTCUSDT"]["golden_pf"] is None
+    assert json.loads(json.dumps(symbols)) == symbols

@@ -175,3 +175,15 @@ def test_the_live_loop_over_a_file_with_a_bad_row_deep_inside_stops_with_one_lin
     assert "Traceback" not in run.stderr, run.stderr
     assert f"{bad}, line 301: high '12.3x4' is not a number" in run.stderr
     assert "--skip-bad-rows" in run.stderr
+
+
+def test_a_file_whose_name_tells_no_symbol_replays_with_symbol(
+    klines: list[Path], tmp_path: Path
+) -> None:
+    plain = tmp_path / "mydata.csv.gz"
+    plain.write_bytes(klines[0].read_bytes())
+    refused = replay(str(plain), home=tmp_path)
+    assert refused.returncode == 2 and "--symbol" in refused.stderr
+    run = replay("--json", "--symbol", "btcusdt", str(plain), home=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert list(json.loads(run.stdout)["symbols"]) == ["BTCUSDT"]

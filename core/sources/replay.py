@@ -341,7 +341,7 @@ def parse_kline_file(
     if not file_symbol:
         raise DataError(
             f"{file_path}: cannot tell the symbol from the file name; "
-            "name the file like BTCUSDT-1m-2026-02.csv.gz or give the symbol"
+            "name the file like BTCUSDT-1m-2026-02.csv.gz or give the symbol (--symbol)"
         )
     options = ParseOptions(allow_no_flow=allow_no_flow, skip_bad_rows=skip_bad_rows)
     return _bars_of_file(file_path, file_symbol, options, stats or ReplayStats())
