@@ -79,6 +79,7 @@ class Core:
         self._snapshot: Snapshot | None = None
         self._stop = False
         self._in_step = False
+        self._event_time_s: float | None = None
         self.paused = False
         self._store_was_healthy = True
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
@@ -94,7 +95,10 @@ class Core:
 
     def emit(self, kind: str, symbol: str, message: str, **data: Any) -> Event:
         """Record an event and hand it to every observer; an observer's error is logged once."""
-        event = Event(self.clock.now(), kind, symbol, message, MappingProxyType(data))
+        # while a bar is being applied, its events happen at its close (a back-fill or a
+        # replay runs far behind the clock); otherwise at the clock's now
+        at_s = self._event_time_s if self._event_time_s is not None else self.clock.now()
+        event = Event(at_s, kind, symbol, message, MappingProxyType(data))
         self.events.appendleft(event)
         for observer in list(self.observers):
             try:
@@ -247,11 +251,15 @@ class Core:
                 if end is not None and bar.close_s > end:
                     break
                 self.apply_commands()
-                self.process_bar(bar)
-                self.maybe_checkpoint(bar)
-                self.note_store_health()
-                for observer in self.step_observers:
-                    observer()
+                self._event_time_s = bar.close_s
+                try:
+                    self.process_bar(bar)
+                    self.maybe_checkpoint(bar)
+                    self.note_store_health()
+                    for observer in self.step_observers:
+                        observer()
+                finally:
+                    self._event_time_s = None
                 if self._stop:
                     break
         finally:

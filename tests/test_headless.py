@@ -193,3 +193,16 @@ def test_version_is_printed() -> None:
         [sys.executable, "-m", "bigalpha_tui.cli", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("bigalpha-tui 0.")
+
+
+def test_event_lines_come_in_market_time_order_through_the_back_fill(tmp_path: Path) -> None:
+    """Regime changes and learning cycles found while the back-fill catches up carry their
+    bar's time, not the clock's: the log reads in order."""
+    store = str(tmp_path / "store")
+    result = cli("--no-ui", "--speed", "max", "--duration", "2h", "--log-format", "json",
+                 "--data-dir", store, tmp=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    times = [json.loads(line)["time"] for line in result.stdout.splitlines()]
+    kinds = {json.loads(line)["kind"] for line in result.stdout.splitlines()}
+    assert {"summary", "regime", "learning"} <= kinds
+    assert times == sorted(times)
