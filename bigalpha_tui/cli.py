@@ -169,7 +169,8 @@ def cmd_status(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="bigalpha-tui status", description="Print what the feature store holds."
     )
-    _add_store_options(p)
+    # the store only: status reads files, so it takes no config (a bad one would go unread)
+    p.add_argument("--data-dir", help=f"feature store folder (env {locations.DATA_DIR_ENV})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
     from bigalpha_tui.status import read_status, render_status

@@ -322,12 +322,20 @@ def validate(config: Config) -> None:
     if start == end:
         raise ConfigError("config: gates.golden_hour_end must differ from golden_hour_start")
     if config.hurst.noise_below > config.hurst.trend_above:
-        raise ConfigError("config: hurst.noise_below must not exceed hurst.trend_above")
+        h = config.hurst
+        raise ConfigError(
+            f"config: hurst.noise_below ({h.noise_below:g}) must not exceed hurst.trend_above"
+            f" ({h.trend_above:g}); it accepts a number <= trend_above"
+        )
     tiers = config.exits.tiers_pct
     if len(tiers) != 4 or any(t <= 0 for t in tiers) or list(tiers) != sorted(set(tiers)):
         raise ConfigError("config: exits.tiers_pct accepts 4 increasing positive numbers")
     if config.flow.intensity_low > config.flow.intensity_high:
-        raise ConfigError("config: flow.intensity_low must not exceed flow.intensity_high")
+        f = config.flow
+        raise ConfigError(
+            f"config: flow.intensity_low ({f.intensity_low:g}) must not exceed"
+            f" flow.intensity_high ({f.intensity_high:g}); it accepts a number <= intensity_high"
+        )
     if config.learning.probation_exit_pf < config.learning.probation_enter_pf:
         raise ConfigError(
             "config: learning.probation_exit_pf must be at least learning.probation_enter_pf"
