@@ -320,6 +320,12 @@ class Core:
             self.guards_enabled[reason] = bool(command.on)
             self.save_engine_state()
             return f"guard {reason.value} switched {'on' if command.on else 'OFF'}"
+        if command.kind in (CommandKind.CLOSE, CommandKind.RELEASE):
+            known = set(self.symbols) | set(self.config.source.symbols)
+            if command.target not in known:
+                raise CommandError(
+                    f"unknown symbol {command.target}; this run trades {', '.join(sorted(known))}"
+                )
         handler = self.command_handlers.get(command.kind)
         if handler is None:
             raise CommandError(f"{command.kind.value} is not available in this build")

@@ -91,10 +91,13 @@ async def test_a_refused_command_answers_not_ok_with_the_reason(short_tmp: Path)
     core = make_core(short_tmp)
     async with ControlServer(core, short_tmp) as server, anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
-        release = await ask(short_tmp, "release NOSUCH")
+        release = await ask(short_tmp, "release BTCUSDT")
+        unknown = await ask(short_tmp, "close NOSUCH")
         garbage = await ask(short_tmp, "launch rockets")
         tg.cancel_scope.cancel()
-    assert not release.ok and "NOSUCH is not on probation" in release.message
+    assert not release.ok and "BTCUSDT is not on probation" in release.message
+    assert not unknown.ok and "unknown symbol NOSUCH; this run trades" in unknown.message
+    assert "BTCUSDT" in unknown.message
     assert not garbage.ok and "unknown command" in garbage.message
 
 
@@ -219,7 +222,7 @@ def test_ctl_steers_a_real_headless_run(short_tmp: Path) -> None:
         )
         assert (guard.returncode, guard.stdout.strip()) == (0, "guard FEE_EDGE switched OFF")
         assert learn.returncode == 0 and re.match(r"learning cycle \d+ \(operator\)", learn.stdout)
-        assert release.returncode == 1 and "NOSUCH is not on probation" in release.stderr
+        assert release.returncode == 1 and "unknown symbol NOSUCH" in release.stderr
         assert usage.returncode == 2 and "usage: guard NAME on|off" in usage.stderr
     finally:
         run.send_signal(signal.SIGTERM)

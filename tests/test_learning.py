@@ -507,10 +507,10 @@ def test_learn_command_runs_a_cycle_and_answers_with_its_summary(tmp_path: Path)
 
 def test_release_command_for_a_symbol_not_on_probation_is_refused(tmp_path: Path) -> None:
     core, _ = core_with_learning(tmp_path, [])
-    core.submit(Command(CommandKind.RELEASE, "NOSUCH"))
+    core.submit(Command(CommandKind.RELEASE, "BTCUSDT"))
     event = last_command(core)
     assert event.data["ok"] is False
-    assert "NOSUCH is not on probation" in event.message
+    assert "BTCUSDT is not on probation" in event.message
 
 
 def test_release_command_returns_a_symbol_to_active(tmp_path: Path) -> None:
