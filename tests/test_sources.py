@@ -202,15 +202,39 @@ def test_sim_whale_bursts_are_heavy_one_sided_runs() -> None:
     assert bursts >= 6
 
 
+def fade_flags(flags: np.ndarray, minutes: int = SimParams().retail_fade_min) -> np.ndarray:
+    """The non-whale bars within `minutes` after a whale bar: retail fades the burst there."""
+    faded = np.zeros(len(flags), dtype=bool)
+    for i in np.flatnonzero(flags):
+        faded[i + 1 : i + 1 + minutes] = True
+    return faded & ~flags
+
+
 def test_sim_normal_bars_have_balanced_taker_flow_that_leans_with_return() -> None:
     for bars in sim_day().values():
         volumes = np.array([b.volume for b in bars])
-        normal = ~whale_flags(volumes)
+        flags = whale_flags(volumes)
+        normal = ~flags & ~fade_flags(flags)
         normal[:60] = False
         shares = np.array([b.taker_buy_volume / b.volume for b in bars])[normal]
         returns = np.array([math.log(b.close / b.open) for b in bars])[normal]
         assert abs(float(np.median(shares)) - 0.5) < 0.02
         assert float(np.corrcoef(shares, returns)[0, 1]) > 0.0
+
+
+def test_sim_retail_fades_the_whales_after_a_burst() -> None:
+    leans = []
+    for bars in sim_day().values():
+        volumes = np.array([b.volume for b in bars])
+        flags = whale_flags(volumes)
+        shares = np.array([b.taker_buy_volume / b.volume for b in bars])
+        for end in np.flatnonzero(flags[:-1] & ~flags[1:]):
+            direction = 1.0 if bars[end].delta > 0 else -1.0
+            after = slice(end + 1, end + 1 + SimParams().retail_fade_min)
+            retail = shares[after][~flags[after]]
+            leans.extend(direction * (retail - 0.5))
+    assert len(leans) >= 300
+    assert float(np.mean(leans)) < -0.5 * SimParams().retail_fade_share
 
 
 def test_sim_whale_flow_leads_price() -> None:

@@ -10,7 +10,8 @@ No key, no network. Each symbol follows its own regime chain (DESIGN.md "Market 
 
 Whale bursts are runs of bars with 3-8x the normal volume and one-sided taker flow; the
 price drifts in the whale's direction for a while after the burst, so whale flow leads price.
-Normal bars have a taker-buy share near 0.5 that leans slightly with the bar's own return.
+Normal bars have a taker-buy share near 0.5 that leans slightly with the bar's own return and,
+for an hour after a burst, against the whales (retail fades them).
 
 Same seed, same symbols, same start: identical bars, whatever the clock or resume point.
 """
@@ -105,9 +106,12 @@ class SimParams:
     # taker flow of normal bars
     taker_share_noise: float = 0.08
     taker_share_return_gain: float = 0.025  # taker-buy share added per sigma of return
-    # retail fades the whales: while a burst's lead lasts, retail taker flow leans against it
-    # (decaying with the lead), which is what makes WHALE_CONFLICT signals happen
-    retail_fade_share: float = 0.06
+    # retail fades the whales: after a burst, retail taker flow leans against it, which is what
+    # makes WHALE_CONFLICT signals (5-bar OFI against the 60-bar whale direction) happen
+    retail_fade_share: float = 0.12  # taker-buy share retail gives up against the whales
+    # for as long as the burst stays in view (the 60-bar whale window), not just while the
+    # whales' 20-min lead lasts: retail keeps fading a move it has seen
+    retail_fade_min: int = 60
     # whale bursts
     whale_bursts_per_h: float = 0.35
     whale_min_bars: int = 3
@@ -178,6 +182,7 @@ class _SymbolPath:
     burst: _Burst | None = None
     lead_direction: int = 0
     lead_sigmas: float = 0.0
+    fade_left_min: int = 0  # minutes retail still fades the last burst
     close: float = 0.0
     _weights: dict[SimRegime, float] = field(default_factory=dict)
 
@@ -278,6 +283,7 @@ class _SymbolPath:
         if self.burst.bars_left <= 0:
             self.lead_direction = self.burst.direction
             self.lead_sigmas = self.params.whale_lead_sigmas
+            self.fade_left_min = self.params.retail_fade_min
             self.burst = None
 
     # -- volume and flow
@@ -308,9 +314,9 @@ class _SymbolPath:
         move = (1.0 + p.volume_move_gain * abs(z_score)) / (1.0 + p.volume_move_gain * 0.8)
         clipped_z = max(-3.0, min(3.0, z_score))
         share = 0.5 + p.taker_share_return_gain * clipped_z + p.taker_share_noise * share_shock
-        if self.lead_direction and p.whale_lead_sigmas > 0:
-            fade = p.retail_fade_share * self.lead_sigmas / p.whale_lead_sigmas
-            share -= fade * self.lead_direction
+        if self.fade_left_min > 0:
+            share -= p.retail_fade_share * self.lead_direction
+            self.fade_left_min -= 1
         return normal * noise * move, min(max(share, 0.02), 0.98)
 
     # -- candle
