@@ -212,7 +212,8 @@ class CycleReport:
         )
         actions = [f"buffer {c.symbol} {c.buffer_after_bps:g} bps" for c in self.raises]
         actions += [f"{t.symbol} {t.after.value}" for t in self.transitions]
-        return f"{head} {inputs}; {', '.join(actions) if actions else 'no changes'}"
+        # what changed first: a line cut short on a narrow panel keeps it
+        return f"{head} {', '.join(actions) if actions else 'no changes'}; {inputs}"
 
     def _when(self) -> str:
         if self.slot_s is None:

@@ -265,7 +265,7 @@ class MainScreen(Screen[None]):
             parts.append(f"next {fmt.utc_clock(learning.next_cycle_s, seconds=False)}")
         self._set_title("probation", " · ".join(parts))
         # the last cycle's summary gets a line of its own: in the title it was always cut off
-        summary = f"last cycle: {learning.last_summary}" if learning.last_summary else ""
+        summary = learning.last_summary or ""
         if summary != self._learning_line:
             self._learning_line = summary
             self.query_one("#learning-summary", Static).update(summary)
