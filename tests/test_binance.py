@@ -425,6 +425,26 @@ async def test_a_symbol_that_stays_late_holds_the_others_only_for_max_wait() -> 
 
 
 @pytest.mark.anyio
+async def test_a_ban_does_not_use_up_a_late_symbols_wait() -> None:
+    """ETHUSDT answers without its newest bar, then the host bans us for 150 s: nobody could
+    ask for the bar during the ban, so it is not given up as missing (the 30-day fault soak
+    lost 5 bars this way) and arrives once the ban ends."""
+    clock = SimClock(T0)
+    fake = FakeBinance(clock)
+    late_s = minute(3) / 1000
+    fake.withheld[("ETHUSDT", minute(2))] = late_s + 30
+    fake.outages.append((late_s + 5, late_s + 25, rate_limited("150", status=418)))
+    fake.outages.append((late_s + 155, late_s + 158, server_error))  # the first ask after
+    source = make_source(clock, fake, backfill_bars=2, max_wait_s=60.0)
+    emitted = await run_until(source, clock, until_s=T0 + 10 * 60)
+    assert ("ETHUSDT", minute(2)) in {(b.symbol, b.open_ms) for b in emitted.bars}
+    assert source.missing_bars == 0
+    assert_in_order_once(emitted.bars)
+    banned = [t for t in fake.request_times if late_s + 5 <= t < late_s + 25]
+    assert banned and min(t for t in fake.request_times if t > banned[0]) >= banned[0] + 150
+
+
+@pytest.mark.anyio
 async def test_a_symbol_that_keeps_failing_is_skipped_after_stall_and_rejoins() -> None:
     clock = SimClock(T0)
     fake = FakeBinance(clock, failing={"ETHUSDT": (T0 + 60, T0 + 20 * 60)})

@@ -26,6 +26,7 @@ from ..errors import SourceError
 from ..ratelimit import (
     FailureKind,
     HostRateLimiter,
+    PauseReason,
     RequestFailure,
     describe_state,
     fetch_json,
@@ -109,6 +110,10 @@ class _SymbolFeed:
     holding_up_since_s: float | None = None
     failures_in_row: int = 0
     retry_at_s: float = 0.0
+
+
+#: host pauses during which a late symbol's wait does not run (no request could go out)
+HOST_HELD = frozenset({PauseReason.RATE_LIMITED, PauseReason.BANNED})
 
 
 class BinanceSource:
@@ -345,6 +350,12 @@ class BinanceSource:
         if len(behind) == len(live):
             return False  # nobody has it: the host is slow or down, keep waiting
         now_s = self._clock.now()
+        if now_s < self.limiter.paused_until and self.limiter.pause_reason in HOST_HELD:
+            # the host told us to wait (429 / 418): nobody could ask for the late bar, so
+            # the wait for it starts again once requests go out
+            for feed in behind:
+                feed.holding_up_since_s = None
+            return False
         for feed in behind:
             if feed.holding_up_since_s is None:
                 feed.holding_up_since_s = now_s
