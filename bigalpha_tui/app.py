@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import resources
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import ClassVar
 
 import anyio
@@ -524,6 +527,30 @@ def terminal_gone() -> bool:
     )
 
 
+COCKPIT_LOG = Path("logs") / "cockpit.log"
+COCKPIT_LOG_BYTES = 1 << 20  # rotated past 1 MiB, two old files kept
+COCKPIT_LOG_KEEP = 2
+
+
+def log_away_from_the_screen(path: Path | None) -> None:
+    """Library warnings (rate limiter, sources) go to a file under the data folder, not to
+    the terminal the cockpit draws on; the operator sees them as health and events. A
+    read-only session writes nothing, so it drops them."""
+    handler: logging.Handler
+    if path is None:
+        handler = logging.NullHandler()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(
+            path, maxBytes=COCKPIT_LOG_BYTES, backupCount=COCKPIT_LOG_KEEP, encoding="utf-8"
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+
+
 def run_app(args: argparse.Namespace) -> int:
     """`bigalpha-tui` with no subcommand: the cockpit over a core built from the options."""
     from bigalpha_tui import runtime
@@ -536,6 +563,7 @@ def run_app(args: argparse.Namespace) -> int:
         return 2
     duration = runtime.parse_duration(args.duration) if args.duration else None
     rt = runtime.build(args, read_only=args.read_only)
+    log_away_from_the_screen(None if rt.core.read_only else rt.store.root / COCKPIT_LOG)
     app = CockpitApp(rt.core, duration_s=duration, watch_tty=True, serve_control=True)
     try:
         app.run()

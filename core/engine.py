@@ -444,6 +444,11 @@ class Core:
         """The latest immutable view (rebuilt only after something changed)."""
         if self._snapshot is None:
             self._snapshot = self.build_snapshot()
+        else:
+            # the source's health moves without bars (an outage is exactly when none come)
+            health = self.source_health()
+            if health != self._snapshot.source:
+                self._snapshot = dataclasses.replace(self._snapshot, source=health)
         return self._snapshot
 
     def build_snapshot(self) -> Snapshot:

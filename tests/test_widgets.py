@@ -359,3 +359,17 @@ async def test_positions_fit_an_80_column_terminal_without_sideways_scrolling() 
         table.set_compact(False)
         await pilot.pause()
         assert [str(c.label) for c in table.columns.values()][-1] == "Regime@in"
+
+
+@pytest.mark.parametrize(
+    ("text", "clipped"),
+    [
+        ("5 errors · next 1m43s · BTCUSDT: connection failed", "5 errors · next 1m43s"),
+        ("short", "short"),
+        ("BTCUSDT: connection failed (ConnectError)", "BTCUSDT: connection fai…"),
+    ],
+)
+def test_narrow_source_detail_is_cut_between_parts(text: str, clipped: str) -> None:
+    from bigalpha_tui.widgets.status_bar import clip_parts
+
+    assert clip_parts(text, 24) == clipped

@@ -152,7 +152,7 @@ class StatusBar(Widget):
         text = Text(f"{s.source_name} ")
         text.append(s.source_state, self._style("good" if s.source_ok else "bad"))
         if s.source_detail and (wide or not s.source_ok):
-            detail = s.source_detail if wide else s.source_detail[:24]
+            detail = s.source_detail if wide else clip_parts(s.source_detail, NARROW_DETAIL)
             text.append(f" {detail}", self._style("label" if s.source_ok else "warn"))
         return text
 
@@ -181,3 +181,20 @@ class StatusBar(Widget):
 
 def _joined_length(texts: list[Text]) -> int:
     return 1 + sum(t.cell_len for t in texts) + len(SEPARATOR) * (len(texts) - 1)
+
+
+NARROW_DETAIL = 24  # characters of source detail on a narrow status line
+
+
+def clip_parts(text: str, width: int, sep: str = " · ") -> str:
+    """The leading `sep`-joined parts of `text` that fit in `width`; a first part that is
+    too long alone is cut with an ellipsis. Never ends on a dangling separator."""
+    if len(text) <= width:
+        return text
+    out = ""
+    for part in text.split(sep):
+        candidate = f"{out}{sep}{part}" if out else part
+        if len(candidate) > width:
+            break
+        out = candidate
+    return out or text[: width - 1] + "…"
