@@ -163,7 +163,11 @@ async def watch_source_health(core: Core) -> None:
         health = core.source.health()
         key = (health.state, health.last_error)
         if key != last:
-            if last is not None or health.state not in (SourceState.OK, SourceState.WARMING):
+            # a normal start (warming, then ok) is no news, and announcing it at a wall-clock
+            # moment would make two runs of the same seed print different lines
+            quiet = (SourceState.OK, SourceState.WARMING)
+            was_quiet = last is None or last[0] in quiet
+            if not (was_quiet and health.state in quiet):
                 core.emit("source", "", describe_health(health), state=health.state.value)
             last = key
         await anyio.sleep(HEALTH_POLL_S)
