@@ -621,3 +621,31 @@ async def test_the_positions_tab_fits_80_columns(tmp_path: Path) -> None:
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
         assert not table.compact
+
+
+@pytest.mark.anyio
+async def test_the_highlighted_symbols_probation_reason_is_shown_in_full(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")  # SOLUSDT, on probation in the fixture
+        await pilot.pause()
+        detail = app.main.query_one("#probation-detail", Static)
+        assert str(detail.render()).startswith("SOLUSDT PROBATION: GH PF 0.62 < 0.80")
+
+
+@pytest.mark.anyio
+async def test_a_symbol_without_a_position_highlights_no_position_row(tmp_path: Path) -> None:
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.main.query_one(PositionsTable)
+        await pilot.press("1")
+        assert table.show_cursor
+        await pilot.press("3")  # SOLUSDT has no position: no stale row stays lit
+        assert not table.show_cursor
+        await pilot.press("x")
+        assert app.screen is app.main
+        table.focus()
+        await pilot.pause()
+        assert table.show_cursor

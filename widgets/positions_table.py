@@ -146,10 +146,17 @@ class PositionsTable(DataTable[Text]):
         return self.positions.get(key) if key is not None else None
 
     def move_to_symbol(self, symbol: str) -> None:
+        """Highlight the symbol's position; with none, highlight nothing (a stale row would
+        look like what `x` closes)."""
         for key, position in self.positions.items():
             if position.symbol == symbol:
+                self.show_cursor = True
                 self.move_cursor(row=self.get_row_index(key))
                 return
+        self.show_cursor = self.has_focus
+
+    def on_focus(self) -> None:
+        self.show_cursor = True
 
 
 def exit_cell(p: PositionView, market_now_s: float) -> Cell:

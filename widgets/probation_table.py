@@ -26,7 +26,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("cap", "Cap"),
     ("buffer", "Slip buf"),
     ("changed", "Since"),
-    ("reason", "Why"),
 )
 
 
@@ -92,8 +91,16 @@ class ProbationTable(DataTable[Text]):
             (f"{v.size_cap:.2g}×", "probation" if v.size_cap < 1.0 else "muted"),
             (f"{v.slippage_buffer_bps:.1f} bps", ""),
             (fmt.utc_clock(v.state_changed_s, seconds=False), "" if v.state_changed_s else "muted"),
-            (v.state_reason or fmt.DASH, "" if v.state_reason else "muted"),
         )
+
+    def detail_at_cursor(self) -> str:
+        """Why the highlighted symbol is in its state, in full: a column cut it off."""
+        symbol = self.symbol_at_cursor()
+        view = self.views.get(symbol) if symbol else None
+        if view is None:
+            return ""
+        why = view.state_reason or "no change yet"
+        return f"{view.symbol} {view.state.value}: {why}"
 
     def _pf_style(self, pf: float | None) -> str:
         if pf is None or pf != pf:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 #: one cell before styling: (text, component-class suffix or "" for plain)
 Cell = tuple[str, str]
@@ -42,8 +43,12 @@ def sync_rows(
         elif old != row:
             for column, before, after in zip(column_keys, old, row, strict=True):
                 if before != after:
-                    # the column widens when a value outgrows it (T1T2 -> T1T2T3)
-                    table.update_cell(key, column, render(after), update_width=True)
+                    # the column widens when a value outgrows it (T1T2 -> T1T2T3), and never
+                    # narrows under a shorter one, so the columns to its right do not jump
+                    text = render(after)
+                    current = table.columns.get(ColumnKey(column))
+                    grow = current is None or text.cell_len > current.content_width
+                    table.update_cell(key, column, text, update_width=grow)
             changed = True
         cache[key] = row
     if changed and at_cursor in cache and cursor_key(table) != at_cursor:

@@ -59,7 +59,7 @@ class GuardsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="guards-body") as body:
             body.border_title = "Guards"
-            body.border_subtitle = "enter: switch · esc: back"
+            body.border_subtitle = "enter / space: switch · esc: back"
             yield Static(self._intro(), id="guards-intro")
             table = GuardTable(
                 {g: guard_rule(g, self.config) for g in SWITCHABLE_GUARDS}, id="guards-table"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -69,28 +71,37 @@ class HelpScreen(ModalScreen[None]):
             body.border_subtitle = "esc to close"
             yield Static(self._table(), id="help-keys")
 
-    def _table(self) -> Text:
-        width = max([len(k) for k, *_ in self.rows] + [len(k) for k, _ in NAVIGATION_KEYS]) + 2
-        text = Text()
-        text.append("Cockpit\n", style="bold underline")
+    def _table(self) -> Group:
+        """Three sections, keys (or marks) in one column and what they do in the other, so a
+        long line wraps under its description, not under the key."""
+        width = max([len(k) for k, *_ in self.rows] + [len(k) for k, _ in NAVIGATION_KEYS])
+        width = max([width] + [len(mark) for mark, _ in self.marks])
+
+        def section(rows: list[tuple[Text, Text]]) -> Table:
+            table = Table.grid(padding=(0, 2))
+            table.add_column(width=width, no_wrap=True)
+            table.add_column(ratio=1)
+            for row in rows:
+                table.add_row(*row)
+            return table
+
+        keys = []
         for key, description, tooltip, enabled in self.rows:
             style = "" if enabled else "dim"
-            text.append(f"{key:<{width}}", style=f"bold {style}".strip())
-            text.append(description, style=style)
+            what = Text(description, style=style)
             if tooltip:
-                text.append(f" — {tooltip}", style="dim")
+                what.append(f" — {tooltip}", style="dim")
             if not enabled:
-                text.append("  (not available now)", style="dim italic")
-            text.append("\n")
-        text.append("\nNavigation and dialogs\n", style="bold underline")
-        for key, description in NAVIGATION_KEYS:
-            text.append(f"{key:<{width}}", style="bold")
-            text.append(f"{description}\n")
-        if not self.marks:
-            return text
-        text.append("\nReading the screen\n", style="bold underline")
-        mark_width = max(len(mark) for mark, _ in self.marks) + 2
-        for mark, meaning in self.marks:
-            text.append(f"{mark:<{mark_width}}", style="bold")
-            text.append(f"{meaning}\n")
-        return text.rstrip() or text
+                what.append("  (not available now)", style="dim italic")
+            keys.append((Text(key, style=f"bold {style}".strip()), what))
+        navigation = [(Text(k, style="bold"), Text(d)) for k, d in NAVIGATION_KEYS]
+        parts: list[Text | Table] = [
+            Text("Cockpit", style="bold underline"),
+            section(keys),
+            Text("\nNavigation and dialogs", style="bold underline"),
+            section(navigation),
+        ]
+        if self.marks:
+            parts.append(Text("\nReading the screen", style="bold underline"))
+            parts.append(section([(Text(m, style="bold"), Text(d)) for m, d in self.marks]))
+        return Group(*parts)

@@ -17,7 +17,7 @@ from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.snapshot import Snapshot
@@ -72,6 +72,7 @@ class MainScreen(Screen[None]):
         self.market_now_s = 0.0
         self._tab_labels: dict[str, str] = {}
         self._learning_line = ""
+        self._probation_detail = ""
 
     # -- layout -----------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class MainScreen(Screen[None]):
                     exit_pf=learning.probation_exit_pf,
                     id="probation-table",
                 )
+                yield Static("", id="probation-detail", markup=False)
                 yield Static("", id="learning-summary", markup=False)
             with Horizontal(id="guards", classes="panel"):
                 yield GuardSummary(id="guard-summary")
@@ -182,6 +184,16 @@ class MainScreen(Screen[None]):
         self.point_tables_at(card.symbol)
         return True
 
+    @on(DataTable.RowHighlighted, "#probation-table")
+    def _probation_row(self, _event: DataTable.RowHighlighted[object]) -> None:
+        self._show_probation_detail()
+
+    def _show_probation_detail(self) -> None:
+        detail = self.query_one(ProbationTable).detail_at_cursor()
+        if detail != self._probation_detail:
+            self._probation_detail = detail
+            self.query_one("#probation-detail", Static).update(detail)
+
     def point_tables_at(self, symbol: str) -> None:
         self.last_symbol = symbol
         self.query_one(PositionsTable).move_to_symbol(symbol)
@@ -264,6 +276,7 @@ class MainScreen(Screen[None]):
         if learning.next_cycle_s is not None:
             parts.append(f"next {fmt.utc_clock(learning.next_cycle_s, seconds=False)}")
         self._set_title("probation", " · ".join(parts))
+        self._show_probation_detail()
         # the last cycle's summary gets a line of its own: in the title it was always cut off
         summary = learning.last_summary or ""
         if summary != self._learning_line:
