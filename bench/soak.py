@@ -146,20 +146,24 @@ class CheckedStream:
         await self.source.aclose()
 
 
+def run_namespace(args: argparse.Namespace, data: Path, source: str) -> argparse.Namespace:
+    """The run options of a max-speed core on `data`, with no user config read."""
+    return argparse.Namespace(
+        data_dir=str(data),
+        config=str(data / "absent-config.toml"),
+        source=source,
+        speed="max",
+        seed=args.seed,
+        symbols=args.symbols,
+    )
+
+
 def build_fake_binance(
     args: argparse.Namespace, data: Path
 ) -> tuple[Core, Store, CheckedStream, int]:
     """The core on a Binance source whose HTTP client talks to `FakeBinance` in-process;
     market time is a SimClock at max speed that the source's waits move on."""
-    run_args = argparse.Namespace(
-        data_dir=str(data),
-        config=str(data / "absent-config.toml"),
-        source="binance",
-        speed="max",
-        seed=args.seed,
-        symbols=args.symbols,
-    )
-    config = runtime.effective_config(run_args)
+    config = runtime.effective_config(run_namespace(args, data, "binance"))
     data_dir = locations.data_dir(str(data))
     StoreLock(data_dir).acquire()
     store = Store(data_dir, jsonl_rotate_bytes=int(args.rotate_mb * MIB))
@@ -206,15 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable(logging.WARNING)  # one line per injected fault; counted below instead
         core, store, stream, first_open_ms = build_fake_binance(args, data)
     else:
-        run_args = argparse.Namespace(
-            data_dir=str(data),
-            config=str(data / "absent-config.toml"),
-            source="sim",
-            speed="max",
-            seed=args.seed,
-            symbols=args.symbols,
-        )
-        rt = runtime.build(run_args)
+        rt = runtime.build(run_namespace(args, data, "sim"))
         rt.store.jsonl_rotate_bytes = int(args.rotate_mb * MIB)
         core, store = rt.core, rt.store
     kinds: Counter[str] = Counter()
