@@ -460,8 +460,9 @@ class CockpitApp(App[int]):
             return
         self.confirm(
             f"Close {position.side.value} {fmt.qty(position.qty)} {position.symbol}?",
-            f"Market order at the next bar's open; P&L now {fmt.pct(position.pnl_pct)} "
-            f"({fmt.usd(position.pnl_usd)}).",
+            f"Market order at the next bar's open. When asked: price move "
+            f"{fmt.pct(position.pnl_pct)}, P&L {fmt.usd(position.pnl_usd)}"
+            " net of fees paid so far.",
             Command(CommandKind.CLOSE, position.symbol),
             title="Close position",
         )
