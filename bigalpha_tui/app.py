@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 from bigalpha_tui.core.commands import Command, CommandKind, guard_command
 from bigalpha_tui.core.config import Config, parse_hhmm
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.errors import CommandError
+from bigalpha_tui.core.errors import CommandError, sole_error
 from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.screens.confirm import ConfirmDialog
@@ -268,8 +268,8 @@ class CockpitApp(App[int]):
             return
         if event.state is WorkerState.ERROR:
             error = event.worker.error
-            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-                error = error.exceptions[0]
+            if error is not None:
+                error = sole_error(error)
             self.core_problem = "STOPPED"
             self.toast(f"The core stopped: {error!r}. State up to the last bar is saved.", "error")
         elif event.state is WorkerState.SUCCESS:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from bigalpha_tui import locations
-from bigalpha_tui.core.errors import BigAlphaError, ConfigError
+from bigalpha_tui.core.errors import BigAlphaError, ConfigError, sole_error
 
 EXIT_USAGE = 2
 SUBCOMMANDS = ("status", "config", "replay", "ctl")
@@ -111,13 +111,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
-
-
-def sole_error(error: BaseException) -> BaseException:
-    """The one exception inside nested single-member groups (or the group itself)."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
 
 
 def dispatch(argv: list[str]) -> int:

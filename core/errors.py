@@ -25,3 +25,11 @@ class SourceError(BigAlphaError):
 
 class CommandError(BigAlphaError):
     """An operator command was malformed or cannot be applied now."""
+
+
+def sole_error(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member groups (a task group wraps what a task
+    raised), or `error` itself."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

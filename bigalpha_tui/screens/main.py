@@ -237,6 +237,7 @@ class MainScreen(Screen[None]):
         if self.panel_visible("probation"):
             self.query_one(ProbationTable).show(snapshot.symbols)
             self._probation_title(snapshot)
+            self._probation_lines(snapshot)
         if self.panel_visible("guards"):
             self.query_one(GuardSummary).show(snapshot.guard_stats, snapshot.guards_enabled)
             self.query_one(GuardLog).blocks = snapshot.guard_log
@@ -276,9 +277,12 @@ class MainScreen(Screen[None]):
         if learning.next_cycle_s is not None:
             parts.append(f"next {fmt.utc_clock(learning.next_cycle_s, seconds=False)}")
         self._set_title("probation", " · ".join(parts))
+
+    def _probation_lines(self, snapshot: Snapshot) -> None:
+        """Under the table: why the highlighted symbol is in its state, and the last cycle's
+        summary (in the title both were always cut off)."""
         self._show_probation_detail()
-        # the last cycle's summary gets a line of its own: in the title it was always cut off
-        summary = learning.last_summary or ""
+        summary = snapshot.learning.last_summary or ""
         if summary != self._learning_line:
             self._learning_line = summary
             self.query_one("#learning-summary", Static).update(summary)
