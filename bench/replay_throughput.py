@@ -30,7 +30,6 @@ from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
@@ -81,8 +80,6 @@ def run(bars: list[Bar], trading: bool) -> tuple[float, Core]:
     with tempfile.TemporaryDirectory(prefix="bigalpha-bench-") as tmp:
         clock = SimClock(bars[0].open_ms / 1000.0)
         core = Core(Config(), ListSource(bars, clock), clock, Store(Path(tmp)), trading=trading)
-        if trading:
-            attach_learning(core)
         started = time.perf_counter()
         anyio.run(core.run)
         return time.perf_counter() - started, core

@@ -46,7 +46,6 @@ from bigalpha_tui import locations, runtime
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.ratelimit import HostRateLimiter
 from bigalpha_tui.core.snapshot import Event
 from bigalpha_tui.core.sources.base import SourceHealth
@@ -194,7 +193,6 @@ def build_fake_binance(
     )
     stream = CheckedStream(source, fake)
     core = Core(config, stream, clock, store)
-    attach_learning(core)
     first_open_ms = DEFAULT_START_MS - src.backfill_bars * MINUTE_MS
     return core, store, stream, first_open_ms
 

@@ -147,7 +147,6 @@ async def measure_keys(presses: int, core_running: bool, cols: int, rows: int) -
     from bigalpha_tui.core.clock import SimClock
     from bigalpha_tui.core.config import Config
     from bigalpha_tui.core.engine import Core
-    from bigalpha_tui.core.learning import attach_learning
     from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimSource
     from bigalpha_tui.core.store import Store
     from bigalpha_tui.widgets.status_bar import StatusBar
@@ -167,7 +166,6 @@ async def measure_keys(presses: int, core_running: bool, cols: int, rows: int) -
         clock = SimClock(DEFAULT_START_MS / 1000.0, 60.0 if core_running else None)
         source = SimSource(clock, symbols=config.source.symbols, seed=config.source.seed)
         core = Core(config, source, clock, Store(data_dir))
-        attach_learning(core)
         app = CockpitApp(core, run_core=core_running)
         latencies: list[float] = []
         async with app.run_test(size=(cols, rows)) as pilot:

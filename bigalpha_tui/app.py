@@ -15,7 +15,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from importlib import resources
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -31,9 +30,10 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from bigalpha_tui.core.commands import Command, CommandKind, guard_command
-from bigalpha_tui.core.config import Config, parse_hhmm
+from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import CommandError, sole_error
+from bigalpha_tui.core.golden_hour import GoldenHour
 from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.screens.confirm import ConfirmDialog
@@ -56,19 +56,13 @@ def load_css() -> str:
 
 
 def golden_hour(now_s: float, config: Config) -> tuple[bool, float]:
-    """(open now, seconds to the next change) of the UTC entry window, for display only.
+    """(open now, seconds to the next change) of the UTC entry window, for display only,
+    by the core's own rule (windows across midnight included).
 
     Used when the core's snapshot does not carry the golden-hour fields yet.
     """
-    start = parse_hhmm(config.gates.golden_hour_start)
-    end = parse_hhmm(config.gates.golden_hour_end)
-    day = datetime.fromtimestamp(now_s, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    into_day = now_s - day.timestamp()
-    is_open = start <= into_day < end
-    if is_open:
-        return True, end - into_day
-    next_open = start - into_day if into_day < start else start + 86_400 - into_day
-    return False, next_open
+    window = GoldenHour.from_config(config.gates)
+    return window.is_open(now_s), window.next_change_s(now_s) - now_s
 
 
 def source_detail(snapshot: Snapshot, market_now_s: float) -> str:

@@ -13,7 +13,6 @@ from bigalpha_tui.core.clock import Clock, RealClock, SimClock, parse_speed
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import ConfigError
-from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.sources.base import BarSource
 from bigalpha_tui.core.store import ENGINE_STATE, MIB, Store, StoreLock
 
@@ -83,17 +82,16 @@ def _last_bar_ms(store: Store) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def build(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
+def build(args: argparse.Namespace, *, read_only: bool = False, durable: bool = True) -> Runtime:
     """Config, store, clock, source and core, wired for one run."""
     config = effective_config(args)
     data_dir = locations.data_dir(getattr(args, "data_dir", None))
     if not read_only:
         StoreLock(data_dir).acquire()  # held for the life of the process
     rotate_bytes = int(config.store.jsonl_rotate_mb * MIB)
-    store = Store(data_dir, read_only=read_only, jsonl_rotate_bytes=rotate_bytes)
+    store = Store(data_dir, read_only=read_only, jsonl_rotate_bytes=rotate_bytes, durable=durable)
     source, clock = build_source(config, store, args)
     core = Core(config, source, clock, store, read_only=read_only)
-    attach_learning(core)  # schedule, LEARN/RELEASE, buffers and probation for the gates
     return Runtime(config, clock, source, store, core, data_dir)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bigalpha_tui.core import store as store_mod
-from bigalpha_tui.core.learning import learning_status
+from bigalpha_tui.core.learning_store import learning_status
 from bigalpha_tui.core.ledger import trading_status
 from bigalpha_tui.core.store import Store
 from bigalpha_tui.headless import fmt_h, iso

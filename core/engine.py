@@ -24,6 +24,7 @@ from .config import Config
 from .errors import CommandError
 from .flow import FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker
+from .learning import LearningLoop
 from .snapshot import Event, Heartbeat, Snapshot, SymbolView
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW, Store
@@ -45,7 +46,13 @@ class SymbolEngines:
     last_bar: Bar | None = None
     last_flow: FlowState | None = None
     last_hurst: HurstReading | None = None
-    last_open_ms: int = -1
+    flow_open_ms: int = -1  # the last bar each engine applied (saved in separate files,
+    hurst_open_ms: int = -1  # so after a crash one may stand a bar ahead of the other)
+
+    @property
+    def last_open_ms(self) -> int:
+        """The last bar both engines applied."""
+        return min(self.flow_open_ms, self.hurst_open_ms)
 
 
 class Core:
@@ -86,9 +93,17 @@ class Core:
         self.commands: deque[Command] = deque()
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
         self.trading: TradingLoop | None = None
+        self.learning: LearningLoop | None = None
         if trading:
-            self.trading = TradingLoop(config, store, clock, self.emit, read_only=read_only)
+            self.learning = LearningLoop(
+                store, config, emit=self.emit, symbols=config.source.symbols, read_only=read_only
+            )
+            self.trading = TradingLoop(
+                config, store, clock, self.emit, terms=self.learning, read_only=read_only
+            )
             self.command_handlers[CommandKind.CLOSE] = self._close_command
+            self.command_handlers[CommandKind.LEARN] = self._learn_command
+            self.command_handlers[CommandKind.RELEASE] = self._release_command
         self.restore()
 
     # -- observers --------------------------------------------------------------------
@@ -160,6 +175,8 @@ class Core:
         if problem is not None:
             self._reject(bar, problem)
             return False
+        if self.learning is not None:
+            self.learning.before_bar(bar.open_ms / 1000.0)
         if engines_fresh:
             self._update_engines(engines, bar)
         engines.last_bar = bar
@@ -175,11 +192,14 @@ class Core:
         return True
 
     def _update_engines(self, engines: SymbolEngines, bar: Bar) -> None:
-        engines.last_flow = engines.flow.update(bar)
-        reading = engines.hurst.update(bar.close)
-        self._note_regime_change(engines, reading)
-        engines.last_hurst = reading
-        engines.last_open_ms = bar.open_ms
+        if bar.open_ms > engines.flow_open_ms:
+            engines.last_flow = engines.flow.update(bar)
+            engines.flow_open_ms = bar.open_ms
+        if bar.open_ms > engines.hurst_open_ms:
+            reading = engines.hurst.update(bar.close)
+            self._note_regime_change(engines, reading)
+            engines.last_hurst = reading
+            engines.hurst_open_ms = bar.open_ms
 
     def on_bar(self, bar: Bar, engines: SymbolEngines) -> None:
         """Trading stages after the engines (strategy, gates, broker, exits)."""
@@ -211,6 +231,19 @@ class Core:
     def _close_command(self, command: Command) -> str:
         assert self.trading is not None
         return self.trading.request_close(command.target)
+
+    def _learn_command(self, command: Command) -> str:
+        assert self.learning is not None
+        return self.learning.run_now(self.market_now()).summary
+
+    def _release_command(self, command: Command) -> str:
+        assert self.learning is not None
+        return self.learning.release(command.target, self.market_now()).message
+
+    def market_now(self) -> float:
+        """Market time of the last bar applied (the clock's before the first)."""
+        t = self.heartbeat.market_time_s
+        return self.clock.now() if t is None else t
 
     def _reject(self, bar: Bar, reason: str) -> None:
         count = self.rejected_bars.get(reason, 0) + 1
@@ -310,6 +343,12 @@ class Core:
         if command.kind is CommandKind.PAUSE:
             self.paused = True
             self.save_engine_state()
+            cancelled = 0 if self.trading is None else self.trading.cancel_pending("paused")
+            if cancelled:
+                return (
+                    f"entries paused (exits keep running); {cancelled} entry order(s)"
+                    " not yet filled cancelled"
+                )
             return "entries paused (exits keep running)"
         if command.kind is CommandKind.RESUME:
             self.paused = False
@@ -332,10 +371,18 @@ class Core:
         return handler(command)
 
     def resume_after_ms(self) -> int | None:
-        """The last bar every per-symbol engine has applied; the source resumes after it."""
-        seen = [e.last_open_ms for e in self.symbols.values() if e.last_open_ms >= 0]
-        if self.trading is not None:
-            seen += self.trading.last_open_ms.values()
+        """The last bar every per-symbol engine has applied; the source resumes after it.
+
+        A symbol the book trades but whose engines have no saved state (none checkpointed
+        yet, or a file set aside) needs its whole history again: None, from the start (the
+        book skips the bars it has applied). Resuming after the book's bar instead would
+        leave those engines cold, WARMING where the uninterrupted run read a regime.
+        """
+        engine_ms = {s: e.last_open_ms for s, e in self.symbols.items()}
+        booked = self.trading.last_open_ms if self.trading is not None else {}
+        if any(engine_ms.get(symbol, -1) < 0 for symbol in booked):
+            return None
+        seen = [ms for ms in engine_ms.values() if ms >= 0]
         return min(seen) if seen else None
 
     # -- persistence -----------------------------------------------------------------
@@ -363,14 +410,14 @@ class Core:
         if self.trading is not None:
             self.trading.save()  # first: the book must never be older than the engines
         flow = {
-            s: {**e.flow.to_state(), "last_open_ms": e.last_open_ms}
+            s: {**e.flow.to_state(), "last_open_ms": e.flow_open_ms}
             for s, e in self.symbols.items()
-            if e.last_open_ms >= 0
+            if e.flow_open_ms >= 0
         }
         hurst = {
-            s: {**e.hurst.to_state(), "last_open_ms": e.last_open_ms}
+            s: {**e.hurst.to_state(), "last_open_ms": e.hurst_open_ms}
             for s, e in self.symbols.items()
-            if e.last_open_ms >= 0
+            if e.hurst_open_ms >= 0
         }
         self.store.write_json(WHALE_FLOW, {"symbols": flow})
         self.store.write_json(HURST_CACHE, {"symbols": hurst})
@@ -421,7 +468,8 @@ class Core:
         for symbol, (engine, last_ms) in restored.items():
             engines = self.engines(symbol)
             engines.flow = engine
-            engines.last_open_ms = last_ms
+            engines.last_flow = engine.state()
+            engines.flow_open_ms = last_ms
 
     def _restore_hurst(self, doc: dict[str, Any]) -> None:
         restored: dict[str, tuple[HurstTracker, int]] = {}
@@ -430,13 +478,9 @@ class Core:
             restored[symbol] = (tracker, int(state["last_open_ms"]))
         for symbol, (tracker, last_ms) in restored.items():
             engines = self.engines(symbol)
-            if engines.last_open_ms not in (-1, last_ms):
-                # flow and Hurst were saved at different bars: the older one decides where
-                # the source resumes, and both skip what they already applied.
-                last_ms = min(last_ms, engines.last_open_ms)
             engines.hurst = tracker
             engines.last_hurst = tracker.reading
-            engines.last_open_ms = last_ms
+            engines.hurst_open_ms = last_ms
 
     # -- snapshot --------------------------------------------------------------------
 
@@ -464,6 +508,12 @@ class Core:
             paused=self.paused,
             guards_enabled=MappingProxyType(dict(self.guards_enabled)),
         )
+        if self.learning is not None:
+            snapshot = dataclasses.replace(
+                snapshot,
+                symbols=tuple(self.learning.symbol_view(v) for v in snapshot.symbols),
+                learning=self.learning.view(self.heartbeat.market_time_s),
+            )
         return snapshot if self.trading is None else self.with_trading(snapshot, self.trading)
 
     def with_trading(self, snapshot: Snapshot, trading: TradingLoop) -> Snapshot:

@@ -45,9 +45,12 @@ class FlowState:
         return self.whale_volume + self.retail_volume
 
 
-def whale_direction(whale_cvd: float, whale_volume: float, neutral_share: float) -> WhaleDirection:
-    """Sign of whale CVD, NEUTRAL when there is no whale volume or the imbalance is small."""
-    if whale_volume <= 0.0 or abs(whale_cvd) < neutral_share * whale_volume:
+def whale_direction(
+    whale_bars: int, whale_cvd: float, whale_volume: float, neutral_share: float
+) -> WhaleDirection:
+    """Sign of whale CVD; NEUTRAL when the window holds no whale bar (a count, so no float
+    leftover can make a direction out of nothing) or the imbalance is small."""
+    if whale_bars == 0 or whale_volume <= 0.0 or abs(whale_cvd) < neutral_share * whale_volume:
         return WhaleDirection.NEUTRAL
     return WhaleDirection.BUY if whale_cvd > 0 else WhaleDirection.SELL
 
@@ -61,20 +64,50 @@ def is_whale_bar(
     return volume > multiple * (previous_volumes_sum / previous_count)
 
 
+class ExactSum:
+    """A running sum of floats kept exactly (as an integer count of 2**-1074, the smallest
+    float step), read back correctly rounded. Adding and removing the same values in any
+    order, in one process or across a restart, gives the same float bit for bit: a sum
+    that decides a rule never drifts (plain float running sums leave leftovers such as
+    1e-11 when the last whale bar leaves the window)."""
+
+    __slots__ = ("_units",)
+    _SHIFT = 1074
+    _ONE = 1 << _SHIFT
+
+    def __init__(self) -> None:
+        self._units = 0
+
+    @classmethod
+    def units(cls, value: float) -> int:
+        numerator, denominator = value.as_integer_ratio()
+        return numerator << (cls._SHIFT - denominator.bit_length() + 1)
+
+    def add(self, units: int) -> None:
+        self._units += units
+
+    def remove(self, units: int) -> None:
+        self._units -= units
+
+    @property
+    def value(self) -> float:
+        return self._units / self._ONE
+
+
 class WhaleFlowEngine:
-    """Streaming whale CVD for one symbol: O(1) per bar, exact sums re-derived every W bars."""
+    """Streaming whale CVD for one symbol: O(1) per bar, sums kept exact (`ExactSum`), so
+    the state is a function of the bars in the window alone."""
 
     def __init__(self, symbol: str, config: FlowConfig) -> None:
         self.symbol = symbol
         self.config = config
         # one entry per bar in the window: (volume, delta, whale?)
         self._bars: deque[tuple[float, float, bool]] = deque()
-        self._volume = 0.0
-        self._cvd = 0.0
-        self._whale_cvd = 0.0
-        self._whale_volume = 0.0
+        self._volume = ExactSum()
+        self._cvd = ExactSum()
+        self._whale_cvd = ExactSum()
+        self._whale_volume = ExactSum()
         self._whale_count = 0
-        self._since_resum = 0
         self._last_whale = False
         self._cross_buy_ratio: float | None = None
         self._flow_available = True
@@ -83,16 +116,17 @@ class WhaleFlowEngine:
     def update(self, bar: Bar) -> FlowState:
         window = self.config.window_bars
         whale = is_whale_bar(
-            bar.volume, self._volume, len(self._bars), window, self.config.whale_volume_multiple
+            bar.volume,
+            self._volume.value,
+            len(self._bars),
+            window,
+            self.config.whale_volume_multiple,
         )
         delta = bar.delta if bar.has_flow else 0.0
         self._flow_available = bar.has_flow
         self._push(bar.volume, delta, whale)
         while len(self._bars) > window:
             self._pop()
-        self._since_resum += 1
-        if self._since_resum >= window:
-            self._resum()
         self._last_whale = whale
         if bar.cross_buy_ratio is not None:
             self._cross_buy_ratio = bar.cross_buy_ratio
@@ -101,42 +135,33 @@ class WhaleFlowEngine:
 
     def _push(self, volume: float, delta: float, whale: bool) -> None:
         self._bars.append((volume, delta, whale))
-        self._volume += volume
-        self._cvd += delta
-        if whale:
-            self._whale_cvd += delta
-            self._whale_volume += volume
-            self._whale_count += 1
+        self._count(volume, delta, whale, +1)
 
     def _pop(self) -> None:
-        volume, delta, whale = self._bars.popleft()
-        self._volume -= volume
-        self._cvd -= delta
-        if whale:
-            self._whale_cvd -= delta
-            self._whale_volume -= volume
-            self._whale_count -= 1
+        self._count(*self._bars.popleft(), -1)
 
-    def _resum(self) -> None:
-        """Re-derive the running sums so float drift never accumulates."""
-        self._volume = math.fsum(v for v, _, _ in self._bars)
-        self._cvd = math.fsum(d for _, d, _ in self._bars)
-        self._whale_cvd = math.fsum(d for _, d, w in self._bars if w)
-        self._whale_volume = math.fsum(v for v, _, w in self._bars if w)
-        self._whale_count = sum(1 for _, _, w in self._bars if w)
-        self._since_resum = 0
+    def _count(self, volume: float, delta: float, whale: bool, sign: int) -> None:
+        v, d = sign * ExactSum.units(volume), sign * ExactSum.units(delta)
+        self._volume.add(v)
+        self._cvd.add(d)
+        if whale:
+            self._whale_volume.add(v)
+            self._whale_cvd.add(d)
+            self._whale_count += sign
 
     def state(self) -> FlowState:
-        whale_volume = max(self._whale_volume, 0.0)
-        retail_volume = max(self._volume - whale_volume, 0.0)
-        retail_cvd = self._cvd - self._whale_cvd
+        volume = self._volume.value
+        cvd = self._cvd.value
+        whale_volume = self._whale_volume.value
+        whale_cvd = self._whale_cvd.value
+        retail_volume = max(volume - whale_volume, 0.0)
+        retail_cvd = cvd - whale_cvd
         retail_ofi = retail_cvd / retail_volume if retail_volume > 0 else 0.0
-        window_volume = whale_volume + retail_volume
-        intensity = 100.0 * whale_volume / window_volume if window_volume > 0 else 0.0
+        intensity = 100.0 * whale_volume / volume if volume > 0 else 0.0
         return FlowState(
             symbol=self.symbol,
-            cvd=self._cvd,
-            whale_cvd=self._whale_cvd,
+            cvd=cvd,
+            whale_cvd=whale_cvd,
             retail_cvd=retail_cvd,
             whale_volume=whale_volume,
             retail_volume=retail_volume,
@@ -144,7 +169,9 @@ class WhaleFlowEngine:
             window_bars=len(self._bars),
             retail_ofi=max(-1.0, min(1.0, retail_ofi)),
             intensity=max(0.0, min(100.0, intensity)),
-            direction=whale_direction(self._whale_cvd, whale_volume, self.config.neutral_share),
+            direction=whale_direction(
+                self._whale_count, whale_cvd, whale_volume, self.config.neutral_share
+            ),
             last_bar_was_whale=self._last_whale,
             cross_buy_ratio=self._cross_buy_ratio,
             flow_available=self._flow_available,
@@ -157,6 +184,8 @@ class WhaleFlowEngine:
             "bars": [[v, d, w] for v, d, w in self._bars],
             "bars_seen": self.bars_seen,
             "cross_buy_ratio": self._cross_buy_ratio,
+            "last_bar_was_whale": self._last_whale,
+            "flow_available": self._flow_available,
         }
 
     @classmethod
@@ -173,8 +202,12 @@ class WhaleFlowEngine:
             if not (math.isfinite(volume) and math.isfinite(delta)) or volume < 0:
                 raise ValueError("volume and delta must be finite, volume non-negative")
             engine._push(volume, delta, whale)
-        engine._resum()
         engine.bars_seen = int(state.get("bars_seen", len(engine._bars)))
         ratio = state.get("cross_buy_ratio")
         engine._cross_buy_ratio = None if ratio is None else float(ratio)
+        last_whale = state.get("last_bar_was_whale", False)
+        available = state.get("flow_available", True)
+        if not (isinstance(last_whale, bool) and isinstance(available, bool)):
+            raise ValueError("last_bar_was_whale and flow_available must be booleans")
+        engine._last_whale, engine._flow_available = last_whale, available
         return engine

@@ -91,6 +91,7 @@ class GuardReport:
                 reason=reason,
                 blocked=tally.blocked,
                 open_twins=open_twins.get(reason, 0),
+                twins_closed=tally.twins_closed,
                 opportunity_cost_usd=tally.opportunity_cost_usd,
             )
             for reason, tally in self.tallies.items()

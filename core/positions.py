@@ -99,7 +99,13 @@ class Position:
         return self.original_qty * self.entry_price
 
     def leg_pnl_usd(self, leg: ExitLeg) -> float:
+        """The leg's move net of its own exit fee."""
         return self.side.sign * (leg.price - self.entry_price) * leg.qty - leg.fee_usd
+
+    def leg_net_pnl_usd(self, leg: ExitLeg) -> float:
+        """The leg's P&L net of its exit fee and its share of the entry fee: the legs of a
+        closed position add up to the trade's P&L, as the report counts it."""
+        return self.leg_pnl_usd(leg) - self.entry_fee_usd * leg.qty / self.original_qty
 
     @property
     def realised_usd(self) -> float:

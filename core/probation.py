@@ -208,7 +208,8 @@ def judge_probation(
     else:
         after, verdict = SymbolState.ACTIVE, f"{figures} >= {config.probation_exit_pf:.2f}"
     check = ProbationCheck(status.symbol, n, pf, status.state, after, verdict)
-    judged = replace(status, golden_pf=pf, golden_trades=n)
+    # the figures shown beside the reason are the ones it states, every cycle
+    judged = replace(status, golden_pf=pf, golden_trades=n, state_reason=verdict)
     if after is status.state:
         return judged, check, None
     transition = ProbationTransition(status.symbol, status.state, after, now_s, verdict, pf, n)
@@ -237,5 +238,7 @@ def release(status: SymbolStatus, now_s: float) -> tuple[SymbolStatus, Probation
         state_changed_s=now_s,
         state_reason=reason,
         released_s=now_s,
+        golden_pf=None,  # judged afresh: no trade counts yet
+        golden_trades=0,
     )
     return released, transition

@@ -100,6 +100,7 @@ class GuardStatsView:
     blocked: int = 0
     open_twins: int = 0
     opportunity_cost_usd: float = 0.0  # > 0: the guard cost money; < 0: it saved money
+    twins_closed: int = 0  # the opportunity cost is theirs; none closed yet: "open"
 
 
 @dataclass(frozen=True, slots=True)

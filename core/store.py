@@ -92,8 +92,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a crash leaves the old or the new file, never a mix."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` so a crash leaves the old or the new file, never a mix
+    (`durable=False` skips the fsyncs: for throwaway folders such as a replay's)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -101,13 +102,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _finite(obj: Any) -> Any:
@@ -131,9 +134,11 @@ class Store:
         now: Callable[[], float] | None = None,
         read_only: bool = False,
         jsonl_rotate_bytes: int = 64 * MIB,
+        durable: bool = True,
     ) -> None:
         self.root = Path(root)
         self.read_only = read_only
+        self.durable = durable  # False: no fsync (a throwaway folder: replay, tests)
         self.jsonl_rotate_bytes = jsonl_rotate_bytes
         self.warnings: list[StoreWarning] = []
         self.write_failures = 0
@@ -174,7 +179,7 @@ class Store:
         doc = {"schema_version": SCHEMA_VERSION, **_finite(payload)}
         data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
         try:
-            atomic_write_bytes(self.path(name), data)
+            atomic_write_bytes(self.path(name), data, durable=self.durable)
         except OSError as exc:
             self._write_failed(name, exc)
             return False
@@ -270,7 +275,8 @@ class Store:
                     fh.write(b"\n")  # a torn last line must not swallow this record
                 fh.write(line.encode())
                 fh.flush()
-                os.fsync(fh.fileno())
+                if self.durable:
+                    os.fsync(fh.fileno())
         except OSError as exc:
             self._write_failed(name, exc)
             if size_before is not None:

@@ -66,7 +66,7 @@ class SymbolTermsView(Protocol):
 
 class SymbolTerms(Protocol):
     """Where the per-symbol probation state and slippage buffer come from (the learning
-    loop sets `TradingLoop.terms` to itself; `FixedTerms` stands in until then)."""
+    loop; `FixedTerms` where there is none)."""
 
     def status(self, symbol: str) -> SymbolTermsView: ...
 
@@ -160,14 +160,21 @@ class TradingLoop:
     """Strategy, gates, paper broker, shadow ledger and exits for every symbol."""
 
     def __init__(
-        self, config: Config, store: Store, clock: Clock, emit: Emit, *, read_only: bool = False
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        emit: Emit,
+        *,
+        terms: SymbolTerms | None = None,
+        read_only: bool = False,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.emit = emit
         self.read_only = read_only
-        self.terms: SymbolTerms = FixedTerms(config.gates.initial_slippage_buffer_bps)
+        self.terms = terms or FixedTerms(config.gates.initial_slippage_buffer_bps)
         self.gates = GatePipeline(config.gates)
         self.broker = PaperBroker(config.broker, config.gates.fee_bps)
         self.strategies: dict[str, AlphaOfi] = {}
@@ -331,7 +338,9 @@ class TradingLoop:
         return entry_s + self.config.exits.force_hold_min * MIN_S
 
     def _announce_entry(self, live: Position, order: EntryOrder) -> None:
-        hold = " force-hold 45 min" if live.force_hold_until_s is not None else ""
+        hold = ""
+        if live.force_hold_until_s is not None:
+            hold = f" force-hold {(live.force_hold_until_s - live.entry_s) / MIN_S:g} min"
         self.emit(
             "entry",
             live.symbol,
@@ -353,12 +362,45 @@ class TradingLoop:
     # -- blocks ----------------------------------------------------------------------
 
     def _block(self, decision: Decision, qty: float) -> None:
+        """Every blocked decision is counted, logged and recorded; a blocked twin follows it
+        unless one is already open for the same symbol, side and reason (the same
+        opportunity, still being followed: that keeps the twins bounded)."""
         signal = decision.signal
         reason = decision.blocked_by
         assert reason is not None
-        if any(t.symbol == signal.symbol for t in self.twins.values() if t.block_reason):
-            return  # the symbol's blocked twin already follows this opportunity
-        twin = Position(
+        twin = self._open_blocked_twin(signal.symbol, signal.side, reason)
+        new_twin = twin is None
+        if twin is None:
+            twin = self._blocked_twin(decision, qty, reason)
+            self.twins[twin.id] = twin
+        self.guard.note_block(reason)
+        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, decision.detail)
+        self.guard_log.appendleft(view)
+        self._blocks.append_once(block_record(decision, twin, new_twin))
+        self._dirty = True
+        self.emit(
+            "block",
+            signal.symbol,
+            f"{signal.side} blocked by {reason.value}: {decision.detail}",
+            reason=reason.value,
+            side=signal.side.value,
+            detail=decision.detail,
+            edge_bps=signal.expected_edge_bps,
+            ofi=signal.ofi,
+            conviction=decision.size.conviction.value,
+            twin=twin.id,
+            new_twin=new_twin,
+        )
+
+    def _open_blocked_twin(self, symbol: str, side: Side, reason: BlockReason) -> Position | None:
+        for twin in self.twins.values():
+            if twin.block_reason is reason and twin.symbol == symbol and twin.side is side:
+                return twin
+        return None
+
+    def _blocked_twin(self, decision: Decision, qty: float, reason: BlockReason) -> Position:
+        signal = decision.signal
+        return Position(
             id=f"B-{signal.id}",
             ledger=Ledger.BLOCKED,
             strategy=signal.strategy,
@@ -374,24 +416,6 @@ class TradingLoop:
             golden_hour_entry=decision.golden_hour_open,
             force_hold_until_s=self._force_hold_until(signal.regime, signal.time_s),
             block_reason=reason,
-        )
-        self.twins[twin.id] = twin
-        self.guard.note_block(reason)
-        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, decision.detail)
-        self.guard_log.appendleft(view)
-        self._blocks.append_once(block_record(decision, twin))
-        self._dirty = True
-        self.emit(
-            "block",
-            signal.symbol,
-            f"{signal.side} blocked by {reason.value}: {decision.detail}",
-            reason=reason.value,
-            side=signal.side.value,
-            detail=decision.detail,
-            edge_bps=signal.expected_edge_bps,
-            ofi=signal.ofi,
-            conviction=decision.size.conviction.value,
-            twin=twin.id,
         )
 
     # -- exits -----------------------------------------------------------------------
@@ -462,12 +486,12 @@ class TradingLoop:
                 "exit",
                 position.symbol,
                 f"{leg.reason.value} {position.side} {leg.qty:.6g} @ {leg.price:.6g}"
-                f" ({position.leg_pnl_usd(leg):+.2f} USD), {tail}",
+                f" ({position.leg_net_pnl_usd(leg):+.2f} USD), {tail}",
                 id=position.id,
                 reason=leg.reason.value,
                 qty=leg.qty,
                 price=leg.price,
-                pnl_usd=position.leg_pnl_usd(leg),
+                pnl_usd=position.leg_net_pnl_usd(leg),
                 closed=position.is_closed,
             )
 
@@ -496,6 +520,16 @@ class TradingLoop:
 
     # -- operator --------------------------------------------------------------------
 
+    def cancel_pending(self, why: str) -> int:
+        """Cancel every entry order not yet filled (a pause: nothing new opens after it)."""
+        orders = list(self.pending.values())
+        self.pending.clear()
+        for order in orders:
+            self.emit("cancel", order.symbol, f"entry {order.side} cancelled: {why}", id=order.id)
+        if orders:
+            self.save()
+        return len(orders)
+
     def request_close(self, symbol: str) -> str:
         """Operator close: the live position (and its twin) exit at the next bar's open."""
         if symbol in self.pending:
@@ -506,9 +540,9 @@ class TradingLoop:
         if position is None:
             raise CommandError(f"{symbol} has no open position")
         self.live[symbol] = replace(position, close_requested=True)
-        twin_id = f"S-{position.id}"
-        if twin_id in self.twins:
-            self.twins[twin_id] = replace(self.twins[twin_id], close_requested=True)
+        for twin in list(self.twins.values()):
+            if twin.twin_of == position.id:
+                self.twins[twin.id] = replace(twin, close_requested=True)
         self.save()
         return f"{symbol}: closing {position.side} at the next bar's open"
 
@@ -612,7 +646,7 @@ class TradingLoop:
         self.guard_log = deque(guard_log, maxlen=GUARD_LOG_LEN)
 
 
-def block_record(decision: Decision, twin: Position) -> dict[str, Any]:
+def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str, Any]:
     signal = decision.signal
     return {
         "id": f"G-{signal.id}",
@@ -632,7 +666,8 @@ def block_record(decision: Decision, twin: Position) -> dict[str, Any]:
         "conviction": decision.size.conviction.value,
         "size_multiplier": decision.size_multiplier,
         "price": signal.price,
-        "twin_id": twin.id,
+        "twin_id": twin.id,  # the twin following this opportunity (new, or already open)
+        "new_twin": new_twin,
     }
 
 

@@ -25,6 +25,7 @@ def trade(
     entry_s: float | None = None,
     golden: bool = True,
     strategy: str = STRATEGY,
+    twin_of: str | None = None,
 ) -> ClosedTrade:
     """One closed trade with the given net P&L, closed an hour before NOW_S by default."""
     entry = exit_s - 1800.0 if entry_s is None else entry_s
@@ -45,6 +46,7 @@ def trade(
         entry_regime=Regime.RANDOM,
         exit_reasons=(ExitReason.T1,),
         golden_hour_entry=golden,
+        twin_of=twin_of,
     )
 
 
@@ -52,5 +54,21 @@ def trades(pnls: list[float], **kwargs: object) -> list[ClosedTrade]:
     return [trade(p, **kwargs) for p in pnls]  # type: ignore[arg-type]
 
 
-def shadow(pnls: list[float], **kwargs: object) -> list[ClosedTrade]:
-    return [trade(p, ledger=Ledger.SHADOW, **kwargs) for p in pnls]  # type: ignore[arg-type]
+def shadow(
+    pnls: list[float], of: list[ClosedTrade] | None = None, **kwargs: object
+) -> list[ClosedTrade]:
+    """Shadow trades; with `of`, the twins of those live trades (symbol, strategy and exit
+    time taken from each, P&Ls padded with break-even twins to one per live trade)."""
+    if of is None:
+        return [trade(p, ledger=Ledger.SHADOW, **kwargs) for p in pnls]  # type: ignore[arg-type]
+    assert len(pnls) <= len(of), "a live trade has one twin"
+    padded = [*pnls, *[0.0] * (len(of) - len(pnls))]
+    return [
+        trade(
+            p,
+            ledger=Ledger.SHADOW,
+            **{"symbol": t.symbol, "strategy": t.strategy, "exit_s": t.exit_s, **kwargs},  # type: ignore[arg-type]
+            twin_of=t.id,
+        )
+        for p, t in zip(padded, of, strict=True)
+    ]

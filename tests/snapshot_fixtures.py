@@ -23,7 +23,6 @@ from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.flow import FlowState
 from bigalpha_tui.core.hurst import HurstReading
-from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.snapshot import (
     Event,
     GuardBlockView,
@@ -72,16 +71,13 @@ def fed_core(
     *,
     read_only: bool = False,
     config: Config | None = None,
-    learning: bool = True,
 ) -> Core:
     """A core that has processed `minutes` simulator minutes, synchronously, wired like
-    `runtime.build` wires it (learning loop attached)."""
+    `runtime.build` wires it."""
     config = config or Config()
     clock = FrozenWallClock(START_S)
     source = SimSource(clock, symbols=config.source.symbols, seed=config.source.seed)
     core = Core(config, source, clock, Store(data_dir), read_only=read_only)
-    if learning:
-        attach_learning(core)
     minutes_iter = simulate_minutes(
         source.symbols, config.source.seed, DEFAULT_START_MS, SimParams()
     )
@@ -290,11 +286,11 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
         for ago, sym, side, reason, detail in blocks_spec
     )
     guard_stats = (
-        GuardStatsView(BlockReason.PAUSED, 1, 0, 0.85),
-        GuardStatsView(BlockReason.GOLDEN_HOUR, 14, 0, -3.10),
-        GuardStatsView(BlockReason.MAX_POSITIONS, 1, 1, 0.0),
-        GuardStatsView(BlockReason.FEE_EDGE, 6, 1, 2.40),
-        GuardStatsView(BlockReason.WHALE_CONFLICT, 9, 0, -31.75),
+        GuardStatsView(BlockReason.PAUSED, 1, 0, 0.85, 1),
+        GuardStatsView(BlockReason.GOLDEN_HOUR, 14, 0, -3.10, 3),
+        GuardStatsView(BlockReason.MAX_POSITIONS, 1, 1, 0.0, 0),
+        GuardStatsView(BlockReason.FEE_EDGE, 6, 1, 2.40, 2),
+        GuardStatsView(BlockReason.WHALE_CONFLICT, 9, 0, -31.75, 4),
     )
     events = tuple(
         Event(now_s - ago, kind, sym, msg, MappingProxyType(data))

@@ -186,10 +186,8 @@ async def test_l_runs_a_learning_cycle_and_toasts_its_result(tmp_path: Path) -> 
 
 @pytest.mark.anyio
 async def test_l_with_the_real_learning_loop_toasts_the_cycle(tmp_path: Path) -> None:
-    from bigalpha_tui.core.learning import attach_learning
 
     core = fed_core(tmp_path)
-    attach_learning(core)
     app = cockpit(core)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("l")
@@ -557,6 +555,18 @@ def test_golden_hour_fallback_follows_the_configured_window() -> None:
     assert golden_hour(START_S, config) == (False, 30 * 60)  # 08:30 UTC
     assert golden_hour(START_S + 3600, config) == (True, 6.5 * 3600)  # 09:30 UTC
     assert golden_hour(START_S + 7.5 * 3600, config) == (False, 17 * 3600)  # 16:00 UTC
+
+
+def test_golden_hour_fallback_wraps_a_window_past_midnight() -> None:
+    """The cockpit had its own window code that ignored windows past midnight."""
+    gates = dataclasses.replace(
+        Config().gates, golden_hour_start="22:00", golden_hour_end="02:00"
+    )
+    config = dataclasses.replace(Config(), gates=gates)
+    midnight = START_S - 8.5 * 3600  # 00:00 UTC of the sim's first day
+    assert golden_hour(midnight + 3600, config) == (True, 3600)  # 01:00: open, closes at 02:00
+    assert golden_hour(midnight - 1800, config) == (True, 2.5 * 3600)  # 23:30
+    assert golden_hour(midnight + 3 * 3600, config) == (False, 19 * 3600)  # 03:00
 
 
 # -- what the operator sees around dialogs and focus ----------------------------------------

@@ -40,7 +40,7 @@ from trading_helpers import ListSource
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import LearningLoop, attach_learning
+from bigalpha_tui.core.learning import LearningLoop
 from bigalpha_tui.core.store import (
     ENGINE_STATE,
     GUARD_BLOCKS,
@@ -179,7 +179,8 @@ def restored_core(data: Path) -> tuple[Core, LearningLoop]:
     """A core started on the store as a restart would (read-only: it changes nothing)."""
     store = Store(data, read_only=True)
     core = Core(Config(), ListSource([]), SimClock(0.0), store, read_only=True)
-    learning = attach_learning(core)
+    learning = core.learning
+    assert learning is not None
     assert store.warnings == [], store.warnings
     return core, learning
 

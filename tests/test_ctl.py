@@ -22,7 +22,6 @@ from bigalpha_tui.control import ControlError, ControlServer, Reply, socket_path
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.store import ENGINE_STATE, Store
 from bigalpha_tui.core.types import BlockReason
 from bigalpha_tui.ctl import NotRunning, cmd_ctl, send
@@ -52,7 +51,6 @@ class NoBars:
 
 def make_core(root: Path) -> Core:
     core = Core(Config(), NoBars(), SimClock(1_767_600_000.0), Store(root))  # type: ignore[arg-type]
-    attach_learning(core)
     return core
 
 

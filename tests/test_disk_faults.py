@@ -26,7 +26,6 @@ from bigalpha_tui.core.bar import Bar
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import attach_learning
 from bigalpha_tui.core.snapshot import Event
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
 from bigalpha_tui.core.store import (
@@ -141,7 +140,6 @@ def test_a_refusing_disk_halts_entries_keeps_old_files_and_heals_by_itself(
 ) -> None:
     disk = Disk(monkeypatch, op, code)
     core = Core(Config(), ListSource([]), SimClock(DEFAULT_START_MS / 1000), Store(tmp_path))
-    attach_learning(core)
     log = io.StringIO()
     core.observers.append(EventPrinter(log).event)
     feed(core, MINUTES[:HEALTHY_UNTIL_MIN])

@@ -71,10 +71,11 @@ def test_whale_selling_sets_sell_direction_and_splits_whale_from_retail_cvd() ->
 
 
 def test_whale_direction_neutral_when_imbalance_below_five_percent_of_whale_volume() -> None:
-    assert whale_direction(4.9, 100.0, 0.05) is WhaleDirection.NEUTRAL
-    assert whale_direction(5.0, 100.0, 0.05) is WhaleDirection.BUY
-    assert whale_direction(-5.0, 100.0, 0.05) is WhaleDirection.SELL
-    assert whale_direction(0.0, 0.0, 0.05) is WhaleDirection.NEUTRAL
+    assert whale_direction(1, 4.9, 100.0, 0.05) is WhaleDirection.NEUTRAL
+    assert whale_direction(1, 5.0, 100.0, 0.05) is WhaleDirection.BUY
+    assert whale_direction(1, -5.0, 100.0, 0.05) is WhaleDirection.SELL
+    assert whale_direction(0, 0.0, 0.0, 0.05) is WhaleDirection.NEUTRAL
+    assert whale_direction(0, 1e-11, 1e-11, 0.05) is WhaleDirection.NEUTRAL
 
 
 def test_intensity_is_whale_share_of_window_volume() -> None:
@@ -134,3 +135,53 @@ def test_state_round_trip_gives_identical_readings() -> None:
 def test_malformed_saved_state_is_rejected(state: dict[str, object]) -> None:
     with pytest.raises((ValueError, KeyError, TypeError)):
         WhaleFlowEngine.from_state("BTCUSDT", FlowConfig(), state)
+
+
+# -- exact sums: no phantom direction, no dependence on when the process started ---------
+
+
+def real_bars(limit: int = 4000) -> list[Bar]:
+    """A month of real 1-minute Binance klines (the excerpt in tests/data)."""
+    from pathlib import Path
+
+    from bigalpha_tui.core.sources.replay import parse_kline_file
+
+    path = Path(__file__).parent / "data" / "LINKUSDT-1m-2026-02-noheader.csv"
+    return list(parse_kline_file(path, symbol="LINKUSDT"))[:limit]
+
+
+def exact_state(bars: list[tuple[float, float, bool]]) -> tuple[float, float, int]:
+    """Whale CVD, whale volume and whale-bar count of a window, summed from scratch."""
+    import math
+
+    whale = [(v, d) for v, d, w in bars if w]
+    return math.fsum(d for _, d in whale), math.fsum(v for v, _ in whale), len(whale)
+
+
+def test_no_whale_direction_without_a_whale_bar_in_the_window_on_real_data() -> None:
+    """A window without a whale bar reads NEUTRAL with whale CVD 0, whatever came before
+    (float running sums left 1e-11 behind and read BUY or SELL: `0 LOW ▼ SELL`)."""
+    engine = WhaleFlowEngine("LINKUSDT", FlowConfig())
+    phantom = 0
+    emptied = 0
+    for b in real_bars():
+        state = engine.update(b)
+        cvd, volume, count = exact_state(list(engine._bars))
+        assert (state.whale_cvd, state.whale_volume, state.whale_bars) == (cvd, volume, count)
+        if count == 0:
+            emptied += 1
+            phantom += state.direction is not WhaleDirection.NEUTRAL
+    assert emptied > 100  # the excerpt has whale bars leaving the window
+    assert phantom == 0
+
+
+def test_a_restored_engine_reads_exactly_as_the_one_that_never_stopped() -> None:
+    bars = real_bars(1500)
+    config = FlowConfig()
+    for split in (61, 397, 1000):
+        straight = WhaleFlowEngine("LINKUSDT", config)
+        for b in bars[:split]:
+            straight.update(b)
+        restored = WhaleFlowEngine.from_state("LINKUSDT", config, straight.to_state())
+        for b in bars[split:]:
+            assert restored.update(b) == straight.update(b)

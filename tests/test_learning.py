@@ -15,21 +15,15 @@ import pytest
 from learning_helpers import HOUR_S, NOW_S, shadow, trade, trades
 
 from bigalpha_tui.core.bar import Bar
+from bigalpha_tui.core.buffer_rule import BufferVerdict, check_buffer, paired_twins, shadow_gap
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import (
-    BufferVerdict,
-    CycleTrigger,
-    LearningLoop,
-    LearningSchedule,
-    attach_learning,
-    check_buffer,
-    learning_status,
-    run_cycle,
-    shadow_gap,
-)
+from bigalpha_tui.core.learning import LearningLoop
+from bigalpha_tui.core.learning_cycle import CycleTrigger, run_cycle
+from bigalpha_tui.core.learning_schedule import LearningSchedule
+from bigalpha_tui.core.learning_store import learning_status
 from bigalpha_tui.core.probation import SymbolStatus, initial_status
 from bigalpha_tui.core.profit_factor import format_pf, profit_factor
 from bigalpha_tui.core.snapshot import Event
@@ -97,9 +91,9 @@ def test_profit_factors_are_drawn_for_the_operator() -> None:
 def buffer_check(
     live_pnls: list[float], shadow_pnls: list[float], buffer_bps: float = START_BUFFER_BPS
 ) -> Any:
-    return check_buffer(
-        "Alpha-OFI", "SOLUSDT", trades(live_pnls), shadow(shadow_pnls), buffer_bps, LEARNING
-    )
+    live = trades(live_pnls)
+    pairs = paired_twins(live, shadow(shadow_pnls, of=live))
+    return check_buffer("Alpha-OFI", "SOLUSDT", pairs, buffer_bps, LEARNING)
 
 
 def test_buffer_rises_when_shadow_pf_beats_live_by_more_than_15_pct() -> None:
@@ -135,8 +129,9 @@ def test_repeated_cycles_raise_the_buffer_to_the_cap_and_no_further() -> None:
     seen = []
     for k in range(20):
         now_s = NOW_S + k * LEARNING.interval_h * HOUR_S
-        live += trades(LIVE_PF_1, exit_s=now_s - HOUR_S)  # fresh evidence every cycle
-        ideal += shadow([300.0, -100.0], exit_s=now_s - HOUR_S)
+        fresh = trades(LIVE_PF_1, exit_s=now_s - HOUR_S)  # fresh evidence every cycle
+        live += fresh
+        ideal += shadow([300.0, -100.0], of=fresh)
         states = dict(run_cycle(now_s, live, ideal, states, CONFIG).statuses)
         seen.append(states["SOLUSDT"].slippage_buffer_bps)
     assert seen[:3] == [4.0, 6.0, 8.0]
@@ -145,13 +140,14 @@ def test_repeated_cycles_raise_the_buffer_to_the_cap_and_no_further() -> None:
 
 def test_the_same_trades_raise_the_buffer_only_once() -> None:
     live = trades(LIVE_PF_1)
-    ideal = shadow([300.0, -100.0])
+    ideal = shadow([300.0, -100.0], of=live)
     first = run_cycle(NOW_S, live, ideal, {}, CONFIG)
     later_s = NOW_S + LEARNING.interval_h * HOUR_S
     second = run_cycle(later_s, live, ideal, first.statuses, CONFIG)
     assert second.buffer_checks[0].verdict is BufferVerdict.NO_NEW_TRADES
     assert second.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 2.0
     newer = [*live, trade(0.0, exit_s=later_s - HOUR_S)]
+    ideal = [*ideal, *shadow([0.0], of=newer[-1:])]
     third = run_cycle(later_s, newer, ideal, first.statuses, CONFIG)
     assert third.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 4.0
 
@@ -164,7 +160,7 @@ def test_four_live_trades_are_not_enough_to_judge_the_buffer() -> None:
 def test_live_trades_older_than_the_lookback_are_ignored() -> None:
     old = trade(-100.0, exit_s=NOW_S - LEARNING.lookback_h * HOUR_S - 1.0)
     live = [*trades([50.0, 50.0, -50.0, -50.0]), old]
-    report = run_cycle(NOW_S, live, shadow([500.0, -100.0]), {}, CONFIG)
+    report = run_cycle(NOW_S, live, shadow([500.0, -100.0], of=live), {}, CONFIG)
     (check,) = report.buffer_checks
     assert check.verdict is BufferVerdict.TOO_FEW_TRADES and check.live_trades == 4
     assert report.live_trades_read == 5 and report.live_trades_in_window == 4
@@ -180,18 +176,23 @@ def test_shadow_pf_infinite_against_finite_live_is_a_gap() -> None:
     assert buffer_check(LIVE_PF_1, [10.0, 10.0]).verdict is BufferVerdict.RAISED
 
 
-def test_without_shadow_outcomes_the_buffer_holds() -> None:
-    assert buffer_check(LIVE_PF_1, []).verdict is BufferVerdict.NO_SHADOW
+def test_live_trades_whose_twins_are_still_open_are_not_compared() -> None:
+    live = trades(LIVE_PF_1)
+    pairs = paired_twins(live, shadow([300.0, -100.0], of=live)[:4])
+    check = check_buffer("Alpha-OFI", "SOLUSDT", pairs, START_BUFFER_BPS, LEARNING, None, 1)
+    assert check.verdict is BufferVerdict.TOO_FEW_TRADES
+    assert (check.live_trades, check.unpaired_live) == (4, 1)
 
 
 def test_a_losing_live_ledger_against_any_shadow_profit_is_a_gap() -> None:
     assert buffer_check([-10.0] * 5, [1.0, -100.0]).verdict is BufferVerdict.RAISED
-    assert buffer_check([-10.0] * 5, [-1.0]).verdict is BufferVerdict.NO_GAP
+    assert buffer_check([-10.0] * 5, [-1.0] * 5).verdict is BufferVerdict.NO_GAP
 
 
 def test_buffer_is_judged_per_strategy_and_symbol() -> None:
-    live = trades(LIVE_PF_1) + trades(LIVE_PF_1, symbol="BTCUSDT")
-    ideal = shadow([300.0, -100.0]) + shadow([100.0, -100.0], symbol="BTCUSDT")
+    sol, btc = trades(LIVE_PF_1), trades(LIVE_PF_1, symbol="BTCUSDT")
+    live = sol + btc
+    ideal = shadow([300.0, -100.0], of=sol) + shadow([100.0, -100.0], of=btc)
     report = run_cycle(NOW_S, live, ideal, {}, CONFIG)
     assert report.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 2.0
     assert report.statuses["BTCUSDT"].slippage_buffer_bps == START_BUFFER_BPS
@@ -199,20 +200,22 @@ def test_buffer_is_judged_per_strategy_and_symbol() -> None:
 
 
 def test_two_strategies_on_one_symbol_raise_it_once_per_cycle() -> None:
-    live = trades(LIVE_PF_1) + trades(LIVE_PF_1, strategy="Other")
-    ideal = shadow([300.0, -100.0]) + shadow([300.0, -100.0], strategy="Other")
+    mine, other = trades(LIVE_PF_1), trades(LIVE_PF_1, strategy="Other")
+    live = mine + other
+    ideal = shadow([300.0, -100.0], of=mine) + shadow([300.0, -100.0], of=other)
     report = run_cycle(NOW_S, live, ideal, {}, CONFIG)
     assert len(report.buffer_checks) == 2
     assert report.statuses["SOLUSDT"].slippage_buffer_bps == START_BUFFER_BPS + 2.0
 
 
 def test_a_cycle_report_carries_inputs_figures_and_actions() -> None:
-    live = trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT")
-    report = run_cycle(NOW_S, live, shadow([300.0, -100.0]), {}, CONFIG, cycle=3)
+    sol = trades(LIVE_PF_1)
+    live = sol + trades([-20.0] * 5, symbol="AVAXUSDT")
+    report = run_cycle(NOW_S, live, shadow([300.0, -100.0], of=sol), {}, CONFIG, cycle=3)
     record = json.loads(json.dumps(report.to_record(), default=str))
     assert record["cycle"] == 3
     assert record["inputs"]["live_trades_in_window"] == 10
-    assert record["inputs"]["shadow_trades_in_window"] == 2
+    assert record["inputs"]["shadow_trades_in_window"] == 5
     assert {c["symbol"] for c in record["probation_checks"]} == {"AVAXUSDT", "SOLUSDT"}
     assert record["transitions"][0]["symbol"] == "AVAXUSDT"
     assert record["symbols"]["AVAXUSDT"]["state"] == "PROBATION"
@@ -237,7 +240,7 @@ def run_segments(root: Path, segments: list[tuple[float, float]], step_s: float 
         loop = LearningLoop(Store(root), CONFIG, symbols=("SOLUSDT",))
         t = start_s
         while t <= end_s:
-            loop.tick(t)
+            loop.before_bar(t)
             t += step_s
 
 
@@ -304,10 +307,10 @@ def test_the_first_run_waits_for_the_next_slot(tmp_path: Path) -> None:
 
 def test_operator_cycles_do_not_move_the_schedule(tmp_path: Path) -> None:
     loop = LearningLoop(Store(tmp_path), CONFIG)
-    loop.tick(utc(6, 8, 30))
+    loop.before_bar(utc(6, 8, 30))
     loop.run_now(utc(6, 9))
     assert loop.view(utc(6, 9)).next_cycle_s == utc(6, 12)
-    assert loop.tick(utc(6, 12)) is not None
+    assert loop.before_bar(utc(6, 12)) is not None
     assert [r["trigger"] for r in history(tmp_path)] == ["operator", "schedule"]
 
 
@@ -315,14 +318,14 @@ def test_market_time_behind_the_schedule_never_moves_it_back(tmp_path: Path) -> 
     """A restart at --speed max replays hours of bars since the engines' last checkpoint:
     the slots those bars cross are done, so nothing runs and the schedule stays put."""
     loop = LearningLoop(Store(tmp_path), CONFIG)
-    loop.tick(utc(6, 8, 30))
-    assert loop.tick(utc(6, 12)) is not None
-    assert loop.tick(utc(6, 16)) is not None
+    loop.before_bar(utc(6, 8, 30))
+    assert loop.before_bar(utc(6, 12)) is not None
+    assert loop.before_bar(utc(6, 16)) is not None
     restarted = LearningLoop(Store(tmp_path), CONFIG)
     for hour in (7, 9, 11, 12, 13, 15):  # replayed from a checkpoint 9 hours back
-        assert restarted.tick(utc(6, hour)) is None
+        assert restarted.before_bar(utc(6, hour)) is None
         assert restarted.view(utc(6, hour)).next_cycle_s == utc(6, 20)
-    assert restarted.tick(utc(6, 20)) is not None
+    assert restarted.before_bar(utc(6, 20)) is not None
     assert slots(tmp_path) == [utc(6, 12), utc(6, 16), utc(6, 20)]
 
 
@@ -348,15 +351,16 @@ class Recorder:
 
 
 def test_a_cycle_reads_the_ledgers_from_the_store(tmp_path: Path) -> None:
-    live = trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT")
-    write_ledgers(tmp_path, live, shadow([300.0, -100.0]))
+    sol = trades(LIVE_PF_1)
+    live = sol + trades([-20.0] * 5, symbol="AVAXUSDT")
+    write_ledgers(tmp_path, live, shadow([300.0, -100.0], of=sol))
     recorder = Recorder()
     loop = LearningLoop(Store(tmp_path), CONFIG, emit=recorder)
     report = loop.run_now(NOW_S)
-    assert report.live_trades_read == 10 and report.shadow_trades_read == 2
-    assert loop.slippage_buffer_bps("SOLUSDT") == START_BUFFER_BPS + 2.0
+    assert report.live_trades_read == 10 and report.shadow_trades_read == 5
+    assert loop.status("SOLUSDT").slippage_buffer_bps == START_BUFFER_BPS + 2.0
     assert loop.status("AVAXUSDT").state is SymbolState.PROBATION
-    assert loop.size_cap("AVAXUSDT") == CONFIG.sizing.probation_cap
+    assert loop.status("AVAXUSDT").size_cap(CONFIG) == CONFIG.sizing.probation_cap
     assert recorder.kinds() == ["buffer", "probation"]
     _, symbol, message, data = recorder.events[1]
     assert symbol == "AVAXUSDT" and "ACTIVE -> PROBATION" in message
@@ -364,17 +368,19 @@ def test_a_cycle_reads_the_ledgers_from_the_store(tmp_path: Path) -> None:
 
 
 def test_states_and_buffers_survive_a_restart(tmp_path: Path) -> None:
-    live = trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT")
-    write_ledgers(tmp_path, live, shadow([300.0, -100.0]))
+    sol = trades(LIVE_PF_1)
+    live = sol + trades([-20.0] * 5, symbol="AVAXUSDT")
+    write_ledgers(tmp_path, live, shadow([300.0, -100.0], of=sol))
     LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
     again = LearningLoop(Store(tmp_path), CONFIG)
-    assert again.slippage_buffer_bps("SOLUSDT") == START_BUFFER_BPS + 2.0
+    assert again.status("SOLUSDT").slippage_buffer_bps == START_BUFFER_BPS + 2.0
     assert again.status("AVAXUSDT").state is SymbolState.PROBATION
     assert again.view(NOW_S).cycles == 1
 
 
 def test_every_cycle_appends_its_report_to_the_history(tmp_path: Path) -> None:
-    write_ledgers(tmp_path, trades(LIVE_PF_1), shadow([300.0, -100.0]))
+    sol = trades(LIVE_PF_1)
+    write_ledgers(tmp_path, sol, shadow([300.0, -100.0], of=sol))
     loop = LearningLoop(Store(tmp_path), CONFIG)
     loop.run_now(NOW_S)
     loop.run_now(NOW_S + 60.0)
@@ -385,7 +391,8 @@ def test_every_cycle_appends_its_report_to_the_history(tmp_path: Path) -> None:
 
 
 def test_a_history_line_lost_in_a_crash_is_written_once_at_restart(tmp_path: Path) -> None:
-    write_ledgers(tmp_path, trades(LIVE_PF_1), shadow([300.0, -100.0]))
+    sol = trades(LIVE_PF_1)
+    write_ledgers(tmp_path, sol, shadow([300.0, -100.0], of=sol))
     LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
     (tmp_path / LEARNING_HISTORY).write_text("")  # killed between the two writes
     LearningLoop(Store(tmp_path), CONFIG)
@@ -487,7 +494,8 @@ def minute_bars(symbol: str, start_s: float, minutes: int) -> list[Bar]:
 def core_with_learning(root: Path, bars: list[Bar]) -> tuple[Core, LearningLoop]:
     clock = SimClock(bars[0].open_ms / 1000.0 if bars else NOW_S)
     core = Core(CONFIG, ListSource(bars), clock, Store(root))  # type: ignore[arg-type]
-    return core, attach_learning(core)
+    assert core.learning is not None
+    return core, core.learning
 
 
 def last_command(core: Core) -> Event:
@@ -495,13 +503,14 @@ def last_command(core: Core) -> Event:
 
 
 def test_learn_command_runs_a_cycle_and_answers_with_its_summary(tmp_path: Path) -> None:
-    write_ledgers(tmp_path, trades(LIVE_PF_1), shadow([300.0, -100.0]))
+    sol = trades(LIVE_PF_1)
+    write_ledgers(tmp_path, sol, shadow([300.0, -100.0], of=sol))
     core, loop = core_with_learning(tmp_path, [])
     core.submit(Command(CommandKind.LEARN))
     event = last_command(core)
     assert event.data["ok"] is True
     assert event.message.startswith("learning cycle 1")
-    assert loop.slippage_buffer_bps("SOLUSDT") == START_BUFFER_BPS + 2.0
+    assert loop.status("SOLUSDT").slippage_buffer_bps == START_BUFFER_BPS + 2.0
     assert any(e.kind == "buffer" for e in core.events)
 
 
@@ -547,10 +556,9 @@ async def test_the_core_runs_the_scheduled_cycle_and_shows_it_in_snapshots(
 def test_the_trading_loop_reads_buffers_and_probation_from_the_learning_loop(
     tmp_path: Path,
 ) -> None:
+    sol = trades(LIVE_PF_1)
     write_ledgers(
-        tmp_path,
-        trades(LIVE_PF_1) + trades([-20.0] * 5, symbol="AVAXUSDT"),
-        shadow([300.0, -100.0]),
+        tmp_path, sol + trades([-20.0] * 5, symbol="AVAXUSDT"), shadow([300.0, -100.0], of=sol)
     )
     core, loop = core_with_learning(tmp_path, [])
     assert core.trading is not None and core.trading.terms is loop

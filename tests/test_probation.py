@@ -144,3 +144,24 @@ def test_a_negative_buffer_in_a_record_is_rejected() -> None:
     record = active().to_record() | {"slippage_buffer_bps": -1}
     with pytest.raises(ValueError):
         SymbolStatus.from_record("SOLUSDT", record)
+
+
+def test_the_table_figures_are_the_ones_the_reason_states_every_cycle() -> None:
+    """On probation at PF 0.79, the next cycle reads PF 0.99: the table's GH PF and Trades
+    and the reason beside them say the same thing (they used to disagree until a
+    transition)."""
+    first, _, _ = judge_probation(active(), trades(PF_079), NOW_S, LEARNING)
+    later_s = NOW_S + LEARNING.interval_h * HOUR_S
+    newer = trades(PF_099, exit_s=later_s - HOUR_S)
+    second, _, transition = judge_probation(first, newer, later_s, LEARNING)
+    assert transition is None and second.state is SymbolState.PROBATION
+    assert second.golden_pf == pytest.approx(0.99) and second.golden_trades == 5
+    assert "0.99" in second.state_reason and "5 trades" in second.state_reason
+    assert second.state_changed_s == NOW_S  # on probation since the first cycle
+
+
+def test_a_release_shows_no_figures_until_newer_trades_judge_the_symbol() -> None:
+    judged, _, _ = judge_probation(active(), trades(PF_079), NOW_S, LEARNING)
+    released, _ = release(judged, NOW_S + 60.0)
+    assert (released.golden_pf, released.golden_trades) == (None, 0)
+    assert "released by the operator" in released.state_reason

@@ -232,7 +232,7 @@ def test_a_log_past_its_size_is_rotated_and_readers_of_history_still_see_it(
 def test_the_learning_loop_and_the_duplicate_guard_read_a_just_rotated_log(
     tmp_path: Path,
 ) -> None:
-    from bigalpha_tui.core.learning import read_ledgers
+    from bigalpha_tui.core.learning_store import read_ledgers
     from bigalpha_tui.core.ledger import RecentIds
     from bigalpha_tui.core.trades import ClosedTrade, Ledger
 

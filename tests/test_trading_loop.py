@@ -20,7 +20,7 @@ from trading_helpers import (
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.learning import read_ledgers
+from bigalpha_tui.core.learning_store import read_ledgers
 from bigalpha_tui.core.store import GUARD_BLOCKS, SHADOW_OUTCOMES, Store
 from bigalpha_tui.core.trades import Ledger
 from bigalpha_tui.core.trading import TradingLoop
@@ -79,17 +79,51 @@ def test_a_blocked_twin_that_would_have_lost_is_a_negative_opportunity_cost(
     assert stats.opportunity_cost_usd == pytest.approx(qty * -1.0 - qty * (100 + 99) * 0.0005)
 
 
-def test_repeated_blocked_signals_while_the_twin_is_open_are_logged_once(tmp_path: Path) -> None:
+def test_every_blocked_signal_is_counted_and_logged_while_one_twin_follows_them(
+    tmp_path: Path,
+) -> None:
     loop = blocked_long(tmp_path)
     feed(loop, [signal_bar(m, Side.LONG, start_ms=NIGHT_MS) for m in (15, 16, 17)])
-    assert len(loop.store.read_jsonl(GUARD_BLOCKS)) == 1
-    assert len(loop.twins) == 1
+    records = list(loop.store.iter_jsonl(GUARD_BLOCKS))
+    assert [r["reason"] for r in records] == ["GOLDEN_HOUR"] * 4
+    assert [r["new_twin"] for r in records] == [True, False, False, False]
+    assert {r["twin_id"] for r in records} == {records[0]["twin_id"]}
+    assert len(loop.twins) == 1  # the same opportunity, followed once
+    assert len(loop.guard_log) == 4
+    stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
+    assert (stats.blocked, stats.open_twins) == (4, 1)
 
 
-def test_a_new_block_is_logged_once_the_previous_twin_has_closed(tmp_path: Path) -> None:
+def test_an_open_twin_of_one_reason_does_not_silence_another_reason(tmp_path: Path) -> None:
+    """A FEE_EDGE block on a symbol whose WHALE_CONFLICT twin is open is still counted
+    (the guard report showed FEE_EDGE 0 where a re-run of the gates found 40)."""
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG)], whale=WhaleDirection.SELL)
+    calm = [make_bar(15 + i, high=100.001, low=99.999) for i in range(14)]  # ATR ~0
+    feed(loop, calm, whale=WhaleDirection.SELL)
+    feed(loop, [signal_bar(29, Side.LONG, high=100.001, low=99.999)])
+    reasons = [r["reason"] for r in loop.store.iter_jsonl(GUARD_BLOCKS)]
+    assert set(reasons[:-1]) == {"WHALE_CONFLICT"} and reasons[-1] == "FEE_EDGE"
+    assert sorted(t.block_reason.value for t in loop.twins.values() if t.block_reason) == [
+        "FEE_EDGE",
+        "WHALE_CONFLICT",
+    ]
+
+
+def test_a_blocked_short_gets_its_own_twin_beside_an_open_long_twin(tmp_path: Path) -> None:
+    loop = blocked_long(tmp_path)
+    feed(loop, [signal_bar(m, Side.SHORT, start_ms=NIGHT_MS) for m in (15, 16, 17, 18, 19, 20)])
+    twins = sorted(t.side.value for t in loop.twins.values())
+    assert twins == ["LONG", "SHORT"]
+
+
+def test_a_new_twin_follows_once_the_previous_twin_has_closed(tmp_path: Path) -> None:
     loop = blocked_long(tmp_path)
     feed(loop, [night_bar(15, low=98.5), signal_bar(16, Side.LONG, start_ms=NIGHT_MS)])
-    assert len(loop.store.read_jsonl(GUARD_BLOCKS)) == 2
+    records = list(loop.store.iter_jsonl(GUARD_BLOCKS))
+    # bar 15 stops the first twin out, then its own signal starts the next one
+    assert [r["new_twin"] for r in records] == [True, True, False]
+    assert [t.id for t in loop.twins.values()] == [records[1]["twin_id"]]
 
 
 def test_whale_conflict_block_in_the_golden_hour_keeps_golden_hour_entry(tmp_path: Path) -> None:
@@ -230,3 +264,57 @@ def test_status_shows_open_positions_and_the_guard_report(tmp_path: Path) -> Non
     assert status["trading"]["guard"]["WHALE_CONFLICT"]["open_twins"] == 1
     text = render_status(status)
     assert "WHALE_CONFLICT" in text and "1 open" in text
+
+
+# -- the figures events carry agree with the report ---------------------------------------
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, object]]] = []
+
+    def __call__(self, kind: str, symbol: str, message: str, **data: object) -> None:
+        self.seen.append((kind, message, data))
+
+    def of(self, kind: str) -> list[tuple[str, dict[str, object]]]:
+        return [(m, d) for k, m, d in self.seen if k == kind]
+
+
+def recording_loop(tmp: Path, **sections: dict[str, object]) -> tuple[TradingLoop, Events]:
+    events = Events()
+    config = quiet_config(**sections)  # type: ignore[arg-type]
+    loop = TradingLoop(config, Store(tmp), SimClock(T0_MS / 1000), events)
+    return loop, events
+
+
+def test_the_entry_event_states_the_configured_force_hold(tmp_path: Path) -> None:
+    loop, events = recording_loop(tmp_path, exits={"force_hold_min": 30.0})
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG)], regime=Regime.TRUE_TREND)
+    feed(loop, [make_bar(15, 100.0)], regime=Regime.TRUE_TREND)
+    ((message, data),) = events.of("entry")
+    assert "force-hold 30 min" in message and "45" not in message
+    assert data["force_hold_until_s"] == T0_MS / 1000 + 15 * 60 + 30 * 60
+
+
+def test_exit_events_add_up_to_the_trade_pnl_the_report_counts(tmp_path: Path) -> None:
+    loop, events = recording_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    feed(loop, [make_bar(16, 100.0, open=100.0, high=100.6), make_bar(17, 100.0, low=98.9)])
+    (trade,) = loop.closed_live
+    legs = [float(d["pnl_usd"]) for _, d in events.of("exit")]  # type: ignore[arg-type]
+    assert len(legs) == 2 and trade.fees_usd > 0
+    assert sum(legs) == pytest.approx(trade.pnl_usd, abs=1e-12)
+
+
+def test_a_pause_cancels_an_entry_not_yet_filled_and_says_so(tmp_path: Path) -> None:
+    bars = [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)]
+    core = Core(quiet_config(), ListSource(bars), SimClock(T0_MS / 1000), Store(tmp_path))
+    for bar in bars[:-1]:
+        core.process_bar(bar)
+    assert core.trading is not None and SYMBOL in core.trading.pending
+    core.submit(Command(CommandKind.PAUSE))
+    answer = next(e for e in core.events if e.kind == "command")
+    assert "1 entry order(s) not yet filled cancelled" in answer.message
+    assert any(e.kind == "cancel" and "paused" in e.message for e in core.events)
+    core.process_bar(bars[-1])
+    assert core.trading.live == {} and core.trading.pending == {}

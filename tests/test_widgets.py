@@ -373,3 +373,16 @@ def test_narrow_source_detail_is_cut_between_parts(text: str, clipped: str) -> N
     from bigalpha_tui.widgets.status_bar import clip_parts
 
     assert clip_parts(text, 24) == clipped
+
+
+def test_the_guard_table_says_open_while_no_blocked_twin_has_closed() -> None:
+    from bigalpha_tui.core.snapshot import GuardStatsView
+    from bigalpha_tui.core.types import BlockReason
+    from bigalpha_tui.widgets.guard_table import outcome_cell
+
+    waiting = GuardStatsView(BlockReason.FEE_EDGE, blocked=3, open_twins=1, twins_closed=0)
+    assert outcome_cell(waiting)[0] == "open"
+    flat = GuardStatsView(BlockReason.FEE_EDGE, blocked=3, open_twins=1, twins_closed=2)
+    assert outcome_cell(flat)[0] == "broke even, 1 open"
+    won = GuardStatsView(BlockReason.FEE_EDGE, blocked=3, opportunity_cost_usd=1.5, twins_closed=2)
+    assert outcome_cell(won)[0].startswith("would have made")

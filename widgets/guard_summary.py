@@ -77,6 +77,8 @@ class GuardSummary(Widget):
         cost = stats.opportunity_cost_usd
         if not stats.blocked:
             return Text(fmt.DASH, self._style("muted"))
+        if not stats.twins_closed:
+            return Text("open", self._style("muted"))  # no twin has closed: nothing to sum
         if cost > 0:
             text = Text(f"cost {fmt.usd(cost, signed=False)}", self._style("cost"))
         elif cost < 0:

@@ -101,12 +101,15 @@ class GuardTable(DataTable[Text]):
 
 
 def outcome_cell(stats: GuardStatsView) -> Cell:
-    """What the blocked trades' shadow twins did, in words."""
+    """What the blocked trades' shadow twins did, in words ("open" while none has closed)."""
     cost = stats.opportunity_cost_usd
     if not stats.blocked:
         return (fmt.DASH, "muted")
+    if not stats.twins_closed:
+        return ("open", "muted")
+    still_open = f", {stats.open_twins} open" if stats.open_twins else ""
     if cost > 0:
-        return (f"would have made {fmt.usd(cost, signed=False)}", "cost")
+        return (f"would have made {fmt.usd(cost, signed=False)}{still_open}", "cost")
     if cost < 0:
-        return (f"would have lost {fmt.usd(-cost, signed=False)}", "saved")
-    return ("broke even", "muted")
+        return (f"would have lost {fmt.usd(-cost, signed=False)}{still_open}", "saved")
+    return (f"broke even{still_open}", "muted")

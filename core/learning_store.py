@@ -1,0 +1,95 @@
+"""What the learning loop and `bigalpha-tui status` read from the store.
+
+The closed live trades live in `positions_futures.json` (its "closed" key: the recent ones),
+the shadow and blocked twins' outcomes in `shadow_trade_outcomes.jsonl` (rotated generations
+included), the symbol states and the schedule in `symbol_states.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .learning_cycle import iso
+from .learning_schedule import LearningSchedule
+from .probation import SymbolStatus
+from .profit_factor import pf_json
+from .store import POSITIONS, SHADOW_OUTCOMES, SYMBOL_STATES, Store
+from .trades import ClosedTrade, Ledger
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRead:
+    live: list[ClosedTrade] = field(default_factory=list)
+    shadow: list[ClosedTrade] = field(default_factory=list)
+    unreadable: int = 0
+
+
+def closed_trade_records(positions_doc: Mapping[str, Any] | None) -> list[Any]:
+    """The closed live trades inside `positions_futures.json` (its layout lives here only)."""
+    if positions_doc is None:
+        return []
+    closed = positions_doc.get("closed", [])
+    return list(closed) if isinstance(closed, list) else []
+
+
+def _parse_trades(records: Iterable[Any], ledger: Ledger) -> tuple[list[ClosedTrade], int]:
+    trades: list[ClosedTrade] = []
+    bad = 0
+    for record in records:
+        try:
+            trade = ClosedTrade.from_record(record)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            bad += 1
+            continue
+        if trade.ledger is ledger:
+            trades.append(trade)
+    return trades, bad
+
+
+def read_ledgers(store: Store) -> LedgerRead:
+    """Closed live trades and shadow outcomes as the store holds them now."""
+    live, bad_live = _parse_trades(closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE)
+    shadow, bad_shadow = _parse_trades(
+        store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW
+    )
+    return LedgerRead(live, shadow, bad_live + bad_shadow)
+
+
+def learning_status(store: Store) -> dict[str, Any]:
+    """Last cycle, next due slot, and each symbol's state and buffer, JSON-ready.
+
+    Reads `symbol_states.json` only (pass a read-only store to change nothing).
+    """
+    doc = store.read_json(SYMBOL_STATES) or {}
+    raw_schedule = doc.get("learning") or {}
+    symbols: dict[str, Any] = {}
+    try:
+        interval_s = float(raw_schedule.get("interval_s") or 0.0)
+        schedule = LearningSchedule.from_record(interval_s, raw_schedule)
+        for symbol, record in sorted((doc.get("symbols") or {}).items()):
+            status = SymbolStatus.from_record(str(symbol), record)
+            symbols[symbol] = {
+                "state": status.state.value,
+                "slippage_buffer_bps": status.slippage_buffer_bps,
+                "golden_pf": pf_json(status.golden_pf),
+                "golden_trades": status.golden_trades,
+                "state_changed": None
+                if status.state_changed_s is None
+                else iso(status.state_changed_s),
+                "state_reason": status.state_reason,
+            }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return {"error": f"{SYMBOL_STATES}: unexpected content ({exc})"}
+    last = schedule.last_slot_s
+    next_due_s = last + interval_s if last is not None and interval_s > 0 else None
+    return {
+        "cycles": schedule.cycles,
+        "last_cycle_s": schedule.last_cycle_s,
+        "last_cycle": None if schedule.last_cycle_s is None else iso(schedule.last_cycle_s),
+        "next_due_s": next_due_s,
+        "next_due": None if next_due_s is None else iso(next_due_s),
+        "last_summary": schedule.last_summary,
+        "symbols": symbols,
+    }
