@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -110,6 +111,8 @@ def _kind_of(mode: int) -> str:
         return "a FIFO"
     if stat.S_ISSOCK(mode):
         return "a socket"
+    if stat.S_ISREG(mode):
+        return "a file"
     return "a device or special file"
 
 
@@ -162,11 +165,40 @@ def ensure_private_dir(path: Path, what: str) -> None:
         )
     if not stat.S_ISDIR(st.st_mode):
         raise StoreError(f"{what} {path} is {_kind_of(st.st_mode)}, not a folder; move it away")
-    if stat.S_IMODE(st.st_mode) != DIR_MODE and st.st_uid == os.geteuid():
-        try:
-            os.chmod(path, DIR_MODE)
-        except OSError as exc:
-            log.warning("store: cannot make %s owner-only: %s", path, exc)
+    if stat.S_IMODE(st.st_mode) == DIR_MODE or st.st_uid != os.geteuid():
+        return
+    if not _holds_only_store_files(path):
+        # `--data-dir ~` or `/tmp`: narrowing a folder the store does not own would harm
+        log.warning(
+            "store: %s %s is open to other users (mode %o) and holds other files;"
+            " give the store a folder of its own",
+            what,
+            path,
+            stat.S_IMODE(st.st_mode),
+        )
+        return
+    try:
+        os.chmod(path, DIR_MODE)
+    except OSError as exc:
+        log.warning("store: cannot make %s owner-only: %s", path, exc)
+
+
+#: What the store, the cockpit and the control channel put in the data folder: state files
+#: and logs with their rotated, set-aside and temp copies, `.lock`, `control.sock`, folders.
+_STORE_ENTRY = re.compile(
+    r"\.?([a-z_]+\.jsonl?|cockpit\.log|lock|control\.sock|intelligence|logs)([.-].*)?"
+)
+
+
+def _is_store_entry(name: str) -> bool:
+    return _STORE_ENTRY.fullmatch(name) is not None
+
+
+def _holds_only_store_files(folder: Path) -> bool:
+    try:
+        return all(_is_store_entry(name) for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def ensure_data_dir(root: Path) -> None:
@@ -311,7 +343,8 @@ class Store:
             except OSError:
                 continue  # absent (logs/ before the first cockpit run)
             for entry in entries:
-                _make_private(Path(entry.path))
+                if _is_store_entry(entry.name):  # never a file of the operator's own
+                    _make_private(Path(entry.path))
 
     def sweep_temp_files(self) -> int:
         """Remove temp files a killed write left behind (they never hold the live copy)."""

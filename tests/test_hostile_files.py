@@ -341,3 +341,20 @@ def test_a_deeply_nested_log_line_is_skipped_and_counted(tmp_path: Path, name: s
     assert [r["id"] for r in rt.store.read_jsonl(name)] == ["X-1"]
     assert any("skipped 1 unreadable line" in w for w in rt.core.snapshot().warnings)
     feed_bars(rt)
+
+
+def test_a_data_folder_shared_with_other_files_is_never_narrowed(
+    tmp_path: Path, wide_umask: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--data-dir ~` or `/tmp`: the operator's own files and folders keep their modes."""
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "notes.txt").write_bytes(b"mine")
+    for path, mode in ((home, 0o755), (home / "photos", 0o755), (home / "notes.txt", 0o644)):
+        path.chmod(mode)
+    store = Store(home)
+    assert store.append_jsonl(GUARD_BLOCKS, {"id": "B-1"})
+    modes = {p.name: stat.S_IMODE(p.lstat().st_mode) for p in (home, *home.iterdir())}
+    assert modes["home"] == 0o755 and modes["photos"] == 0o755 and modes["notes.txt"] == 0o644
+    assert modes[GUARD_BLOCKS] == 0o600 and modes["intelligence"] == 0o700
+    assert "give the store a folder of its own" in caplog.text
