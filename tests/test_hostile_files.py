@@ -358,3 +358,46 @@ def test_a_data_folder_shared_with_other_files_is_never_narrowed(
     assert modes["home"] == 0o755 and modes["photos"] == 0o755 and modes["notes.txt"] == 0o644
     assert modes[GUARD_BLOCKS] == 0o600 and modes["intelligence"] == 0o700
     assert "give the store a folder of its own" in caplog.text
+
+
+def test_status_never_reads_through_a_symlink_and_moves_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "store"
+    data.mkdir()
+    book = json.dumps({"schema_version": 1, "open": [], "totals": {"closed_count": 99}})
+    target = plant_link(tmp_path, data / POSITIONS, book.encode())
+    store = Store(data, read_only=True)
+    assert store.read_json(POSITIONS) is None
+    assert "symbolic link" in store.warnings[0].message and "read-only" in store.warnings[0].message
+    assert (data / POSITIONS).is_symlink()
+    assert_untouched(target, book.encode())
+
+
+def test_the_cli_refuses_a_symlinked_data_folder_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "store").symlink_to(tmp_path / "real", target_is_directory=True)
+    done = subprocess.run(
+        [*CLI, "--no-ui", "--duration", "1m", "--data-dir", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "symbolic link" in done.stderr
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+def test_a_full_disk_at_the_first_start_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real_open = os.open
+
+    def full(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith(".lock"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", full)
+    with pytest.raises(StoreError, match=r"cannot create the lock file .*No space left"):
+        StoreLock(tmp_path / "store").acquire()
