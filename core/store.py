@@ -164,7 +164,9 @@ def ensure_private_dir(path: Path, what: str) -> None:
             f"use the real folder ({os.path.realpath(path)}) or another --data-dir"
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise StoreError(f"{what} {path} is {_kind_of(st.st_mode)}, not a folder; move it away")
+        raise StoreError(
+            f"{what} {path} is {_kind_of(st.st_mode)}, not a folder; give --data-dir a folder"
+        )
     if stat.S_IMODE(st.st_mode) == DIR_MODE or st.st_uid != os.geteuid():
         return
     if not _holds_only_store_files(path):
