@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TextIO
 
 import anyio
 from textual.app import App, SystemCommand
@@ -35,6 +35,7 @@ from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import CommandError, sole_error
 from bigalpha_tui.core.golden_hour import GoldenHour
 from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
+from bigalpha_tui.core.store import make_room_for_private_file, private_opener
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.guards import GuardsScreen
@@ -532,11 +533,12 @@ def log_away_from_the_screen(path: Path | None) -> None:
     the terminal the cockpit draws on; the operator sees them as health and events. A
     read-only session writes nothing, so it drops them."""
     handler: logging.Handler
+    set_aside: str | None = None
     if path is None:
         handler = logging.NullHandler()
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(
+        set_aside = make_room_for_private_file(path)
+        handler = PrivateLogHandler(
             path, maxBytes=COCKPIT_LOG_BYTES, backupCount=COCKPIT_LOG_KEEP, encoding="utf-8"
         )
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -544,6 +546,21 @@ def log_away_from_the_screen(path: Path | None) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    if set_aside:
+        logging.getLogger(__name__).warning("cockpit log: %s", set_aside)
+
+
+class PrivateLogHandler(RotatingFileHandler):
+    """A rotating log that never follows a symlink and is born 0600."""
+
+    def _open(self) -> TextIO:
+        return open(
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=private_opener,
+        )
 
 
 def run_app(args: argparse.Namespace) -> int:

@@ -360,7 +360,30 @@ def load(path: Path | None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
-    return from_dict(raw)
+    config = from_dict(raw)
+    refuse_shared_secrets(path, config)
+    return config
+
+
+def refuse_shared_secrets(path: Path, config: Config) -> None:
+    """As ssh does for keys: a config file holding a secret must be for its owner's eyes only."""
+    held = [
+        f"{section.name}.{f.name}"
+        for section in dataclasses.fields(config)
+        for f in dataclasses.fields(getattr(config, section.name))
+        if f.metadata.get("secret") and getattr(getattr(config, section.name), f.name)
+    ]
+    if not held:
+        return
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise ConfigError(f"config: cannot check who can read {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(
+            f"config: {path} holds {held[0]} and other users can read or change it"
+            f" (mode {mode:o}); run: chmod 600 {path}"
+        )
 
 
 def replace(config: Config, section: str, **values: Any) -> Config:

@@ -157,7 +157,7 @@ def tail_ids(store: Store, name: str, max_bytes: int = TAIL_BYTES) -> list[str]:
     for raw in lines:  # a line cut by the tail window does not parse and is passed over
         try:
             record = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict) and "id" in record:
             ids.append(str(record["id"]))

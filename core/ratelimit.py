@@ -262,6 +262,7 @@ class HostRateLimiter:
         self.breaker_open = True
         # Probe slowly rather than spin; a longer Retry-After still wins.
         self.paused_until = max(self.paused_until, self._clock.now() + self.probe_interval_s)
+        self._changed()  # _pause saved the moment before: a restart must not probe early
 
     # -- what the operator sees ------------------------------------------------------------
 
@@ -295,6 +296,9 @@ class HostRateLimiter:
         failures = state.get("consecutive_failures", 0)
         if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
             raise SourceError(f"rate-limiter state: consecutive_failures is {failures!r}")
+        breaker_open = state.get("breaker_open", False)
+        if not isinstance(breaker_open, bool):
+            raise SourceError(f"rate-limiter state: breaker_open is {breaker_open!r}")
         reason = state.get("pause_reason")
         try:
             pause_reason = None if reason is None else PauseReason(reason)
@@ -304,7 +308,7 @@ class HostRateLimiter:
         self.last_request_s = last_request_s
         self.consecutive_failures = failures
         self.pause_reason = pause_reason
-        self.breaker_open = bool(state.get("breaker_open", False))
+        self.breaker_open = breaker_open
 
     @classmethod
     def from_state(cls, clock: Clock, state: Mapping[str, Any], **settings: Any) -> HostRateLimiter:

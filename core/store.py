@@ -10,6 +10,12 @@ lines only and no byte is dropped unseen. A log past `jsonl_rotate_bytes` is rot
 `NAME.1` (older ones shift to `NAME.2` ... `NAME.<ROTATED_KEEP>`, the oldest dropped);
 readers that need history pass `with_rotated=True`.
 
+Hostile files: no symlink is followed. Every store file, log and the lock is opened with
+`O_NOFOLLOW` and checked to be a plain file; a symlink, folder or FIFO where a store file
+should be is set aside like a corrupt file (the link itself is renamed, its target never
+touched); a symlinked data folder, sub-folder or lock stops start-up. Folders are 0700 and
+files 0600: owner-only, made so at start for what an older version left wider.
+
 Schema versions: a state file written before `schema_version` existed (missing or 0) is
 migrated by the function registered for it in `MIGRATIONS`; the original is kept as
 `NAME.schema0-<time>`. A file with no migration, or from a future version, is set aside.
@@ -18,16 +24,19 @@ migrated by the function registered for it in `MIGRATIONS`; the original is kept
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import StoreError
 
@@ -46,6 +55,11 @@ ENGINE_STATE = "engine_state.json"
 
 JSON_FILES = (WHALE_FLOW, HURST_CACHE, SYMBOL_STATES, POSITIONS, ENGINE_STATE)
 JSONL_FILES = (SHADOW_OUTCOMES, GUARD_BLOCKS, LEARNING_HISTORY)
+
+#: Sub-folders of the data folder (the cockpit's log lives in `logs/`).
+SUB_FOLDERS = ("intelligence", "logs")
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 #: Rotated generations kept per JSONL log (`NAME.1` newest ... `NAME.4` oldest).
 ROTATED_KEEP = 4
@@ -79,6 +93,170 @@ class StoreWarning:
     message: str
 
 
+class NotAPlainFile(OSError):
+    """A symlink, folder, FIFO or device where the store expects a plain file."""
+
+    def __init__(self, path: Path | str, kind: str) -> None:
+        self.reason = f"{Path(path).name} is {kind}, not a plain file"
+        super().__init__(errno.EINVAL, self.reason)
+        self.kind = kind
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a device or special file"
+
+
+def not_a_plain_file(path: Path) -> NotAPlainFile | None:
+    """What stands at `path` when it is there and is not a plain file (lstat: no following)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return None if stat.S_ISREG(mode) else NotAPlainFile(path, _kind_of(mode))
+
+
+def private_opener(path: str | Path, flags: int) -> int:
+    """`open(..., opener=private_opener)`: never follows a symlink, never blocks on a FIFO,
+    creates 0600, and raises NotAPlainFile unless a plain file was opened."""
+    extra = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | extra, FILE_MODE)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EOPNOTSUPP):
+            odd = not_a_plain_file(Path(path))
+            if odd is not None:
+                raise odd from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotAPlainFile(path, _kind_of(mode))
+    return fd
+
+
+def _read_plain(path: Path) -> bytes:
+    with open(path, "rb", opener=private_opener) as fh:
+        return fh.read()
+
+
+def ensure_private_dir(path: Path, what: str) -> None:
+    """Make `path` an owner-only folder; StoreError when a symlink or a file stands there."""
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise StoreError(
+            f"{what} {path} is a symbolic link, which the store never follows; "
+            f"use the real folder ({os.path.realpath(path)}) or another --data-dir"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise StoreError(
+            f"{what} {path} is {_kind_of(st.st_mode)}, not a folder; give --data-dir a folder"
+        )
+    if stat.S_IMODE(st.st_mode) == DIR_MODE or st.st_uid != os.geteuid():
+        return
+    if not _holds_only_store_files(path):
+        # `--data-dir ~` or `/tmp`: narrowing a folder the store does not own would harm
+        log.warning(
+            "store: %s %s is open to other users (mode %o) and holds other files;"
+            " give the store a folder of its own",
+            what,
+            path,
+            stat.S_IMODE(st.st_mode),
+        )
+        return
+    try:
+        os.chmod(path, DIR_MODE)
+    except OSError as exc:
+        log.warning("store: cannot make %s owner-only: %s", path, exc)
+
+
+#: What the store, the cockpit and the control channel put in the data folder: state files
+#: and logs with their rotated, set-aside and temp copies, `.lock`, `control.sock`, folders.
+_STORE_ENTRY = re.compile(
+    r"\.?([a-z_]+\.jsonl?|cockpit\.log|lock|control\.sock|intelligence|logs)([.-].*)?"
+)
+
+
+def _is_store_entry(name: str) -> bool:
+    return _STORE_ENTRY.fullmatch(name) is not None
+
+
+def _holds_only_store_files(folder: Path) -> bool:
+    try:
+        return all(_is_store_entry(name) for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
+def ensure_data_dir(root: Path) -> None:
+    """The data folder and its parents; the folder itself owner-only and not a symlink."""
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the data folder {root}: {exc.strerror or exc}") from None
+    ensure_private_dir(root, "the data folder")
+
+
+def _make_private(path: Path) -> None:
+    """0600 for a plain file, 0700 for a folder, through the entry itself (never a link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return  # a symlink or a socket: nothing of ours to narrow
+    try:
+        st = os.fstat(fd)
+        want = FILE_MODE if stat.S_ISREG(st.st_mode) else DIR_MODE
+        if (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and (
+            stat.S_IMODE(st.st_mode) != want and st.st_uid == os.geteuid()
+        ):
+            os.fchmod(fd, want)
+    except OSError as exc:
+        log.warning("store: cannot make %s owner-only: %s", path, exc)
+    finally:
+        os.close(fd)
+
+
+def _free_name(path: Path, tag: str, now_s: float) -> Path:
+    stamp = datetime.fromtimestamp(now_s, UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.{tag}-{stamp}")
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = path.with_name(f"{path.name}.{tag}-{stamp}-{n}")
+    return target
+
+
+def make_room_for_private_file(path: Path) -> str | None:
+    """Before a file outside the Store (the cockpit's log) is opened: its folder owner-only,
+    and a symlink or folder standing in its place renamed to `NAME.corrupt-<time>`. Returns
+    the warning to give, if any."""
+    ensure_private_dir(path.parent, "the log folder")
+    odd = not_a_plain_file(path)
+    if odd is None:
+        return None
+    target = _free_name(path, "corrupt", datetime.now(UTC).timestamp())
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        raise StoreError(f"{odd.reason} and cannot be set aside: {exc.strerror}") from None
+    return f"{odd.reason}; set aside as {target.name}"
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -95,7 +273,8 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace `path` with `data` so a crash leaves the old or the new file, never a mix
     (`durable=False` skips the fsyncs: for throwaway folders such as a replay's)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    # mkstemp: O_EXCL and 0600, in the same folder so the replace is one rename
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
@@ -145,15 +324,34 @@ class Store:
         self.last_write_error: str | None = None
         self._now = now or (lambda: datetime.now(UTC).timestamp())
         if read_only:
+            self._refuse_linked_folders()
             return
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / "intelligence").mkdir(exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the data folder {self.root}: {exc}") from None
+        ensure_data_dir(self.root)
+        ensure_private_dir(self.root / "intelligence", "the data folder's")
+        self._refuse_linked_folders()
         self.sweep_temp_files()
+        self.make_owner_only()
         for name in JSONL_FILES:
             self.repair_torn_tail(name)
+
+    def _refuse_linked_folders(self) -> None:
+        for folder in (self.root, *(self.root / sub for sub in SUB_FOLDERS)):
+            if folder.is_symlink():
+                raise StoreError(
+                    f"{folder} is a symbolic link, which the store never follows; use the real"
+                    f" folder ({os.path.realpath(folder)}) or another --data-dir"
+                )
+
+    def make_owner_only(self) -> None:
+        """What an older version (or a umask) left readable by others becomes 0600/0700."""
+        for folder in (self.root, *(self.root / sub for sub in SUB_FOLDERS)):
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue  # absent (logs/ before the first cockpit run)
+            for entry in entries:
+                if _is_store_entry(entry.name):  # never a file of the operator's own
+                    _make_private(Path(entry.path))
 
     def sweep_temp_files(self) -> int:
         """Remove temp files a killed write left behind (they never hold the live copy)."""
@@ -178,6 +376,10 @@ class Store:
             return True
         doc = {"schema_version": SCHEMA_VERSION, **_finite(payload)}
         data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+        odd = not_a_plain_file(self.path(name))
+        if odd is not None and self.quarantine(name, odd.reason) is None:
+            self._write_failed(name, odd)
+            return False
         try:
             atomic_write_bytes(self.path(name), data, durable=self.durable)
         except OSError as exc:
@@ -190,8 +392,11 @@ class Store:
         """The payload of a state file, None when absent or set aside as unreadable."""
         path = self.path(name)
         try:
-            raw = path.read_bytes()
+            raw = _read_plain(path)
         except FileNotFoundError:
+            return None
+        except NotAPlainFile as exc:
+            self.quarantine(name, exc.reason)
             return None
         except OSError as exc:
             self._warn(name, f"cannot read: {exc}")
@@ -200,6 +405,9 @@ class Store:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.quarantine(name, f"not valid JSON ({exc.__class__.__name__})")
+            return None
+        except RecursionError:
+            self.quarantine(name, "not valid JSON (nested too deep)")
             return None
         if not isinstance(doc, dict):
             self.quarantine(name, "not a JSON object")
@@ -237,14 +445,7 @@ class Store:
 
     def _free_name(self, name: str, tag: str) -> Path:
         """`NAME.<tag>-<time>`, with a counter when that exists already (never overwrite)."""
-        path = self.path(name)
-        stamp = datetime.fromtimestamp(self._now(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = path.with_name(f"{path.name}.{tag}-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = path.with_name(f"{path.name}.{tag}-{stamp}-{n}")
-        return target
+        return _free_name(self.path(name), tag, self._now())
 
     def load_or_quarantine(self, name: str, parse: Callable[[dict[str, Any]], Any]) -> Any:
         """Read and parse a state file; a payload `parse` rejects is set aside."""
@@ -267,11 +468,10 @@ class Store:
         line = json.dumps(_finite(record), separators=(",", ":"), allow_nan=False) + "\n"
         size_before: int | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self._rotate_or_carry_on(path)
-            with open(path, "ab") as fh:
+            with self._open_log(name, path) as fh:
                 size_before = fh.tell()
-                if size_before > 0 and not _ends_with_newline(path):
+                if size_before > 0 and not _ends_with_newline(fh.fileno(), size_before):
                     fh.write(b"\n")  # a torn last line must not swallow this record
                 fh.write(line.encode())
                 fh.flush()
@@ -284,6 +484,15 @@ class Store:
             return False
         return True
 
+    def _open_log(self, name: str, path: Path) -> BinaryIO:
+        """The log opened for appending; a symlink or folder in its place is set aside first."""
+        try:
+            return open(path, "a+b", opener=private_opener)
+        except NotAPlainFile as exc:
+            if self.quarantine(name, exc.reason) is None:
+                raise
+        return open(path, "a+b", opener=private_opener)
+
     def _rotate_or_carry_on(self, path: Path) -> None:
         """A failed rotation must not lose the record: it goes to the unrotated log."""
         try:
@@ -294,33 +503,43 @@ class Store:
     def _rotate_if_full(self, path: Path) -> None:
         """Past the size limit: NAME.3 -> NAME.4 ... NAME -> NAME.1 (each rename atomic)."""
         try:
-            size = path.stat().st_size
+            st = os.lstat(path)
         except FileNotFoundError:
             return
-        if size < self.jsonl_rotate_bytes:
+        size = st.st_size
+        if size < self.jsonl_rotate_bytes or not stat.S_ISREG(st.st_mode):
             return
         for n in range(ROTATED_KEEP - 1, 0, -1):
             older = path.with_name(f"{path.name}.{n}")
-            if older.exists():
+            if os.path.lexists(older):
                 os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
         os.replace(path, path.with_name(f"{path.name}.1"))
         _fsync_dir(path.parent)
         log.info("store %s: rotated at %d bytes", path.name, size)
 
     def rotated_paths(self, name: str) -> list[Path]:
-        """The rotated generations of a log that exist, oldest first."""
+        """The rotated generations of a log that exist, oldest first. Anything there that is
+        not a plain file (a symlink) is set aside, never read."""
         path = self.path(name)
-        older = (path.with_name(f"{path.name}.{n}") for n in range(ROTATED_KEEP, 0, -1))
-        return [p for p in older if p.exists()]
+        found: list[Path] = []
+        for n in range(ROTATED_KEEP, 0, -1):
+            older = path.with_name(f"{path.name}.{n}")
+            odd = not_a_plain_file(older)
+            if odd is not None:
+                self._set_aside(name, older, f"rotated {older.name}: {odd.reason}")
+            elif older.exists():
+                found.append(older)
+        return found
 
     def repair_torn_tail(self, name: str) -> Path | None:
         """Cut a partial last line off a log, after copying it to `NAME.corrupt-<time>`."""
         path = self.path(name)
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = _read_plain(path)
         except FileNotFoundError:
             return None
+        except NotAPlainFile as exc:
+            return self.quarantine(name, exc.reason)
         except OSError as exc:
             self._warn(name, f"cannot read: {exc}")
             return None
@@ -330,7 +549,7 @@ class Store:
         target = self._free_name(name, "corrupt")
         try:
             atomic_write_bytes(target, data[keep:])
-            with open(path, "r+b") as fh:
+            with open(path, "r+b", opener=private_opener) as fh:
                 fh.truncate(keep)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -357,8 +576,11 @@ class Store:
 
     def _iter_jsonl_file(self, name: str, path: Path) -> Iterator[dict[str, Any]]:
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below; errors differ
+            fh = open(path, "rb", opener=private_opener)  # noqa: SIM115 - closed below
         except FileNotFoundError:
+            return
+        except NotAPlainFile as exc:
+            self._set_aside(name, path, exc.reason)
             return
         except OSError as exc:
             self._warn(name, f"cannot read: {exc}")
@@ -368,7 +590,7 @@ class Store:
             for raw in fh:
                 try:
                     rec = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
                     bad += 1
                     continue
                 if isinstance(rec, dict):
@@ -383,16 +605,20 @@ class Store:
 
     def quarantine(self, name: str, reason: str) -> Path | None:
         """Move an unreadable file aside, never overwrite it, and tell the operator."""
+        return self._set_aside(name, self.path(name), reason)
+
+    def _set_aside(self, name: str, path: Path, reason: str) -> Path | None:
+        """Rename `path` (the entry itself: a symlink is moved, its target never touched)."""
         if self.read_only:
             self._warn(name, f"{reason} (left in place: read-only)")
             return None
-        path = self.path(name)
-        target = self._free_name(name, "corrupt")
+        target = self._free_name(str(path.relative_to(self.root)), "corrupt")
         try:
             os.replace(path, target)
         except OSError as exc:
             self._warn(name, f"{reason}; could not set it aside: {exc}")
             return None
+        _make_private(target)
         self._warn(name, f"{reason}; set aside as {target.name}, starting from defaults")
         return target
 
@@ -432,11 +658,19 @@ class StoreLock:
         """Take the lock, or raise StoreError naming the holder. Re-entrant per process."""
         import fcntl
 
+        ensure_data_dir(self.path.parent)
         key = self.path.resolve()
         if key in _HELD_LOCKS:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = private_opener(self.path, os.O_RDWR | os.O_CREAT)
+        except NotAPlainFile as exc:
+            raise StoreError(
+                f"the lock file {self.path} is {exc.kind}, not a plain file; remove it"
+                " and start again"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -446,9 +680,13 @@ class StoreLock:
                 f"another bigalpha-tui (pid {holder}) is using {self.path.parent}; stop it, "
                 "or use --data-dir for a second instance ('status' still reads it)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"cannot write the lock file {self.path}: {exc.strerror}") from None
         self._fd = fd
         _HELD_LOCKS[key] = self
 
@@ -465,15 +703,14 @@ _HELD_LOCKS: dict[Path, StoreLock] = {}
 def _cut_back(path: Path, size: int) -> None:
     """Undo a failed append, so the caller's retry cannot write the record twice."""
     try:
-        os.truncate(path, size)
+        with open(path, "r+b", opener=private_opener) as fh:
+            fh.truncate(size)
     except OSError as exc:
         log.warning("store %s: cannot undo a failed append: %s", path.name, exc)
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
+def _ends_with_newline(fd: int, size: int) -> bool:
+    return os.pread(fd, 1, size - 1) == b"\n"
 
 
 def from_finite(value: Any) -> float:

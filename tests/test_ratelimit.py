@@ -247,6 +247,24 @@ def test_breaker_state_round_trips() -> None:
     assert restarted.state is SourceState.DEGRADED
 
 
+def test_the_breaker_opening_is_saved_so_a_restart_does_not_probe_early() -> None:
+    """What `on_change` saves (the store's copy) must hold the open breaker and its probe
+    wait, not the state of a moment before it opened."""
+    clock, limiter = limiter_at(breaker_threshold=3)
+    saved: list[dict[str, Any]] = []
+    limiter.on_change = lambda: saved.append(json.loads(json.dumps(limiter.to_state())))
+    for _ in range(3):
+        limiter.record_failure(FailureKind.SERVER)
+    restarted = HostRateLimiter.from_state(clock, saved[-1])
+    assert restarted.breaker_open and restarted.state is SourceState.DEGRADED
+    assert restarted.next_request_s() >= clock.now() + limiter.probe_interval_s
+
+
+def test_a_breaker_flag_that_is_not_a_boolean_is_a_source_error() -> None:
+    with pytest.raises(SourceError, match="breaker_open"):
+        HostRateLimiter.from_state(SimClock(T0), {"breaker_open": "no"})
+
+
 def test_unreadable_state_is_a_source_error_naming_the_field() -> None:
     clock = SimClock(T0)
     with pytest.raises(SourceError, match="paused_until_s"):

@@ -58,6 +58,11 @@ def build_live_source(config: Config, store: Store, clock: Clock) -> BarSource:
             "source 'coinglass' needs an API key: set COINGLASS_API_KEY or "
             "source.coinglass_api_key in a config file only you can read"
         )
+    if not key.strip():
+        raise ConfigError(
+            "source 'coinglass': the API key (COINGLASS_API_KEY or source.coinglass_api_key)"
+            " is only blanks; set the key itself"
+        )
     cg_limiter = registry.for_api_key("coinglass", key)
     cg_limiter.on_change = save
     return CoinGlassSource(
