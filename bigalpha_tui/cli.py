@@ -230,7 +230,8 @@ def cmd_config(argv: list[str]) -> int:
         print(tomli_w.dumps(config_mod.to_dict(config, mask_secrets=True)), end="")
         return 0
     data = locations.data_dir(args.data_dir)
-    print(f"config file : {path}{'' if path.exists() else ' (absent: defaults)'}")
+    absent = " (absent: a run with it stops)" if args.config else " (absent: defaults)"
+    print(f"config file : {path}{'' if path.exists() else absent}")
     print(f"data folder : {data}")
     from bigalpha_tui.core import store as store_mod
 
