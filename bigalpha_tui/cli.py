@@ -6,6 +6,9 @@
     bigalpha-tui replay FILE...         the whole loop over kline files, then a report
 
 Errors a user can act on print one line and exit with status 2, never a traceback.
+Exit status: 0 done (also when the reader of the output went away: `| head`), 1 a run whose
+last save failed (the store holds an earlier state; the reason is on stderr), 2 bad input or
+cannot start, 130 interrupted before the run began. `ctl` documents its own.
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = dispatch(args_list)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = stdout_went_away()
     except BigAlphaError as exc:
         print(f"bigalpha-tui: {exc}", file=sys.stderr)
         code = EXIT_USAGE
@@ -111,6 +117,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
+
+
+def stdout_went_away() -> int:
+    """`bigalpha-tui status | head -1`: the reader has what it wanted, which is no error.
+
+    Later writes (and Python's flush at exit) go to /dev/null instead of raising again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 def dispatch(argv: list[str]) -> int:
@@ -168,7 +184,7 @@ def cmd_status(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from bigalpha_tui.status import read_status, render_status
 
-    status = read_status(locations.data_dir(args.data_dir))
+    status = read_status(locations.checked_data_dir(args.data_dir))
     if args.json:
         print(json.dumps(status, indent=2, allow_nan=False, default=str))
     else:
@@ -197,9 +213,12 @@ def cmd_config(argv: list[str]) -> int:
         if path.exists():
             print(f"bigalpha-tui: {path} already exists; not overwritten", file=sys.stderr)
             return EXIT_USAGE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(config_mod.commented_toml(), encoding="utf-8")
-        path.chmod(0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(config_mod.commented_toml(), encoding="utf-8")
+            path.chmod(0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
         print(f"wrote {path}")
         return 0
     if args.show:
@@ -211,7 +230,8 @@ def cmd_config(argv: list[str]) -> int:
         print(tomli_w.dumps(config_mod.to_dict(config, mask_secrets=True)), end="")
         return 0
     data = locations.data_dir(args.data_dir)
-    print(f"config file : {path}{'' if path.exists() else ' (absent: defaults)'}")
+    absent = " (absent: a run with it stops)" if args.config else " (absent: defaults)"
+    print(f"config file : {path}{'' if path.exists() else absent}")
     print(f"data folder : {data}")
     from bigalpha_tui.core import store as store_mod
 

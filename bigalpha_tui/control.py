@@ -3,7 +3,7 @@
 `<data_dir>/control.sock`, mode 0600 (only the user who runs the bot can steer it). One
 connection carries one request: a command line as `bigalpha-tui ctl` takes it
 (`pause`, `guard FEE_EDGE off`, `release SOLUSDT` ...), answered by one line of JSON
-`{"ok": bool, "message": str}` holding the result event the core logged for it.
+`{"ok": bool, "saved": bool, "message": str}` holding the result event the core logged for it.
 
 The server runs in the core's event loop, so a request is between bars by construction and
 the command applies at once (`Core.submit`). A socket left by a crashed run is replaced; a
@@ -57,11 +57,15 @@ def socket_path(data_dir: Path) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """`ok`: applied; `saved`: and written to the store (a restart keeps it)."""
+
     ok: bool
     message: str
+    saved: bool = True
 
     def to_line(self) -> bytes:
-        return (json.dumps({"ok": self.ok, "message": self.message}) + "\n").encode()
+        doc = {"ok": self.ok, "saved": self.saved, "message": self.message}
+        return (json.dumps(doc) + "\n").encode()
 
     @classmethod
     def from_line(cls, line: bytes) -> Reply:
@@ -69,7 +73,7 @@ class Reply:
         doc: Any = json.loads(line.decode("utf-8"))
         if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
             raise ValueError("not a control reply")
-        return cls(doc["ok"], str(doc.get("message", "")))
+        return cls(doc["ok"], str(doc.get("message", "")), doc.get("saved") is not False)
 
 
 class _CommandResult:
@@ -107,7 +111,8 @@ async def submit_and_wait(core: Core, text: str, timeout_s: float = RESULT_TIMEO
             core.observers.remove(result)
     if result.event is None:
         return Reply(False, f"{command.describe()}: queued, no result within {timeout_s:g} s")
-    return Reply(bool(result.event.data.get("ok")), result.event.message)
+    data = result.event.data
+    return Reply(bool(data.get("ok")), result.event.message, data.get("saved") is not False)
 
 
 class ControlServer:

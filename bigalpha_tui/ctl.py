@@ -3,7 +3,8 @@
     bigalpha-tui ctl [--data-dir D] pause|resume|learn|guard NAME on|off|release SYMBOL|close SYMBOL
 
 Exit status: 0 the command was applied, 1 the core refused it (the reason is printed),
-2 a usage error or no bigalpha-tui running on that data folder.
+2 a usage error or no bigalpha-tui running on that data folder, 3 applied but not saved (the
+store could not write it, e.g. a full disk: a restart would not keep it; the reason is printed).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from bigalpha_tui.core.errors import CommandError
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_NOT_SAVED = 3
+MAX_TIMEOUT_S = 3600.0
 MAX_REPLY_BYTES = 1 << 16
 
 
@@ -35,12 +38,16 @@ def ctl_parser() -> argparse.ArgumentParser:
         prog="bigalpha-tui ctl",
         description="Send one operator command to the bigalpha-tui running on a data folder.",
         epilog=f"{USAGE}\n\nexit status: 0 applied, 1 refused by the core (reason on stderr), "
-        "2 usage error or no bigalpha-tui running on the folder",
+        "2 usage error or no bigalpha-tui running on the folder, 3 applied but not saved "
+        "(the store cannot write: a restart would lose it; reason on stderr)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data-dir", help=f"feature store folder (env {locations.DATA_DIR_ENV})")
     p.add_argument(
-        "--timeout", type=float, default=35.0, help="seconds to wait for the answer (35)"
+        "--timeout",
+        type=float,
+        default=35.0,
+        help=f"seconds to wait for the answer, more than 0 and at most {MAX_TIMEOUT_S:g} (35)",
     )
     p.add_argument("--json", action="store_true", help="print the raw JSON reply")
     p.add_argument("command", nargs="*", help="the command and its arguments")
@@ -49,6 +56,13 @@ def ctl_parser() -> argparse.ArgumentParser:
 
 def cmd_ctl(argv: list[str]) -> int:
     args = ctl_parser().parse_args(argv)
+    if not 0 < args.timeout <= MAX_TIMEOUT_S:  # nan fails this too
+        print(
+            f"bigalpha-tui ctl: --timeout accepts seconds more than 0 and at most"
+            f" {MAX_TIMEOUT_S:g}, not {args.timeout:g}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     text = " ".join(args.command)
     try:
         parse_command(text)
@@ -62,10 +76,13 @@ def cmd_ctl(argv: list[str]) -> int:
         print(f"bigalpha-tui ctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        print(json.dumps({"ok": reply.ok, "message": reply.message}))
+        print(json.dumps({"ok": reply.ok, "saved": reply.saved, "message": reply.message}))
     else:
-        print(reply.message, file=sys.stdout if reply.ok else sys.stderr)
-    return EXIT_OK if reply.ok else EXIT_REFUSED
+        fine = reply.ok and reply.saved
+        print(reply.message, file=sys.stdout if fine else sys.stderr)
+    if not reply.ok:
+        return EXIT_REFUSED
+    return EXIT_OK if reply.saved else EXIT_NOT_SAVED
 
 
 def send(data_dir: Path, text: str, timeout_s: float) -> Reply:

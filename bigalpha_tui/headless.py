@@ -224,7 +224,23 @@ async def run_headless(
         if restore_signals_after:
             restore_signals()
     printer.summary(core.snapshot())
-    return 0
+    return final_save_status(core)
+
+
+EXIT_SAVE_FAILED = 1
+
+
+def final_save_status(core: Core) -> int:
+    """0 when the last save went through; else one line on stderr and EXIT_SAVE_FAILED, so a
+    supervisor or script sees that the store holds an older state than the run reached."""
+    error = core.store.last_write_error
+    if core.read_only or error is None:
+        return 0
+    print(
+        f"bigalpha-tui: the last save failed ({error}); the store holds an earlier state",
+        file=sys.stderr,
+    )
+    return EXIT_SAVE_FAILED
 
 
 _held: dict[int, Any] = {}

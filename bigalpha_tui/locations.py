@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from bigalpha_tui.core.errors import ConfigError
+
 APP_NAME = "bigalpha-tui"
 DATA_DIR_ENV = "BIGALPHA_DATA_DIR"
 
@@ -23,6 +25,16 @@ def data_dir(cli_value: str | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return default_data_dir()
+
+
+def checked_data_dir(cli_value: str | None = None) -> Path:
+    """`data_dir`, refused with one line when something other than a folder is there."""
+    path = data_dir(cli_value)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"the data folder {path} is not a folder; give another --data-dir (or {DATA_DIR_ENV})"
+        )
+    return path
 
 
 def config_path(cli_value: str | None = None) -> Path:

@@ -12,7 +12,7 @@ from bigalpha_tui.core import config as config_mod
 from bigalpha_tui.core.clock import Clock, RealClock, SimClock, parse_speed
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.errors import ConfigError
+from bigalpha_tui.core.errors import ConfigError, StoreError
 from bigalpha_tui.core.sources.base import BarSource
 from bigalpha_tui.core.store import ENGINE_STATE, MIB, Store, StoreLock
 
@@ -41,7 +41,9 @@ def parse_duration(text: str) -> float:
 
 def effective_config(args: argparse.Namespace) -> Config:
     """The config file, then command-line flags on top, all validated."""
-    config = config_mod.load(locations.config_path(getattr(args, "config", None)))
+    given = getattr(args, "config", None)
+    # a path given on the command line must exist: a typo must not mean "run on defaults"
+    config = config_mod.load(locations.config_path(given), must_exist=bool(given))
     overrides: dict[str, object] = {}
     if getattr(args, "source", None):
         overrides["name"] = args.source
@@ -85,14 +87,39 @@ def _last_bar_ms(store: Store) -> int | None:
 def build(args: argparse.Namespace, *, read_only: bool = False, durable: bool = True) -> Runtime:
     """Config, store, clock, source and core, wired for one run."""
     config = effective_config(args)
-    data_dir = locations.data_dir(getattr(args, "data_dir", None))
+    data_dir = locations.checked_data_dir(getattr(args, "data_dir", None))
     if not read_only:
-        StoreLock(data_dir).acquire()  # held for the life of the process
+        lock_store(data_dir)  # held for the life of the process
     rotate_bytes = int(config.store.jsonl_rotate_mb * MIB)
     store = Store(data_dir, read_only=read_only, jsonl_rotate_bytes=rotate_bytes, durable=durable)
     source, clock = build_source(config, store, args)
     core = Core(config, source, clock, store, read_only=read_only)
     return Runtime(config, clock, source, store, core, data_dir)
+
+
+def lock_store(data_dir: Path) -> None:
+    """Take the store's lock; a folder that cannot hold it (a full disk, no such folder, no
+    permission) stops start-up with one line, like another instance holding it does."""
+    try:
+        StoreLock(data_dir).acquire()
+    except OSError as exc:
+        where = exc.filename or data_dir
+        raise StoreError(
+            f"cannot use {data_dir} as the data folder: {where}: {exc.strerror or exc}"
+        ) from None
+
+
+def check_sim_symbols(symbols: tuple[str, ...]) -> None:
+    """The simulator only knows the markets of its table: refuse another name rather than
+    trade a made-up coin under a real exchange's symbol."""
+    from bigalpha_tui.core.sources.sim import DEFAULT_SYMBOLS
+
+    unknown = [s for s in symbols if s.upper() not in DEFAULT_SYMBOLS]
+    if unknown:
+        raise ConfigError(
+            f"source.symbols: the simulator has no market {', '.join(unknown)}; it knows"
+            f" {', '.join(DEFAULT_SYMBOLS)} (other markets: --source binance)"
+        )
 
 
 def build_source(config: Config, store: Store, args: argparse.Namespace) -> tuple[BarSource, Clock]:
@@ -101,6 +128,7 @@ def build_source(config: Config, store: Store, args: argparse.Namespace) -> tupl
     if name == "sim":
         from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimSource
 
+        check_sim_symbols(config.source.symbols)
         # Market time starts at 08:30 UTC; the series starts `backfill_bars` earlier, and
         # those bars (already closed at start) arrive at once, as a live source's backfill
         # does, so the cockpit opens with warm Hurst and CVD panels instead of 100 minutes

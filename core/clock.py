@@ -5,6 +5,7 @@ Times are float seconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -89,14 +90,21 @@ class SimClock:
         self.advance_to(t)
 
 
+#: The accepted `--speed` range, market seconds per wall second ('max' aside): below it a
+#: minute bar would take days, above it the pacing arithmetic loses meaning.
+MIN_SPEED = 0.01
+MAX_SPEED = 1e6
+SPEED_ACCEPTS = f"a number from {MIN_SPEED:g} to {MAX_SPEED:g} (market seconds per second) or 'max'"
+
+
 def parse_speed(text: str) -> float | None:
-    """`--speed` values: a positive number, or 'max'."""
+    """`--speed` values: a number in [MIN_SPEED, MAX_SPEED], or 'max' (None)."""
     if text.strip().lower() == "max":
         return None
     try:
         speed = float(text)
     except ValueError:
-        raise ValueError(f"--speed accepts a positive number or 'max', not {text!r}") from None
-    if not speed > 0 or speed != speed or speed == float("inf"):
-        raise ValueError(f"--speed accepts a positive number or 'max', not {text!r}")
+        speed = math.nan
+    if not MIN_SPEED <= speed <= MAX_SPEED:  # also false for nan
+        raise ValueError(f"--speed accepts {SPEED_ACCEPTS}, not {text!r}")
     return speed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
@@ -24,17 +25,34 @@ def _opt(
     *,
     min: float | None = None,
     max: float | None = None,
+    min_len: int | None = None,
+    max_len: int | None = None,
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
 ) -> Any:
+    """One key: its default, what it means, and what it accepts.
+
+    Every number (and every number in a list) has both bounds and every list a length range:
+    a value that parses but is absurd (1e308) stops start-up like a misspelt key.
+    """
+    is_list = isinstance(default, list | tuple)
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
+    if is_list and default and isinstance(default[0], int | float):
+        numeric = True
+    if numeric and (min is None or max is None):
+        raise TypeError(f"a numeric key needs min and max ({help!r})")
+    if is_list and (min_len is None or max_len is None):
+        raise TypeError(f"a list key needs min_len and max_len ({help!r})")
     meta: dict[str, Any] = {
         "help": help,
         "min": min,
         "max": max,
+        "min_len": min_len,
+        "max_len": max_len,
         "choices": choices,
         "secret": secret,
     }
-    if isinstance(default, list | tuple):
+    if is_list:
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
 
@@ -45,20 +63,31 @@ class SourceConfig:
     symbols: tuple[str, ...] = _opt(
         ("BTCUSDT", "ETHUSDT", "SOLUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT"),
         "symbols to trade (sim and live sources)",
+        min_len=1,
+        max_len=100,
     )
     speed: str = _opt("1", "market seconds per wall second for sim/replay, or 'max'")
-    seed: int = _opt(7, "simulator seed (same seed, same market)", min=0)
-    min_request_interval_s: float = _opt(2.5, "least spacing between requests to one host", min=2.5)
-    backoff_cap_s: float = _opt(60.0, "longest backoff after errors or HTTP 429", min=1.0)
-    backfill_bars: int = _opt(150, "bars fetched at start so Hurst and CVD are warm", min=101)
+    seed: int = _opt(7, "simulator seed (same seed, same market)", min=0, max=2**32 - 1)
+    min_request_interval_s: float = _opt(
+        2.5, "least spacing between requests to one host", min=2.5, max=3600.0
+    )
+    backoff_cap_s: float = _opt(
+        60.0, "longest backoff after errors or HTTP 429", min=1.0, max=3600.0
+    )
+    backfill_bars: int = _opt(
+        150, "bars fetched at start so Hurst and CVD are warm", min=101, max=10_080
+    )
     coinglass_api_key: str = _opt("", "CoinGlass API key (or env COINGLASS_API_KEY)", secret=True)
 
 
 @dataclass(frozen=True)
 class FlowConfig:
-    window_bars: int = _opt(60, "rolling window W of the whale CVD engine", min=2)
+    window_bars: int = _opt(60, "rolling window W of the whale CVD engine", min=2, max=10_080)
     whale_volume_multiple: float = _opt(
-        3.0, "a whale bar has volume above this multiple of the previous W bars' mean", min=1.0
+        3.0,
+        "a whale bar has volume above this multiple of the previous W bars' mean",
+        min=1.0,
+        max=1000.0,
     )
     neutral_share: float = _opt(
         0.05,
@@ -74,30 +103,33 @@ class FlowConfig:
 
 @dataclass(frozen=True)
 class HurstConfig:
-    window: int = _opt(100, "log returns in the strict Hurst window", min=20)
+    window: int = _opt(100, "log returns in the strict Hurst window", min=20, max=10_080)
     trend_above: float = _opt(0.55, "H above this is TRUE_TREND", min=0.0, max=1.0)
     noise_below: float = _opt(0.45, "H below this is NOISE", min=0.0, max=1.0)
-    confirm_bars: int = _opt(5, "bars a raw regime must hold before it is published", min=1)
+    confirm_bars: int = _opt(
+        5, "bars a raw regime must hold before it is published", min=1, max=1440
+    )
     method: str = _opt("whittle", "Hurst estimator", choices=("whittle", "rs_al"))
-    history_len: int = _opt(120, "H values kept for the sparkline", min=2)
+    history_len: int = _opt(120, "H values kept for the sparkline", min=2, max=10_080)
 
 
 @dataclass(frozen=True)
 class StrategyConfig:
     name: str = _opt("Alpha-OFI", "strategy name recorded on every trade")
-    ofi_bars: int = _opt(5, "bars in the trade-flow imbalance OFI5", min=1)
+    ofi_bars: int = _opt(5, "bars in the trade-flow imbalance OFI5", min=1, max=1440)
     ofi_threshold: float = _opt(
         0.15, "long above +threshold, short below -threshold", min=0.0, max=1.0
     )
-    atr_bars: int = _opt(14, "bars in the ATR used for the expected edge", min=1)
+    atr_bars: int = _opt(14, "bars in the ATR used for the expected edge", min=1, max=1440)
     horizon_bars: int = _opt(
-        30, "holding horizon of the expected edge (edge scales by sqrt)", min=1
+        30, "holding horizon of the expected edge (edge scales by sqrt)", min=1, max=10_080
     )
     max_signal_age_s: float = _opt(
         180.0,
         "a signal on a bar that closed longer ago than this (catch-up after a restart) opens"
         " no entry; exits still run on it",
         min=0.0,
+        max=604_800.0,
     )
 
 
@@ -105,80 +137,116 @@ class StrategyConfig:
 class GateConfig:
     golden_hour_start: str = _opt("09:00", "first UTC minute new entries are allowed (HH:MM)")
     golden_hour_end: str = _opt("16:00", "UTC time new entries stop (HH:MM, half-open)")
-    max_positions: int = _opt(5, "most open positions at once", min=1)
-    fee_bps: float = _opt(5.0, "taker fee per side, bps", min=0.0)
+    max_positions: int = _opt(5, "most open positions at once", min=1, max=1000)
+    fee_bps: float = _opt(5.0, "taker fee per side, bps", min=0.0, max=1000.0)
     initial_slippage_buffer_bps: float = _opt(
-        2.0, "slippage buffer every symbol starts with", min=0.0
+        2.0, "slippage buffer every symbol starts with", min=0.0, max=1000.0
     )
 
 
 @dataclass(frozen=True)
 class SizingConfig:
-    base_stake_usd: float = _opt(100.0, "notional of a 1.0x entry, quote currency", min=0.0)
-    ultra: float = _opt(2.5, "size multiple when whales and retail OFI agree", min=0.0)
-    high: float = _opt(1.5, "size multiple when only whales agree", min=0.0)
-    normal: float = _opt(1.0, "size multiple otherwise", min=0.0)
-    random_regime: float = _opt(0.5, "size multiple in the RANDOM regime", min=0.0)
-    probation_cap: float = _opt(0.2, "largest size multiple for a symbol on PROBATION", min=0.0)
+    base_stake_usd: float = _opt(
+        100.0, "notional of a 1.0x entry, quote currency", min=0.0, max=1e9
+    )
+    ultra: float = _opt(2.5, "size multiple when whales and retail OFI agree", min=0.0, max=100.0)
+    high: float = _opt(1.5, "size multiple when only whales agree", min=0.0, max=100.0)
+    normal: float = _opt(1.0, "size multiple otherwise", min=0.0, max=100.0)
+    random_regime: float = _opt(0.5, "size multiple in the RANDOM regime", min=0.0, max=100.0)
+    probation_cap: float = _opt(
+        0.2, "largest size multiple for a symbol on PROBATION", min=0.0, max=100.0
+    )
 
 
 @dataclass(frozen=True)
 class ExitConfig:
     tiers_pct: tuple[float, ...] = _opt(
-        (0.5, 1.0, 1.5, 2.0), "ladder take-profit tiers T1..T4, % from entry"
+        (0.5, 1.0, 1.5, 2.0),
+        "ladder take-profit tiers T1..T4, % from entry",
+        min=0.0,
+        max=100.0,
+        min_len=4,
+        max_len=4,
     )
     tier_fraction: float = _opt(
         0.25, "share of the original size closed at each tier", min=0.0, max=1.0
     )
-    stop_pct: float = _opt(1.0, "emergency stop, % against entry; closes everything", min=0.0)
-    force_hold_min: float = _opt(45.0, "minutes a TRUE_TREND entry holds for T4/stop only", min=0.0)
+    stop_pct: float = _opt(
+        1.0, "emergency stop, % against entry; closes everything", min=0.0, max=100.0
+    )
+    force_hold_min: float = _opt(
+        45.0, "minutes a TRUE_TREND entry holds for T4/stop only", min=0.0, max=10_080.0
+    )
 
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    half_spread_bps: float = _opt(1.0, "paper fills cross half this spread", min=0.0)
+    half_spread_bps: float = _opt(1.0, "paper fills cross half this spread", min=0.0, max=1000.0)
     impact_bps_per_pct_volume: float = _opt(
-        2.0, "extra slippage per 1 % of the bar's quote volume the order takes", min=0.0
+        2.0,
+        "extra slippage per 1 % of the bar's quote volume the order takes",
+        min=0.0,
+        max=1000.0,
     )
 
 
 @dataclass(frozen=True)
 class LearningConfig:
-    interval_h: float = _opt(4.0, "hours of market time between learning cycles", min=0.1)
-    lookback_h: float = _opt(24.0, "hours of closed trades a cycle reads", min=1.0)
-    min_trades: int = _opt(5, "closed live trades needed before a symbol is judged", min=1)
-    shadow_edge_ratio: float = _opt(
-        1.15, "raise the buffer when PF shadow is above this multiple of PF live", min=1.0
+    interval_h: float = _opt(
+        4.0, "hours of market time between learning cycles", min=0.1, max=720.0
     )
-    buffer_step_bps: float = _opt(2.0, "slippage buffer raise per cycle, bps", min=0.0)
-    buffer_cap_bps: float = _opt(30.0, "highest slippage buffer, bps", min=0.0)
-    probation_enter_pf: float = _opt(0.8, "golden-hour live PF below this: PROBATION", min=0.0)
-    probation_exit_pf: float = _opt(1.0, "golden-hour live PF at or above this: ACTIVE", min=0.0)
+    lookback_h: float = _opt(24.0, "hours of closed trades a cycle reads", min=1.0, max=8760.0)
+    min_trades: int = _opt(
+        5, "closed live trades needed before a symbol is judged", min=1, max=100_000
+    )
+    shadow_edge_ratio: float = _opt(
+        1.15,
+        "raise the buffer when PF shadow is above this multiple of PF live",
+        min=1.0,
+        max=100.0,
+    )
+    buffer_step_bps: float = _opt(2.0, "slippage buffer raise per cycle, bps", min=0.0, max=1000.0)
+    buffer_cap_bps: float = _opt(30.0, "highest slippage buffer, bps", min=0.0, max=1000.0)
+    probation_enter_pf: float = _opt(
+        0.8, "golden-hour live PF below this: PROBATION", min=0.0, max=100.0
+    )
+    probation_exit_pf: float = _opt(
+        1.0, "golden-hour live PF at or above this: ACTIVE", min=0.0, max=100.0
+    )
 
 
 @dataclass(frozen=True)
 class UIConfig:
     refresh_hz: float = _opt(1.0, "cockpit redraws per second", min=0.1, max=4.0)
-    summary_every_min: float = _opt(60.0, "headless per-symbol summary, market minutes", min=1.0)
+    summary_every_min: float = _opt(
+        60.0, "headless per-symbol summary, market minutes", min=1.0, max=10_080.0
+    )
 
 
 @dataclass(frozen=True)
 class StoreConfig:
     checkpoint_every_min: float = _opt(
-        5.0, "market minutes between checkpoints of engine state (trades save at once)", min=1.0
+        5.0,
+        "market minutes between checkpoints of engine state (trades save at once)",
+        min=1.0,
+        max=1440.0,
     )
     checkpoint_min_wall_s: float = _opt(
         1.0,
         "at least this many wall seconds between checkpoints, so a fast replay is not slowed"
         " by its own saves (a restart re-applies the bars since; the trading book is exact)",
         min=0.0,
+        max=3600.0,
     )
-    jsonl_rotate_mb: float = _opt(64.0, "rotate a JSONL log past this size, MiB", min=1.0)
+    jsonl_rotate_mb: float = _opt(
+        64.0, "rotate a JSONL log past this size, MiB", min=1.0, max=4096.0
+    )
     live_history_h: float = _opt(
         72.0,
         "hours of closed live trades kept in positions_futures.json (at least learning.lookback_h"
         " are always kept)",
         min=1.0,
+        max=8760.0,
     )
 
 
@@ -211,71 +279,80 @@ def parse_hhmm(text: str) -> int:
     return h * 3600 + m * 60
 
 
+def _num(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _range(meta: Mapping[str, Any]) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        return f" from {_num(lo)} to {_num(hi)}"
+    if lo is not None:
+        return f" >= {_num(lo)}"
+    if hi is not None:
+        return f" <= {_num(hi)}"
+    return ""
+
+
 def _accepts(f: dataclasses.Field[Any], kind: Any) -> str:
     meta = f.metadata
     if meta.get("choices"):
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    if kind in (tuple[str, ...], tuple[float, ...]):
+        lo, hi = meta["min_len"], meta["max_len"]
+        count = str(lo) if lo == hi else f"{lo} to {hi}"
+        if kind == tuple[str, ...]:
+            return f"a list of {count} names made of letters and digits"
+        return f"a list of {count} numbers{_range(meta)}"
     words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    if kind == tuple[str, ...]:
-        return "a list of strings"
-    if kind == tuple[float, ...]:
-        return "a list of numbers"
-    text = words.get(kind, str(kind))
+    return words.get(kind, str(kind)) + _range(meta)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _in_range(meta: Mapping[str, Any], value: float) -> bool:
     lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and hi is not None:
-        text += f" from {lo:g} to {hi:g}"
-    elif lo is not None:
-        text += f" >= {lo:g}"
-    elif hi is not None:
-        text += f" <= {hi:g}"
-    return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _name_ok(value: Any) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isalnum() and len(value) <= 40
 
 
 def _coerce(key: str, f: dataclasses.Field[Any], kind: Any, value: Any) -> Any:
     bad = ConfigError(f"config: {key} = {value!r} is not valid; it accepts {_accepts(f, kind)}")
+    meta = f.metadata
+    if kind in (tuple[str, ...], tuple[float, ...]):
+        if not isinstance(value, list) or not meta["min_len"] <= len(value) <= meta["max_len"]:
+            raise bad
+        if kind == tuple[str, ...]:
+            if not all(_name_ok(v) for v in value):
+                raise bad
+            return tuple(value)
+        if not all(_is_number(v) and _in_range(meta, float(v)) for v in value):
+            raise bad
+        return tuple(float(v) for v in value)
     if kind is bool:
         if not isinstance(value, bool):
             raise bad
         return value
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not _is_number(value) or not isinstance(value, int) or not _in_range(meta, value):
             raise bad
-        out: Any = value
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if kind is float:
+        if not _is_number(value) or not _in_range(meta, float(value)):
             raise bad
-        out = float(value)
-        if not math.isfinite(out):
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str) or (meta.get("choices") and value not in meta["choices"]):
             raise bad
-    elif kind is str:
-        if not isinstance(value, str):
-            raise bad
-        out = value
-    elif kind == tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise bad
-        return tuple(value)
-    elif kind == tuple[float, ...]:
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                for v in value
-            )
-        ):
-            raise bad
-        return tuple(float(v) for v in value)
-    else:  # pragma: no cover - a new field type needs a rule here
-        raise bad
-    meta = f.metadata
-    if meta.get("choices") and out not in meta["choices"]:
-        raise bad
-    if meta.get("min") is not None and out < meta["min"]:
-        raise bad
-    if meta.get("max") is not None and out > meta["max"]:
-        raise bad
-    return out
+        return value
+    raise bad  # pragma: no cover - a new field type needs a rule here
 
 
 def _build_section(name: str, cls: type[T], raw: Any) -> T:
@@ -340,17 +417,25 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "config: learning.probation_exit_pf must be at least learning.probation_enter_pf"
         )
-    from .clock import parse_speed
+    from .clock import SPEED_ACCEPTS, parse_speed
 
     try:
         parse_speed(config.source.speed)
     except ValueError:
-        raise ConfigError("config: source.speed accepts a positive number or 'max'") from None
+        raise ConfigError(
+            f"config: source.speed = {config.source.speed!r} is not valid;"
+            f" it accepts {SPEED_ACCEPTS}"
+        ) from None
 
 
-def load(path: Path | None) -> Config:
-    """Load the config file; a missing default file means all defaults."""
-    if path is None or not path.exists():
+def load(path: Path | None, *, must_exist: bool = False) -> Config:
+    """Load the config file; a missing default file means all defaults, a missing file the
+    user named (`must_exist`) is an error."""
+    if path is None:
+        return Config()
+    if not path.exists():
+        if must_exist:
+            raise ConfigError(f"config: {path} does not exist (`config --init` writes one)")
         return Config()
     try:
         text = path.read_text(encoding="utf-8")

@@ -278,9 +278,13 @@ class Core:
         self._stop = False
         start = self.clock.now()
         self.started_market_s = start
-        end = None if duration_s is None else start + duration_s
+        end: float | None = None
         try:
             async for bar in self.source.bars(self.resume_after_ms()):
+                if duration_s is not None and end is None:
+                    # from now, or from the first bar when the data starts later (a
+                    # replay's clock starts at 0, not at its file's first bar)
+                    end = max(start, bar.open_ms / 1000.0) + duration_s
                 if end is not None and bar.close_s > end:
                     break
                 self.apply_commands()
@@ -320,6 +324,7 @@ class Core:
         """Apply queued operator commands, in order, each logged with its result."""
         while self.commands:
             command = self.commands.popleft()
+            failures = self.store.write_failures
             try:
                 result = self.apply_command(command)
             except CommandError as exc:
@@ -331,12 +336,16 @@ class Core:
                     ok=False,
                 )
                 continue
+            saved = self.store.write_failures == failures
+            if not saved:
+                result += f"; applied but not saved: {self.store.last_write_error}"
             self.emit(
                 "command",
                 command.target if command.kind is not CommandKind.GUARD else "",
                 result,
                 command=command.describe(),
                 ok=True,
+                saved=saved,
             )
 
     def apply_command(self, command: Command) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import StoreError
+from .logrepeats import RepeatedLog
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +323,7 @@ class Store:
         self.warnings: list[StoreWarning] = []
         self.write_failures = 0
         self.last_write_error: str | None = None
+        self._failure_log = RepeatedLog(log, logging.ERROR)  # a full disk: once, then counted
         self._now = now or (lambda: datetime.now(UTC).timestamp())
         if read_only:
             self._refuse_linked_folders()
@@ -386,6 +388,7 @@ class Store:
             self._write_failed(name, exc)
             return False
         self.last_write_error = None
+        self._failure_log.end()
         return True
 
     def read_json(self, name: str) -> dict[str, Any] | None:
@@ -633,7 +636,8 @@ class Store:
 
         what = "disk full" if exc.errno == errno.ENOSPC else "store write failed"
         self.last_write_error = f"{what}: {name}: {exc.strerror or exc}"
-        log.error("store %s: %s", name, self.last_write_error)
+        kind = f"store: {what} ({exc.strerror or exc.__class__.__name__})"
+        self._failure_log.log(kind, f"store {name}: {self.last_write_error}")
 
     @property
     def healthy(self) -> bool:

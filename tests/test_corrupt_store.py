@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ CASES = [(name, kind, raw) for name in JSON_FILES for kind, raw in kinds_of_spoi
 
 
 def build(data: Path, tmp: Path) -> runtime.Runtime:
-    args = argparse.Namespace(data_dir=str(data), config=str(tmp / "absent.toml"))
+    args = argparse.Namespace(data_dir=str(data), config=os.devnull)  # no user config read
     return runtime.build(args)
 
 

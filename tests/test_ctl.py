@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from bigalpha_tui import ctl as ctl_mod
 from bigalpha_tui.control import ControlError, ControlServer, Reply, socket_path
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
@@ -97,6 +99,37 @@ async def test_a_refused_command_answers_not_ok_with_the_reason(short_tmp: Path)
     assert not unknown.ok and "unknown symbol NOSUCH; this run trades" in unknown.message
     assert "BTCUSDT" in unknown.message
     assert not garbage.ok and "unknown command" in garbage.message
+
+
+@pytest.mark.anyio
+async def test_a_pause_the_store_cannot_save_answers_applied_but_not_saved(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = make_core(short_tmp)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    async with ControlServer(core, short_tmp) as server, anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        monkeypatch.setattr(os, "fsync", full)
+        reply = await ask(short_tmp, "pause")
+        monkeypatch.undo()
+        saved = await ask(short_tmp, "resume")
+        tg.cancel_scope.cancel()
+    assert reply.ok and not reply.saved and core.store.write_failures
+    assert reply.message.startswith("entries paused")
+    assert "applied but not saved: disk full: engine_state.json" in reply.message
+    assert saved == Reply(True, "entries resumed")
+
+
+def test_ctl_exits_3_when_the_command_was_applied_but_not_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = "entries paused (exits keep running); applied but not saved: disk full"
+    monkeypatch.setattr(ctl_mod, "send", lambda *_: Reply(True, message, saved=False))
+    assert cmd_ctl(["--data-dir", str(tmp_path), "pause"]) == 3
+    assert capsys.readouterr().err.strip() == message
 
 
 @pytest.mark.anyio
