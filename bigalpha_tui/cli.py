@@ -210,13 +210,15 @@ def cmd_config(argv: list[str]) -> int:
 
     path = locations.config_path(args.config)
     if args.init:
-        if path.exists():
+        if path.exists() or path.is_symlink():
             print(f"bigalpha-tui: {path} already exists; not overwritten", file=sys.stderr)
             return EXIT_USAGE
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(config_mod.commented_toml(), encoding="utf-8")
-            path.chmod(0o600)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # owner-only from the first byte (it may come to hold a key); never through a link
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            with os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8") as fh:
+                fh.write(config_mod.commented_toml())
         except OSError as exc:
             raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
         print(f"wrote {path}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .snapshot import GuardStatsView
-from .store import Store, from_finite
+from .store import Store, from_finite, private_opener
 from .trades import ClosedTrade
 from .types import BlockReason
 
@@ -166,7 +166,7 @@ def tail_ids(store: Store, name: str, max_bytes: int = TAIL_BYTES) -> list[str]:
 
 def _tail_bytes(path: Path, max_bytes: int) -> bytes:
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", opener=private_opener) as fh:  # never through a symlink
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - max_bytes))

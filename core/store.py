@@ -161,8 +161,8 @@ def ensure_private_dir(path: Path, what: str) -> None:
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise StoreError(
-            f"{what} {path} is a symbolic link, which the store never follows; "
-            f"use the real folder ({os.path.realpath(path)}) or another --data-dir"
+            f"{what} {path} is a symbolic link, which the store never follows;"
+            " give --data-dir a real folder"
         )
     if not stat.S_ISDIR(st.st_mode):
         raise StoreError(

@@ -87,7 +87,7 @@ BAD_INPUTS: list[tuple[str, tuple[str, ...], str]] = [
     ("speed-tiny", ("--no-ui", "--speed", "1e-300"), "source.speed = '1e-300'"),
     ("speed-nan", ("--no-ui", "--speed", "nan"), "source.speed = 'nan'"),
     ("data-dir-a-file", (*RUN, "--data-dir", "{file}"), "is not a folder"),
-    ("data-dir-proc", (*RUN, "--data-dir", "/proc/self"), "cannot use /proc/self"),
+    ("data-dir-proc", (*RUN, "--data-dir", "/proc/self"), "/proc/self is a symbolic link"),
     ("status-data-dir-a-file", ("status", "--data-dir", "{file}"), "is not a folder"),
     (
         "config-init-nowhere",

@@ -108,6 +108,15 @@ def test_cli_config_init_writes_a_private_file_and_refuses_to_overwrite(tmp_path
     assert second.returncode == 2 and "not overwritten" in second.stderr
 
 
+def test_cli_config_init_never_writes_through_a_dangling_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"  # absent: a link to it looks like no file at all
+    target = tmp_path / "config.toml"
+    target.symlink_to(victim)
+    done = run_cli("config", "--init", "--config", str(target), env_home=tmp_path)
+    assert done.returncode == 2 and "not overwritten" in done.stderr
+    assert not victim.exists()
+
+
 def test_cli_config_path_lists_every_store_file(tmp_path: Path) -> None:
     result = run_cli("config", "--path", "--data-dir", str(tmp_path / "store"), env_home=tmp_path)
     assert result.returncode == 0

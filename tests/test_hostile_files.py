@@ -56,7 +56,7 @@ def wide_umask() -> Iterator[None]:
 
 
 def build(data: Path, tmp: Path) -> runtime.Runtime:
-    args = argparse.Namespace(data_dir=str(data), config=str(tmp / "absent.toml"))
+    args = argparse.Namespace(data_dir=str(data), config=os.devnull)
     return runtime.build(args)
 
 
@@ -271,7 +271,7 @@ def test_every_file_and_folder_the_store_writes_is_owner_only(
     (data / POSITIONS).write_bytes(b"garbage")  # quarantined
     (data / ENGINE_STATE).write_bytes(b'{"guards_off": []}')  # migrated, original kept
     (data / GUARD_BLOCKS).write_bytes(b'{"id": "B-0"}\n{"id": "B-')  # torn tail repaired
-    rt = runtime.build(argparse.Namespace(data_dir=str(data), config=str(tmp_path / "absent.toml")))
+    rt = runtime.build(argparse.Namespace(data_dir=str(data), config=os.devnull))
     rt.store.jsonl_rotate_bytes = 300
     for n in range(40):
         assert rt.store.append_jsonl(SHADOW_OUTCOMES, {"id": f"S-{n}", "pad": "x" * 20})

@@ -80,7 +80,7 @@ def test_a_blank_coinglass_key_is_one_clear_line(tmp_path: Path) -> None:
             "--duration",
             "1m",
             "--config",
-            str(tmp_path / "absent.toml"),
+            os.devnull,
             "--data-dir",
             str(tmp_path / "store"),
         ],
