@@ -41,11 +41,13 @@ from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.learning import LearningLoop
+from bigalpha_tui.core.sources.sim import DEFAULT_START_MS
 from bigalpha_tui.core.store import (
     ENGINE_STATE,
     GUARD_BLOCKS,
     JSON_FILES,
     JSONL_FILES,
+    LEARNING_HISTORY,
     POSITIONS,
     SCHEMA_VERSION,
     SHADOW_OUTCOMES,
@@ -75,11 +77,11 @@ def write_config(xdg: Path, checkpoint_min_wall_s: float) -> None:
     )
 
 
-def start(data: Path, xdg: Path) -> subprocess.Popen[bytes]:
+def start(data: Path, xdg: Path, *more: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(xdg)}
     env.pop("BIGALPHA_DATA_DIR", None)
     return subprocess.Popen(
-        [*CLI, "--no-ui", "--speed", "max", "--data-dir", str(data)],
+        [*CLI, "--no-ui", "--speed", "max", "--data-dir", str(data), *more],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -372,6 +374,54 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     for lane in lanes:
         assert lane.book is not None and lane.ever_closed, "the lane never traded"
         assert lane.guard_switched
+    same_as_never_killed(lanes[0], tmp_path / "never-killed", report_figure)
+
+
+# -- killed = never killed -------------------------------------------------------------------
+
+
+def run_to_the_end(data: Path, xdg: Path, duration: str) -> None:
+    child = start(data, xdg, "--duration", duration)
+    assert child.wait(timeout=300) == 0
+
+
+def decisions(data: Path) -> dict[str, Any]:
+    """Every record that a decision wrote: blocks, twins' outcomes, learning cycles, the book's
+    closed trades, totals, guard report and open positions."""
+    store = Store(data, read_only=True)
+    book = load_raw_json(data / POSITIONS)
+    assert book is not None
+    return {
+        "blocks": store.read_jsonl(GUARD_BLOCKS),
+        "outcomes": store.read_jsonl(SHADOW_OUTCOMES),
+        "learning": store.read_jsonl(LEARNING_HISTORY),
+        **{key: book[key] for key in ("closed", "totals", "guard", "open", "pending")},
+    }
+
+
+def same_as_never_killed(lane: Lane, straight: Path, report_figure: Callable[[str], None]) -> None:
+    """The lane killed hundreds of times, run on cleanly for two more market hours, holds
+    exactly the records of one run that was never stopped, to the same market time.
+    (Lane 0 has no operator action mid-run: its guard was switched off before the start.)"""
+    run_to_the_end(lane.data, lane.xdg, "2h")
+    engine = load_raw_json(lane.data / ENGINE_STATE)
+    assert engine is not None
+    end_s = (engine["last_bar_ms"] + 60_000) / 1000
+    straight.mkdir(parents=True)
+    Store(straight).write_json(
+        ENGINE_STATE, {"last_bar_ms": None, "paused": False, "guards_enabled": {"FEE_EDGE": False}}
+    )
+    run_to_the_end(straight, lane.xdg, f"{end_s - DEFAULT_START_MS / 1000:.0f}s")
+    killed, never = decisions(lane.data), decisions(straight)
+    for key in never:
+        assert killed[key] == never[key], f"{key} differs from the run never killed"
+    hours = (end_s - DEFAULT_START_MS / 1000) / 3600
+    report_figure(
+        f"restart = uninterrupted: {lane.kills} SIGKILLs, then {len(never['closed'])} live"
+        f" trades, {len(never['blocks'])} blocks, {len(never['outcomes'])} twin outcomes and"
+        f" {len(never['learning'])} learning cycles over {hours:.0f} market hours, identical"
+        " to the run never killed"
+    )
 
 
 # -- the repair a restart does ---------------------------------------------------------------
