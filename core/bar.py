@@ -45,14 +45,6 @@ class Bar:
         return datetime.fromtimestamp(self.open_ms / 1000.0, tz=UTC)
 
     @property
-    def buy_volume(self) -> float:
-        return self.taker_buy_volume
-
-    @property
-    def sell_volume(self) -> float:
-        return self.volume - self.taker_buy_volume
-
-    @property
     def delta(self) -> float:
         """Taker buy minus taker sell volume."""
         return 2.0 * self.taker_buy_volume - self.volume

@@ -40,10 +40,6 @@ class FlowState:
     cross_buy_ratio: float | None = None
     flow_available: bool = True
 
-    @property
-    def window_volume(self) -> float:
-        return self.whale_volume + self.retail_volume
-
 
 def whale_direction(
     whale_bars: int, whale_cvd: float, whale_volume: float, neutral_share: float

@@ -134,15 +134,6 @@ def hurst_exponents(windows: np.ndarray, method: str = DEFAULT_METHOD) -> np.nda
     return result
 
 
-def hurst_std(n: int) -> float:
-    """Standard deviation of the Whittle H estimate at window length ``n`` (the +- band).
-
-    Measured on exact fGn (``_WHITTLE_BAND``): 0.0705 at n = 100. Between measured lengths
-    it is interpolated in log-log, beyond them extended by the asymptotic n^(-1/2) law.
-    """
-    return _band(n, _WHITTLE_BAND)
-
-
 def _band(n: int, table: Mapping[int, float]) -> float:
     if n < MIN_POINTS:
         return math.nan

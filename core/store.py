@@ -566,10 +566,6 @@ class Store:
         )
         return target
 
-    def read_jsonl(self, name: str, *, with_rotated: bool = False) -> list[dict[str, Any]]:
-        """Every whole record; a torn or garbled line is skipped with one warning."""
-        return list(self.iter_jsonl(name, with_rotated=with_rotated))
-
     def iter_jsonl(self, name: str, *, with_rotated: bool = False) -> Iterator[dict[str, Any]]:
         """The records of a log, oldest first; `with_rotated` reads NAME.4 ... NAME.1 first."""
         if with_rotated:

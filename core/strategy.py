@@ -47,11 +47,6 @@ class Signal:
     hurst_h: float | None
 
     @property
-    def strength(self) -> float:
-        """|OFI|: how one-sided the recent taker flow was, 0..1."""
-        return abs(self.ofi)
-
-    @property
     def id(self) -> str:
         """Stable across restarts: one signal per symbol per bar."""
         return f"{self.symbol}-{self.bar_open_ms}"

@@ -16,10 +16,6 @@ class Side(StrEnum):
     def sign(self) -> int:
         return 1 if self is Side.LONG else -1
 
-    @property
-    def opposite(self) -> Side:
-        return Side.SHORT if self is Side.LONG else Side.LONG
-
 
 class Regime(StrEnum):
     """Hurst regime of a symbol. WARMING until the 100-return window is full."""

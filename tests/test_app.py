@@ -559,9 +559,7 @@ def test_golden_hour_fallback_follows_the_configured_window() -> None:
 
 def test_golden_hour_fallback_wraps_a_window_past_midnight() -> None:
     """The cockpit had its own window code that ignored windows past midnight."""
-    gates = dataclasses.replace(
-        Config().gates, golden_hour_start="22:00", golden_hour_end="02:00"
-    )
+    gates = dataclasses.replace(Config().gates, golden_hour_start="22:00", golden_hour_end="02:00")
     config = dataclasses.replace(Config(), gates=gates)
     midnight = START_S - 8.5 * 3600  # 00:00 UTC of the sim's first day
     assert golden_hour(midnight + 3600, config) == (True, 3600)  # 01:00: open, closes at 02:00

@@ -127,5 +127,5 @@ def test_live_stop_is_a_market_order_and_pays_slippage_twin_does_not(tmp_path: P
     assert trade.exit_price == pytest.approx(
         stop_level * (1 - live.entry_slippage_bps / 10_000), rel=1e-4
     )
-    (outcome,) = loop.store.read_jsonl(SHADOW_OUTCOMES)
+    (outcome,) = list(loop.store.iter_jsonl(SHADOW_OUTCOMES))
     assert outcome["ledger"] == "shadow" and outcome["exit_price"] == pytest.approx(99.0)

@@ -131,7 +131,7 @@ def test_a_log_cut_mid_line_or_garbled_is_reported_and_the_app_starts(
     aside = list(data.glob(f"{name}.corrupt-*"))
     assert [p.read_bytes() for p in aside] == [torn]  # the torn tail, kept
     assert (data / name).read_bytes() == whole + garbled  # appends never rewrite a log
-    rt.store.read_jsonl(name)  # what the learning loop and status do
+    list(rt.store.iter_jsonl(name))  # what the learning loop and status do
     told = [w for w in rt.core.snapshot().warnings if w.startswith(f"{name}:")]
     assert any("torn last line" in w for w in told) and any("unreadable line" in w for w in told)
     feed_a_few_bars(rt)

@@ -210,8 +210,8 @@ def check_restore(lane: Lane, book: dict[str, Any] | None, states: dict[str, Any
 
 def check_ledgers(lane: Lane, book: dict[str, Any] | None) -> None:
     store = Store(lane.data, read_only=True)
-    outcome_ids = [o["id"] for o in store.read_jsonl(SHADOW_OUTCOMES)]
-    blocks = store.read_jsonl(GUARD_BLOCKS)
+    outcome_ids = [o["id"] for o in list(store.iter_jsonl(SHADOW_OUTCOMES))]
+    blocks = list(store.iter_jsonl(GUARD_BLOCKS))
     assert len(set(outcome_ids)) == len(outcome_ids), "a shadow outcome was recorded twice"
     block_ids = [b["id"] for b in blocks]
     assert len(set(block_ids)) == len(block_ids), "a block was recorded twice"
@@ -314,7 +314,7 @@ def kill_once(lane: Lane, guard_via_ctl: bool) -> None:
 
 def mark_guard_switched(lane: Lane) -> None:
     lane.guard_switched = True
-    blocks = Store(lane.data, read_only=True).read_jsonl(GUARD_BLOCKS)
+    blocks = list(Store(lane.data, read_only=True).iter_jsonl(GUARD_BLOCKS))
     lane.fee_edge_blocks_at_switch = sum(b["reason"] == "FEE_EDGE" for b in blocks)
 
 
@@ -392,9 +392,9 @@ def decisions(data: Path) -> dict[str, Any]:
     book = load_raw_json(data / POSITIONS)
     assert book is not None
     return {
-        "blocks": store.read_jsonl(GUARD_BLOCKS),
-        "outcomes": store.read_jsonl(SHADOW_OUTCOMES),
-        "learning": store.read_jsonl(LEARNING_HISTORY),
+        "blocks": list(store.iter_jsonl(GUARD_BLOCKS)),
+        "outcomes": list(store.iter_jsonl(SHADOW_OUTCOMES)),
+        "learning": list(store.iter_jsonl(LEARNING_HISTORY)),
         **{key: book[key] for key in ("closed", "totals", "guard", "open", "pending")},
     }
 
@@ -436,7 +436,7 @@ def test_a_torn_jsonl_tail_is_set_aside_and_cut_off_when_the_store_opens(tmp_pat
     aside = list(tmp_path.glob(f"{SHADOW_OUTCOMES}.corrupt-*"))
     assert [p.read_bytes() for p in aside] == [b'{"id": "S-2", "pnl_u']
     assert any("torn last line (20 bytes" in w.message for w in store.warnings)
-    assert [r["id"] for r in store.read_jsonl(SHADOW_OUTCOMES)] == ["S-1"]
+    assert [r["id"] for r in list(store.iter_jsonl(SHADOW_OUTCOMES))] == ["S-1"]
     assert store.warnings[-1].message.endswith(aside[0].name)
 
 

@@ -187,8 +187,8 @@ def assert_ledgers_whole(data: Path, core: Core) -> None:
     assert book is not None
     assert book["last_open_ms"] == core.trading.last_open_ms
     assert [t["id"] for t in book["closed"]] == [t.id for t in core.trading.closed_live]
-    outcomes = [o["id"] for o in store.read_jsonl(SHADOW_OUTCOMES)]
-    blocks = [b["id"] for b in store.read_jsonl(GUARD_BLOCKS)]
+    outcomes = [o["id"] for o in list(store.iter_jsonl(SHADOW_OUTCOMES))]
+    blocks = [b["id"] for b in list(store.iter_jsonl(GUARD_BLOCKS))]
     assert len(outcomes) == len(set(outcomes)) and len(blocks) == len(set(blocks))
     twins = {t["id"] for t in book["twins"]}
     for trade in book["closed"]:
@@ -210,4 +210,4 @@ def test_a_failed_append_leaves_no_half_record_to_duplicate(
     assert not store.append_jsonl(SHADOW_OUTCOMES, {"id": "S-2"})
     disk.broken = False
     assert store.append_jsonl(SHADOW_OUTCOMES, {"id": "S-2"})
-    assert [r["id"] for r in store.read_jsonl(SHADOW_OUTCOMES)] == ["S-1", "S-2"]
+    assert [r["id"] for r in list(store.iter_jsonl(SHADOW_OUTCOMES))] == ["S-1", "S-2"]

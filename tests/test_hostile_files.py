@@ -113,13 +113,13 @@ def test_a_symlinked_log_is_set_aside_and_never_appended_to(tmp_path: Path, name
     line = b'{"id": "G-victim", "cycle": 1}\n'
     target = plant_link(tmp_path, data / name, line)
     rt = build(data, tmp_path)
-    assert [r.get("id") for r in rt.store.read_jsonl(name)] == []
+    assert [r.get("id") for r in list(rt.store.iter_jsonl(name))] == []
     assert rt.store.append_jsonl(name, {"id": "X-1"})
     feed_bars(rt)
     rt.core.checkpoint()
     assert_untouched(target, line)
     assert set_aside_links(data, name)
-    assert [r["id"] for r in rt.store.read_jsonl(name)][:1] == ["X-1"]
+    assert [r["id"] for r in list(rt.store.iter_jsonl(name))][:1] == ["X-1"]
     assert not (data / name).is_symlink()
 
 
@@ -130,7 +130,7 @@ def test_a_log_that_becomes_a_symlink_while_running_is_not_appended_to(tmp_path:
     target = plant_link(tmp_path, tmp_path / "store" / GUARD_BLOCKS)
     assert store.append_jsonl(GUARD_BLOCKS, {"id": "B-2"})
     assert_untouched(target)
-    assert [r["id"] for r in store.read_jsonl(GUARD_BLOCKS)] == ["B-2"]
+    assert [r["id"] for r in list(store.iter_jsonl(GUARD_BLOCKS))] == ["B-2"]
 
 
 def test_a_symlinked_rotated_log_is_set_aside_not_read_or_rotated_into(tmp_path: Path) -> None:
@@ -139,12 +139,14 @@ def test_a_symlinked_rotated_log_is_set_aside_not_read_or_rotated_into(tmp_path:
     victim_line = b'{"id": "S-victim"}\n'
     target = plant_link(tmp_path, data / f"{SHADOW_OUTCOMES}.1", victim_line)
     store = Store(data, jsonl_rotate_bytes=200)
-    ids = [r["id"] for r in store.read_jsonl(SHADOW_OUTCOMES, with_rotated=True)]
+    ids = [r["id"] for r in store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True)]
     assert "S-victim" not in ids
     for n in range(40):  # several rotations shift every generation
         assert store.append_jsonl(SHADOW_OUTCOMES, {"id": f"S-{n}", "pad": "x" * 20})
     assert_untouched(target, victim_line)
-    assert "S-victim" not in [r["id"] for r in store.read_jsonl(SHADOW_OUTCOMES, with_rotated=True)]
+    assert "S-victim" not in [
+        r["id"] for r in list(store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True))
+    ]
     assert not [p for p in data.iterdir() if p.is_symlink() and ".corrupt-" not in p.name]
 
 
@@ -338,7 +340,7 @@ def test_a_deeply_nested_log_line_is_skipped_and_counted(tmp_path: Path, name: s
     deep = b"[" * 100_000 + b"]" * 100_000
     (data / name).write_bytes(b'{"id": "X-1", "cycle": 1}\n' + deep + b"\n")
     rt = build(data, tmp_path)
-    assert [r["id"] for r in rt.store.read_jsonl(name)] == ["X-1"]
+    assert [r["id"] for r in list(rt.store.iter_jsonl(name))] == ["X-1"]
     assert any("skipped 1 unreadable line" in w for w in rt.core.snapshot().warnings)
     feed_bars(rt)
 

@@ -23,9 +23,13 @@ from bigalpha_tui.core.hurst import (
     fgn_spectral_density,
     hurst_exponent,
     hurst_exponents,
-    hurst_std,
 )
 from bigalpha_tui.core.types import Regime
+
+
+def whittle_band(n: int) -> float:
+    """The +- band a Whittle tracker of window `n` shows (measured on exact fGn)."""
+    return HurstTracker(window=n).band
 
 
 def _load_fgn() -> ModuleType:
@@ -110,8 +114,8 @@ def test_whittle_band_matches_the_measured_spread_at_100_returns(
     fgn_windows: dict[float, np.ndarray],
 ) -> None:
     spread = float(np.std(hurst_exponents(fgn_windows[0.5])))
-    assert hurst_std(100) == pytest.approx(spread, rel=0.15)
-    assert hurst_std(50) > hurst_std(100) > hurst_std(200) > hurst_std(1000)
+    assert whittle_band(100) == pytest.approx(spread, rel=0.15)
+    assert whittle_band(50) > whittle_band(100) > whittle_band(200) > whittle_band(1000)
 
 
 def test_grid_refinement_matches_a_dense_search(fgn_windows: dict[float, np.ndarray]) -> None:
@@ -285,7 +289,7 @@ def test_tracker_h_is_the_estimate_of_its_last_100_returns() -> None:
         reading = tracker.update(close)
     logs = np.diff(np.log(closes_from(returns)))
     assert reading.h == pytest.approx(hurst_exponent(logs), abs=1e-9)
-    assert reading.band == pytest.approx(hurst_std(100))
+    assert reading.band == pytest.approx(whittle_band(100))
 
 
 def test_persistent_prices_settle_in_true_trend() -> None:

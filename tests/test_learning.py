@@ -245,7 +245,7 @@ def run_segments(root: Path, segments: list[tuple[float, float]], step_s: float 
 
 
 def history(root: Path) -> list[dict[str, Any]]:
-    return Store(root).read_jsonl(LEARNING_HISTORY)
+    return list(Store(root).iter_jsonl(LEARNING_HISTORY))
 
 
 def slots(root: Path) -> list[float]:

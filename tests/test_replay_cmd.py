@@ -95,7 +95,7 @@ def test_report_agrees_with_the_store_it_wrote(json_run: dict[str, Any]) -> None
     store = Store(json_run["data"])
     book = store.read_json(POSITIONS)
     assert book is not None
-    outcomes = store.read_jsonl(SHADOW_OUTCOMES)
+    outcomes = list(store.iter_jsonl(SHADOW_OUTCOMES))
     report = json_run["report"]
     assert len(book["closed"]) == report["live"]["trades"]
     assert sum(o["ledger"] == "shadow" for o in outcomes) == report["shadow"]["trades"]

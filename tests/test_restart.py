@@ -57,8 +57,8 @@ def ledger_state(data: Path) -> dict[str, Any]:
     """What the store says happened: every id, each closed trade's figures, open positions."""
     store = Store(data)
     book = store.read_json(POSITIONS) or {}
-    outcomes = store.read_jsonl(SHADOW_OUTCOMES)
-    blocks = store.read_jsonl(GUARD_BLOCKS)
+    outcomes = list(store.iter_jsonl(SHADOW_OUTCOMES))
+    blocks = list(store.iter_jsonl(GUARD_BLOCKS))
     return {
         "closed": [(t["id"], round(t["pnl_usd"], 9), t["exit_reasons"]) for t in book["closed"]],
         "open": sorted(
@@ -113,7 +113,7 @@ def test_a_crash_with_older_files_on_disk_loses_and_duplicates_nothing(
     feed(core, k, n1)
     book_at_n1 = (tmp_path / POSITIONS).read_bytes()
     feed(core, n1, n2)
-    appended = len(Store(tmp_path).read_jsonl(SHADOW_OUTCOMES))
+    appended = len(list(Store(tmp_path).iter_jsonl(SHADOW_OUTCOMES)))
     (tmp_path / POSITIONS).write_bytes(book_at_n1)  # the saves after N1 never happened
     resumed = new_core(tmp_path)
     feed(resumed, 0, len(BARS))
@@ -170,8 +170,8 @@ def check_consistent(data: Path) -> dict[str, Any]:
     store = Store(data)
     book = store.read_json(POSITIONS)
     assert book is not None
-    outcomes = store.read_jsonl(SHADOW_OUTCOMES)
-    blocks = store.read_jsonl(GUARD_BLOCKS)
+    outcomes = list(store.iter_jsonl(SHADOW_OUTCOMES))
+    blocks = list(store.iter_jsonl(GUARD_BLOCKS))
     outcome_ids = [o["id"] for o in outcomes]
     block_ids = [b["id"] for b in blocks]
     assert len(set(outcome_ids)) == len(outcome_ids), "an outcome was appended twice"
@@ -200,7 +200,7 @@ def test_sigkill_mid_run_then_restart_keeps_the_ledgers_consistent(tmp_path: Pat
     data = tmp_path / "store"
     first = headless(data, "3d")
     try:
-        wait_for(lambda: len(Store(data).read_jsonl(GUARD_BLOCKS)) >= 3, timeout_s=60)
+        wait_for(lambda: len(list(Store(data).iter_jsonl(GUARD_BLOCKS))) >= 3, timeout_s=60)
         wait_for(lambda: (data / POSITIONS).exists(), timeout_s=10)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

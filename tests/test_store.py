@@ -88,7 +88,7 @@ def test_jsonl_skips_a_torn_last_line_and_appends_after_it(tmp_path: Path) -> No
     with open(tmp_path / "guard_blocks.jsonl", "ab") as fh:
         fh.write(b'{"n": 2, "tor')  # a crash mid-append
     store.append_jsonl("guard_blocks.jsonl", {"n": 3})
-    assert [r["n"] for r in store.read_jsonl("guard_blocks.jsonl")] == [1, 3]
+    assert [r["n"] for r in list(store.iter_jsonl("guard_blocks.jsonl"))] == [1, 3]
     assert any("unreadable line" in w.message for w in store.warnings)
 
 
@@ -222,8 +222,10 @@ def test_a_log_past_its_size_is_rotated_and_readers_of_history_still_see_it(
         f"shadow_trade_outcomes.jsonl.{n}" for n in range(1, ROTATED_KEEP + 1)
     ]
     assert all(p.stat().st_size < 260 for p in tmp_path.glob("shadow_trade_outcomes.jsonl*"))
-    recent = [r["id"] for r in store.read_jsonl("shadow_trade_outcomes.jsonl")]
-    history = [r["id"] for r in store.read_jsonl("shadow_trade_outcomes.jsonl", with_rotated=True)]
+    recent = [r["id"] for r in list(store.iter_jsonl("shadow_trade_outcomes.jsonl"))]
+    history = [
+        r["id"] for r in list(store.iter_jsonl("shadow_trade_outcomes.jsonl", with_rotated=True))
+    ]
     assert history[-len(recent) :] == recent and len(history) > len(recent)
     assert history == sorted(history, key=lambda i: int(i[2:]))  # oldest first, no gap inside
     assert history[-1] == "S-59" and int(history[0][2:]) > 0  # the oldest were dropped

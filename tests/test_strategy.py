@@ -73,7 +73,6 @@ def test_signal_carries_the_features_the_gates_read() -> None:
     assert signal.regime is Regime.TRUE_TREND
     assert signal.price == 100.0
     assert signal.time_s == bars[-1].close_s
-    assert signal.strength == pytest.approx(abs(signal.ofi))
 
 
 def test_state_round_trip_continues_the_same_windows() -> None:

@@ -44,7 +44,7 @@ def night_bar(minute: int, **kwargs: float):  # type: ignore[no-untyped-def]
 
 def test_a_blocked_signal_is_logged_and_followed_by_a_blocked_twin(tmp_path: Path) -> None:
     loop = blocked_long(tmp_path)
-    (record,) = loop.store.read_jsonl(GUARD_BLOCKS)
+    (record,) = list(loop.store.iter_jsonl(GUARD_BLOCKS))
     assert record["reason"] == "GOLDEN_HOUR" and record["passed"] == ["PAUSED"]
     (twin,) = loop.twins.values()
     assert twin.ledger is Ledger.BLOCKED and twin.block_reason is BlockReason.GOLDEN_HOUR
@@ -61,7 +61,7 @@ def test_a_blocked_twin_that_would_have_won_is_a_positive_opportunity_cost(
 ) -> None:
     loop = blocked_long(tmp_path)
     feed(loop, [night_bar(15, high=102.0)])
-    (outcome,) = loop.store.read_jsonl(SHADOW_OUTCOMES)
+    (outcome,) = list(loop.store.iter_jsonl(SHADOW_OUTCOMES))
     assert outcome["ledger"] == "blocked" and outcome["block_reason"] == "GOLDEN_HOUR"
     assert outcome["exit_reasons"] == ["T1", "T2", "T3", "T4"]
     stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
@@ -151,7 +151,7 @@ def test_one_position_per_symbol(tmp_path: Path) -> None:
     feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
     feed(loop, [signal_bar(16, Side.LONG), signal_bar(17, Side.SHORT)])
     assert loop.pending == {} and len(loop.live) == 1
-    assert loop.store.read_jsonl(GUARD_BLOCKS) == []
+    assert list(loop.store.iter_jsonl(GUARD_BLOCKS)) == []
 
 
 def test_pending_orders_count_toward_max_positions(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_pending_orders_count_toward_max_positions(tmp_path: Path) -> None:
     for symbol in symbols:
         feed(loop, [*warm_bars(symbol=symbol), signal_bar(14, Side.LONG, symbol=symbol)])
     assert len(loop.pending) == 5
-    (record,) = loop.store.read_jsonl(GUARD_BLOCKS)
+    (record,) = list(loop.store.iter_jsonl(GUARD_BLOCKS))
     assert record["reason"] == "MAX_POSITIONS" and record["symbol"] == "S5USDT"
 
 
@@ -174,7 +174,7 @@ def test_a_gap_after_the_signal_cancels_the_order(tmp_path: Path) -> None:
 def test_a_catch_up_bar_opens_no_entry(tmp_path: Path) -> None:
     loop = make_loop(tmp_path, clock_s=T0_MS / 1000 + 3600)  # an hour behind the clock
     feed(loop, [*warm_bars(), signal_bar(14, Side.LONG)])
-    assert loop.pending == {} and loop.store.read_jsonl(GUARD_BLOCKS) == []
+    assert loop.pending == {} and list(loop.store.iter_jsonl(GUARD_BLOCKS)) == []
 
 
 def test_trades_carry_size_and_conviction_from_the_decision(tmp_path: Path) -> None:
