@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from . import trading_view
 from .bar import Bar
 from .clock import Clock
 from .commands import Command, CommandKind
@@ -25,10 +26,11 @@ from .errors import CommandError
 from .flow import FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker
 from .learning import LearningLoop
+from .orders import EntryControls
 from .snapshot import Event, Heartbeat, Snapshot, SymbolView
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW, Store
-from .trading import EntryControls, TradingLoop
+from .trading import TradingLoop
 from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 
 log = logging.getLogger(__name__)
@@ -531,14 +533,14 @@ class Core:
         golden = trading.gates.golden_hour
         return dataclasses.replace(
             snapshot,
-            positions=trading.position_views(now_s),
-            guard_log=tuple(trading.guard_log),
-            guard_stats=trading.guard_views(),
+            positions=trading_view.position_views(trading, now_s),
+            guard_log=tuple(trading.book.guard_log),
+            guard_stats=trading_view.guard_views(trading.book),
             golden_hour_open=golden.is_open(now_s),
             golden_hour_next_change_s=golden.next_change_s(now_s),
-            realised_pnl_usd=trading.realised_usd(),
-            unrealised_pnl_usd=trading.unrealised_usd(),
-            closed_trades=trading.closed_count,
+            realised_pnl_usd=trading_view.realised_usd(trading.book),
+            unrealised_pnl_usd=trading_view.unrealised_usd(trading.book),
+            closed_trades=trading.book.closed_count,
         )
 
     def source_health(self) -> SourceHealth:

@@ -11,13 +11,15 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .store import from_finite
+from . import codec
 from .trades import ClosedTrade, Ledger
 from .types import BlockReason, Conviction, ExitReason, Regime, Side
 
 TIERS: tuple[ExitReason, ...] = (ExitReason.T1, ExitReason.T2, ExitReason.T3, ExitReason.T4)
 #: Below this share of the original size a position counts as fully closed (float dust).
 DUST_SHARE = 1e-9
+#: A force-hold deadline lies at most this far past the latest entry time a record may have.
+HOLD_SLACK_S = 7 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +44,14 @@ class ExitLeg:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> ExitLeg:
+    def from_record(cls, record: dict[str, Any], latest_s: float = math.inf) -> ExitLeg:
         return cls(
-            reason=ExitReason(record["reason"]),
-            qty=_positive(record["qty"]),
-            price=_positive(record["price"]),
-            time_s=from_finite(record["time_s"]),
-            fee_usd=from_finite(record["fee_usd"]),
-            slippage_bps=from_finite(record.get("slippage_bps", 0.0)),
+            reason=codec.choice(ExitReason, codec.field(record, "reason"), "exit reason"),
+            qty=codec.positive(codec.field(record, "qty"), "exit qty"),
+            price=codec.positive(codec.field(record, "price"), "exit price"),
+            time_s=codec.time_s(codec.field(record, "time_s"), "exit time_s", latest_s),
+            fee_usd=codec.non_negative(codec.field(record, "fee_usd"), "exit fee_usd"),
+            slippage_bps=codec.number(record.get("slippage_bps", 0.0), "exit slippage_bps"),
         )
 
 
@@ -177,43 +179,47 @@ class Position:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Position:
-        """Inverse of `to_record`; ValueError/KeyError/TypeError on a malformed record."""
-        hold = record.get("force_hold_until_s")
-        block = record.get("block_reason")
-        twin = record.get("twin_of")
-        return cls(
-            id=str(record["id"]),
-            ledger=Ledger(record["ledger"]),
-            strategy=str(record["strategy"]),
-            symbol=str(record["symbol"]),
-            side=Side(record["side"]),
-            original_qty=_positive(record["original_qty"]),
-            entry_price=_positive(record["entry_price"]),
-            entry_s=from_finite(record["entry_s"]),
-            entry_fee_usd=from_finite(record["entry_fee_usd"]),
-            conviction=Conviction(record["conviction"]),
-            entry_regime=Regime(record["entry_regime"]),
-            size_multiplier=from_finite(record["size_multiplier"]),
-            golden_hour_entry=_bool(record["golden_hour_entry"]),
-            force_hold_until_s=None if hold is None else from_finite(hold),
-            entry_slippage_bps=from_finite(record.get("entry_slippage_bps", 0.0)),
-            released_to_ladder=_bool(record.get("released_to_ladder", False)),
-            exits=tuple(ExitLeg.from_record(leg) for leg in record.get("exits", [])),
-            twin_of=None if twin is None else str(twin),
-            block_reason=None if block is None else BlockReason(block),
-            close_requested=_bool(record.get("close_requested", False)),
+    def from_record(cls, record: dict[str, Any], latest_s: float = math.inf) -> Position:
+        """Inverse of `to_record`, strict (`codec.RecordError` names the bad field); times
+        must not lie past `latest_s`."""
+        f = codec.field
+        exits = f(record, "exits") if "exits" in record else []
+        if not isinstance(exits, list):
+            raise codec.RecordError("exits must be a list")
+        legs = tuple(ExitLeg.from_record(leg, latest_s) for leg in exits)
+        original_qty = codec.positive(f(record, "original_qty"), "original_qty")
+        if math.fsum(leg.qty for leg in legs) > original_qty * (1.0 + DUST_SHARE):
+            raise codec.RecordError("exit legs close more than the position holds")
+        entry_s = codec.time_s(f(record, "entry_s"), "entry_s", latest_s)
+        hold = codec.optional(
+            lambda v: codec.time_s(v, "force_hold_until_s", latest_s + HOLD_SLACK_S),
+            record.get("force_hold_until_s"),
         )
-
-
-def _positive(value: Any) -> float:
-    number = from_finite(value)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"expected a positive number, got {value!r}")
-    return number
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
+        return cls(
+            id=codec.text(f(record, "id"), "id"),
+            ledger=codec.choice(Ledger, f(record, "ledger"), "ledger"),
+            strategy=codec.text(f(record, "strategy"), "strategy"),
+            symbol=codec.text(f(record, "symbol"), "symbol"),
+            side=codec.choice(Side, f(record, "side"), "side"),
+            original_qty=original_qty,
+            entry_price=codec.positive(f(record, "entry_price"), "entry_price"),
+            entry_s=entry_s,
+            entry_fee_usd=codec.non_negative(f(record, "entry_fee_usd"), "entry_fee_usd"),
+            conviction=codec.choice(Conviction, f(record, "conviction"), "conviction"),
+            entry_regime=codec.choice(Regime, f(record, "entry_regime"), "entry_regime"),
+            size_multiplier=codec.positive(f(record, "size_multiplier"), "size_multiplier"),
+            golden_hour_entry=codec.flag(f(record, "golden_hour_entry"), "golden_hour_entry"),
+            force_hold_until_s=hold,
+            entry_slippage_bps=codec.number(
+                record.get("entry_slippage_bps", 0.0), "entry_slippage_bps"
+            ),
+            released_to_ladder=codec.flag(
+                record.get("released_to_ladder", False), "released_to_ladder"
+            ),
+            exits=legs,
+            twin_of=codec.optional(lambda v: codec.text(v, "twin_of"), record.get("twin_of")),
+            block_reason=codec.optional(
+                lambda v: codec.choice(BlockReason, v, "block_reason"), record.get("block_reason")
+            ),
+            close_requested=codec.flag(record.get("close_requested", False), "close_requested"),
+        )

@@ -606,6 +606,31 @@ class Store:
         """Move an unreadable file aside, never overwrite it, and tell the operator."""
         return self._set_aside(name, self.path(name), reason)
 
+    def set_aside_records(self, name: str, reasons: list[str]) -> Path | None:
+        """Some records of a state file did not read and were left out, the rest are in use:
+        keep a copy of the whole original (the next save rewrites the file without them)
+        and say which records and why."""
+        shown = "; ".join(reasons[:3]) + (
+            f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        )
+        if self.read_only:
+            self._warn(name, f"{len(reasons)} record(s) left out: {shown} (read-only)")
+            return None
+        target = self._free_name(name, "corrupt")
+        try:
+            with open(self.path(name), "rb", opener=private_opener) as fh:
+                raw = fh.read()
+            atomic_write_bytes(target, raw, durable=self.durable)
+        except OSError as exc:
+            self._warn(name, f"{len(reasons)} record(s) left out: {shown}; no copy kept: {exc}")
+            return None
+        self._warn(
+            name,
+            f"{len(reasons)} record(s) set aside, the rest kept: {shown};"
+            f" the original file is kept as {target.name}",
+        )
+        return target
+
     def _set_aside(self, name: str, path: Path, reason: str) -> Path | None:
         """Rename `path` (the entry itself: a symlink is moved, its target never touched)."""
         if self.read_only:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from . import codec
 from .types import BlockReason, Conviction, ExitReason, Regime, Side
 
 
@@ -55,26 +56,34 @@ class ClosedTrade:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> ClosedTrade:
-        """Inverse of `to_record`; ValueError/KeyError/TypeError on a malformed record."""
-        floats = ("entry_s", "exit_s", "entry_price", "exit_price", "qty", "fees_usd", "pnl_usd")
-        values = {k: float(record[k]) for k in floats}
-        if not all(math.isfinite(v) for v in values.values()):
-            raise ValueError("non-finite number in trade record")
-        block = record.get("block_reason")
+    def from_record(cls, record: dict[str, Any], latest_s: float = math.inf) -> ClosedTrade:
+        """Inverse of `to_record`, strict (`codec.RecordError` names the bad field)."""
+        f = codec.field
+        reasons = f(record, "exit_reasons")
+        if not isinstance(reasons, list) or not reasons:
+            raise codec.RecordError("exit_reasons must be a non-empty list")
+        entry_s = codec.time_s(f(record, "entry_s"), "entry_s", latest_s)
         return cls(
-            id=str(record["id"]),
-            ledger=Ledger(record["ledger"]),
-            strategy=str(record["strategy"]),
-            symbol=str(record["symbol"]),
-            side=Side(record["side"]),
-            conviction=Conviction(record["conviction"]),
-            entry_regime=Regime(record["entry_regime"]),
-            exit_reasons=tuple(ExitReason(r) for r in record["exit_reasons"]),
-            golden_hour_entry=bool(record["golden_hour_entry"]),
-            twin_of=record.get("twin_of"),
-            block_reason=None if block is None else BlockReason(block),
-            force_held=bool(record.get("force_held", False)),
-            size_multiplier=float(record.get("size_multiplier", 1.0)),
-            **values,
+            id=codec.text(f(record, "id"), "id"),
+            ledger=codec.choice(Ledger, f(record, "ledger"), "ledger"),
+            strategy=codec.text(f(record, "strategy"), "strategy"),
+            symbol=codec.text(f(record, "symbol"), "symbol"),
+            side=codec.choice(Side, f(record, "side"), "side"),
+            entry_s=entry_s,
+            exit_s=codec.number(f(record, "exit_s"), "exit_s", low=entry_s, high=latest_s),
+            entry_price=codec.positive(f(record, "entry_price"), "entry_price"),
+            exit_price=codec.positive(f(record, "exit_price"), "exit_price"),
+            qty=codec.positive(f(record, "qty"), "qty"),
+            fees_usd=codec.non_negative(f(record, "fees_usd"), "fees_usd"),
+            pnl_usd=codec.number(f(record, "pnl_usd"), "pnl_usd"),
+            conviction=codec.choice(Conviction, f(record, "conviction"), "conviction"),
+            entry_regime=codec.choice(Regime, f(record, "entry_regime"), "entry_regime"),
+            exit_reasons=tuple(codec.choice(ExitReason, r, "exit reason") for r in reasons),
+            golden_hour_entry=codec.flag(f(record, "golden_hour_entry"), "golden_hour_entry"),
+            twin_of=codec.optional(lambda v: codec.text(v, "twin_of"), record.get("twin_of")),
+            block_reason=codec.optional(
+                lambda v: codec.choice(BlockReason, v, "block_reason"), record.get("block_reason")
+            ),
+            force_held=codec.flag(record.get("force_held", False), "force_held"),
+            size_multiplier=codec.positive(record.get("size_multiplier", 1.0), "size_multiplier"),
         )

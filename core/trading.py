@@ -11,25 +11,24 @@ For each closed bar of a symbol, in this order:
    goes through the gates. Passed: an entry order for the next bar's open. Blocked: the block
    is logged with its reason and a blocked twin follows it under the same exit rules.
 
-One open position per symbol holds for the blocked twins too: while a symbol has an open
-blocked twin, its further blocked signals are the same opportunity and are not logged again
-(otherwise a flow imbalance lasting twenty bars would count as twenty blocked trades).
+Every blocked decision is counted, logged and recorded; a blocked twin follows it unless one
+is already open for the same symbol, side and reason (the same opportunity, still followed).
 
-Persistence: the whole book (positions with their entry regime, force-hold deadline and
-tiers taken, pending orders, twins, recent closed live trades, guard report, strategy
-windows) is one atomic `positions_futures.json` written at the end of every bar that changed
-it, with the last bar applied per symbol; a bar at or before that is skipped after a restart.
+Persistence: the whole book (`book.py`) is one atomic `positions_futures.json` written at the
+end of every bar that changed it, with the last bar applied per symbol; a bar at or before
+that is skipped after a restart. What the snapshot shows is built in `trading_view.py`.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from . import book as book_mod
+from . import codec
 from .bar import Bar
+from .book import Book
 from .broker import Fill, PaperBroker
 from .clock import Clock
 from .config import Config
@@ -38,18 +37,18 @@ from .exits import ExitMode, ExitTrigger, bar_exits, exit_mode, open_trigger
 from .flow import FlowState
 from .gates import Decision, GateContext, GatePipeline
 from .hurst import HurstReading
-from .ledger import GuardReport, RecentIds, count_open_twins
+from .ledger import RecentIds
+from .orders import EntryControls, EntryOrder
 from .positions import ExitLeg, Position
 from .sizing import conviction, size_breakdown, stake_usd
-from .snapshot import GuardBlockView, GuardStatsView, PositionView
-from .store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store, from_finite
+from .snapshot import GuardBlockView
+from .store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store
 from .strategy import AlphaOfi, Signal
 from .trades import ClosedTrade, Ledger
-from .types import BlockReason, Conviction, Regime, Side, SymbolState
+from .types import BlockReason, Regime, Side, SymbolState
 
 MIN_S = 60.0
 HOUR_S = 3600.0
-GUARD_LOG_LEN = 50
 
 Emit = Callable[..., Any]
 
@@ -88,74 +87,6 @@ class FixedTerms:
         return _ActiveStatus(symbol, SymbolState.ACTIVE, self.initial_slippage_buffer_bps)
 
 
-@dataclass(frozen=True, slots=True)
-class EntryOrder:
-    """A live entry decided at a signal bar's close, waiting for the next bar's open."""
-
-    id: str
-    strategy: str
-    symbol: str
-    side: Side
-    qty: float
-    signal_open_ms: int
-    signal_close_s: float
-    signal_price: float
-    conviction: Conviction
-    entry_regime: Regime
-    size_multiplier: float
-    golden_hour_entry: bool
-
-    @property
-    def fill_open_ms(self) -> int:
-        """The open time of the bar this order fills in (the signal bar's close)."""
-        return round(self.signal_close_s * 1000)
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "strategy": self.strategy,
-            "symbol": self.symbol,
-            "side": self.side.value,
-            "qty": self.qty,
-            "signal_open_ms": self.signal_open_ms,
-            "signal_close_s": self.signal_close_s,
-            "signal_price": self.signal_price,
-            "conviction": self.conviction.value,
-            "entry_regime": self.entry_regime.value,
-            "size_multiplier": self.size_multiplier,
-            "golden_hour_entry": self.golden_hour_entry,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> EntryOrder:
-        golden = record["golden_hour_entry"]
-        if not isinstance(golden, bool):
-            raise ValueError("golden_hour_entry must be true or false")
-        return cls(
-            id=str(record["id"]),
-            strategy=str(record["strategy"]),
-            symbol=str(record["symbol"]),
-            side=Side(record["side"]),
-            qty=from_finite(record["qty"]),
-            signal_open_ms=int(record["signal_open_ms"]),
-            signal_close_s=from_finite(record["signal_close_s"]),
-            signal_price=from_finite(record["signal_price"]),
-            conviction=Conviction(record["conviction"]),
-            entry_regime=Regime(record["entry_regime"]),
-            size_multiplier=from_finite(record["size_multiplier"]),
-            golden_hour_entry=golden,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class EntryControls:
-    """The operator switches a decision reads (owned by the core)."""
-
-    paused: bool
-    guards_enabled: Mapping[BlockReason, bool]
-    halted_reason: str | None = None  # the store cannot write: no new entries, exits go on
-
-
 class TradingLoop:
     """Strategy, gates, paper broker, shadow ledger and exits for every symbol."""
 
@@ -177,19 +108,7 @@ class TradingLoop:
         self.terms = terms or FixedTerms(config.gates.initial_slippage_buffer_bps)
         self.gates = GatePipeline(config.gates)
         self.broker = PaperBroker(config.broker, config.gates.fee_bps)
-        self.strategies: dict[str, AlphaOfi] = {}
-        self.last_open_ms: dict[str, int] = {}
-        self.last_regime: dict[str, Regime] = {}  # published at the symbol's previous close
-        self.marks: dict[str, float] = {}
-        self.live: dict[str, Position] = {}  # one per symbol
-        self.pending: dict[str, EntryOrder] = {}  # one per symbol
-        self.twins: dict[str, Position] = {}  # shadow and blocked twins by id
-        self.closed_live: list[ClosedTrade] = []  # recent, for the learning loop
-        self._closed_records: list[dict[str, Any]] = []  # the same, serialised once
-        self.realised_closed_usd = 0.0
-        self.closed_count = 0
-        self.guard = GuardReport()
-        self.guard_log: deque[GuardBlockView] = deque(maxlen=GUARD_LOG_LEN)
+        self.book = Book()
         self.trade_observers: list[Callable[[ClosedTrade], None]] = []
         self._dirty = False
         self.halted_signals = 0  # signals passed over while the store could not write
@@ -197,11 +116,32 @@ class TradingLoop:
         self._blocks = RecentIds(store, GUARD_BLOCKS)
         self.restore()
 
+    # what the rest of the core and the tests read of the book
+    @property
+    def live(self) -> Mapping[str, Position]:
+        return self.book.live
+
+    @property
+    def pending(self) -> Mapping[str, EntryOrder]:
+        return self.book.pending
+
+    @property
+    def twins(self) -> Mapping[str, Position]:
+        return self.book.twins
+
+    @property
+    def closed_live(self) -> list[ClosedTrade]:
+        return self.book.closed_live
+
+    @property
+    def last_open_ms(self) -> Mapping[str, int]:
+        return self.book.last_open_ms
+
     # -- the step --------------------------------------------------------------------
 
     def applied(self, bar: Bar) -> bool:
         """True when this bar (or a later one of its symbol) was already applied."""
-        return bar.open_ms <= self.last_open_ms.get(bar.symbol, -1)
+        return bar.open_ms <= self.book.last_open_ms.get(bar.symbol, -1)
 
     def on_bar(
         self, bar: Bar, flow: FlowState, hurst: HurstReading, controls: EntryControls
@@ -213,24 +153,24 @@ class TradingLoop:
         signal = self._strategy(bar.symbol).update(bar, flow, hurst)
         if signal is not None:
             self._on_signal(signal, controls)
-        self.last_open_ms[bar.symbol] = bar.open_ms
-        self.last_regime[bar.symbol] = hurst.regime
-        self.marks[bar.symbol] = bar.close
+        self.book.last_open_ms[bar.symbol] = bar.open_ms
+        self.book.last_regime[bar.symbol] = hurst.regime
+        self.book.marks[bar.symbol] = bar.close
         if self._dirty or not self.store.healthy or self._outcomes.backlog or self._blocks.backlog:
             self.save()  # while the disk refuses, every bar retries: the first success heals
 
     def _strategy(self, symbol: str) -> AlphaOfi:
-        strategy = self.strategies.get(symbol)
+        strategy = self.book.strategies.get(symbol)
         if strategy is None:
             strategy = AlphaOfi(symbol, self.config.strategy)
-            self.strategies[symbol] = strategy
+            self.book.strategies[symbol] = strategy
         return strategy
 
     # -- entries ---------------------------------------------------------------------
 
     def _on_signal(self, signal: Signal, controls: EntryControls) -> None:
         symbol = signal.symbol
-        if symbol in self.live or symbol in self.pending:
+        if symbol in self.book.live or symbol in self.book.pending:
             return  # one position per symbol
         if self.clock.now() - signal.time_s > self.config.strategy.max_signal_age_s:
             return  # a catch-up bar: the moment to act on it has passed
@@ -257,14 +197,14 @@ class TradingLoop:
         ctx = GateContext(
             signal=signal,
             paused=controls.paused,
-            open_positions=len(self.live) + len(self.pending),
+            open_positions=len(self.book.live) + len(self.book.pending),
             slippage_buffer_bps=status.slippage_buffer_bps,
         )
         return self.gates.decide(ctx, size, controls.guards_enabled)
 
     def _place_order(self, decision: Decision, qty: float) -> None:
         signal = decision.signal
-        self.pending[signal.symbol] = EntryOrder(
+        self.book.pending[signal.symbol] = EntryOrder(
             id=f"L-{signal.id}",
             strategy=signal.strategy,
             symbol=signal.symbol,
@@ -281,7 +221,7 @@ class TradingLoop:
         self._dirty = True
 
     def _fill_pending(self, bar: Bar, controls: EntryControls) -> None:
-        order = self.pending.pop(bar.symbol, None)
+        order = self.book.pending.pop(bar.symbol, None)
         if order is None:
             return
         self._dirty = True
@@ -303,12 +243,12 @@ class TradingLoop:
             return
         fill = self.broker.market(order.side.sign, order.qty, bar.open, bar)
         live = self._open_position(order, Ledger.LIVE, order.id, bar.open_ms / 1000.0, fill)
-        self.live[bar.symbol] = live
+        self.book.live[bar.symbol] = live
         ideal = self.broker.ideal(order.qty, order.signal_price)
         twin = self._open_position(
             order, Ledger.SHADOW, f"S-{order.id}", order.signal_close_s, ideal
         )
-        self.twins[twin.id] = replace(twin, twin_of=live.id)
+        self.book.twins[twin.id] = replace(twin, twin_of=live.id)
         self._announce_entry(live, order)
 
     def _open_position(
@@ -372,10 +312,10 @@ class TradingLoop:
         new_twin = twin is None
         if twin is None:
             twin = self._blocked_twin(decision, qty, reason)
-            self.twins[twin.id] = twin
-        self.guard.note_block(reason)
+            self.book.twins[twin.id] = twin
+        self.book.guard.note_block(reason)
         view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, decision.detail)
-        self.guard_log.appendleft(view)
+        self.book.guard_log.appendleft(view)
         self._blocks.append_once(block_record(decision, twin, new_twin))
         self._dirty = True
         self.emit(
@@ -393,7 +333,7 @@ class TradingLoop:
         )
 
     def _open_blocked_twin(self, symbol: str, side: Side, reason: BlockReason) -> Position | None:
-        for twin in self.twins.values():
+        for twin in self.book.twins.values():
             if twin.block_reason is reason and twin.symbol == symbol and twin.side is side:
                 return twin
         return None
@@ -421,14 +361,14 @@ class TradingLoop:
     # -- exits -----------------------------------------------------------------------
 
     def _run_exits(self, bar: Bar) -> None:
-        live = self.live.get(bar.symbol)
+        live = self.book.live.get(bar.symbol)
         if live is not None:
             self._exit_position(live, bar)
-        for twin in [t for t in self.twins.values() if t.symbol == bar.symbol]:
+        for twin in [t for t in self.book.twins.values() if t.symbol == bar.symbol]:
             self._exit_position(twin, bar)
 
     def mode_at(self, position: Position, at_s: float) -> ExitMode:
-        regime = self.last_regime.get(position.symbol, Regime.WARMING)
+        regime = self.book.last_regime.get(position.symbol, Regime.WARMING)
         return exit_mode(position, at_s, regime)
 
     def _exit_position(self, position: Position, bar: Bar) -> None:
@@ -474,9 +414,9 @@ class TradingLoop:
 
     def _store_position(self, position: Position) -> None:
         if position.ledger is Ledger.LIVE:
-            self.live[position.symbol] = position
+            self.book.live[position.symbol] = position
         else:
-            self.twins[position.id] = position
+            self.book.twins[position.id] = position
 
     def _announce_exits(self, position: Position, legs: int) -> None:
         for leg in position.exits[-legs:]:
@@ -498,15 +438,15 @@ class TradingLoop:
     def _close(self, position: Position) -> None:
         trade = position.closed_trade()
         if position.ledger is Ledger.LIVE:
-            del self.live[position.symbol]
-            self.closed_live.append(trade)
-            self._closed_records.append(trade.to_record())
-            self.realised_closed_usd += trade.pnl_usd
-            self.closed_count += 1
+            del self.book.live[position.symbol]
+            self.book.closed_live.append(trade)
+            self.book.closed_records.append(trade.to_record())
+            self.book.realised_closed_usd += trade.pnl_usd
+            self.book.closed_count += 1
             self._prune_history(trade.exit_s)
         else:
-            del self.twins[position.id]
-            self.guard.note_twin_closed(trade)
+            del self.book.twins[position.id]
+            self.book.guard.note_twin_closed(trade)
             self._outcomes.append_once(trade.to_record())
         for observer in self.trade_observers:
             observer(trade)
@@ -514,16 +454,16 @@ class TradingLoop:
     def _prune_history(self, now_s: float) -> None:
         keep_h = max(self.config.store.live_history_h, self.config.learning.lookback_h)
         cutoff = now_s - keep_h * HOUR_S
-        if self.closed_live and self.closed_live[0].exit_s < cutoff:
-            self.closed_live = [t for t in self.closed_live if t.exit_s >= cutoff]
-            self._closed_records = [t.to_record() for t in self.closed_live]
+        if self.book.closed_live and self.book.closed_live[0].exit_s < cutoff:
+            self.book.closed_live = [t for t in self.book.closed_live if t.exit_s >= cutoff]
+            self.book.closed_records = [t.to_record() for t in self.book.closed_live]
 
     # -- operator --------------------------------------------------------------------
 
     def cancel_pending(self, why: str) -> int:
         """Cancel every entry order not yet filled (a pause: nothing new opens after it)."""
-        orders = list(self.pending.values())
-        self.pending.clear()
+        orders = list(self.book.pending.values())
+        self.book.pending.clear()
         for order in orders:
             self.emit("cancel", order.symbol, f"entry {order.side} cancelled: {why}", id=order.id)
         if orders:
@@ -532,57 +472,19 @@ class TradingLoop:
 
     def request_close(self, symbol: str) -> str:
         """Operator close: the live position (and its twin) exit at the next bar's open."""
-        if symbol in self.pending:
-            order = self.pending.pop(symbol)
+        if symbol in self.book.pending:
+            order = self.book.pending.pop(symbol)
             self.save()
             return f"{symbol}: entry order {order.side} cancelled before its fill"
-        position = self.live.get(symbol)
+        position = self.book.live.get(symbol)
         if position is None:
             raise CommandError(f"{symbol} has no open position")
-        self.live[symbol] = replace(position, close_requested=True)
-        for twin in list(self.twins.values()):
+        self.book.live[symbol] = replace(position, close_requested=True)
+        for twin in list(self.book.twins.values()):
             if twin.twin_of == position.id:
-                self.twins[twin.id] = replace(twin, close_requested=True)
+                self.book.twins[twin.id] = replace(twin, close_requested=True)
         self.save()
         return f"{symbol}: closing {position.side} at the next bar's open"
-
-    # -- views -----------------------------------------------------------------------
-
-    def unrealised_usd(self) -> float:
-        return math.fsum(
-            p.unrealised_usd(self.marks.get(p.symbol, p.entry_price)) for p in self.live.values()
-        )
-
-    def realised_usd(self) -> float:
-        """Closed trades plus the locked-in part of open positions (fees, partial exits)."""
-        return self.realised_closed_usd + math.fsum(p.realised_usd for p in self.live.values())
-
-    def position_views(self, now_s: float) -> tuple[PositionView, ...]:
-        return tuple(self.position_view(p, now_s) for p in self.live.values())
-
-    def position_view(self, position: Position, now_s: float) -> PositionView:
-        mark = self.marks.get(position.symbol, position.entry_price)
-        return PositionView(
-            id=position.id,
-            symbol=position.symbol,
-            side=position.side,
-            qty=position.open_qty,
-            original_qty=position.original_qty,
-            entry_price=position.entry_price,
-            mark_price=mark,
-            pnl_pct=position.pnl_pct(mark),
-            pnl_usd=position.realised_usd + position.unrealised_usd(mark),
-            tiers_taken=position.tiers_taken,
-            conviction=position.conviction,
-            entry_regime=position.entry_regime,
-            opened_s=position.entry_s,
-            force_hold_until_s=position.force_hold_until_s,
-            exit_mode=self.mode_at(position, now_s).value,
-        )
-
-    def guard_views(self) -> tuple[GuardStatsView, ...]:
-        open_twins = count_open_twins(t.block_reason for t in self.twins.values())
-        return self.guard.views(open_twins)
 
     # -- persistence -----------------------------------------------------------------
 
@@ -597,53 +499,18 @@ class TradingLoop:
         self.store.write_json(POSITIONS, self.to_doc())
 
     def to_doc(self) -> dict[str, Any]:
-        return {
-            "last_open_ms": dict(self.last_open_ms),
-            "last_regime": {s: r.value for s, r in self.last_regime.items()},
-            "marks": dict(self.marks),
-            "open": [p.to_record() for p in self.live.values()],
-            "pending": [o.to_record() for o in self.pending.values()],
-            "twins": [t.to_record() for t in self.twins.values()],
-            "closed": self._closed_records,
-            "totals": {
-                "realised_closed_usd": self.realised_closed_usd,
-                "closed_count": self.closed_count,
-            },
-            "guard": self.guard.to_record(),
-            "guard_log": [_guard_view_record(v) for v in self.guard_log],
-            "strategy": {s: a.to_state() for s, a in self.strategies.items()},
-        }
+        return book_mod.encode(self.book)
 
     def restore(self) -> None:
-        self.store.load_or_quarantine(POSITIONS, self._restore)
-
-    def _restore(self, doc: dict[str, Any]) -> None:
-        # parse everything first: a malformed file changes nothing and is set aside (and
-        # a file without the book's one required key is another file's layout)
-        live = [Position.from_record(r) for r in doc["open"]]
-        pending = [EntryOrder.from_record(r) for r in doc.get("pending", [])]
-        twins = [Position.from_record(r) for r in doc.get("twins", [])]
-        closed = [ClosedTrade.from_record(r) for r in doc.get("closed", [])]
-        strategies = {
-            s: AlphaOfi.from_state(s, self.config.strategy, state)
-            for s, state in doc.get("strategy", {}).items()
-        }
-        totals = doc.get("totals", {})
-        guard = GuardReport.from_record(doc.get("guard", {}))
-        guard_log = [_guard_view_from_record(r) for r in doc.get("guard_log", [])]
-        self.last_open_ms = {s: int(v) for s, v in doc.get("last_open_ms", {}).items()}
-        self.last_regime = {s: Regime(v) for s, v in doc.get("last_regime", {}).items()}
-        self.marks = {s: from_finite(v) for s, v in doc.get("marks", {}).items()}
-        self.live = {p.symbol: p for p in live}
-        self.pending = {o.symbol: o for o in pending}
-        self.twins = {t.id: t for t in twins}
-        self.closed_live = closed
-        self._closed_records = [t.to_record() for t in closed]
-        self.strategies = strategies
-        self.realised_closed_usd = from_finite(totals.get("realised_closed_usd", 0.0))
-        self.closed_count = int(totals.get("closed_count", len(closed)))
-        self.guard = guard
-        self.guard_log = deque(guard_log, maxlen=GUARD_LOG_LEN)
+        latest_s = codec.latest_time_s(self.clock.wall())
+        decoded = self.store.load_or_quarantine(
+            POSITIONS, lambda doc: book_mod.decode(doc, self.config, latest_s)
+        )
+        if decoded is None:
+            return
+        if decoded.set_aside:
+            self.store.set_aside_records(POSITIONS, decoded.set_aside)
+        self.book = decoded.book
 
 
 def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str, Any]:
@@ -669,23 +536,3 @@ def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str
         "twin_id": twin.id,  # the twin following this opportunity (new, or already open)
         "new_twin": new_twin,
     }
-
-
-def _guard_view_record(view: GuardBlockView) -> dict[str, Any]:
-    return {
-        "time_s": view.time_s,
-        "symbol": view.symbol,
-        "side": view.side.value,
-        "reason": view.reason.value,
-        "detail": view.detail,
-    }
-
-
-def _guard_view_from_record(record: dict[str, Any]) -> GuardBlockView:
-    return GuardBlockView(
-        time_s=from_finite(record["time_s"]),
-        symbol=str(record["symbol"]),
-        side=Side(record["side"]),
-        reason=BlockReason(record["reason"]),
-        detail=str(record["detail"]),
-    )

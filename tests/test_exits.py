@@ -19,6 +19,7 @@ from bigalpha_tui.core.exits import ExitMode, bar_exits, exit_mode, open_trigger
 from bigalpha_tui.core.positions import ExitLeg, Position
 from bigalpha_tui.core.trades import Ledger
 from bigalpha_tui.core.trading import TradingLoop
+from bigalpha_tui.core.trading_view import position_view
 from bigalpha_tui.core.types import Conviction, ExitReason, Regime, Side
 
 CFG = ExitConfig()
@@ -185,7 +186,7 @@ def test_force_hold_counts_down_45_minutes_from_the_fill(tmp_path: Path) -> None
     loop = open_long(tmp_path, Regime.TRUE_TREND)
     fill_s = T0_MS / 1000 + FILL_MINUTE * 60
     assert loop.live["BTCUSDT"].force_hold_until_s == fill_s + 45 * 60
-    view = loop.position_view(loop.live["BTCUSDT"], fill_s + 600)
+    view = position_view(loop, loop.live["BTCUSDT"], fill_s + 600)
     assert view.force_hold_left_s(fill_s + 600) == 35 * 60
     assert view.exit_mode == "force-hold"
 
@@ -196,7 +197,7 @@ def test_force_hold_expiry_in_a_trend_keeps_t4_and_stop_only(tmp_path: Path) -> 
     feed(loop, [flat(HOLD_END_MINUTE, high=101.6)], regime=Regime.TRUE_TREND)
     position = loop.live["BTCUSDT"]
     assert position.exits == () and not position.released_to_ladder
-    assert loop.position_view(position, (T0_MS / 1000) + 3700).exit_mode == "T4/stop only"
+    assert position_view(loop, position, (T0_MS / 1000) + 3700).exit_mode == "T4/stop only"
     feed(loop, [flat(HOLD_END_MINUTE + 1, high=102.0)], regime=Regime.TRUE_TREND)
     assert "BTCUSDT" not in loop.live
     assert loop.closed_live[-1].exit_reasons == (T.T4,)

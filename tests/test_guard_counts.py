@@ -26,6 +26,7 @@ from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.store import GUARD_BLOCKS, Store
 from bigalpha_tui.core.trades import ClosedTrade, Ledger
+from bigalpha_tui.core.trading_view import guard_views
 
 MONTH = "binance_um_klines_1m/AVAXUSDT-1m-2026-02.csv.gz"
 DAYS = 10
@@ -129,7 +130,7 @@ def test_every_fee_edge_and_whale_conflict_block_is_counted(
     in_position += [(p.entry_s, math.inf) for p in core.trading.live.values()]
     assert len(in_position) >= 10
     expected = independent_blocks(bars, in_position, config)
-    report = {v.reason.value: v.blocked for v in core.trading.guard_views()}
+    report = {v.reason.value: v.blocked for v in guard_views(core.trading.book)}
     logged = Counter(r["reason"] for r in core.store.iter_jsonl(GUARD_BLOCKS))
     for reason in ("GOLDEN_HOUR", "FEE_EDGE", "WHALE_CONFLICT"):
         assert report[reason] == logged[reason] == expected[reason], reason

@@ -24,6 +24,7 @@ from bigalpha_tui.core.learning_store import read_ledgers
 from bigalpha_tui.core.store import GUARD_BLOCKS, SHADOW_OUTCOMES, Store
 from bigalpha_tui.core.trades import Ledger
 from bigalpha_tui.core.trading import TradingLoop
+from bigalpha_tui.core.trading_view import guard_views
 from bigalpha_tui.core.types import BlockReason, ExitReason, Regime, Side, WhaleDirection
 
 NIGHT_MS = T0_MS + 8 * 3_600_000  # 18:00 UTC: outside the golden hour
@@ -51,7 +52,7 @@ def test_a_blocked_signal_is_logged_and_followed_by_a_blocked_twin(tmp_path: Pat
     assert twin.entry_price == 100.0 and twin.id == record["twin_id"]
     assert not twin.golden_hour_entry
     assert loop.pending == {} and loop.live == {}
-    stats = {s.reason: s for s in loop.guard_views()}
+    stats = {s.reason: s for s in guard_views(loop.book)}
     assert stats[BlockReason.GOLDEN_HOUR].blocked == 1
     assert stats[BlockReason.GOLDEN_HOUR].open_twins == 1
 
@@ -64,7 +65,7 @@ def test_a_blocked_twin_that_would_have_won_is_a_positive_opportunity_cost(
     (outcome,) = list(loop.store.iter_jsonl(SHADOW_OUTCOMES))
     assert outcome["ledger"] == "blocked" and outcome["block_reason"] == "GOLDEN_HOUR"
     assert outcome["exit_reasons"] == ["T1", "T2", "T3", "T4"]
-    stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
+    stats = {s.reason: s for s in guard_views(loop.book)}[BlockReason.GOLDEN_HOUR]
     assert stats.opportunity_cost_usd == pytest.approx(outcome["pnl_usd"])
     assert stats.opportunity_cost_usd > 0
 
@@ -74,7 +75,7 @@ def test_a_blocked_twin_that_would_have_lost_is_a_negative_opportunity_cost(
 ) -> None:
     loop = blocked_long(tmp_path)
     feed(loop, [night_bar(15, low=98.5)])
-    stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
+    stats = {s.reason: s for s in guard_views(loop.book)}[BlockReason.GOLDEN_HOUR]
     qty = 50.0 / 100.0
     assert stats.opportunity_cost_usd == pytest.approx(qty * -1.0 - qty * (100 + 99) * 0.0005)
 
@@ -89,8 +90,8 @@ def test_every_blocked_signal_is_counted_and_logged_while_one_twin_follows_them(
     assert [r["new_twin"] for r in records] == [True, False, False, False]
     assert {r["twin_id"] for r in records} == {records[0]["twin_id"]}
     assert len(loop.twins) == 1  # the same opportunity, followed once
-    assert len(loop.guard_log) == 4
-    stats = {s.reason: s for s in loop.guard_views()}[BlockReason.GOLDEN_HOUR]
+    assert len(loop.book.guard_log) == 4
+    stats = {s.reason: s for s in guard_views(loop.book)}[BlockReason.GOLDEN_HOUR]
     assert (stats.blocked, stats.open_twins) == (4, 1)
 
 

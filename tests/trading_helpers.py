@@ -14,10 +14,11 @@ from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.flow import FlowState
 from bigalpha_tui.core.hurst import HurstReading
+from bigalpha_tui.core.orders import EntryControls
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.store import Store
 from bigalpha_tui.core.strategy import Signal
-from bigalpha_tui.core.trading import EntryControls, TradingLoop
+from bigalpha_tui.core.trading import TradingLoop
 from bigalpha_tui.core.types import SWITCHABLE_GUARDS, Regime, Side, WhaleDirection
 
 SYMBOL = "BTCUSDT"
