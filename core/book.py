@@ -85,7 +85,7 @@ def decode(doc: Mapping[str, Any], config: Config, latest_s: float) -> Decoded:
     if not isinstance(doc.get("open"), list):
         raise KeyError("open")
     bad: list[str] = []
-    reader = _Reader(bad)
+    reader = codec.Reader(bad)
     book = Book()
     for position in reader.items(doc, "open", lambda r: Position.from_record(r, latest_s)):
         if position.ledger is not Ledger.LIVE or position.symbol in book.live:
@@ -161,47 +161,6 @@ def _decode_guard(doc: Mapping[str, Any], book: Book, bad: list[str]) -> None:
             book.guard.tallies[reason] = GuardTally.from_record(tally)
         except (codec.RecordError, ValueError, TypeError, AttributeError) as exc:
             bad.append(f"guard {name}: {exc}; that tally starts again")
-
-
-class _Reader:
-    """Reads lists and maps of records, collecting what it leaves out."""
-
-    def __init__(self, bad: list[str]) -> None:
-        self.bad = bad
-
-    def items(self, doc: Mapping[str, Any], key: str, read: Callable[[Any], T]) -> list[T]:
-        records = doc.get(key, [])
-        if not isinstance(records, list):
-            self.bad.append(f"{key}: not a list")
-            return []
-        out = []
-        for index, record in enumerate(records):
-            try:
-                out.append(read(record))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                self.bad.append(f"{key}[{index}]{_name(record)}: {exc}")
-        return out
-
-    def entries(
-        self, doc: Mapping[str, Any], key: str, read: Callable[[str, Any], T]
-    ) -> dict[str, T]:
-        values = doc.get(key, {})
-        if not isinstance(values, Mapping):
-            self.bad.append(f"{key}: not an object")
-            return {}
-        out = {}
-        for symbol, value in values.items():
-            try:
-                out[codec.text(symbol, "symbol")] = read(symbol, value)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                self.bad.append(f"{key} {symbol}: {exc}")
-        return out
-
-
-def _name(record: Any) -> str:
-    if isinstance(record, Mapping) and isinstance(record.get("id"), str):
-        return f" {record['id']}"
-    return ""
 
 
 def guard_view_record(view: GuardBlockView) -> dict[str, Any]:

@@ -102,3 +102,45 @@ def optional(read: Callable[[Any], T], value: Any) -> T | None:
 def latest_time_s(wall_s: float) -> float:
     """The latest time a saved record may carry, given the wall clock now."""
     return wall_s + AHEAD_S
+
+
+class Reader:
+    """Reads lists and maps of records one by one, collecting a line for each it leaves out
+    (a bad record costs only itself)."""
+
+    def __init__(self, bad: list[str]) -> None:
+        self.bad = bad
+
+    def items(self, doc: Mapping[str, Any], key: str, read: Callable[[Any], T]) -> list[T]:
+        records = doc.get(key, [])
+        if not isinstance(records, list):
+            self.bad.append(f"{key}: not a list")
+            return []
+        out = []
+        for index, record in enumerate(records):
+            try:
+                out.append(read(record))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self.bad.append(f"{key}[{index}]{_name(record)}: {exc}")
+        return out
+
+    def entries(
+        self, doc: Mapping[str, Any], key: str, read: Callable[[str, Any], T]
+    ) -> dict[str, T]:
+        values = doc.get(key, {})
+        if not isinstance(values, Mapping):
+            self.bad.append(f"{key}: not an object")
+            return {}
+        out = {}
+        for symbol, value in values.items():
+            try:
+                out[text(symbol, "symbol")] = read(symbol, value)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self.bad.append(f"{key} {symbol}: {exc}")
+        return out
+
+
+def _name(record: Any) -> str:
+    if isinstance(record, Mapping) and isinstance(record.get("id"), str):
+        return f" {record['id']}"
+    return ""

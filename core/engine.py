@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from . import trading_view
+from . import codec, trading_view
 from .bar import Bar
 from .clock import Clock
 from .commands import Command, CommandKind
@@ -471,11 +471,32 @@ class Core:
         for warning in self.store.warnings:
             self.emit("store_warning", "", f"{warning.file}: {warning.message}")
 
+    def _per_symbol(
+        self, name: str, doc: dict[str, Any], read: Callable[[str, Any], tuple[Any, int]]
+    ) -> dict[str, tuple[Any, int]]:
+        """Each symbol's saved state read alone: a bad one is set aside and that symbol's
+        engine rebuilds from its history (the source then resumes from the start)."""
+        if not isinstance(doc.get("symbols"), dict):
+            raise KeyError("symbols")  # another file's layout: set aside whole
+        bad: list[str] = []
+        restored = codec.Reader(bad).entries(doc, "symbols", read)
+        if bad:
+            self.store.set_aside_records(name, bad)
+        return restored
+
+    def _last_ms(self, state: Any) -> int:
+        latest_s = codec.latest_time_s(self.clock.wall())
+        return codec.time_ms(codec.field(state, "last_open_ms"), "last_open_ms", latest_s)
+
     def _restore_flow(self, doc: dict[str, Any]) -> None:
-        restored: dict[str, tuple[WhaleFlowEngine, int]] = {}
-        for symbol, state in doc["symbols"].items():
-            engine = WhaleFlowEngine.from_state(symbol, self.config.flow, state)
-            restored[symbol] = (engine, int(state["last_open_ms"]))
+        restored = self._per_symbol(
+            WHALE_FLOW,
+            doc,
+            lambda symbol, state: (
+                WhaleFlowEngine.from_state(symbol, self.config.flow, state),
+                self._last_ms(state),
+            ),
+        )
         for symbol, (engine, last_ms) in restored.items():
             engines = self.engines(symbol)
             engines.flow = engine
@@ -483,10 +504,14 @@ class Core:
             engines.flow_open_ms = last_ms
 
     def _restore_hurst(self, doc: dict[str, Any]) -> None:
-        restored: dict[str, tuple[HurstTracker, int]] = {}
-        for symbol, state in doc["symbols"].items():
-            tracker = HurstTracker.from_state(state, **self._tracker_settings())
-            restored[symbol] = (tracker, int(state["last_open_ms"]))
+        restored = self._per_symbol(
+            HURST_CACHE,
+            doc,
+            lambda _, state: (
+                HurstTracker.from_state(state, **self._tracker_settings()),
+                self._last_ms(state),
+            ),
+        )
         for symbol, (tracker, last_ms) in restored.items():
             engines = self.engines(symbol)
             engines.hurst = tracker

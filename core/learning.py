@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import codec
 from .config import Config
 from .errors import CommandError
 from .learning_cycle import CycleReport, CycleTrigger, run_cycle
@@ -56,16 +57,26 @@ class LearningLoop:
             self.emit("store_warning", "", f"{warning.file}: {warning.message}")
 
     def _restore(self, doc: dict[str, Any]) -> None:
-        statuses = {
-            str(symbol): SymbolStatus.from_record(str(symbol), record)
-            for symbol, record in doc["symbols"].items()
-        }
-        schedule = LearningSchedule.from_record(self.schedule.interval_s, doc.get("learning", {}))
+        """Each symbol's state read alone (a bad one is set aside, that symbol starts ACTIVE
+        with the initial buffer); the schedule and the last report likewise."""
+        if not isinstance(doc.get("symbols"), dict):
+            raise KeyError("symbols")  # another file's layout: set aside whole
+        bad: list[str] = []
+        statuses = codec.Reader(bad).entries(doc, "symbols", SymbolStatus.from_record)
+        try:
+            raw = doc.get("learning", {})
+            if not isinstance(raw, dict):
+                raise codec.RecordError("not an object")
+            self.schedule = LearningSchedule.from_record(self.schedule.interval_s, raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            bad.append(f"learning schedule: {exc}; the next slot is the first cycle")
         last_report = doc.get("last_report")
         if last_report is not None and not isinstance(last_report, dict):
-            raise ValueError("last_report must be an object")
+            bad.append("last_report: not an object")
+            last_report = None
+        if bad:
+            self.store.set_aside_records(SYMBOL_STATES, bad)
         self.statuses.update(statuses)
-        self.schedule = schedule
         if last_report is not None:
             self._append_history_once(last_report)
 

@@ -416,9 +416,26 @@ def test_a_corrupt_state_file_is_set_aside_and_defaults_used(
     recorder = Recorder()
     loop = LearningLoop(Store(tmp_path), CONFIG, emit=recorder, symbols=("SOLUSDT",))
     assert loop.status("SOLUSDT") == initial_status("SOLUSDT", CONFIG)
-    assert not (tmp_path / SYMBOL_STATES).exists()
     assert len(list(tmp_path.glob(f"{SYMBOL_STATES}.corrupt-*"))) == 1
     assert recorder.kinds() == ["store_warning"]
+
+
+def test_one_bad_symbol_state_costs_only_itself(tmp_path: Path) -> None:
+    """A hand-edited buffer on one symbol used to set the whole file aside: every other
+    symbol lost its probation and its buffer, and the schedule started again."""
+    sol = trades(LIVE_PF_1)
+    live = sol + trades([-20.0] * 5, symbol="AVAXUSDT")
+    write_ledgers(tmp_path, live, shadow([300.0, -100.0], of=sol))
+    LearningLoop(Store(tmp_path), CONFIG).run_now(NOW_S)
+    doc = json.loads((tmp_path / SYMBOL_STATES).read_text())
+    doc["symbols"]["SOLUSDT"]["slippage_buffer_bps"] = "nan"
+    (tmp_path / SYMBOL_STATES).write_text(json.dumps(doc))
+    again = LearningLoop(Store(tmp_path), CONFIG)
+    assert again.status("AVAXUSDT").state is SymbolState.PROBATION
+    assert again.status("SOLUSDT") == initial_status("SOLUSDT", CONFIG)
+    assert again.view(NOW_S).cycles == 1
+    (warning,) = [w for w in again.store.warnings if w.file == SYMBOL_STATES]
+    assert "SOLUSDT" in warning.message and "set aside" in warning.message
 
 
 def test_unreadable_trade_records_are_counted_not_fatal(tmp_path: Path) -> None:
