@@ -1,5 +1,9 @@
 """Build the live sources (Binance klines, CoinGlass cross-exchange flow) from config.
 
+Both hosts come from config (`source.binance_base_url`, `source.coinglass_base_url`), so a
+proxy, a testnet or a test's fake server is reached through this same wiring; the Binance
+limiter is the configured host's.
+
 Rate-limiter state (bans, `paused_until`, the breaker) is saved to `source_state.json` on
 every change, so a restart during a ban waits instead of hammering the API.
 """
