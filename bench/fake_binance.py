@@ -1,4 +1,5 @@
-"""An in-process fake of Binance USDⓈ-M `GET /fapi/v1/klines` for the live soak (no network).
+"""An in-process fake of Binance USDⓈ-M `GET /fapi/v1/klines` (and the `exchangeInfo` symbol
+list) for the live soak (no network).
 
 `FakeBinance.handle` is an `httpx.MockTransport` handler. It serves the simulator's seeded
 series (`simulate_minutes`) as documented kline arrays (12 fields, numbers as strings, the
@@ -94,6 +95,8 @@ class FakeBinance:
             self.min_spacing_s = min(self.min_spacing_s, now_s - self.last_request_s)
         self.last_request_s = now_s
         self.requests += 1
+        if request.url.path == "/fapi/v1/exchangeInfo":
+            return httpx.Response(200, json=exchange_info(self.symbols))
         if request.url.path != "/fapi/v1/klines":
             return httpx.Response(404, json={"code": -1, "msg": "Not found."})
         params = request.url.params
@@ -177,6 +180,12 @@ class FakeBinance:
         """The final bar the fake serves for a minute (None if no longer kept)."""
         minute = self._bars.get(open_ms)
         return None if minute is None else minute[self.symbols.index(symbol)]
+
+
+def exchange_info(symbols: Sequence[str]) -> dict[str, Any]:
+    """`GET /fapi/v1/exchangeInfo`, cut to what the source reads: `symbols` are perpetuals."""
+    listed = [{"symbol": s, "contractType": "PERPETUAL", "status": "TRADING"} for s in symbols]
+    return {"timezone": "UTC", "rateLimits": [], "symbols": listed}
 
 
 def _error(status: int, code: int, msg: str, retry_after: str) -> httpx.Response:

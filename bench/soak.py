@@ -189,7 +189,12 @@ def build_fake_binance(
     )
     client = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
     source = BinanceSource(
-        clock, src.symbols, client=client, limiter=limiter, backfill_bars=src.backfill_bars
+        clock,
+        src.symbols,
+        client=client,
+        base_url=src.binance_base_url,
+        limiter=limiter,
+        backfill_bars=src.backfill_bars,
     )
     stream = CheckedStream(source, fake)
     core = Core(config, stream, clock, store)

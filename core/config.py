@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -29,6 +31,7 @@ def _opt(
     max_len: int | None = None,
     choices: tuple[str, ...] | None = None,
     secret: bool = False,
+    url: bool = False,
 ) -> Any:
     """One key: its default, what it means, and what it accepts.
 
@@ -51,6 +54,7 @@ def _opt(
         "max_len": max_len,
         "choices": choices,
         "secret": secret,
+        "url": url,
     }
     if is_list:
         return field(default_factory=lambda: tuple(default), metadata=meta)
@@ -78,6 +82,14 @@ class SourceConfig:
         150, "bars fetched at start so Hurst and CVD are warm", min=101, max=10_080
     )
     coinglass_api_key: str = _opt("", "CoinGlass API key (or env COINGLASS_API_KEY)", secret=True)
+    binance_base_url: str = _opt(
+        "https://fapi.binance.com",
+        "Binance USD-M futures REST base URL (a proxy or testnet; klines come from here)",
+        url=True,
+    )
+    coinglass_base_url: str = _opt(
+        "https://open-api-v4.coinglass.com", "CoinGlass v4 REST base URL (a proxy)", url=True
+    )
 
 
 @dataclass(frozen=True)
@@ -298,6 +310,8 @@ def _accepts(f: dataclasses.Field[Any], kind: Any) -> str:
     meta = f.metadata
     if meta.get("choices"):
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    if meta.get("url"):
+        return URL_ACCEPTS
     if kind in (tuple[str, ...], tuple[float, ...]):
         lo, hi = meta["min_len"], meta["max_len"]
         count = str(lo) if lo == hi else f"{lo} to {hi}"
@@ -323,9 +337,39 @@ def _name_ok(value: Any) -> bool:
     return isinstance(value, str) and value.isascii() and value.isalnum() and len(value) <= 40
 
 
+URL_ACCEPTS = (
+    "an http:// or https:// URL with a host, e.g. 'https://fapi.binance.com'"
+    " (no spaces, no user:password, no ?query or #fragment)"
+)
+
+
+def _url_ok(value: str) -> bool:
+    """A base URL requests can be built on; credentials are refused because the host part
+    names the rate limiter, which is logged and saved to disk."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and "@" not in parts.netloc
+        and not parts.query
+        and not parts.fragment
+        and "?" not in value
+        and "#" not in value
+    )
+
+
 def _coerce(key: str, f: dataclasses.Field[Any], kind: Any, value: Any) -> Any:
-    bad = ConfigError(f"config: {key} = {value!r} is not valid; it accepts {_accepts(f, kind)}")
     meta = f.metadata
+    shown = value
+    if meta.get("url") and isinstance(value, str):
+        shown = re.sub(r"//[^/]*@", "//***@", value)  # a password never reaches the terminal
+    bad = ConfigError(f"config: {key} = {shown!r} is not valid; it accepts {_accepts(f, kind)}")
     if kind in (tuple[str, ...], tuple[float, ...]):
         if not isinstance(value, list) or not meta["min_len"] <= len(value) <= meta["max_len"]:
             raise bad
@@ -350,6 +394,8 @@ def _coerce(key: str, f: dataclasses.Field[Any], kind: Any, value: Any) -> Any:
         return float(value)
     if kind is str:
         if not isinstance(value, str) or (meta.get("choices") and value not in meta["choices"]):
+            raise bad
+        if meta.get("url") and not _url_ok(value):
             raise bad
         return value
     raise bad  # pragma: no cover - a new field type needs a rule here

@@ -19,10 +19,10 @@ import pytest
 
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
-from bigalpha_tui.core.errors import SourceError
+from bigalpha_tui.core.errors import ConfigError, SourceError
 from bigalpha_tui.core.ratelimit import HostRateLimiter
 from bigalpha_tui.core.sources.base import SourceHealth
-from bigalpha_tui.core.sources.binance import BinanceSource, parse_klines
+from bigalpha_tui.core.sources.binance import EXCHANGE_INFO_PATH, BinanceSource, parse_klines
 from bigalpha_tui.core.types import SourceState
 
 #: 09:00:30 UTC: half a minute into a minute, as a live start would be.
@@ -106,6 +106,25 @@ def empty_list(_request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=[])
 
 
+BASE_URL = "https://fapi.binance.com"
+
+
+#: What the fake exchange lists as trading perpetuals (besides one quarterly and one settling).
+LISTED = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT")
+
+
+def exchange_info_body(listed: Iterable[str] = LISTED) -> dict[str, Any]:
+    """`GET /fapi/v1/exchangeInfo` as documented, cut to the fields the source reads."""
+    symbols: list[dict[str, Any]] = [
+        {"symbol": s, "pair": s, "contractType": "PERPETUAL", "status": "TRADING"} for s in listed
+    ]
+    symbols.append(
+        {"symbol": "BTCUSDT_260327", "contractType": "CURRENT_QUARTER", "status": "TRADING"}
+    )
+    symbols.append({"symbol": "BTCDOMUSDT", "contractType": "PERPETUAL", "status": "SETTLING"})
+    return {"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols": symbols}
+
+
 @dataclass
 class FakeBinance:
     """`GET /fapi/v1/klines` as Binance serves it, with scripted faults.
@@ -114,12 +133,15 @@ class FakeBinance:
     one with partial numbers and a close time in the future. `withheld[(sym, open_ms)]` is the
     market time a bar becomes available (the server lags: nothing after it either);
     `gaps` never exist. `failing[sym] = (start, end)`: 502 for that symbol only.
-    `faults[n]` answers the n-th request (1-based);
+    `faults[n]` answers the n-th klines request (1-based); `exchange_info` answers the symbol
+    list instead of the listing of LISTED (less `unknown_symbols`);
     `outages` answer every request inside [start, end).
     """
 
     clock: SimClock
     unknown_symbols: set[str] = field(default_factory=set)
+    exchange_info: Fault | None = None
+    exchange_info_times: list[float] = field(default_factory=list)
     faults: dict[int, Fault] = field(default_factory=dict)
     outages: list[tuple[float, float, Fault]] = field(default_factory=list)
     withheld: dict[tuple[str, int], float] = field(default_factory=dict)
@@ -132,6 +154,12 @@ class FakeBinance:
     requests: list[httpx.Request] = field(default_factory=list)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == EXCHANGE_INFO_PATH:
+            self.exchange_info_times.append(self.clock.now())
+            if self.exchange_info is not None:
+                return self.exchange_info(request)
+            listed = [s for s in LISTED if s not in self.unknown_symbols]
+            return httpx.Response(200, json=exchange_info_body(listed))
         self.request_times.append(self.clock.now())
         self.requests.append(request)
         fault = self.faults.get(len(self.requests)) or self._outage_now()
@@ -191,7 +219,9 @@ def make_source(
 ) -> BinanceSource:
     client = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
     limiter = HostRateLimiter(clock, rng=random.Random(seed), name="fapi.binance.com")
-    return BinanceSource(clock, symbols, client=client, limiter=limiter, **settings)
+    return BinanceSource(
+        clock, symbols, client=client, base_url=BASE_URL, limiter=limiter, **settings
+    )
 
 
 @dataclass
@@ -529,10 +559,66 @@ async def test_a_slow_answer_does_not_break_spacing_or_order() -> None:
     assert_spacing(fake.request_times, 4.0)
 
 
+# -- the exchange's symbol list at start -------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_symbol_the_exchange_does_not_list_stops_the_start_with_the_close_names() -> None:
+    clock = SimClock(T0)
+    fake = FakeBinance(clock)
+    source = make_source(clock, fake, ("ETHUSDT", "BTCUSD"))
+    with pytest.raises(ConfigError) as err:
+        await run_until(source, clock, until_s=T0 + 60)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "BTCUSD (did you mean BTCUSDT?)" in message and "ETHUSDT" not in message
+    assert fake.requests == []  # no klines asked for a run that cannot start
+
+
+@pytest.mark.anyio
+async def test_a_settling_contract_is_not_a_trading_perpetual() -> None:
+    clock = SimClock(T0)
+    source = make_source(clock, FakeBinance(clock), ("BTCDOMUSDT", "NOSUCHCOIN"))
+    with pytest.raises(ConfigError, match=r"BTCDOMUSDT .*NOSUCHCOIN \(nothing similar is listed\)"):
+        await run_until(source, clock, until_s=T0 + 60)
+
+
+@pytest.mark.anyio
+async def test_the_symbol_list_is_asked_once_through_the_hosts_limiter() -> None:
+    clock = SimClock(T0)
+    fake = FakeBinance(clock)
+    source = make_source(clock, fake, ("BTCUSDT", "ETHUSDT"), backfill_bars=2)
+    emitted = await run_until(source, clock, until_s=T0 + 3 * 60)
+    assert got(emitted.bars, 1) == expected(["BTCUSDT", "ETHUSDT"], -2, 1)
+    assert len(fake.exchange_info_times) == 1
+    assert_spacing(fake.exchange_info_times + fake.request_times)
+
+
+def refused_connection(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", [refused_connection, server_error, wrong_shape])
+async def test_a_symbol_list_that_cannot_be_had_is_said_once_and_bars_still_flow(
+    caplog: pytest.LogCaptureFixture, answer: Fault
+) -> None:
+    clock = SimClock(T0)
+    fake = FakeBinance(clock, exchange_info=answer)
+    source = make_source(clock, fake, ("BTCUSDT",), backfill_bars=2)
+    with caplog.at_level(logging.WARNING):
+        emitted = await run_until(source, clock, until_s=T0 + 3 * 60)
+    assert got(emitted.bars, 1) == expected(["BTCUSDT"], -2, 1)
+    said = [r for r in caplog.records if "symbol list" in r.getMessage()]
+    assert len(said) == 1 and "going on without checking" in said[0].getMessage()
+    assert len(fake.exchange_info_times) == 1
+
+
 @pytest.mark.anyio
 async def test_a_bad_symbol_is_reported_once_and_the_others_keep_flowing() -> None:
     clock = SimClock(T0)
-    fake = FakeBinance(clock, unknown_symbols={"NOPEUSDT"})
+    # the symbol list could not be fetched at start: the klines answer refuses the name
+    fake = FakeBinance(clock, unknown_symbols={"NOPEUSDT"}, exchange_info=server_error)
     source = make_source(clock, fake, ("BTCUSDT", "NOPEUSDT"), backfill_bars=2)
     emitted = await run_until(source, clock, until_s=T0 + 4 * 60)
     assert got(emitted.bars, 2) == expected(["BTCUSDT"], -2, 2)
@@ -546,7 +632,8 @@ async def test_a_bad_symbol_is_reported_once_and_the_others_keep_flowing() -> No
 @pytest.mark.anyio
 async def test_when_no_symbol_can_be_fetched_bars_raise_a_clear_source_error() -> None:
     clock = SimClock(T0)
-    fake = FakeBinance(clock, unknown_symbols={"NOPEUSDT"})
+    # the symbol list could not be fetched at start: the klines answer refuses the name
+    fake = FakeBinance(clock, unknown_symbols={"NOPEUSDT"}, exchange_info=server_error)
     source = make_source(clock, fake, ("NOPEUSDT",))
     with pytest.raises(SourceError, match=r"NOPEUSDT.*Invalid symbol"):
         await run_until(source, clock, until_s=T0 + 60)

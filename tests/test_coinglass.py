@@ -69,6 +69,7 @@ except ImportError:  # tests/ collected as a package
         timeout,
     )
 
+COINGLASS_URL = "https://open-api-v4.coinglass.com"
 API_KEY = "cg-test-key-5f0c1a9e77d24b0b"
 COINGLASS_DOCS = Path("/work/shared/data/coinglass")
 EXCHANGE_LIST_DOC = "Futures_Long-Short-Ratio_taker-buysell-volume-exchange-list.md"
@@ -210,7 +211,14 @@ def build(
     client = httpx.AsyncClient(transport=httpx.MockTransport(coinglass.handle))
     limiter = limiter or HostRateLimiter(clock, rng=random.Random(3), name="coinglass")
     return CoinGlassSource(
-        clock, symbols, api_key, bars, client=client, limiter=limiter, **settings_
+        clock,
+        symbols,
+        api_key,
+        bars,
+        client=client,
+        base_url=COINGLASS_URL,
+        limiter=limiter,
+        **settings_,
     )
 
 

@@ -39,6 +39,18 @@ def test_defaults_are_the_design_numbers() -> None:
         ({"source": {"speed": "fast"}}, "source.speed"),
         ({"source": {"min_request_interval_s": 1.0}}, "a number from 2.5 to 3600"),
         ({"hurst": {"noise_below": 0.6, "trend_above": 0.5}}, "hurst.noise_below"),
+        ({"source": {"binance_base_url": "ftp://fapi.binance.com"}}, "binance_base_url = 'ftp:"),
+        ({"source": {"binance_base_url": "https://"}}, "an http:// or https:// URL"),
+        ({"source": {"binance_base_url": "fapi.binance.com"}}, "binance_base_url = 'fapi"),
+        ({"source": {"binance_base_url": "http://127.0.0.1:99999"}}, "binance_base_url = 'http:"),
+        ({"source": {"binance_base_url": "https://fapi.binance.com /x"}}, "no spaces"),
+        ({"source": {"binance_base_url": "https://a\nb"}}, "binance_base_url = 'https://a\\nb'"),
+        ({"source": {"binance_base_url": 8080}}, "binance_base_url = 8080"),
+        ({"source": {"coinglass_base_url": "https://u:pw@proxy.example"}}, "user:password"),
+        (
+            {"source": {"coinglass_base_url": "https://h.example/?a=1"}},
+            "coinglass_base_url = 'https:",
+        ),
     ],
 )
 def test_bad_config_names_the_key_and_what_it_accepts(doc: dict[str, object], needle: str) -> None:
@@ -46,6 +58,27 @@ def test_bad_config_names_the_key_and_what_it_accepts(doc: dict[str, object], ne
         cfg.from_dict(doc)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_password_in_a_bad_url_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as err:
+        cfg.from_dict({"source": {"binance_base_url": "https://me:hunter2@proxy.example"}})
+    assert "hunter2" not in str(err.value) and "user:password" in str(err.value)
+
+
+def test_live_hosts_default_to_the_exchanges_and_accept_a_proxy_or_testnet() -> None:
+    assert cfg.Config().source.binance_base_url == "https://fapi.binance.com"
+    assert cfg.Config().source.coinglass_base_url == "https://open-api-v4.coinglass.com"
+    c = cfg.from_dict(
+        {
+            "source": {
+                "binance_base_url": "http://127.0.0.1:8080/binance/",
+                "coinglass_base_url": "https://proxy.example:8443",
+            }
+        }
+    )
+    assert c.source.binance_base_url == "http://127.0.0.1:8080/binance/"
+    assert c.source.coinglass_base_url == "https://proxy.example:8443"
 
 
 def test_a_valid_file_overrides_only_what_it_names(tmp_path: Path) -> None:

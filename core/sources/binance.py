@@ -1,6 +1,11 @@
 """Binance USDⓈ-M futures 1-minute bars from the public REST klines endpoint (no key).
 
-At start the source back-fills the last `backfill_bars` closed bars per symbol (or every bar
+At start the source checks `symbols` against the exchange's list of trading perpetuals
+(`GET /fapi/v1/exchangeInfo`): a name the exchange does not list stops start-up with one line
+that says which listed names are close. When the list cannot be fetched the run goes on
+without the check (said once): a bad name is then refused on its own first klines request.
+
+Then the source back-fills the last `backfill_bars` closed bars per symbol (or every bar
 since `resume_after_ms`, paging with `startTime`), then polls shortly after each minute closes.
 A kline whose close time is not yet past is still open and is never emitted. Bars are emitted
 minute by minute, all symbols of a minute together, in open-time order: a minute goes out when
@@ -11,6 +16,7 @@ left by failed polls are fetched again from the exchange's history; duplicates a
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +28,7 @@ import httpx
 
 from ..bar import MINUTE_MS, Bar
 from ..clock import Clock
-from ..errors import SourceError
+from ..errors import ConfigError, SourceError
 from ..ratelimit import (
     FailureKind,
     HostRateLimiter,
@@ -36,8 +42,8 @@ from .base import SourceHealth
 
 log = logging.getLogger(__name__)
 
-BINANCE_FAPI_URL = "https://fapi.binance.com"
 KLINES_PATH = "/fapi/v1/klines"
+EXCHANGE_INFO_PATH = "/fapi/v1/exchangeInfo"
 #: Binance caps a klines request at 1500 rows.
 MAX_KLINES_PER_REQUEST = 1500
 #: Fields used from each kline row: 0 open time … 6 close time … 9 taker-buy base volume.
@@ -88,6 +94,44 @@ def _as_float(value: Any) -> float:
     return float(value)
 
 
+def parse_trading_perpetuals(body: Any) -> frozenset[str]:
+    """Symbols of `GET /fapi/v1/exchangeInfo` with status TRADING and contract PERPETUAL."""
+    listed = body.get("symbols") if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        raise SourceError("exchangeInfo response has no list of symbols")
+    return frozenset(
+        entry["symbol"]
+        for entry in listed
+        if isinstance(entry, dict)
+        and isinstance(entry.get("symbol"), str)
+        and entry.get("status") == "TRADING"
+        and entry.get("contractType") == "PERPETUAL"
+    )
+
+
+def refuse_unlisted_symbols(symbols: Iterable[str], listed: frozenset[str]) -> None:
+    """ConfigError naming every symbol the exchange does not trade, with the close names."""
+    unknown = [symbol for symbol in symbols if symbol not in listed]
+    if not unknown:
+        return
+    hints = []
+    for symbol in unknown:
+        close = similar_symbols(symbol, listed)
+        hint = "did you mean " + " or ".join(close) + "?" if close else "nothing similar is listed"
+        hints.append(f"{symbol} ({hint})")
+    raise ConfigError(
+        "source.symbols: Binance USD-M futures has no trading perpetual " + ", ".join(hints)
+    )
+
+
+def similar_symbols(symbol: str, listed: frozenset[str], most: int = 3) -> list[str]:
+    """Listed names one slip away (BTCUSD -> BTCUSDT), then ones it begins (BTC -> BTCUSDT)."""
+    ordered = sorted(listed)
+    close = difflib.get_close_matches(symbol, ordered, n=most, cutoff=0.75)
+    close += [name for name in ordered if name.startswith(symbol) and name not in close]
+    return close[:most]
+
+
 def floor_minute_ms(t_ms: int) -> int:
     return t_ms - t_ms % MINUTE_MS
 
@@ -124,10 +168,10 @@ class BinanceSource:
         clock: Clock,
         symbols: Iterable[str],
         client: httpx.AsyncClient | None = None,
-        base_url: str = BINANCE_FAPI_URL,
+        *,
+        base_url: str,
         limiter: HostRateLimiter | None = None,
         backfill_bars: int = 150,
-        *,
         poll_delay_s: float = 2.0,
         lag_retry_s: float = 5.0,
         max_wait_s: float = 60.0,
@@ -151,6 +195,7 @@ class BinanceSource:
         self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient(timeout=self._timeout)
         self._klines_url = base_url.rstrip("/") + KLINES_PATH
+        self._exchange_info_url = base_url.rstrip("/") + EXCHANGE_INFO_PATH
         host = urlsplit(base_url).netloc or base_url
         self.limiter = limiter if limiter is not None else HostRateLimiter(clock, name=host)
         self._feeds: dict[str, _SymbolFeed] = {}
@@ -176,8 +221,10 @@ class BinanceSource:
     async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
         """Closed bars in open-time order, forever (until `aclose`).
 
-        Raises SourceError only when no symbol can be fetched at all (every one refused).
+        Raises ConfigError when the exchange lists no trading perpetual of a symbol, and
+        SourceError when no symbol can be fetched at all (every one refused).
         """
+        await self._check_symbols()
         self._begin(resume_after_ms)
         while not self._closed:
             await self._poll_round()
@@ -187,6 +234,31 @@ class BinanceSource:
             self._raise_if_nothing_to_fetch()
             self._next_round_s = self._next_round_at_s()
             await self._clock.sleep_until(self._next_round_s)
+
+    async def _check_symbols(self) -> None:
+        """One request (weight 1) through the host's limiter; an exchange that cannot be
+        asked must not keep the run from starting."""
+        try:
+            listed = await fetch_json(
+                self._client,
+                self.limiter,
+                self._exchange_info_url,
+                params={},
+                parse=lambda _response, body: parse_trading_perpetuals(body),
+                timeout=self._timeout,
+            )
+        except RequestFailure as failure:
+            self._errors += 1
+            self._last_error = f"symbol list: {failure.message}"
+            log.warning(
+                "%s: could not fetch the exchange's symbol list (%s); going on without checking"
+                " the symbols (a name the exchange does not know is refused on its first"
+                " request)",
+                self.name,
+                failure.message,
+            )
+            return
+        refuse_unlisted_symbols(self.symbols, listed)
 
     def _begin(self, resume_after_ms: int | None) -> None:
         newest_ms = newest_closed_open_ms(self._now_ms())

@@ -39,7 +39,6 @@ from .base import BarSource, SourceHealth
 
 log = logging.getLogger(__name__)
 
-COINGLASS_URL = "https://open-api-v4.coinglass.com"
 EXCHANGE_LIST_PATH = "/api/futures/taker-buy-sell-volume/exchange-list"
 AGGREGATED_HISTORY_PATH = "/api/futures/aggregated-taker-buy-sell-volume/history"
 API_KEY_HEADER = "CG-API-KEY"
@@ -215,9 +214,9 @@ class CoinGlassSource:
         api_key: str,
         bars: BarSource,
         client: httpx.AsyncClient | None = None,
-        base_url: str = COINGLASS_URL,
-        limiter: HostRateLimiter | None = None,
         *,
+        base_url: str,
+        limiter: HostRateLimiter | None = None,
         flow_range: str = "5m",
         fresh_for_s: float = 300.0,
         poll_every_min: int = 1,

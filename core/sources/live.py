@@ -1,5 +1,9 @@
 """Build the live sources (Binance klines, CoinGlass cross-exchange flow) from config.
 
+Both hosts come from config (`source.binance_base_url`, `source.coinglass_base_url`), so a
+proxy, a testnet or a test's fake server is reached through this same wiring; the Binance
+limiter is the configured host's.
+
 Rate-limiter state (bans, `paused_until`, the breaker) is saved to `source_state.json` on
 every change, so a restart during a ban waits instead of hammering the API.
 """
@@ -14,8 +18,8 @@ from ..errors import ConfigError
 from ..ratelimit import RateLimiterRegistry
 from ..store import Store
 from .base import BarSource
-from .binance import BINANCE_FAPI_URL, BinanceSource
-from .coinglass import COINGLASS_URL, CoinGlassSource
+from .binance import BinanceSource
+from .coinglass import CoinGlassSource
 
 SOURCE_STATE = "source_state.json"
 
@@ -45,10 +49,16 @@ def build_live_source(config: Config, store: Store, clock: Clock) -> BarSource:
     def save() -> None:
         store.write_json(SOURCE_STATE, {"limiters": registry.to_state()})
 
-    binance_limiter = registry.for_host(BINANCE_FAPI_URL)
+    # one gate per configured host: a proxy or testnet is paced (and its bans remembered)
+    # apart from the exchange itself
+    binance_limiter = registry.for_host(src.binance_base_url)
     binance_limiter.on_change = save
     binance = BinanceSource(
-        clock, src.symbols, limiter=binance_limiter, backfill_bars=src.backfill_bars
+        clock,
+        src.symbols,
+        base_url=src.binance_base_url,
+        limiter=binance_limiter,
+        backfill_bars=src.backfill_bars,
     )
     if src.name == "binance":
         return binance
@@ -66,5 +76,5 @@ def build_live_source(config: Config, store: Store, clock: Clock) -> BarSource:
     cg_limiter = registry.for_api_key("coinglass", key)
     cg_limiter.on_change = save
     return CoinGlassSource(
-        clock, src.symbols, key, binance, base_url=COINGLASS_URL, limiter=cg_limiter
+        clock, src.symbols, key, binance, base_url=src.coinglass_base_url, limiter=cg_limiter
     )
