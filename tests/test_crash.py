@@ -227,10 +227,10 @@ def check_ledgers(lane: Lane, book: dict[str, Any] | None) -> None:
     assert not set(open_ids) & set(closed_ids)
     symbols = [p["symbol"] for p in book["open"]]
     assert len(symbols) == len(set(symbols)), "two live positions on one symbol"
-    outcomes = set(outcome_ids)
-    twins = {t["id"] for t in book["twins"]}
+    outcomes = list(store.iter_jsonl(SHADOW_OUTCOMES))
+    twinned = {t.get("twin_of") for t in [*outcomes, *book["twins"]]}
     for trade_id in closed_ids:  # every closed live trade has its shadow twin somewhere
-        assert f"S-{trade_id}" in outcomes | twins, trade_id
+        assert trade_id in twinned, trade_id
     before = lane.book
     if before is not None:
         new_closed = set(closed_ids) - lane.ever_closed

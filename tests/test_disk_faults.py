@@ -190,9 +190,9 @@ def assert_ledgers_whole(data: Path, core: Core) -> None:
     outcomes = [o["id"] for o in list(store.iter_jsonl(SHADOW_OUTCOMES))]
     blocks = [b["id"] for b in list(store.iter_jsonl(GUARD_BLOCKS))]
     assert len(outcomes) == len(set(outcomes)) and len(blocks) == len(set(blocks))
-    twins = {t["id"] for t in book["twins"]}
+    twinned = {t.get("twin_of") for t in [*store.iter_jsonl(SHADOW_OUTCOMES), *book["twins"]]}
     for trade in book["closed"]:
-        assert f"S-{trade['id']}" in set(outcomes) | twins, trade["id"]
+        assert trade["id"] in twinned, trade["id"]
     blocked = sum(t["blocked"] for t in book["guard"].values())
     assert blocked == len(blocks), "a block record was lost in the outage"
     assert store.warnings == []

@@ -180,9 +180,9 @@ def check_consistent(data: Path) -> dict[str, Any]:
     blocks = [b for b in blocks if in_book(b["time_s"], b["symbol"], book)]
     outcome_ids = [o["id"] for o in outcomes]
     open_twins = {t["id"] for t in book["twins"]}
+    twinned = {t.get("twin_of") for t in [*outcomes, *book["twins"]]}
     for trade in book["closed"]:  # every live trade has its shadow twin, closed or open
-        twin = f"S-{trade['id']}"
-        assert twin in outcome_ids or twin in open_twins
+        assert trade["id"] in twinned
     for block in blocks:  # every block has its blocked twin, closed or open
         assert block["twin_id"] in outcome_ids or block["twin_id"] in open_twins
     per_reason = Counter(b["reason"] for b in blocks)
