@@ -178,7 +178,10 @@ class Core:
             self._reject(bar, problem)
             return False
         if self.learning is not None:
-            self.learning.before_bar(bar.open_ms / 1000.0)
+            open_s = bar.open_ms / 1000.0
+            if self.trading is not None and self.learning.cycle_due(open_s):
+                self.trading.flush()  # the cycle reads the closed trades from the store
+            self.learning.before_bar(open_s)
         if engines_fresh:
             self._update_engines(engines, bar)
         engines.last_bar = bar
@@ -236,6 +239,8 @@ class Core:
 
     def _learn_command(self, command: Command) -> str:
         assert self.learning is not None
+        if self.trading is not None:
+            self.trading.flush()
         return self.learning.run_now(self.market_now()).summary
 
     def _release_command(self, command: Command) -> str:

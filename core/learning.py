@@ -107,6 +107,11 @@ class LearningLoop:
 
     # -- cycles --------------------------------------------------------------------
 
+    def cycle_due(self, open_s: float) -> bool:
+        """Will `before_bar(open_s)` run a scheduled cycle?"""
+        last = self.schedule.last_slot_s
+        return not self.read_only and last is not None and self.schedule.due(open_s) is not None
+
     def before_bar(self, open_s: float) -> CycleReport | None:
         """Called before each bar is applied, with its open time: when a slot has come, its
         cycle runs first, on exactly the bars that closed by then (a bar opening after the

@@ -293,6 +293,16 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
         _fsync_dir(path.parent)
 
 
+def to_json(obj: Any) -> str:
+    """Compact JSON; inf/nan (which JSON has not) as strings the reader turns back. The
+    walk that replaces them runs only when a first attempt finds one (it costs more than
+    the encoding itself on a big book)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+
+
 def _finite(obj: Any) -> Any:
     """JSON has no inf/nan: store them as strings the reader turns back."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -376,8 +386,7 @@ class Store:
         """Write a state file atomically. False (and a warning) when the disk refused."""
         if self.read_only:
             return True
-        doc = {"schema_version": SCHEMA_VERSION, **_finite(payload)}
-        data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+        data = to_json({"schema_version": SCHEMA_VERSION, **payload}).encode()
         odd = not_a_plain_file(self.path(name))
         if odd is not None and self.quarantine(name, odd.reason) is None:
             self._write_failed(name, odd)
@@ -468,7 +477,7 @@ class Store:
         if self.read_only:
             return True
         path = self.path(name)
-        line = json.dumps(_finite(record), separators=(",", ":"), allow_nan=False) + "\n"
+        line = to_json(record) + "\n"
         size_before: int | None = None
         try:
             self._rotate_or_carry_on(path)

@@ -156,8 +156,16 @@ class TradingLoop:
         self.book.last_open_ms[bar.symbol] = bar.open_ms
         self.book.last_regime[bar.symbol] = hurst.regime
         self.book.marks[bar.symbol] = bar.close
-        if self._dirty or not self.store.healthy or self._outcomes.backlog or self._blocks.backlog:
+        # A durable store gets the book at the end of every bar that changed it (kill -9
+        # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
+        changed = self._dirty and self.store.durable
+        if changed or not self.store.healthy or self._outcomes.backlog or self._blocks.backlog:
             self.save()  # while the disk refuses, every bar retries: the first success heals
+
+    def flush(self) -> None:
+        """Save the book if it changed since the last save (before someone reads it)."""
+        if self._dirty:
+            self.save()
 
     def _strategy(self, symbol: str) -> AlphaOfi:
         strategy = self.book.strategies.get(symbol)
