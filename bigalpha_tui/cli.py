@@ -165,7 +165,7 @@ def dispatch(argv: list[str]) -> int:
         data_dir = locations.data_dir(args.data_dir)
         if bot_answers(data_dir):
             # the folder's bot runs already (its lock would refuse a second one): show it
-            notice = f"a bot already runs on {data_dir}: attached to it; run options unused"
+            notice = f"a bot already runs on {data_dir}: attaching to it; run options unused"
             return run_attach(args, notice)
     from bigalpha_tui.app import run_app
 

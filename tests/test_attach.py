@@ -322,7 +322,28 @@ def test_plain_bigalpha_tui_attaches_when_the_folders_bot_runs(
         assert cli.dispatch(["attach", "--data-dir", str(short_tmp), "--read-only"]) == 0
     assert calls[0] == (
         str(short_tmp),
-        f"a bot already runs on {short_tmp}: attached to it; run options unused",
+        f"a bot already runs on {short_tmp}: attaching to it; run options unused",
     )
     assert calls[1] == (str(short_tmp), "")
     assert not bot_answers(short_tmp)
+
+
+def test_the_remote_clock_runs_at_the_bots_speed_while_attached_and_stops_with_it() -> None:
+    wall = [100.0]
+    clock = RemoteClock(lambda: wall[0])
+    clock.set(START_S, 60.0)
+    clock.running = True
+    wall[0] += 2.0
+    assert clock.now() == START_S + 120.0
+    clock.running = False  # the bot went away: its clock stops where it was last seen
+    assert clock.now() == START_S
+    clock.set(START_S, None)  # --speed max: only the bot's lines move it
+    clock.running = True
+    assert clock.now() == START_S
+
+
+def test_attach_without_a_terminal_says_so(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.dispatch(["attach", "--data-dir", str(short_tmp)]) == 2
+    assert "the cockpit needs a terminal" in capsys.readouterr().err
