@@ -1,6 +1,8 @@
 """The `bigalpha-tui` command.
 
-    bigalpha-tui [run options]          the cockpit (or --no-ui for headless)
+    bigalpha-tui [run options]          the cockpit (or --no-ui for headless); attaches to
+                                        the bot already running on the data folder
+    bigalpha-tui attach [--read-only]   the cockpit on the bot running on the data folder
     bigalpha-tui status [--json]        what the feature store holds
     bigalpha-tui config --init|--show|--path
     bigalpha-tui replay FILE...         the whole loop over kline files, then a report
@@ -25,7 +27,7 @@ from bigalpha_tui import locations
 from bigalpha_tui.core.errors import BigAlphaError, ConfigError, sole_error
 
 EXIT_USAGE = 2
-SUBCOMMANDS = ("status", "config", "replay", "ctl")
+SUBCOMMANDS = ("status", "config", "replay", "ctl", "attach")
 SYMBOL_HELP = "the symbol of every file, when the file names do not tell it (mydata.csv)"
 
 
@@ -79,7 +81,7 @@ def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bigalpha-tui",
         description="Terminal cockpit for an institutional trend-following futures paper bot.",
-        epilog="Other commands: status, config, replay, ctl (each with --help).",
+        epilog="Other commands: status, config, replay, ctl, attach (each with --help).",
     )
     p.add_argument("--no-ui", action="store_true", help="run headless, one line per event")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -136,6 +138,10 @@ def dispatch(argv: list[str]) -> int:
             return cmd_status(rest)
         if command == "config":
             return cmd_config(rest)
+        if command == "attach":
+            from bigalpha_tui.attach import cmd_attach
+
+            return cmd_attach(rest)
         if command == "replay":
             from bigalpha_tui.replay_cmd import cmd_replay
 
@@ -153,6 +159,14 @@ def dispatch(argv: list[str]) -> int:
             )
     if args.no_ui:
         return cmd_headless(args)
+    if not args.files:
+        from bigalpha_tui.attach import bot_answers, run_attach
+
+        data_dir = locations.data_dir(args.data_dir)
+        if bot_answers(data_dir):
+            # the folder's bot runs already (its lock would refuse a second one): show it
+            notice = f"a bot already runs on {data_dir}: attaching to it; run options unused"
+            return run_attach(args, notice)
     from bigalpha_tui.app import run_app
 
     return run_app(args)

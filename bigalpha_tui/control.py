@@ -5,6 +5,12 @@ connection carries one request: a command line as `bigalpha-tui ctl` takes it
 (`pause`, `guard FEE_EDGE off`, `release SOLUSDT` ...), answered by one line of JSON
 `{"ok": bool, "saved": bool, "message": str}` holding the result event the core logged for it.
 
+The request `subscribe` instead keeps the connection open and streams the core's snapshots
+to it as JSON lines (`bigalpha-tui attach`): a `hello`, then one `snap` line at the UI rate
+whenever something changed, carrying only what changed since the line before (see
+`core/snapshot_codec.py`). Every subscriber has a small bounded queue; one that falls behind
+(a frozen SSH session) is dropped, never waited for, so the bar loop never slows down.
+
 The server runs in the core's event loop, so a request is between bars by construction and
 the command applies at once (`Core.submit`). A socket left by a crashed run is replaced; a
 socket some other process still answers on is never taken over. The socket is removed when
@@ -27,6 +33,7 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from bigalpha_tui.core import snapshot_codec as codec
 from bigalpha_tui.core.commands import parse_command
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import BigAlphaError, CommandError
@@ -39,6 +46,11 @@ SOCKET_MODE = 0o600
 MAX_REQUEST_BYTES = 4096
 REQUEST_TIMEOUT_S = 10.0  # a client that connects and says nothing is dropped
 RESULT_TIMEOUT_S = 30.0  # a command queued behind a bar in flight
+SUBSCRIBE = "subscribe"
+STREAM_VERSION = 1
+MAX_SUBSCRIBERS = 16
+SUBSCRIBER_QUEUE = 4  # lines waiting for one subscriber; one more and it is dropped
+SEND_TIMEOUT_S = 5.0  # one line not taken by the client within this: dropped
 #: sun_path holds 108 bytes with the terminating NUL on Linux (104 on the BSDs).
 MAX_SOCKET_PATH_BYTES = 107
 
@@ -115,14 +127,42 @@ async def submit_and_wait(core: Core, text: str, timeout_s: float = RESULT_TIMEO
     return Reply(bool(data.get("ok")), result.event.message, data.get("saved") is not False)
 
 
+class _Subscriber:
+    """One attached cockpit: its queue of lines and the scope that drops it."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = anyio.create_memory_object_stream[bytes](SUBSCRIBER_QUEUE)
+        self.scope = anyio.CancelScope()
+        self.dropped = False
+
+    def offer(self, line: bytes) -> bool:
+        """Queue a line without waiting; a full queue drops the subscriber (False)."""
+        if self.dropped:
+            return False
+        try:
+            self.send.send_nowait(line)
+        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.drop()
+            return False
+        return True
+
+    def drop(self) -> None:
+        self.dropped = True
+        self.scope.cancel()
+
+
 class ControlServer:
     """Serves `core` on `<data_dir>/control.sock`: `await start()`, `serve()`, `aclose()`."""
 
-    def __init__(self, core: Core, data_dir: Path) -> None:
+    def __init__(self, core: Core, data_dir: Path, *, stream_period_s: float | None = None) -> None:
         self.core = core
         self.path = socket_path(data_dir)
         self._listener: anyio.abc.SocketListener | None = None
         self._inode: int | None = None
+        self.stream_period_s = stream_period_s or 1.0 / max(core.config.ui.refresh_hz, 0.1)
+        self.subscribers: list[_Subscriber] = []
+        self.dropped_subscribers = 0
+        self._fields: dict[str, Any] | None = None  # what every subscriber holds now
 
     async def start(self) -> None:
         """Bind the socket (mode 0600); ControlError when another process answers on it."""
@@ -147,7 +187,9 @@ class ControlServer:
         if self._listener is None:
             await self.start()
         assert self._listener is not None
-        await self._listener.serve(self._handle)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._publish)
+            await self._listener.serve(self._handle)
 
     async def aclose(self) -> None:
         """Stop listening and remove the socket (only if it is still ours)."""
@@ -174,6 +216,9 @@ class ControlServer:
                         b"\n", MAX_REQUEST_BYTES
                     )
                 text = line.decode("utf-8", errors="replace").strip()
+                if text == SUBSCRIBE:
+                    await self._stream(stream)
+                    return
                 reply = await submit_and_wait(self.core, text)
                 await stream.send(reply.to_line())
             except (
@@ -188,6 +233,69 @@ class ControlServer:
                 log.info("control: dropped a request: %s", exc.__class__.__name__)
             except Exception:  # one bad request must never stop the core beside it
                 log.exception("control: request failed")
+
+    # -- snapshot streaming (`bigalpha-tui attach`) ---------------------------------------
+
+    def _line(self, change: dict[str, Any]) -> bytes:
+        clock = self.core.clock
+        return codec.dumps(
+            {
+                "t": "snap",
+                "now": clock.now(),
+                "speed": getattr(clock, "speed", 1.0),
+                "d": change,
+            }
+        )
+
+    async def _stream(self, stream: anyio.abc.SocketStream) -> None:
+        """Send the hello and the whole snapshot, then the changes, until dropped."""
+        if len(self.subscribers) >= MAX_SUBSCRIBERS:
+            await stream.send(
+                Reply(False, f"{MAX_SUBSCRIBERS} cockpits attached already").to_line()
+            )
+            return
+        sub = _Subscriber()
+        if self._fields is None:
+            self._fields = codec.encode_fields(self.core.snapshot())
+        hello = {"t": "hello", "version": STREAM_VERSION, "pid": os.getpid()}
+        sub.offer(codec.dumps(hello))
+        sub.offer(self._line({"set": self._fields}))
+        self.subscribers.append(sub)
+        try:
+            with sub.scope:
+                async with sub.receive:
+                    async for line in sub.receive:
+                        try:
+                            with anyio.fail_after(SEND_TIMEOUT_S):
+                                await stream.send(line)
+                        except TimeoutError:
+                            sub.drop()
+        finally:
+            with contextlib.suppress(ValueError):
+                self.subscribers.remove(sub)
+            if sub.dropped:
+                self.dropped_subscribers += 1
+                log.info("control: dropped a cockpit that fell behind")
+            if not self.subscribers:
+                self._fields = None
+
+    async def _publish(self) -> None:
+        """At the UI rate: the changes since the last line, to every subscriber."""
+        while True:
+            await anyio.sleep(self.stream_period_s)
+            self.publish_once()
+
+    def publish_once(self) -> None:
+        if not self.subscribers or self._fields is None:
+            return
+        fields = codec.encode_fields(self.core.snapshot())
+        change = codec.delta(self._fields, fields)
+        if change is None:
+            return
+        self._fields = fields
+        line = self._line(change)
+        for sub in list(self.subscribers):
+            sub.offer(line)
 
 
 def clear_stale_socket(path: Path) -> None:
@@ -216,7 +324,9 @@ def clear_stale_socket(path: Path) -> None:
         path.unlink()
 
 
-async def open_control_server(core: Core) -> ControlServer | None:
+async def open_control_server(
+    core: Core, *, stream_period_s: float | None = None
+) -> ControlServer | None:
     """The control server of `core`'s data folder, started; None in read-only mode.
 
     A path too long for a Unix socket is warned about and the run goes on without the
@@ -224,7 +334,7 @@ async def open_control_server(core: Core) -> ControlServer | None:
     """
     if core.read_only:
         return None
-    server = ControlServer(core, core.store.root)
+    server = ControlServer(core, core.store.root, stream_period_s=stream_period_s)
     try:
         await server.start()
     except SocketPathTooLong as exc:

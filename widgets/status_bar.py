@@ -39,6 +39,9 @@ class StatusInfo:
     warnings: tuple[str, ...] = ()
     core_problem: str = ""
     halted_reason: str = ""
+    #: attached cockpits: "ATTACHED", "RECONNECTED" or "BOT STOPPED at 09:12 UTC"
+    link: str = ""
+    link_ok: bool = True
 
 
 class StatusBar(Widget):
@@ -131,6 +134,9 @@ class StatusBar(Widget):
             badges.append((90, Text(f" HALTED {s.halted_reason} ", self._style("badge-bad"))))
         if s.read_only:
             badges.append((92, Text(" READ-ONLY ", self._style("badge-info"))))
+        if s.link:
+            style = self._style("badge-info" if s.link_ok else "badge-bad")
+            badges.append((96, Text(f" {s.link} ", style)))
         out.extend((priority, badge, badge) for priority, badge in badges)
         if s.warnings:
             out.append((85, self._warnings(wide=True), self._warnings(wide=False)))
