@@ -27,19 +27,16 @@ class CockpitDriver(LinuxDriver):
     def write(self, data: str) -> None:
         writer = self._writer_thread
         assert writer is not None, "Driver must be in application mode"
+        # the terminal reads again: the frames it missed were diffs, so draw it all anew
+        caught_up = self.dropped_frames > 0 and writer._queue.empty()
         try:
             writer._queue.put_nowait(data)
         except queue.Full:
             self.dropped_frames += 1
-
-    def take_dropped_frames(self) -> int:
-        """Frames dropped since the last call, counted only once the terminal reads again
-        (its queue is empty): then is the time to repaint the whole screen."""
-        writer = self._writer_thread
-        if not self.dropped_frames or writer is None or not writer._queue.empty():
-            return 0
-        dropped, self.dropped_frames = self.dropped_frames, 0
-        return dropped
+            return
+        if caught_up:
+            self.dropped_frames = 0
+            self._app.call_later(self._app.refresh, layout=True)
 
     def close(self) -> None:
         writer = self._writer_thread
