@@ -610,6 +610,7 @@ def run_app(args: argparse.Namespace) -> int:
             rt.core.checkpoint()
         watchdog.arm(code)
         if terminal_stopped_reading():
-            # Python's own exit would wait on the writer thread's lock on the terminal
+            # Python's own exit would wait on the stuck writer's lock on the terminal, then
+            # abort: end here, with the right code
             watchdog.exit_now("the terminal stopped reading; its screen is left as it was")
     return code

@@ -22,7 +22,8 @@ CLOSE_WAIT_S = 0.5
 class CockpitDriver(LinuxDriver):
     """The Linux driver with writes that never block the event loop."""
 
-    dropped_frames = 0
+    #: frames not sent since the terminal last kept up
+    dropped_frames: int = 0
 
     def write(self, data: str) -> None:
         writer = self._writer_thread
