@@ -24,6 +24,7 @@ import anyio
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
@@ -37,6 +38,7 @@ from bigalpha_tui.core.golden_hour import GoldenHour
 from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.store import make_room_for_private_file, private_opener
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
+from bigalpha_tui.exit_watchdog import ExitWatchdog
 from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.guards import GuardsScreen
 from bigalpha_tui.screens.help import HelpScreen, legend
@@ -49,6 +51,8 @@ STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "cl
 #: actions that only make sense on the main screen (not under a dialog)
 MAIN_SCREEN_ONLY = STEERING | {"guards", "focus_symbol", "step_panel", "help", "quit"}
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
+#: each saves the state and ends the cockpit, like `q`
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 
 
 def load_css() -> str:
@@ -163,8 +167,10 @@ class CockpitApp(App[int]):
         snapshot_source: Callable[[], Snapshot] | None = None,
         watch_tty: bool = False,
         serve_control: bool = False,
+        driver_class: type[Driver] | None = None,
+        exit_watchdog: ExitWatchdog | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(driver_class=driver_class)
         self.core = core
         self.config: Config = core.config
         self.duration_s = duration_s
@@ -173,6 +179,7 @@ class CockpitApp(App[int]):
         self.snapshot_source = snapshot_source or core.snapshot
         self.watch_tty = watch_tty
         self.serve_control = serve_control
+        self.exit_watchdog = exit_watchdog
         self.animation_level = "none"
         self.tick_period_s = 1.0 / self.config.ui.refresh_hz
         self.started_wall_s = wall_clock()
@@ -237,7 +244,7 @@ class CockpitApp(App[int]):
         import asyncio
 
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGHUP, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self._on_stop_signal)
 
@@ -255,7 +262,12 @@ class CockpitApp(App[int]):
             worker.cancel()
             with contextlib.suppress(Exception):
                 await worker.wait()
-        self.core.checkpoint()
+        if self.exit_watchdog is None:
+            self.core.checkpoint()
+        else:
+            with self.exit_watchdog.saving():
+                self.core.checkpoint()
+            self.exit_watchdog.arm(0)
         self.exit(0)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -566,6 +578,7 @@ class PrivateLogHandler(RotatingFileHandler):
 def run_app(args: argparse.Namespace) -> int:
     """`bigalpha-tui` with no subcommand: the cockpit over a core built from the options."""
     from bigalpha_tui import runtime
+    from bigalpha_tui.terminal_driver import CockpitDriver, terminal_stopped_reading
 
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
         print(
@@ -576,9 +589,28 @@ def run_app(args: argparse.Namespace) -> int:
     duration = runtime.parse_duration(args.duration) if args.duration else None
     rt = runtime.build(args, read_only=args.read_only)
     log_away_from_the_screen(None if rt.core.read_only else rt.store.root / COCKPIT_LOG)
-    app = CockpitApp(rt.core, duration_s=duration, watch_tty=True, serve_control=True)
+    watchdog = ExitWatchdog()
+    app = CockpitApp(
+        rt.core,
+        duration_s=duration,
+        watch_tty=True,
+        serve_control=True,
+        driver_class=CockpitDriver,
+        exit_watchdog=watchdog,
+    )
+    code = 1  # unless the app returns: a crash in the UI
     try:
         app.run()
+        code = app.return_code or 0
     finally:
-        rt.core.checkpoint()
-    return app.return_code or 0
+        # a late signal must not cut the final save short; the watchdog ends the process
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        with watchdog.saving():
+            rt.core.checkpoint()
+        watchdog.arm(code)
+        if terminal_stopped_reading():
+            # Python's own exit would wait on the stuck writer's lock on the terminal, then
+            # abort: end here, with the right code
+            watchdog.exit_now("the terminal stopped reading; its screen is left as it was")
+    return code

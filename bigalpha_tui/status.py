@@ -35,12 +35,22 @@ def read_status(data_dir: Path) -> dict[str, Any]:
         "last_bar_ms": engine.get("last_bar_ms"),
         "last_bar": iso(engine["last_bar_ms"] / 1000) if engine.get("last_bar_ms") else None,
         "source": engine.get("source"),
+        "paused": engine.get("paused") is True,
+        "guards_off": guards_off(engine),
         "symbols": symbols,
         "learning": learning_status(store),
         "trading": trading_status(store.read_json(store_mod.POSITIONS)),
         "files": files,
         "warnings": [f"{w.file}: {w.message}" for w in store.warnings],
     }
+
+
+def guards_off(engine: dict[str, Any]) -> list[str]:
+    """The guards the operator switched off, by name (engine_state's `guards_enabled`)."""
+    enabled = engine.get("guards_enabled")
+    if not isinstance(enabled, dict):
+        return []
+    return sorted(name for name, on in enabled.items() if on is False)
 
 
 def _last_h(state: dict[str, Any]) -> float | None:
@@ -56,6 +66,7 @@ def render_status(status: dict[str, Any]) -> str:
     if not status["exists"]:
         lines.append("  (empty: nothing has run with this data folder yet)")
         return "\n".join(lines)
+    lines.append(steering_line(status))
     lines.append(f"source: {status['source'] or '—'}   last bar: {status['last_bar'] or '—'} UTC")
     if status["symbols"]:
         lines.append(f"{'symbol':<10} {'bars':>7} {'H':>5}  regime")
@@ -67,6 +78,14 @@ def render_status(status: dict[str, Any]) -> str:
     for warning in status["warnings"]:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)
+
+
+def steering_line(status: dict[str, Any]) -> str:
+    """What the operator steers: whether new entries are paused, which guards are off."""
+    entries = "PAUSED (exits keep running)" if status["paused"] else "on"
+    off = status["guards_off"]
+    guards = f"guards off: {', '.join(off)}" if off else "guards: all on"
+    return f"entries: {entries}   {guards}"
 
 
 def render_learning(learning: dict[str, Any]) -> list[str]:
