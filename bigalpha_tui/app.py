@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 from bigalpha_tui.core.commands import Command, CommandKind, guard_command
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.errors import CommandError, sole_error
+from bigalpha_tui.core.errors import CommandError, ConfigError, sole_error
 from bigalpha_tui.core.golden_hour import GoldenHour
 from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.store import make_room_for_private_file, private_opener
@@ -184,6 +184,7 @@ class CockpitApp(App[int]):
         self.tick_period_s = 1.0 / self.config.ui.refresh_hz
         self.started_wall_s = wall_clock()
         self.core_problem = ""
+        self.fatal_message = ""  # bad input the core found at start: said on exit, status 2
         self.toasts: list[tuple[str, SeverityLevel]] = []
         self.core_worker: Worker[None] | None = None
         self._tick_timer: Timer | None = None
@@ -277,6 +278,12 @@ class CockpitApp(App[int]):
             error = event.worker.error
             if error is not None:
                 error = sole_error(error)
+            if isinstance(error, ConfigError):
+                # bad input found at start (e.g. a symbol the exchange does not list): one
+                # line and exit status 2, as headless says it
+                self.fatal_message = str(error)
+                self.exit(return_code=2)
+                return
             self.core_problem = "STOPPED"
             self.toast(f"The core stopped: {error!r}. State up to the last bar is saved.", "error")
         elif event.state is WorkerState.SUCCESS:
@@ -578,6 +585,7 @@ class PrivateLogHandler(RotatingFileHandler):
 def run_app(args: argparse.Namespace) -> int:
     """`bigalpha-tui` with no subcommand: the cockpit over a core built from the options."""
     from bigalpha_tui import runtime
+    from bigalpha_tui.headless import final_save_status
     from bigalpha_tui.terminal_driver import CockpitDriver, terminal_stopped_reading
 
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
@@ -608,6 +616,10 @@ def run_app(args: argparse.Namespace) -> int:
             signal.signal(signum, signal.SIG_IGN)
         with watchdog.saving():
             rt.core.checkpoint()
+        if app.fatal_message:
+            print(f"bigalpha-tui: {app.fatal_message}", file=sys.stderr)
+        elif code == 0:
+            code = final_save_status(rt.core)  # a failed last save is not a clean exit
         watchdog.arm(code)
         if terminal_stopped_reading():
             # Python's own exit would wait on the stuck writer's lock on the terminal, then

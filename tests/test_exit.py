@@ -39,7 +39,7 @@ def take_terminal() -> None:
 class PtyCockpit:
     """`bigalpha-tui` on a fresh pty whose controlling side this test reads, or not."""
 
-    def __init__(self, data: Path, term: str, home: Path) -> None:
+    def __init__(self, data: Path, term: str, home: Path, *command: str) -> None:
         self.data = data
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
@@ -47,7 +47,14 @@ class PtyCockpit:
         env.pop("BIGALPHA_DATA_DIR", None)
         self.master = master
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bigalpha_tui.cli", "--speed", "60", "--data-dir", str(data)],
+            [
+                sys.executable,
+                "-m",
+                "bigalpha_tui.cli",
+                *(command or ("--speed", "60")),
+                "--data-dir",
+                str(data),
+            ],
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -175,6 +182,7 @@ def test_sigterm_ends_a_cockpit_whose_terminal_stopped_reading(
 
 #: "hangup" closes the terminal, as a dropped SSH session does
 QUITS = ("q", "SIGHUP", "SIGTERM", "SIGINT", "hangup")
+CLI_RUN = (sys.executable, "-m", "bigalpha_tui.cli")
 TERMS = ("xterm-256color", "xterm")
 
 
@@ -212,6 +220,39 @@ def test_quits_in_a_loop_each_exit_within_3_s(
         cockpit.close()
         slowest_s = max(slowest_s, took_s)
     report_figure(f"quits in a loop on a pty: slowest exit {slowest_s:.2f} s")
+
+
+def test_attached_cockpits_quit_in_a_loop_and_the_bot_runs_on(
+    tmp_path: Path, cockpits: list[PtyCockpit], long_run: bool
+) -> None:
+    """An attached cockpit ends on `q`, SIGHUP, SIGTERM, SIGINT or a closed terminal within
+    3 s, exit 0, and the bot it watched never notices (10 runs; 50 with --long)."""
+    data = tmp_path / "data"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    env.pop("BIGALPHA_DATA_DIR", None)
+    bot = subprocess.Popen(
+        [*CLI_RUN, "--no-ui", "--speed", "60", "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        for run in range(50 if long_run else 10):
+            how, term = QUITS[run % len(QUITS)], TERMS[run // len(QUITS) % len(TERMS)]
+            cockpit = PtyCockpit(data, term, tmp_path, "attach")
+            cockpits.append(cockpit)
+            cockpit.read_until_drawn()
+            quit_cockpit(cockpit, how)
+            took_s = cockpit.seconds_to_exit(reading=how != "hangup", limit_s=10.0)
+            assert took_s is not None, f"run {run} ({how}, TERM={term}) still alive after 10 s"
+            assert took_s < EXIT_BOUND_S, f"run {run} ({how}, TERM={term}) took {took_s:.1f} s"
+            assert cockpit.proc.returncode == 0, f"run {run} ({how})"
+            cockpit.close()
+            assert bot.poll() is None, "the bot stopped with its cockpit"
+        assert not lock_is_free(data), "the bot let go of its store"
+    finally:
+        bot.terminate()
+        assert bot.wait(timeout=30) == 0
 
 
 class TmuxCockpit:
