@@ -657,3 +657,40 @@ async def test_a_symbol_without_a_position_highlights_no_position_row(tmp_path: 
         table.focus()
         await pilot.pause()
         assert table.show_cursor
+
+
+class RefusingSource:
+    """A source that finds bad input at start, as Binance does for an unlisted symbol."""
+
+    name = "binance"
+    symbols = ("BTCUSD",)
+
+    async def bars(self, resume_after_ms: int | None = None) -> Any:
+        from bigalpha_tui.core.errors import ConfigError
+
+        raise ConfigError("--symbols BTCUSD is not listed on Binance USD-M (did you mean BTCUSDT?)")
+        yield  # an async generator
+
+    def health(self) -> Any:
+        from bigalpha_tui.core.sources.base import SourceHealth
+
+        return SourceHealth(name=self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_bad_input_found_at_start_ends_the_cockpit_with_status_2(tmp_path: Path) -> None:
+    from bigalpha_tui.core.clock import SimClock
+    from bigalpha_tui.core.store import Store
+
+    core = Core(Config(), RefusingSource(), SimClock(1_767_600_000.0), Store(tmp_path))  # type: ignore[arg-type]
+    app = CockpitApp(core)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if app.return_code is not None:
+                break
+    assert app.return_code == 2
+    assert "did you mean BTCUSDT?" in app.fatal_message
