@@ -28,8 +28,9 @@ from .hurst import HurstReading, HurstTracker
 from .learning import LearningLoop
 from .orders import EntryControls
 from .snapshot import Event, Heartbeat, Snapshot, SymbolView
+from .snapshot_codec import CodecError, decode, to_json
 from .sources.base import BarSource, SourceHealth
-from .store import ENGINE_STATE, HURST_CACHE, WHALE_FLOW, Store
+from .store import ENGINE_STATE, HURST_CACHE, RECENT_EVENTS, WHALE_FLOW, Store
 from .trading import TradingLoop
 from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 
@@ -437,6 +438,7 @@ class Core:
         }
         self.store.write_json(WHALE_FLOW, {"symbols": flow})
         self.store.write_json(HURST_CACHE, {"symbols": hurst})
+        self.store.write_json(RECENT_EVENTS, {"events": [to_json(e) for e in self.events]})
         self.save_engine_state()
 
     def save_engine_state(self) -> None:
@@ -473,6 +475,7 @@ class Core:
         self.store.load_or_quarantine(WHALE_FLOW, self._restore_flow)
         self.store.load_or_quarantine(HURST_CACHE, self._restore_hurst)
         self.store.load_or_quarantine(ENGINE_STATE, self._restore_engine_state)
+        self.store.load_or_quarantine(RECENT_EVENTS, self._restore_events)
         for warning in self.store.warnings:
             self.emit("store_warning", "", f"{warning.file}: {warning.message}")
 
@@ -492,6 +495,19 @@ class Core:
     def _last_ms(self, state: Any) -> int:
         latest_s = codec.latest_time_s(self.clock.wall())
         return codec.time_ms(codec.field(state, "last_open_ms"), "last_open_ms", latest_s)
+
+    def _restore_events(self, doc: dict[str, Any]) -> None:
+        """The event log as the last checkpoint left it, so a restart (and a cockpit that
+        attaches to it) does not open on an empty log; an unreadable line is passed over."""
+        if not isinstance(doc.get("events"), list):
+            raise KeyError("events")
+        kept: list[Event] = []
+        for record in doc["events"]:
+            try:
+                kept.append(decode(Event, record))
+            except (CodecError, ValueError, TypeError, KeyError):
+                continue
+        self.events.extend(kept)  # newest first, as saved
 
     def _restore_flow(self, doc: dict[str, Any]) -> None:
         restored = self._per_symbol(

@@ -53,8 +53,9 @@ SHADOW_OUTCOMES = "shadow_trade_outcomes.jsonl"
 GUARD_BLOCKS = "guard_blocks.jsonl"
 LEARNING_HISTORY = "learning_history.jsonl"
 ENGINE_STATE = "engine_state.json"
+RECENT_EVENTS = "recent_events.json"
 
-JSON_FILES = (WHALE_FLOW, HURST_CACHE, SYMBOL_STATES, POSITIONS, ENGINE_STATE)
+JSON_FILES = (WHALE_FLOW, HURST_CACHE, SYMBOL_STATES, POSITIONS, ENGINE_STATE, RECENT_EVENTS)
 JSONL_FILES = (SHADOW_OUTCOMES, GUARD_BLOCKS, LEARNING_HISTORY)
 
 #: Sub-folders of the data folder (the cockpit's log lives in `logs/`).

@@ -26,6 +26,7 @@ from bigalpha_tui.core.store import (
     JSON_FILES,
     LEARNING_HISTORY,
     POSITIONS,
+    RECENT_EVENTS,
     SHADOW_OUTCOMES,
     SYMBOL_STATES,
     WHALE_FLOW,
@@ -40,6 +41,7 @@ HAND_EDITS: dict[str, dict[str, object]] = {
     SYMBOL_STATES: {"symbols": {"BTCUSDT": {"state": "ASLEEP", "slippage_buffer_bps": "x"}}},
     POSITIONS: {"open": [{"id": 7, "symbol": "BTCUSDT", "side": "UP"}], "last_open_ms": {}},
     ENGINE_STATE: {"paused": "yes please", "guards_enabled": {"FEE_EDGE": False}},
+    RECENT_EVENTS: {"events": "the usual"},
 }
 
 SPOILED: dict[str, bytes] = {

@@ -219,3 +219,16 @@ def test_sigkill_mid_run_then_restart_keeps_the_ledgers_consistent(tmp_path: Pat
         assert position["id"] in closed_since | still_open
     for symbol, last_ms in at_kill["last_open_ms"].items():
         assert after["last_open_ms"][symbol] > last_ms  # it went on from where it was killed
+
+
+def test_the_event_log_survives_a_restart(tmp_path: Path) -> None:
+    """A restart (or a cockpit attaching to the restarted bot) opens on the recent events,
+    not on an empty log."""
+    first = new_core(tmp_path)
+    feed(first, 0, len(BARS) // 4)
+    first.checkpoint()
+    before = list(first.events)
+    assert len(before) > 20
+    second = new_core(tmp_path)
+    seen = [(e.time_s, e.kind, e.symbol, e.message, dict(e.data)) for e in second.events]
+    assert seen == [(e.time_s, e.kind, e.symbol, e.message, dict(e.data)) for e in before]
