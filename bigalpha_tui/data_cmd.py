@@ -122,7 +122,11 @@ def say_result(result: MonthResult) -> None:
         print(f"{where}: {result.detail}", flush=True)
         return
     size = result.path.stat().st_size if result.path is not None else 0
-    print(f"{where}: {result.outcome.value} ({size / 1e6:,.1f} MB, SHA-256 verified)", flush=True)
+    print(f"{where}: {result.outcome.value} ({_size(size)}, SHA-256 verified)", flush=True)
+
+
+def _size(size_bytes: int) -> str:
+    return f"{size_bytes / 1e6:,.1f} MB" if size_bytes >= 100_000 else f"{size_bytes / 1e3:,.1f} kB"
 
 
 def summary(results: list[MonthResult], cache: str) -> str:

@@ -143,12 +143,16 @@ class ArchiveFetcher:
         try:
             digest = self._checksum(url + CHECKSUM_SUFFIX, zip_path.name)
             self._download_verified(url, zip_path, digest)
+            atomic_write_bytes(checksum_path(zip_path), f"{digest}  {zip_path.name}\n".encode())
+            os.replace(_part_path(zip_path), zip_path)
         except _Missing:
             return MonthResult(symbol, month, Outcome.MISSING, detail="not in the archive (404)")
         except _Failed as exc:
             return MonthResult(symbol, month, Outcome.FAILED, detail=str(exc))
-        atomic_write_bytes(checksum_path(zip_path), f"{digest}  {zip_path.name}\n".encode())
-        os.replace(_part_path(zip_path), zip_path)
+        except OSError as exc:  # a full disk, or a symlink planted at a cache file
+            where = f" ({exc.filename})" if exc.filename else ""
+            detail = f"cannot write the cache: {exc.strerror or exc}{where}"
+            return MonthResult(symbol, month, Outcome.FAILED, detail=detail)
         return MonthResult(symbol, month, Outcome.FETCHED, zip_path)
 
     def _prepare_folders(self, folder: Path) -> None:

@@ -274,6 +274,22 @@ def test_a_symlinked_cache_folder_is_refused_in_one_line(
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_symlink_planted_at_the_part_is_never_followed(
+    archive: ArchiveServer, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish(archive, "AVAXUSDT", "2026-02", month_zip("AVAXUSDT", "2026-02"))
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    target = cached(cache, "AVAXUSDT", "2026-02")
+    target.parent.mkdir(parents=True)
+    target.with_name(target.name + ".part").symlink_to(victim)
+    result = run(capsys, "data", "fetch", "AVAXUSDT", "--from", "2026-02")
+    assert result.code == 1
+    assert "is a symbolic link" in result.err
+    assert victim.read_bytes() == b"keep me"
+    assert not target.exists()
+
+
 def test_replay_reads_the_one_csv_in_a_zip_with_or_without_a_header(tmp_path: Path) -> None:
     with_header = tmp_path / "AVAXUSDT-1m-2026-02.zip"
     with_header.write_bytes(month_zip("AVAXUSDT", "2026-02"))
