@@ -249,6 +249,7 @@ def cmd_config(argv: list[str]) -> int:
     absent = " (absent: a run with it stops)" if args.config else " (absent: defaults)"
     print(f"config file : {path}{'' if path.exists() else absent}")
     print(f"data folder : {data}")
+    print(f"cache folder: {locations.cache_dir()} (data fetch)")
     from bigalpha_tui.core import store as store_mod
 
     for name in store_mod.JSON_FILES + store_mod.JSONL_FILES:

@@ -290,6 +290,14 @@ def test_a_symlink_planted_at_the_part_is_never_followed(
     assert not target.exists()
 
 
+def test_config_path_shows_the_cache_folder(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BIGALPHA_CACHE_DIR", str(cache))
+    result = run(capsys, "config", "--path")
+    assert f"cache folder: {cache} (data fetch)" in result.out
+
+
 def test_replay_reads_the_one_csv_in_a_zip_with_or_without_a_header(tmp_path: Path) -> None:
     with_header = tmp_path / "AVAXUSDT-1m-2026-02.zip"
     with_header.write_bytes(month_zip("AVAXUSDT", "2026-02"))
