@@ -6,11 +6,12 @@
     bigalpha-tui status [--json]        what the feature store holds
     bigalpha-tui config --init|--show|--path
     bigalpha-tui replay FILE...         the whole loop over kline files, then a report
+    bigalpha-tui data fetch SYMBOL...   monthly klines from Binance's archive into the cache
 
 Errors a user can act on print one line and exit with status 2, never a traceback.
 Exit status: 0 done (also when the reader of the output went away: `| head`), 1 a run whose
 last save failed (the store holds an earlier state; the reason is on stderr), 2 bad input or
-cannot start, 130 interrupted before the run began. `ctl` documents its own.
+cannot start, 130 interrupted before the run began. `ctl` and `data` document their own.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bigalpha_tui import locations
 from bigalpha_tui.core.errors import BigAlphaError, ConfigError, sole_error
 
 EXIT_USAGE = 2
-SUBCOMMANDS = ("status", "config", "replay", "ctl", "attach")
+SUBCOMMANDS = ("status", "config", "replay", "data", "ctl", "attach")
 SYMBOL_HELP = "the symbol of every file, when the file names do not tell it (mydata.csv)"
 
 
@@ -57,7 +58,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "files",
         nargs="*",
         metavar="FILE",
-        help="kline files (CSV or .gz) to replay; implies --source replay",
+        help="kline files (CSV, .gz or .zip) or cached months (BTCUSDT:2025-01..2025-06)"
+        " to replay; implies --source replay",
     )
     p.add_argument(
         "--skip-bad-rows",
@@ -81,7 +83,7 @@ def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bigalpha-tui",
         description="Terminal cockpit for an institutional trend-following futures paper bot.",
-        epilog="Other commands: status, config, replay, ctl, attach (each with --help).",
+        epilog="Other commands: status, config, replay, data, ctl, attach (each with --help).",
     )
     p.add_argument("--no-ui", action="store_true", help="run headless, one line per event")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -146,10 +148,15 @@ def dispatch(argv: list[str]) -> int:
             from bigalpha_tui.replay_cmd import cmd_replay
 
             return cmd_replay(rest)
+        if command == "data":
+            from bigalpha_tui.data_cmd import cmd_data
+
+            return cmd_data(rest)
         from bigalpha_tui.ctl import cmd_ctl
 
         return cmd_ctl(rest)
     args = run_parser().parse_args(argv)
+    args.files = resolve_data_args(args.files)
     for name in args.files:
         if not os.path.exists(name) and os.sep not in name and "." not in name:
             # `bigalpha-tui stauts`: a mistyped command, not a kline file
@@ -170,6 +177,13 @@ def dispatch(argv: list[str]) -> int:
     from bigalpha_tui.app import run_app
 
     return run_app(args)
+
+
+def resolve_data_args(items: list[str]) -> list[str]:
+    """Kline file arguments with cached months (`BTCUSDT:2025-01..2025-06`) as their zips."""
+    from bigalpha_tui.core.archive import resolve_data_args as resolve
+
+    return resolve(items, locations.cache_dir())
 
 
 def cmd_headless(args: argparse.Namespace) -> int:
@@ -249,6 +263,7 @@ def cmd_config(argv: list[str]) -> int:
     absent = " (absent: a run with it stops)" if args.config else " (absent: defaults)"
     print(f"config file : {path}{'' if path.exists() else absent}")
     print(f"data folder : {data}")
+    print(f"cache folder: {locations.cache_dir()} (data fetch)")
     from bigalpha_tui.core import store as store_mod
 
     for name in store_mod.JSON_FILES + store_mod.JSONL_FILES:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
+from bigalpha_tui.core.archive import ARCHIVE_URL_ENV, CACHE_DIR_ENV, DEFAULT_ARCHIVE_URL
 from bigalpha_tui.core.errors import ConfigError
 
 APP_NAME = "bigalpha-tui"
@@ -41,3 +42,16 @@ def config_path(cli_value: str | None = None) -> Path:
     if cli_value:
         return Path(cli_value).expanduser()
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def cache_dir() -> Path:
+    """Downloaded market data: $BIGALPHA_CACHE_DIR, else the platform's user cache folder."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def archive_url() -> str:
+    """Root of the kline archive: $BIGALPHA_ARCHIVE_URL, else Binance's public one."""
+    return os.environ.get(ARCHIVE_URL_ENV) or DEFAULT_ARCHIVE_URL

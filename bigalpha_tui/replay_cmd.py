@@ -9,7 +9,6 @@ one, never the operator's live store. Progress goes to stderr, only when stderr 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import shutil
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bigalpha_tui.cli import SYMBOL_HELP
+from bigalpha_tui.cli import SYMBOL_HELP, resolve_data_args
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.profit_factor import format_pf, profit_factor
 from bigalpha_tui.core.snapshot import Snapshot
@@ -38,7 +37,13 @@ def parser() -> argparse.ArgumentParser:
         prog="bigalpha-tui replay",
         description="Run the whole trading loop over Binance kline files and print a report.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="kline CSV files (or .gz, or folders)")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="kline CSV files (or .gz, .zip, folders), or cached months: BTCUSDT:2025-01..2025-06"
+        " (fetched first with `bigalpha-tui data fetch`)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (counted)")
     p.add_argument("--symbol", help=SYMBOL_HELP)
@@ -105,10 +110,11 @@ class Progress:
 
 def count_rows(paths: Iterable[Path]) -> int:
     """Data rows in the files (a header line is not counted), for the progress bar."""
+    from bigalpha_tui.core.sources.replay import open_kline_text
+
     total = 0
     for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        with open_kline_text(path, errors="replace") as fh:
             for line in fh:
                 if line[:1].isdigit():
                     total += 1
@@ -117,6 +123,7 @@ def count_rows(paths: Iterable[Path]) -> int:
 
 def cmd_replay(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    args.files = resolve_data_args(args.files)
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-replay-")) if temporary else None
     try:

@@ -1,9 +1,10 @@
-"""Replay of Binance-format 1-minute kline CSV files (plain or .gz) as a `BarSource`.
+"""Replay of Binance-format 1-minute kline CSV files (plain, .gz or .zip) as a `BarSource`.
 
 Reads the 12-column kline layout (`open_time, open, high, low, close, volume, close_time,
 quote_volume, count, taker_buy_volume, taker_buy_quote_volume, ignore`), with or without a
-header row. The open time may be epoch milliseconds (or seconds/microseconds, told apart by
-magnitude) or an ISO date-time; one with an offset is converted, a naive one is read as UTC.
+header row; a `.zip` (Binance's monthly archive) holds one such CSV. The open time may be
+epoch milliseconds (or seconds/microseconds, told apart by magnitude) or an ISO date-time;
+one with an offset is converted, a naive one is read as UTC.
 
 Taker-buy volume is what the flow engines need. Rows without it (an empty taker column, or a
 6-column OHLCV file) stop the replay with a message saying so, unless `allow_no_flow` is set:
@@ -23,6 +24,7 @@ import heapq
 import io
 import os
 import re
+import zipfile
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
@@ -60,7 +62,9 @@ _QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "BTC", "ETH", "
 _SYMBOL_TOKEN = re.compile(r"[A-Z0-9]{2,20}")
 _INTERVAL_TOKEN = re.compile(r"\d+[smhdwM]")
 _NAME_SPLIT = re.compile(r"[-_.\s]+")
-_DATA_SUFFIXES = (".csv", ".csv.gz")
+_DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 class RowError(DataError):
@@ -233,25 +237,40 @@ def _check_interval_in_name(path: Path) -> None:
             raise DataError(f"{path}: the name says {token} klines; replay reads 1-minute klines")
 
 
-def _open_text(path: Path) -> IO[str]:
-    """The file as text, gunzipped when it starts with the gzip magic bytes."""
+def open_kline_text(path: Path, errors: str = "strict") -> IO[str]:
+    """The file as text: gunzipped or unzipped when its first bytes say gzip or zip."""
     try:
         with path.open("rb") as raw:
-            magic = raw.read(2)
-        if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
-        return path.open("r", encoding="utf-8-sig")
+            magic = raw.read(4)
+        if magic[:2] == _GZIP_MAGIC:
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors=errors)
+        if magic == _ZIP_MAGIC:
+            return io.TextIOWrapper(_sole_zip_member(path), encoding="utf-8-sig", errors=errors)
+        return path.open("r", encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
+
+
+def _sole_zip_member(path: Path) -> IO[bytes]:
+    """The one file a zip holds (Binance's archive: one CSV), opened for streaming."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise DataError(f"{path}: the zip holds {len(members)} files, replay reads one")
+            # the member stays readable after the archive object is closed (shared file)
+            return archive.open(members[0])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+        raise DataError(f"{path}: not a readable zip ({exc})") from None
 
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     line_no = 0
     try:
-        with _open_text(path) as stream:
+        with open_kline_text(path) as stream:
             for line_no, line in enumerate(stream, start=1):
                 yield line_no, line
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise DataError(f"{path}, near line {line_no + 1}: cannot read ({exc})") from None
 
 
@@ -351,14 +370,14 @@ def parse_kline_file(
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given; a folder stands for its *.csv and *.csv.gz files."""
+    """Files as given; a folder stands for its *.csv, *.csv.gz and *.zip files."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.name.endswith(_DATA_SUFFIXES))
             if not found:
-                raise DataError(f"{path}: the folder holds no .csv or .csv.gz files")
+                raise DataError(f"{path}: the folder holds no .csv, .csv.gz or .zip files")
             files += found
         elif path.is_file():
             files.append(path)
