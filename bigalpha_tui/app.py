@@ -586,7 +586,7 @@ def run_app(args: argparse.Namespace) -> int:
     """`bigalpha-tui` with no subcommand: the cockpit over a core built from the options."""
     from bigalpha_tui import runtime
     from bigalpha_tui.headless import final_save_status
-    from bigalpha_tui.terminal_driver import CockpitDriver, terminal_stopped_reading
+    from bigalpha_tui.terminal_driver import CockpitDriver
 
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
         print(
@@ -606,20 +606,32 @@ def run_app(args: argparse.Namespace) -> int:
         driver_class=CockpitDriver,
         exit_watchdog=watchdog,
     )
+
+    def final_save(code: int) -> int:
+        rt.core.checkpoint()
+        if app.fatal_message:
+            print(f"bigalpha-tui: {app.fatal_message}", file=sys.stderr)
+            return code
+        return final_save_status(rt.core) if code == 0 else code  # a failed save is no 0
+
+    return run_guarded(app, watchdog, final_save)
+
+
+def run_guarded(app: CockpitApp, watchdog: ExitWatchdog, final_save: Callable[[int], int]) -> int:
+    """Run a cockpit to its end, then save (`final_save` takes and returns the exit code)
+    with no signal able to cut the save short, and end the process within 2 s of the save
+    even when the terminal stopped reading (the watchdog)."""
+    from bigalpha_tui.terminal_driver import terminal_stopped_reading
+
     code = 1  # unless the app returns: a crash in the UI
     try:
         app.run()
         code = app.return_code or 0
     finally:
-        # a late signal must not cut the final save short; the watchdog ends the process
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         with watchdog.saving():
-            rt.core.checkpoint()
-        if app.fatal_message:
-            print(f"bigalpha-tui: {app.fatal_message}", file=sys.stderr)
-        elif code == 0:
-            code = final_save_status(rt.core)  # a failed last save is not a clean exit
+            code = final_save(code)
         watchdog.arm(code)
         if terminal_stopped_reading():
             # Python's own exit would wait on the stuck writer's lock on the terminal, then

@@ -324,9 +324,9 @@ def cmd_attach(argv: list[str]) -> int:
 def run_attach(args: argparse.Namespace, notice: str = "") -> int:
     """The attached cockpit on `args.data_dir` (run options other than the store's ignored)."""
     from bigalpha_tui import runtime
-    from bigalpha_tui.app import log_away_from_the_screen
+    from bigalpha_tui.app import log_away_from_the_screen, run_guarded
     from bigalpha_tui.exit_watchdog import ExitWatchdog
-    from bigalpha_tui.terminal_driver import CockpitDriver, terminal_stopped_reading
+    from bigalpha_tui.terminal_driver import CockpitDriver
 
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
         print("bigalpha-tui attach: the cockpit needs a terminal", file=sys.stderr)
@@ -349,12 +349,4 @@ def run_attach(args: argparse.Namespace, notice: str = "") -> int:
         driver_class=CockpitDriver,
         exit_watchdog=watchdog,
     )
-    code = 1  # unless the app returns: a crash in the UI
-    try:
-        app.run()
-        code = app.return_code or 0
-    finally:
-        watchdog.arm(code)  # nothing to save here: the bot keeps its own store
-        if terminal_stopped_reading():
-            watchdog.exit_now("the terminal stopped reading; its screen is left as it was")
-    return code
+    return run_guarded(app, watchdog, lambda code: code)  # the bot keeps its own store
