@@ -386,7 +386,7 @@ class CockpitApp(App[int]):
     def action_allowed(self, action: str) -> bool | None:
         """Whether an action can run in this session, whatever screen is showing."""
         if action in STEERING and self.core.read_only:
-            return None
+            return False  # hidden from the footer and refused: this session only watches
         # panel keys only matter when panels are tabs
         return not (action == "step_panel" and self.main.wide)
 

@@ -475,7 +475,9 @@ async def test_read_only_disables_steering_but_not_watching(tmp_path: Path) -> N
     seen = record_commands(core, CommandKind.RELEASE, CommandKind.CLOSE, CommandKind.LEARN)
     async with app.run_test(size=(80, 24)) as pilot:
         for action in ("toggle_pause", "learn", "release", "close_position"):
-            assert app.check_action(action, ()) is None
+            assert app.check_action(action, ()) is False  # hidden and refused
+        footer = app.export_screenshot()
+        assert "Pause" not in footer and "Resume" not in footer and "Learn" not in footer
         palette = [title for title, _, _ in CockpitCommands(app.screen).commands()]
         assert "Pause / resume entries" not in palette and "Guards…" in palette
         await pilot.press("p", "l", "3", "r", "1", "x")

@@ -269,7 +269,7 @@ async def test_a_read_only_attach_shows_paused_and_refuses_p(short_tmp: Path) ->
         await pilot.press("p")
         await anyio.sleep(5 * PERIOD_S)
         assert bot.paused  # p (resume) refused
-        assert app.check_action("resume", ()) is None
+        assert app.check_action("resume", ()) is False  # hidden from the footer too
         with pytest.raises(CommandError, match="read-only"):
             remote.submit(Command(CommandKind.RESUME))
 
