@@ -52,6 +52,7 @@ class Book:
     guard: GuardReport = field(default_factory=GuardReport)
     guard_log: deque[GuardBlockView] = field(default_factory=lambda: deque(maxlen=GUARD_LOG_LEN))
     strategies: dict[str, AlphaOfi] = field(default_factory=dict)
+    cooldown_until_s: dict[str, float] = field(default_factory=dict)  # after operator closes
 
 
 def encode(book: Book) -> dict[str, Any]:
@@ -70,6 +71,7 @@ def encode(book: Book) -> dict[str, Any]:
         "guard": book.guard.to_record(),
         "guard_log": [guard_view_record(v) for v in book.guard_log],
         "strategy": {s: a.to_state() for s, a in book.strategies.items()},
+        "cooldown_until_s": dict(book.cooldown_until_s),
     }
 
 
@@ -112,6 +114,9 @@ def decode(doc: Mapping[str, Any], config: Config, latest_s: float) -> Decoded:
     )
     book.marks = reader.entries(doc, "marks", lambda _, v: codec.positive(v, "mark"))
     book.strategies = reader.entries(doc, "strategy", _strategy_reader(config))
+    book.cooldown_until_s = reader.entries(
+        doc, "cooldown_until_s", lambda _, v: codec.time_s(v, "cooldown_until_s", latest_s)
+    )
     _decode_totals(doc, book, bad)
     _decode_guard(doc, book, bad)
     log = reader.items(doc, "guard_log", guard_view_from_record)

@@ -154,6 +154,12 @@ class GateConfig:
     initial_slippage_buffer_bps: float = _opt(
         2.0, "slippage buffer every symbol starts with", min=0.0, max=1000.0
     )
+    operator_cooldown_min: float = _opt(
+        30.0,
+        "minutes a symbol takes no new entry after the operator closed it",
+        min=0.0,
+        max=1440.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,15 @@ in words an operator can read. They run in DESIGN order and the first block deci
 
 1. PAUSED          the operator paused new entries (exits keep running);
 2. GOLDEN_HOUR     outside the golden hour no new entry;
-3. MAX_POSITIONS   at most `max_positions` open (pending entries count: they will fill);
-4. FEE_EDGE        the expected edge must cover round-trip fees plus the symbol's buffer;
-5. WHALE_CONFLICT  the whales must not be trading against the signal.
+3. COOLDOWN        the operator closed this symbol's position less than
+                   `operator_cooldown_min` ago (a close by hand is not an invitation to
+                   re-enter on the next bar);
+4. MAX_POSITIONS   at most `max_positions` open (pending entries count: they will fill);
+5. FEE_EDGE        the expected edge must cover round-trip fees plus the symbol's buffer;
+6. WHALE_CONFLICT  the whales must not be trading against the signal.
 
-Gates 3-5 are guards the operator may switch off; a switched-off guard is recorded as skipped.
+MAX_POSITIONS, FEE_EDGE and WHALE_CONFLICT are guards the operator may switch off; a
+switched-off guard is recorded as skipped.
 The `Decision` keeps the gates passed, the one that blocked (if any) and the final size.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from .config import GateConfig
@@ -34,6 +39,7 @@ class GateContext:
     paused: bool
     open_positions: int  # live positions plus entry orders waiting for their fill
     slippage_buffer_bps: float
+    cooldown_until_s: float | None = None  # the operator closed the symbol: no entry before
 
 
 class Gate(Protocol):
@@ -61,6 +67,17 @@ class GoldenHourGate:
         if self.window.is_open(ctx.signal.time_s):
             return None
         return f"outside the golden hour ({self.window.describe()})"
+
+
+class CooldownGate:
+    reason = BlockReason.COOLDOWN
+
+    def check(self, ctx: GateContext) -> str | None:
+        until = ctx.cooldown_until_s
+        if until is None or ctx.signal.time_s >= until:
+            return None
+        clock = datetime.fromtimestamp(until, UTC).strftime("%H:%M UTC")
+        return f"closed by the operator: no new entry before {clock}"
 
 
 class MaxPositionsGate:
@@ -136,6 +153,7 @@ class GatePipeline:
         self.gates: tuple[Gate, ...] = (
             PausedGate(),
             GoldenHourGate(self.golden_hour),
+            CooldownGate(),
             MaxPositionsGate(config.max_positions),
             self.fee_edge,
             WhaleConflictGate(),

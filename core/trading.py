@@ -45,7 +45,7 @@ from .snapshot import GuardBlockView
 from .store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store
 from .strategy import AlphaOfi, Signal
 from .trades import ClosedTrade, Ledger
-from .types import BlockReason, Regime, Side, SymbolState
+from .types import BlockReason, ExitReason, Regime, Side, SymbolState
 
 MIN_S = 60.0
 HOUR_S = 3600.0
@@ -207,6 +207,7 @@ class TradingLoop:
             paused=controls.paused,
             open_positions=len(self.book.live) + len(self.book.pending),
             slippage_buffer_bps=status.slippage_buffer_bps,
+            cooldown_until_s=self.book.cooldown_until_s.get(signal.symbol),
         )
         return self.gates.decide(ctx, size, controls.guards_enabled)
 
@@ -447,6 +448,7 @@ class TradingLoop:
         trade = position.closed_trade()
         if position.ledger is Ledger.LIVE:
             del self.book.live[position.symbol]
+            self._start_cooldown(trade)
             self.book.closed_live.append(trade)
             self.book.closed_records.append(trade.to_record())
             self.book.realised_closed_usd += trade.pnl_usd
@@ -458,6 +460,15 @@ class TradingLoop:
             self._outcomes.append_once(trade.to_record())
         for observer in self.trade_observers:
             observer(trade)
+
+    def _start_cooldown(self, trade: ClosedTrade) -> None:
+        """A position the operator closed takes no new entry for `operator_cooldown_min`."""
+        cooldown = self.config.gates.operator_cooldown_min * MIN_S
+        expired = [s for s, t in self.book.cooldown_until_s.items() if t <= trade.exit_s]
+        for symbol in expired:
+            del self.book.cooldown_until_s[symbol]
+        if ExitReason.MANUAL in trade.exit_reasons and cooldown > 0:
+            self.book.cooldown_until_s[trade.symbol] = trade.exit_s + cooldown
 
     def _prune_history(self, now_s: float) -> None:
         keep_h = max(self.config.store.live_history_h, self.config.learning.lookback_h)

@@ -51,6 +51,7 @@ class BlockReason(StrEnum):
 
     PAUSED = "PAUSED"
     GOLDEN_HOUR = "GOLDEN_HOUR"
+    COOLDOWN = "COOLDOWN"  # the operator closed the symbol's position a moment ago
     MAX_POSITIONS = "MAX_POSITIONS"
     FEE_EDGE = "FEE_EDGE"
     WHALE_CONFLICT = "WHALE_CONFLICT"

@@ -319,3 +319,25 @@ def test_a_pause_cancels_an_entry_not_yet_filled_and_says_so(tmp_path: Path) -> 
     assert any(e.kind == "cancel" and "paused" in e.message for e in core.events)
     core.process_bar(bars[-1])
     assert core.trading.live == {} and core.trading.pending == {}
+
+
+def test_a_symbol_the_operator_closed_takes_no_entry_for_the_cooldown(tmp_path: Path) -> None:
+    """After `x` the symbol re-entered on the very next bar; now it waits
+    `gates.operator_cooldown_min` (30), each signal blocked as COOLDOWN and counted."""
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    assert SYMBOL in loop.live
+    loop.request_close(SYMBOL)
+    feed(loop, [make_bar(16, 100.0)])  # closes at this bar's open, 10:16
+    assert SYMBOL not in loop.live and loop.closed_live[-1].exit_reasons == (ExitReason.MANUAL,)
+    feed(loop, [signal_bar(17, Side.LONG), make_bar(18, 100.0)])
+    assert SYMBOL not in loop.live and SYMBOL not in loop.pending
+    records = [r for r in loop.store.iter_jsonl(GUARD_BLOCKS) if r["reason"] == "COOLDOWN"]
+    assert records and all("before 10:46 UTC" in r["detail"] for r in records)
+    stats = {s.reason: s for s in guard_views(loop.book)}[BlockReason.COOLDOWN]
+    assert stats.blocked == len(records)
+    again = make_loop(tmp_path)  # the cooldown survives a restart
+    assert again.book.cooldown_until_s == loop.book.cooldown_until_s
+    quiet = warm_bars(27, start_minute=19)  # balanced flow, a 0.4 % range: edge clears fees
+    feed(again, [*quiet, signal_bar(46, Side.LONG), make_bar(47, 100.0)])
+    assert SYMBOL in again.live  # 10:47: the cooldown is over

@@ -21,6 +21,7 @@ from . import fmt
 REASON_CLASS = {
     BlockReason.PAUSED: "paused",
     BlockReason.GOLDEN_HOUR: "golden",
+    BlockReason.COOLDOWN: "cooldown",
     BlockReason.MAX_POSITIONS: "max",
     BlockReason.FEE_EDGE: "fee",
     BlockReason.WHALE_CONFLICT: "whale",
@@ -37,6 +38,7 @@ class GuardLog(Widget):
     GuardLog > .guard-log--fee { color: $text-warning; }
     GuardLog > .guard-log--max { color: $text-accent; }
     GuardLog > .guard-log--golden { color: $foreground-muted; }
+    GuardLog > .guard-log--cooldown { color: $text-secondary; }
     GuardLog > .guard-log--paused { color: $text-secondary; }
     GuardLog > .guard-log--muted { color: $foreground-muted; }
     """
@@ -46,6 +48,7 @@ class GuardLog(Widget):
         "guard-log--fee",
         "guard-log--max",
         "guard-log--golden",
+        "guard-log--cooldown",
         "guard-log--paused",
         "guard-log--muted",
     }
