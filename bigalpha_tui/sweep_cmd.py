@@ -318,7 +318,7 @@ def render_walk_forward(args: argparse.Namespace, result: dict[str, Any]) -> str
         f"walk-forward {result['walk_forward']}: {result['combinations']} combinations, chosen"
         f" by {metric} on each training window; out-of-sample test windows only (UTC)",
         "",
-        f"{'test window':<33} {'train ' + _short(metric):>9} {FIGURES_HEAD}  chosen params",
+        f"{'test window':<34} {'train ' + _short(metric):>9} {FIGURES_HEAD}  chosen params",
     ]
     for w in result["windows"]:
         trained = w["train_" + metric]
@@ -328,7 +328,7 @@ def render_walk_forward(args: argparse.Namespace, result: dict[str, Any]) -> str
             f"  {_params(w['params'])}"
         )
     total = result["out_of_sample"]
-    lines += ["", f"{'out of sample, all test windows':<43} {_figures(total)}"]
+    lines += ["", f"{'out of sample, all test windows':<44} {_figures(total)}"]
     return "\n".join(lines)
 
 
