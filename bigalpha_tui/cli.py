@@ -6,6 +6,7 @@
     bigalpha-tui status [--json]        what the feature store holds
     bigalpha-tui config --init|--show|--path
     bigalpha-tui replay FILE...         the whole loop over kline files, then a report
+    bigalpha-tui sweep DATA... --set K=V1,V2   every combination replayed in parallel, ranked
     bigalpha-tui data fetch SYMBOL...   monthly klines from Binance's archive into the cache
 
 Errors a user can act on print one line and exit with status 2, never a traceback.
@@ -28,7 +29,7 @@ from bigalpha_tui import locations
 from bigalpha_tui.core.errors import BigAlphaError, ConfigError, sole_error
 
 EXIT_USAGE = 2
-SUBCOMMANDS = ("status", "config", "replay", "data", "ctl", "attach")
+SUBCOMMANDS = ("status", "config", "replay", "sweep", "data", "ctl", "attach")
 SYMBOL_HELP = "the symbol of every file, when the file names do not tell it (mydata.csv)"
 
 
@@ -83,7 +84,8 @@ def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bigalpha-tui",
         description="Terminal cockpit for an institutional trend-following futures paper bot.",
-        epilog="Other commands: status, config, replay, data, ctl, attach (each with --help).",
+        epilog="Other commands: status, config, replay, sweep, data, ctl, attach"
+        " (each with --help).",
     )
     p.add_argument("--no-ui", action="store_true", help="run headless, one line per event")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -148,6 +150,10 @@ def dispatch(argv: list[str]) -> int:
             from bigalpha_tui.replay_cmd import cmd_replay
 
             return cmd_replay(rest)
+        if command == "sweep":
+            from bigalpha_tui.sweep_cmd import cmd_sweep
+
+            return cmd_sweep(rest)
         if command == "data":
             from bigalpha_tui.data_cmd import cmd_data
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bigalpha_tui.cli import SYMBOL_HELP, resolve_data_args
+from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.profit_factor import format_pf, profit_factor
 from bigalpha_tui.core.snapshot import Snapshot
@@ -140,12 +141,40 @@ def cmd_replay(argv: list[str]) -> int:
     return 0
 
 
+@dataclass
+class ReplayRun:
+    """What one replay leaves: its trades, the final snapshot, the source's summary."""
+
+    log: TradeLog
+    snapshot: Snapshot
+    source_detail: str
+    elapsed_s: float
+
+    def report(self) -> dict[str, Any]:
+        return build_report(self.log, self.snapshot, self.source_detail, self.elapsed_s)
+
+
 def run_replay(args: argparse.Namespace, data_dir: Path, *, durable: bool = True) -> dict[str, Any]:
+    return run_loop(args, data_dir, durable=durable, show_progress=sys.stderr.isatty()).report()
+
+
+def run_loop(
+    args: argparse.Namespace,
+    data_dir: Path,
+    *,
+    durable: bool = True,
+    show_progress: bool = False,
+    config: Config | None = None,
+    window_ms: tuple[int, int] | None = None,
+) -> ReplayRun:
+    """One replay of `args.files` into `data_dir`; `config` replaces the file's (a sweep's
+    variant), `window_ms` keeps the bars opening in [start, end) (the run starts cold)."""
     import anyio
 
     from bigalpha_tui import runtime
     from bigalpha_tui.core.sources.replay import expand_paths
 
+    start_ms, end_ms = window_ms if window_ms is not None else (None, None)
     namespace = argparse.Namespace(
         source="replay",
         speed=args.speed,
@@ -157,14 +186,16 @@ def run_replay(args: argparse.Namespace, data_dir: Path, *, durable: bool = True
         symbol=args.symbol,
         data_dir=str(data_dir),
         config=args.config,
+        start_ms=start_ms,
+        end_ms=end_ms,
     )
-    rt = runtime.build(namespace, durable=durable)
+    rt = runtime.build(namespace, durable=durable, config=config)
     core = rt.core
     log = TradeLog()
     if core.trading is not None:
         core.trading.trade_observers.append(log.add)
     progress = None
-    if sys.stderr.isatty():
+    if show_progress:
         progress = Progress(sys.stderr, count_rows(expand_paths(args.files)))
         core.step_observers.append(lambda: progress.tick(core))
     started = time.perf_counter()
@@ -173,7 +204,7 @@ def run_replay(args: argparse.Namespace, data_dir: Path, *, durable: bool = True
     if progress is not None:
         progress.tick(core, force=True)
         progress.done()
-    return build_report(log, core.snapshot(), rt.source.health().detail, elapsed_s)
+    return ReplayRun(log, core.snapshot(), rt.source.health().detail, elapsed_s)
 
 
 # -- the report -------------------------------------------------------------------------

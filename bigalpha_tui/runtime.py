@@ -84,9 +84,16 @@ def _last_bar_ms(store: Store) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def build(args: argparse.Namespace, *, read_only: bool = False, durable: bool = True) -> Runtime:
-    """Config, store, clock, source and core, wired for one run."""
-    config = effective_config(args)
+def build(
+    args: argparse.Namespace,
+    *,
+    read_only: bool = False,
+    durable: bool = True,
+    config: Config | None = None,
+) -> Runtime:
+    """Config, store, clock, source and core, wired for one run. `config`, when given, is
+    used as it is (a sweep's variant, already validated) instead of the file and flags."""
+    config = effective_config(args) if config is None else config
     data_dir = locations.checked_data_dir(getattr(args, "data_dir", None))
     if not read_only:
         lock_store(data_dir)  # held for the life of the process
@@ -159,6 +166,8 @@ def build_source(config: Config, store: Store, args: argparse.Namespace) -> tupl
             skip_bad_rows=getattr(args, "skip_bad_rows", False),
             allow_no_flow=getattr(args, "allow_no_flow", False),
             symbol=getattr(args, "symbol", None),
+            start_ms=getattr(args, "start_ms", None),
+            end_ms=getattr(args, "end_ms", None),
         )
         return source, replay_clock
     if name in ("binance", "coinglass"):

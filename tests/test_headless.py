@@ -185,7 +185,7 @@ def test_a_mistyped_command_is_named_not_taken_for_a_file(tmp_path: Path) -> Non
     result = cli("stauts", "--data-dir", str(tmp_path), tmp=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no command or file named 'stauts'" in result.stderr
-    assert "status, config, replay, data, ctl, attach" in result.stderr
+    assert "status, config, replay, sweep, data, ctl, attach" in result.stderr
 
 
 def test_version_is_printed() -> None:

@@ -588,6 +588,15 @@ def test_replay_resume_skips_bars_already_seen(test_data: Path) -> None:
     assert resumed == everything[100:]
 
 
+def test_replay_window_keeps_only_bars_opening_inside_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "AVAXUSDT-1m.csv", [kline_row(m) for m in range(10)])
+    start_ms, end_ms = T0_MS + 3 * MINUTE_MS, T0_MS + 7 * MINUTE_MS
+    source = ReplaySource([path], SimClock(0.0), start_ms=start_ms, end_ms=end_ms)
+    bars = collect(source)
+    assert [b.open_ms for b in bars] == [T0_MS + m * MINUTE_MS for m in range(3, 7)]
+    assert source.health().state is SourceState.FINISHED
+
+
 def test_replay_at_a_speed_paces_in_real_time(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "AVAXUSDT-1m.csv", [kline_row(m) for m in range(3)])
     began = time.monotonic()

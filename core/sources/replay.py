@@ -400,7 +400,8 @@ class ReplaySource:
 
     `speed` None replays as fast as possible (the clock still follows each bar's close);
     a number S replays S x real time, paced on the event loop's clock. `symbol` names the
-    symbol of every file (else each file name must tell it).
+    symbol of every file (else each file name must tell it). `start_ms` and `end_ms` keep
+    only the bars that open in [start_ms, end_ms): the run starts cold on the first of them.
     """
 
     name = "replay"
@@ -413,13 +414,19 @@ class ReplaySource:
         skip_bad_rows: bool = False,
         allow_no_flow: bool = False,
         symbol: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
     ) -> None:
         if speed is not None and not speed > 0:
             raise DataError(f"replay speed must be positive (or None for max), not {speed}")
+        if start_ms is not None and end_ms is not None and not start_ms < end_ms:
+            raise DataError(f"replay window start {start_ms} must be before its end {end_ms}")
         as_list = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         self.clock = clock
         self.speed = speed
         self.symbol = symbol
+        self.start_ms = start_ms
+        self.end_ms = end_ms
         self.options = ParseOptions(allow_no_flow=allow_no_flow, skip_bad_rows=skip_bad_rows)
         self.stats = ReplayStats()
         self._files = self._survey(expand_paths(as_list))
@@ -483,8 +490,9 @@ class ReplaySource:
         return heapq.merge(*streams, key=lambda bar: (bar.open_ms, rank[bar.symbol]))
 
     async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
-        """Bars in time order until the files end (then FINISHED); re-streams from the start
-        on every call, skipping bars at or before `resume_after_ms` without waiting."""
+        """Bars in time order until the files or the window end (then FINISHED); re-streams
+        from the start on every call, skipping bars at or before `resume_after_ms` and before
+        the window without waiting."""
         self.stats = ReplayStats()
         pacer = _Pacer(self.clock, self.speed)
         self._state = SourceState.OK
@@ -492,7 +500,11 @@ class ReplaySource:
             for bar in self.merged_bars():
                 if self._closed:
                     return
+                if self.end_ms is not None and bar.open_ms >= self.end_ms:
+                    break  # bars come in time order: the rest are later still
                 if resume_after_ms is not None and bar.open_ms <= resume_after_ms:
+                    continue
+                if self.start_ms is not None and bar.open_ms < self.start_ms:
                     continue
                 await pacer.wait_for_close(bar.close_s)
                 self._last_ok_s = self.clock.now()
