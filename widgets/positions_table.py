@@ -1,5 +1,5 @@
 """Open live positions: symbol, side, size, entry, mark, P&L %, tiers taken, conviction,
-regime at entry, and the force-hold countdown (`mm:ss T4/stop` while it runs, then the exit
+regime at entry, and the force-hold countdown (`T4/stop 12m left` while it runs, then the exit
 mode: `T4/stop only` or `ladder`). One row per position, keyed by position id.
 """
 
@@ -34,7 +34,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 #: P&L, and the entry regime's consequence is in the hold / exit column
 COMPACT_HIDDEN = frozenset({"entry", "regime"})
 COMPACT_BELOW = 100
-_REGIME_SHORT = {
+REGIME_SHORT = {
     Regime.TRUE_TREND: "TREND",
     Regime.NOISE: "NOISE",
     Regime.RANDOM: "RANDOM",
@@ -136,7 +136,7 @@ class PositionsTable(DataTable[Text]):
             exit_cell(p, market_now_s),
             (tiers, "" if p.tiers_taken else "muted"),
             (p.conviction.value, ""),
-            (_REGIME_SHORT.get(p.entry_regime, p.entry_regime.value), ""),
+            (REGIME_SHORT.get(p.entry_regime, p.entry_regime.value), ""),
         )
 
     def position_at_cursor(self) -> PositionView | None:
@@ -160,9 +160,9 @@ class PositionsTable(DataTable[Text]):
 
 
 def exit_cell(p: PositionView, market_now_s: float) -> Cell:
-    """`44:59 T4/stop` while force-hold runs, then the exit mode the core reports."""
+    """`T4/stop 45m left` while force-hold runs, then the exit mode the core reports."""
     left = p.force_hold_left_s(market_now_s)
     if left > 0:
-        return (f"{fmt.mmss(left)} T4/stop", "hold")
+        return (f"T4/stop {fmt.time_left(left)}", "hold")
     mode = p.exit_mode if p.exit_mode != "force-hold" else "T4/stop only"
     return (mode, "muted" if mode == "ladder" else "")
