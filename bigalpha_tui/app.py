@@ -147,7 +147,15 @@ class CockpitApp(App[int]):
         Binding("p", "resume", "Resume", id="resume", tooltip="let new entries in again"),
         Binding("l", "learn", "Learn", id="learn", tooltip="run the learning cycle now"),
         Binding("g", "guards", "Guards", id="guards", tooltip="switch guards off or on"),
-        Binding("t", "journal", "Journal", id="journal", tooltip="closed trades, newest first"),
+        # not in the footer: at 80 columns it would push `q Quit` out
+        Binding(
+            "t",
+            "journal",
+            "Journal",
+            id="journal",
+            tooltip="closed trades, newest first",
+            show=False,
+        ),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
         Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
         Binding("question_mark,f1", "help", "Help", id="help"),

@@ -27,7 +27,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("side", "Side"),
     ("size", "Size"),
     ("conviction", "Conv."),
-    ("regime", "Regime@in"),
+    ("regime", "Regime"),
     ("reasons", "Exits"),
     ("hold", "Hold"),
     ("pnl_usd", "P&L $"),
@@ -44,7 +44,7 @@ def money_style(x: float | None) -> str:
 
 
 def exit_reasons(entry: JournalEntry) -> str:
-    return " ".join(r.value for r in entry.trade.exit_reasons)
+    return "".join(r.value for r in entry.trade.exit_reasons)
 
 
 def journal_row(entry: JournalEntry) -> Row:

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Input, Static
 
 from bigalpha_tui.core.journal import Journal, JournalEntry
 from bigalpha_tui.widgets import fmt
-from bigalpha_tui.widgets.journal_table import COMPACT_BELOW, JournalTable, exit_reasons
+from bigalpha_tui.widgets.journal_table import COMPACT_BELOW, JournalTable
 
 
 def summary(entries: tuple[JournalEntry, ...], journal: Journal, symbol_filter: str) -> str:
@@ -65,7 +65,7 @@ def detail_table(entry: JournalEntry) -> Table:
         ("Conviction", f"{t.conviction.value}, size x{t.size_multiplier:g}"),
         ("Regime at entry", t.entry_regime.value + (", force-held" if t.force_held else "")),
         ("Golden hour", "entered inside" if t.golden_hour_entry else "entered outside"),
-        ("Exits", exit_reasons(entry)),
+        ("Exits", " ".join(r.value for r in t.exit_reasons)),
         ("P&L", f"{fmt.usd(t.pnl_usd)} ({fmt.pct(t.pnl_pct)}) net of fees"),
         ("Fees", fmt.usd(t.fees_usd, signed=False)),
         (
@@ -107,7 +107,7 @@ class JournalScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="journal-filter"),
-        Binding("enter", "detail", "Detail", id="journal-detail", show=False),
+        Binding("enter", "detail", "Detail", id="journal-detail"),
         Binding("ctrl+r", "reload", "Reload", id="journal-reload"),
         Binding("escape,t,q", "back", "Back", id="journal-back"),
     ]
