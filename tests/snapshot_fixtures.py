@@ -239,6 +239,7 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 32 * 60 - 26,
             now_s + 12 * 60 + 34,
             "T4/stop only",
+            stop_price=93_179.3,
         ),
         PositionView(
             "p-2",
@@ -256,6 +257,7 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 95 * 60,
             None,
             "ladder",
+            stop_price=14.4743,
         ),
         PositionView(
             "p-3",
@@ -273,6 +275,7 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 50 * 60,
             now_s - 5 * 60,
             "T4/stop only",
+            stop_price=3_177.999,
         ),
     )
     blocks_spec = (

@@ -705,7 +705,8 @@ async def test_the_positions_tab_fits_80_columns(tmp_path: Path) -> None:
         assert table.compact and table.virtual_size.width <= table.size.width
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
-        assert not table.compact
+        assert not table.compact and table.with_stop
+        assert table.virtual_size.width <= table.size.width
 
 
 @pytest.mark.anyio

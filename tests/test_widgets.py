@@ -248,9 +248,10 @@ async def test_positions_table_lists_each_position_with_its_countdown() -> None:
         rows = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
         table.show(snapshot.positions, now + 60)
         later = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
-    assert rows["p-1"][6] == "T4/stop 13m left"
-    assert later["p-1"][6] == "11:34 T4/stop"
-    assert rows["p-2"][6] == "ladder" and rows["p-2"][7] == "T1"
+    assert rows["p-1"][5] == "93,179.3"  # the stop, on a wide terminal
+    assert rows["p-1"][7] == "T4/stop 13m left"
+    assert later["p-1"][7] == "T4/stop 12m left"
+    assert rows["p-2"][7] == "ladder" and rows["p-2"][8] == "T1"
 
 
 # -- guards ------------------------------------------------------------------------------
