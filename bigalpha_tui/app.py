@@ -33,15 +33,17 @@ from textual.worker import Worker, WorkerState
 from bigalpha_tui.core.commands import Command, CommandKind, guard_command
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
-from bigalpha_tui.core.errors import CommandError, ConfigError, sole_error
+from bigalpha_tui.core.errors import CommandError, ConfigError, StoreError, sole_error
 from bigalpha_tui.core.golden_hour import GoldenHour
+from bigalpha_tui.core.journal import Journal, read_journal
 from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
-from bigalpha_tui.core.store import make_room_for_private_file, private_opener
+from bigalpha_tui.core.store import Store, make_room_for_private_file, private_opener
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.exit_watchdog import ExitWatchdog
 from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.guards import GuardsScreen
 from bigalpha_tui.screens.help import HelpScreen, legend
+from bigalpha_tui.screens.journal import JournalScreen
 from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.status_bar import StatusInfo
@@ -49,7 +51,7 @@ from bigalpha_tui.widgets.status_bar import StatusInfo
 #: actions that steer the bot: disabled in read-only mode
 STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "close_position"})
 #: actions that only make sense on the main screen (not under a dialog)
-MAIN_SCREEN_ONLY = STEERING | {"guards", "focus_symbol", "step_panel", "help", "quit"}
+MAIN_SCREEN_ONLY = STEERING | {"guards", "journal", "focus_symbol", "step_panel", "help", "quit"}
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -98,6 +100,7 @@ class CockpitCommands(Provider):
             ("Pause / resume entries", "toggle_pause", "p — new entries stop; exits keep running"),
             ("Run the learning cycle now", "learn", "l — probation and slippage buffers"),
             ("Guards…", "guards", "g — switch a guard off or on"),
+            ("Trade journal…", "journal", "t — every closed trade, newest first"),
             ("Release focused symbol from probation", "release", "r"),
             ("Close focused position", "close_position", "x — at the next bar's open"),
             ("Keys and help", "help", "? or F1"),
@@ -144,6 +147,15 @@ class CockpitApp(App[int]):
         Binding("p", "resume", "Resume", id="resume", tooltip="let new entries in again"),
         Binding("l", "learn", "Learn", id="learn", tooltip="run the learning cycle now"),
         Binding("g", "guards", "Guards", id="guards", tooltip="switch guards off or on"),
+        # not in the footer: at 80 columns it would push `q Quit` out
+        Binding(
+            "t",
+            "journal",
+            "Journal",
+            id="journal",
+            tooltip="closed trades, newest first",
+            show=False,
+        ),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
         Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
         Binding("question_mark,f1", "help", "Help", id="help"),
@@ -433,6 +445,18 @@ class CockpitApp(App[int]):
             read_only=self.core.read_only,
         )
         self.push_screen(screen, lambda _: self.refresh_view())
+
+    def action_journal(self) -> None:
+        self.push_screen(JournalScreen(self.read_journal), lambda _: self.refresh_view())
+
+    def read_journal(self) -> Journal:
+        """The store's closed trades, through a read-only store of our own (it runs in a
+        thread: the core's store is the core's)."""
+        try:
+            return read_journal(Store(self.core.data_dir, read_only=True))
+        except StoreError as exc:
+            self.call_from_thread(self.toast, f"Journal: {exc}", "error")
+            return Journal()
 
     def switch_guard(self, reason: BlockReason, on: bool) -> None:
         self.submit(guard_command(reason.value, on))

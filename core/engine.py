@@ -14,6 +14,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -110,6 +111,11 @@ class Core:
         self.restore()
 
     # -- observers --------------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        """The store's folder (the cockpit's journal reads it with a store of its own)."""
+        return self.store.root
 
     def emit(self, kind: str, symbol: str, message: str, **data: Any) -> Event:
         """Record an event and hand it to every observer; an observer's error is logged once."""

@@ -74,6 +74,7 @@ class PositionView:
     opened_s: float
     force_hold_until_s: float | None
     exit_mode: str  # "force-hold", "T4/stop only" or "ladder"
+    stop_price: float | None = None  # the emergency stop's level
 
     def force_hold_left_s(self, market_now_s: float) -> float:
         if self.force_hold_until_s is None:

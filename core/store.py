@@ -50,13 +50,14 @@ HURST_CACHE = "hurst_cache.json"
 SYMBOL_STATES = "symbol_states.json"
 POSITIONS = "positions_futures.json"
 SHADOW_OUTCOMES = "shadow_trade_outcomes.jsonl"
+LIVE_OUTCOMES = "live_trade_outcomes.jsonl"  # every closed live trade: the journal's history
 GUARD_BLOCKS = "guard_blocks.jsonl"
 LEARNING_HISTORY = "learning_history.jsonl"
 ENGINE_STATE = "engine_state.json"
 RECENT_EVENTS = "recent_events.json"
 
 JSON_FILES = (WHALE_FLOW, HURST_CACHE, SYMBOL_STATES, POSITIONS, ENGINE_STATE, RECENT_EVENTS)
-JSONL_FILES = (SHADOW_OUTCOMES, GUARD_BLOCKS, LEARNING_HISTORY)
+JSONL_FILES = (SHADOW_OUTCOMES, LIVE_OUTCOMES, GUARD_BLOCKS, LEARNING_HISTORY)
 
 #: Sub-folders of the data folder (the cockpit's log lives in `logs/`).
 SUB_FOLDERS = ("intelligence", "logs")

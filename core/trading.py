@@ -42,7 +42,7 @@ from .orders import EntryControls, EntryOrder
 from .positions import ExitLeg, Position
 from .sizing import conviction, size_breakdown, stake_usd
 from .snapshot import GuardBlockView
-from .store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store
+from .store import GUARD_BLOCKS, LIVE_OUTCOMES, POSITIONS, SHADOW_OUTCOMES, Store
 from .strategy import AlphaOfi, Signal
 from .trades import ClosedTrade, Ledger
 from .types import BlockReason, ExitReason, Regime, Side, SymbolState
@@ -114,7 +114,13 @@ class TradingLoop:
         self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
+        # the journal's full history; written, never read by any decision
+        self._live_log = RecentIds(store, LIVE_OUTCOMES)
         self.restore()
+
+    @property
+    def _logs(self) -> tuple[RecentIds, ...]:
+        return (self._outcomes, self._live_log, self._blocks)
 
     # what the rest of the core and the tests read of the book
     @property
@@ -159,7 +165,7 @@ class TradingLoop:
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable
-        if changed or not self.store.healthy or self._outcomes.backlog or self._blocks.backlog:
+        if changed or not self.store.healthy or any(log.backlog for log in self._logs):
             self.save()  # while the disk refuses, every bar retries: the first success heals
 
     def flush(self) -> None:
@@ -454,6 +460,7 @@ class TradingLoop:
             self.book.realised_closed_usd += trade.pnl_usd
             self.book.closed_count += 1
             self._prune_history(trade.exit_s)
+            self._live_log.append_once(trade.to_record())
         else:
             del self.book.twins[position.id]
             self.book.guard.note_twin_closed(trade)
@@ -511,7 +518,7 @@ class TradingLoop:
         self._dirty = False
         if self.read_only:
             return
-        if not (self._outcomes.flush() and self._blocks.flush()):
+        if not all(log.flush() for log in self._logs):
             # the logs first: a book saved past a record the disk refused would lose it
             self._dirty = True
             return

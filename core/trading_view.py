@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from .book import Book
+from .exits import stop_price
 from .ledger import count_open_twins
 from .positions import Position
 from .snapshot import GuardStatsView, PositionView
@@ -44,6 +45,7 @@ def position_view(loop: TradingLoop, position: Position, now_s: float) -> Positi
         opened_s=position.entry_s,
         force_hold_until_s=position.force_hold_until_s,
         exit_mode=loop.mode_at(position, now_s).value,
+        stop_price=stop_price(position, loop.config.exits),
     )
 
 

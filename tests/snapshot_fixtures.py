@@ -18,6 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from bigalpha_tui.app import CockpitApp
+from bigalpha_tui.core import book as book_mod
+from bigalpha_tui.core.book import Book
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
@@ -35,7 +37,8 @@ from bigalpha_tui.core.snapshot import (
 )
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, SimSource, simulate_minutes
-from bigalpha_tui.core.store import Store
+from bigalpha_tui.core.store import LIVE_OUTCOMES, POSITIONS, SHADOW_OUTCOMES, Store
+from bigalpha_tui.core.trades import ClosedTrade, Ledger
 from bigalpha_tui.core.types import (
     BlockReason,
     Conviction,
@@ -236,6 +239,7 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 32 * 60 - 26,
             now_s + 12 * 60 + 34,
             "T4/stop only",
+            stop_price=93_179.3,
         ),
         PositionView(
             "p-2",
@@ -253,6 +257,7 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 95 * 60,
             None,
             "ladder",
+            stop_price=14.4743,
         ),
         PositionView(
             "p-3",
@@ -270,6 +275,7 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 50 * 60,
             now_s - 5 * 60,
             "T4/stop only",
+            stop_price=3_177.999,
         ),
     )
     blocks_spec = (
@@ -334,3 +340,168 @@ def fixture_core(data_dir: Path, *, read_only: bool = False) -> Core:
     assert isinstance(core.clock, SimClock)
     core.clock.advance_to(START_S + 4 * 3600)
     return core
+
+
+# -- the journal's store ---------------------------------------------------------------------
+
+HOUR_S = 3600.0
+
+
+def _trade(
+    id: str,
+    symbol: str,
+    side: Side,
+    entry_s: float,
+    hold_min: float,
+    pnl_usd: float,
+    exits: tuple[ExitReason, ...],
+    *,
+    ledger: Ledger = Ledger.LIVE,
+    twin_of: str | None = None,
+    price: float = 100.0,
+    conviction: Conviction = Conviction.HIGH,
+    regime: Regime = Regime.RANDOM,
+) -> ClosedTrade:
+    return ClosedTrade(
+        id=id,
+        ledger=ledger,
+        strategy="alpha_ofi",
+        symbol=symbol,
+        side=side,
+        entry_s=entry_s,
+        exit_s=entry_s + hold_min * 60.0,
+        entry_price=price,
+        exit_price=price * (1 + pnl_usd / 1000.0),
+        qty=10.0 / price * 100.0,
+        fees_usd=0.0 if ledger is Ledger.SHADOW else 0.8,
+        pnl_usd=pnl_usd,
+        conviction=conviction,
+        entry_regime=regime,
+        exit_reasons=exits,
+        golden_hour_entry=True,
+        twin_of=twin_of,
+        force_held=regime is Regime.TRUE_TREND,
+    )
+
+
+def journal_trades(now_s: float = START_S + 4 * HOUR_S) -> tuple[list[ClosedTrade], ...]:
+    """(only in the live log: closed before this start's history window; in both the log
+    and positions_futures.json; only in positions_futures.json: written before the log
+    existed; the shadow log: twins and one blocked twin)."""
+    t1, t2, t3 = ExitReason.T1, ExitReason.T2, ExitReason.T3
+    stop, manual, t4 = ExitReason.STOP, ExitReason.MANUAL, ExitReason.T4
+    old = [
+        _trade(
+            "L-1",
+            "BTCUSDT",
+            Side.LONG,
+            now_s - 50 * HOUR_S,
+            95,
+            6.4,
+            (t1, t2, stop),
+            price=94_000.0,
+            conviction=Conviction.ULTRA,
+            regime=Regime.TRUE_TREND,
+        ),
+        _trade("L-2", "ETHUSDT", Side.SHORT, now_s - 26 * HOUR_S, 14, -3.1, (stop,), price=3_200.0),
+    ]
+    both = [
+        _trade(
+            "L-3",
+            "SOLUSDT",
+            Side.LONG,
+            now_s - 3 * HOUR_S,
+            42,
+            2.2,
+            (t1, t2, t3, t4),
+            price=140.0,
+            conviction=Conviction.NORMAL,
+            regime=Regime.NOISE,
+        ),
+        _trade("L-5", "AVAXUSDT", Side.LONG, now_s - 40 * 60, 25, -0.9, (t1, stop), price=14.2),
+    ]
+    pre_log = [
+        _trade(
+            "L-4", "BTCUSDT", Side.SHORT, now_s - 2 * HOUR_S, 30, 1.35, (manual,), price=94_300.0
+        ),
+    ]
+    shadow = [
+        _trade(
+            "S-1",
+            "BTCUSDT",
+            Side.LONG,
+            now_s - 50 * HOUR_S,
+            95,
+            7.9,
+            (t1, t2, stop),
+            ledger=Ledger.SHADOW,
+            twin_of="L-1",
+            price=94_000.0,
+        ),
+        _trade(
+            "S-2",
+            "ETHUSDT",
+            Side.SHORT,
+            now_s - 26 * HOUR_S,
+            14,
+            -2.5,
+            (stop,),
+            ledger=Ledger.SHADOW,
+            twin_of="L-2",
+            price=3_200.0,
+        ),
+        _trade(
+            "S-3",
+            "SOLUSDT",
+            Side.LONG,
+            now_s - 3 * HOUR_S,
+            42,
+            2.9,
+            (t1, t2, t3, t4),
+            ledger=Ledger.SHADOW,
+            twin_of="L-3",
+            price=140.0,
+        ),
+        _trade(
+            "S-4",
+            "BTCUSDT",
+            Side.SHORT,
+            now_s - 2 * HOUR_S,
+            30,
+            1.6,
+            (manual,),
+            ledger=Ledger.SHADOW,
+            twin_of="L-4",
+            price=94_300.0,
+        ),
+        _trade(
+            "B-1",
+            "SOLUSDT",
+            Side.SHORT,
+            now_s - 1 * HOUR_S,
+            10,
+            4.0,
+            (t1,),
+            ledger=Ledger.BLOCKED,
+            price=140.0,
+        ),
+    ]
+    return old, both, pre_log, shadow
+
+
+def seed_journal(data_dir: Path) -> None:
+    """A store with closed trades from before this start (see `journal_trades`)."""
+    old, both, pre_log, shadow = journal_trades()
+    store = Store(data_dir)
+    for trade in [*old, *both]:
+        store.append_jsonl(LIVE_OUTCOMES, trade.to_record())
+    for trade in shadow:
+        store.append_jsonl(SHADOW_OUTCOMES, trade.to_record())
+    recent = sorted([*both, *pre_log], key=lambda t: t.exit_s)
+    book = Book(
+        closed_live=recent,
+        closed_records=[t.to_record() for t in recent],
+        realised_closed_usd=math.fsum(t.pnl_usd for t in recent),
+        closed_count=len(recent),
+    )
+    store.write_json(POSITIONS, book_mod.encode(book))

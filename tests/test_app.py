@@ -20,6 +20,7 @@ from snapshot_fixtures import (
     fed_core,
     fixture_core,
     fixture_snapshot,
+    seed_journal,
 )
 from textual import events
 from textual.worker import WorkerFailed
@@ -33,6 +34,8 @@ from bigalpha_tui.core.types import BlockReason
 from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.guards import GuardsScreen
 from bigalpha_tui.screens.help import HelpScreen
+from bigalpha_tui.screens.journal import JournalScreen, TradeDetail
+from bigalpha_tui.widgets.journal_table import JournalTable
 from bigalpha_tui.widgets.positions_table import PositionsTable
 from bigalpha_tui.widgets.status_bar import StatusBar
 from bigalpha_tui.widgets.symbol_card import SymbolCard
@@ -406,6 +409,69 @@ async def test_panel_keys_switch_tabs_on_small_terminals_only(tmp_path: Path) ->
         assert app.check_action("step_panel", (1,)) is False
 
 
+# -- the trade journal ----------------------------------------------------------------------
+
+
+def journal_app(data_dir: Path) -> CockpitApp:
+    seed_journal(data_dir)
+    return fixture_app(data_dir)
+
+
+async def open_journal(pilot: Any) -> None:
+    await pilot.press("t")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.anyio
+async def test_t_opens_the_journal_and_slash_enter_escape_work(tmp_path: Path) -> None:
+    app = journal_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_journal(pilot)
+        journal = app.screen
+        assert isinstance(journal, JournalScreen)
+        table = journal.query_one(JournalTable)
+        # the store's history: L-1 and L-2 are only in the log, L-4 only in the recent book
+        assert list(table.entries) == ["L-5", "L-4", "L-3", "L-2", "L-1"]
+        await pilot.press("slash", *"btc", "enter")
+        assert list(table.entries) == ["L-4", "L-1"]
+        assert table.has_focus
+        await pilot.press("down", "enter")
+        detail = app.screen
+        assert isinstance(detail, TradeDetail) and detail.entry.trade.id == "L-1"
+        assert detail.entry.twin is not None and detail.entry.twin.id == "S-1"
+        await pilot.press("escape")
+        assert app.screen is journal
+        await pilot.press("slash", "escape")  # escape in the search box clears the filter
+        assert len(table.entries) == 5 and app.screen is journal
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+def snap_journal(data_dir: Path, snap_compare: SnapCompare, size: tuple[int, int]) -> bool:
+    async def loaded(pilot: Any) -> None:
+        await open_journal(pilot)
+
+    return bool(snap_compare(journal_app(data_dir), terminal_size=size, run_before=loaded))
+
+
+def test_journal_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_journal(tmp_path, snap_compare, (80, 24))
+
+
+def test_journal_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_journal(tmp_path, snap_compare, (120, 40))
+
+
+def test_trade_detail_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    async def detail(pilot: Any) -> None:
+        await open_journal(pilot)
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+
+    assert snap_compare(journal_app(tmp_path), terminal_size=(80, 24), run_before=detail)
+
+
 # -- help, palette, quit --------------------------------------------------------------------
 
 
@@ -420,7 +486,17 @@ async def test_help_lists_every_binding(tmp_path: Path, key: str) -> None:
         descriptions = {row[1] for row in help_screen.rows}
         await pilot.press("escape")
         assert app.screen is app.main
-    expected = {"Pause", "Learn", "Guards", "Release", "Close", "Help", "Quit", "Focus a symbol"}
+    expected = {
+        "Pause",
+        "Learn",
+        "Guards",
+        "Journal",
+        "Release",
+        "Close",
+        "Help",
+        "Quit",
+        "Focus a symbol",
+    }
     assert expected <= descriptions
 
 
@@ -432,6 +508,7 @@ async def test_command_palette_offers_every_action(tmp_path: Path) -> None:
         titles = [title for title, _, _ in provider.commands()]
     assert "Pause / resume entries" in titles
     assert "Run the learning cycle now" in titles
+    assert "Trade journal…" in titles
     assert "Focus SOLUSDT" in titles
 
 
@@ -630,7 +707,8 @@ async def test_the_positions_tab_fits_80_columns(tmp_path: Path) -> None:
         assert table.compact and table.virtual_size.width <= table.size.width
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
-        assert not table.compact
+        assert not table.compact and table.with_stop
+        assert table.virtual_size.width <= table.size.width
 
 
 @pytest.mark.anyio

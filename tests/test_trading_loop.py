@@ -20,8 +20,9 @@ from trading_helpers import (
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.journal import read_journal
 from bigalpha_tui.core.learning_store import read_ledgers
-from bigalpha_tui.core.store import GUARD_BLOCKS, SHADOW_OUTCOMES, Store
+from bigalpha_tui.core.store import GUARD_BLOCKS, LIVE_OUTCOMES, SHADOW_OUTCOMES, Store
 from bigalpha_tui.core.trades import Ledger
 from bigalpha_tui.core.trading import TradingLoop
 from bigalpha_tui.core.trading_view import guard_views
@@ -197,6 +198,23 @@ def test_closed_trades_are_where_the_learning_loop_reads_them(tmp_path: Path) ->
     (shadow,) = ledgers.shadow
     assert live.exit_reasons == (ExitReason.STOP,) and live.golden_hour_entry
     assert shadow.twin_of == live.id and shadow.golden_hour_entry
+
+
+def test_every_closed_live_trade_is_appended_once_to_the_journal_log(tmp_path: Path) -> None:
+    loop = make_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    feed(loop, [make_bar(16, 100.0, open=100.0, low=98.9)])
+    (live,) = loop.closed_live
+    assert [r["id"] for r in loop.store.iter_jsonl(LIVE_OUTCOMES)] == [live.id]
+    (journal,) = read_journal(loop.store).entries
+    assert journal.trade == live and journal.twin is not None
+    loop.book.closed_live.clear()  # pruned from the book: the log still has it
+    loop.book.closed_records.clear()
+    loop.save()
+    assert [e.trade.id for e in read_journal(loop.store).entries] == [live.id]
+    again = make_loop(tmp_path)  # a restart replaying the same close appends nothing
+    again._live_log.append_once(live.to_record())
+    assert len(list(loop.store.iter_jsonl(LIVE_OUTCOMES))) == 1
 
 
 # -- through the core: snapshot and the close command ------------------------------------

@@ -70,11 +70,12 @@ def test_profit_factor_shows_dash_without_trades_and_infinity_without_losses() -
     assert fmt.profit_factor(0.8) == "0.80"
 
 
-def test_countdown_is_minutes_and_seconds_rounded_up() -> None:
-    assert fmt.mmss(45 * 60) == "45:00"
-    assert fmt.mmss(754.2) == "12:35"
-    assert fmt.mmss(0.4) == "00:01"
-    assert fmt.mmss(-3) == "00:00"
+def test_countdown_says_time_left_rounded_up_not_a_clock_time() -> None:
+    assert fmt.time_left(45 * 60) == "45m left"
+    assert fmt.time_left(754.2) == "13m left"
+    assert fmt.time_left(0.4) == "1s left"
+    assert fmt.time_left(-3) == "0s left"
+    assert fmt.time_left(65 * 60) == "1h05m left"
 
 
 def test_compact_numbers_keep_three_figures_and_a_sign() -> None:
@@ -180,7 +181,7 @@ def _position(until_s: float | None, mode: str) -> PositionView:
 
 
 def test_force_hold_counts_down_then_shows_the_exit_mode() -> None:
-    assert exit_cell(_position(1000.0 + 754, "T4/stop only"), 1000.0)[0] == "12:34 T4/stop"
+    assert exit_cell(_position(1000.0 + 754, "T4/stop only"), 1000.0)[0] == "T4/stop 13m left"
     assert exit_cell(_position(1000.0, "T4/stop only"), 1000.0)[0] == "T4/stop only"
     assert exit_cell(_position(None, "ladder"), 1000.0)[0] == "ladder"
 
@@ -247,9 +248,10 @@ async def test_positions_table_lists_each_position_with_its_countdown() -> None:
         rows = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
         table.show(snapshot.positions, now + 60)
         later = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
-    assert rows["p-1"][6] == "12:34 T4/stop"
-    assert later["p-1"][6] == "11:34 T4/stop"
-    assert rows["p-2"][6] == "ladder" and rows["p-2"][7] == "T1"
+    assert rows["p-1"][5] == "93,179.3"  # the stop, on a wide terminal
+    assert rows["p-1"][7] == "T4/stop 13m left"
+    assert later["p-1"][7] == "T4/stop 12m left"
+    assert rows["p-2"][7] == "ladder" and rows["p-2"][8] == "T1"
 
 
 # -- guards ------------------------------------------------------------------------------

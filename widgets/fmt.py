@@ -94,12 +94,6 @@ def profit_factor(pf: float | None) -> str:
     return f"{pf:.2f}"
 
 
-def mmss(seconds: float) -> str:
-    """A countdown as mm:ss (minutes keep counting past 59: 75:00)."""
-    total = max(0, math.ceil(seconds))
-    return f"{total // 60:02d}:{total % 60:02d}"
-
-
 def duration(seconds: float | None) -> str:
     """A span for the operator: 45s, 27m, 3h27m, 2d4h."""
     if seconds is None or not math.isfinite(seconds):
@@ -132,6 +126,25 @@ def utc_stamp(t: float | None) -> str:
         return DASH
     assert t is not None
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def utc_day_minute(t: float | None) -> str:
+    """MM-DD HH:MM UTC of an epoch time: a date and a time in 11 columns."""
+    if not finite(t):
+        return DASH
+    assert t is not None
+    return datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M")
+
+
+def time_left(seconds: float) -> str:
+    """A countdown that cannot be read as a clock time: 12m left, 45s left, 1h05m left."""
+    total = max(0, math.ceil(seconds))
+    if total < 60:
+        return f"{total}s left"
+    minutes = math.ceil(total / 60)
+    if minutes < 60:
+        return f"{minutes}m left"
+    return f"{minutes // 60}h{minutes % 60:02d}m left"
 
 
 def trend_arrow(sign: int) -> str:

@@ -1,6 +1,7 @@
-"""Open live positions: symbol, side, size, entry, mark, P&L %, tiers taken, conviction,
-regime at entry, and the force-hold countdown (`mm:ss T4/stop` while it runs, then the exit
-mode: `T4/stop only` or `ladder`). One row per position, keyed by position id.
+"""Open live positions: symbol, side, size, entry, mark, stop (wide terminals), P&L %,
+tiers taken, conviction, regime at entry, and the force-hold countdown (`T4/stop 12m left`
+while it runs, then the exit mode: `T4/stop only` or `ladder`). One row per position, keyed
+by position id.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("size", "Size"),
     ("entry", "Entry"),
     ("mark", "Mark"),
+    ("stop", "Stop"),
     ("pnl", "P&L %"),
     ("exit", "Hold / exit"),
     ("tiers", "Tiers"),
@@ -34,7 +36,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 #: P&L, and the entry regime's consequence is in the hold / exit column
 COMPACT_HIDDEN = frozenset({"entry", "regime"})
 COMPACT_BELOW = 100
-_REGIME_SHORT = {
+#: the stop price needs the room of a wide terminal (the full-width positions panel)
+STOP_FROM = 115
+REGIME_SHORT = {
     Regime.TRUE_TREND: "TREND",
     Regime.NOISE: "NOISE",
     Regime.RANDOM: "RANDOM",
@@ -76,25 +80,32 @@ class PositionsTable(DataTable[Text]):
         self._shown: dict[str, Row] = {}
         self.positions: dict[str, PositionView] = {}
         self.compact = False
+        self.with_stop = True
         self._market_now_s = 0.0
 
     def on_mount(self) -> None:
         self._add_columns()
 
     def columns_shown(self) -> list[str]:
-        return [k for k, _ in COLUMNS if not (self.compact and k in COMPACT_HIDDEN)]
+        return [
+            k
+            for k, _ in COLUMNS
+            if not (self.compact and k in COMPACT_HIDDEN) and (self.with_stop or k != "stop")
+        ]
 
     def _add_columns(self) -> None:
         labels = dict(COLUMNS)
         for key in self.columns_shown():
             self.add_column(labels[key], key=key)
 
-    def set_compact(self, compact: bool) -> None:
+    def set_compact(self, compact: bool, *, with_stop: bool = False) -> None:
         """Fewer columns on a narrow terminal; the rows are drawn again at once."""
-        if compact == self.compact:
+        with_stop = with_stop and not compact
+        if (compact, with_stop) == (self.compact, self.with_stop):
             return
         at_cursor = self.position_at_cursor()
         self.compact = compact
+        self.with_stop = with_stop
         self.clear(columns=True)
         self._shown.clear()
         self._add_columns()
@@ -132,11 +143,12 @@ class PositionsTable(DataTable[Text]):
             (fmt.qty(p.qty), ""),
             (fmt.price(p.entry_price), ""),
             (fmt.price(p.mark_price), ""),
+            (fmt.price(p.stop_price), "muted"),
             (fmt.pct(p.pnl_pct), pnl_style),
             exit_cell(p, market_now_s),
             (tiers, "" if p.tiers_taken else "muted"),
             (p.conviction.value, ""),
-            (_REGIME_SHORT.get(p.entry_regime, p.entry_regime.value), ""),
+            (REGIME_SHORT.get(p.entry_regime, p.entry_regime.value), ""),
         )
 
     def position_at_cursor(self) -> PositionView | None:
@@ -160,9 +172,9 @@ class PositionsTable(DataTable[Text]):
 
 
 def exit_cell(p: PositionView, market_now_s: float) -> Cell:
-    """`44:59 T4/stop` while force-hold runs, then the exit mode the core reports."""
+    """`T4/stop 45m left` while force-hold runs, then the exit mode the core reports."""
     left = p.force_hold_left_s(market_now_s)
     if left > 0:
-        return (f"{fmt.mmss(left)} T4/stop", "hold")
+        return (f"T4/stop {fmt.time_left(left)}", "hold")
     mode = p.exit_mode if p.exit_mode != "force-hold" else "T4/stop only"
     return (mode, "muted" if mode == "ladder" else "")

@@ -26,7 +26,7 @@ from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventLog
 from bigalpha_tui.widgets.guard_log import GuardLog
 from bigalpha_tui.widgets.guard_summary import GuardSummary
-from bigalpha_tui.widgets.positions_table import COMPACT_BELOW, PositionsTable
+from bigalpha_tui.widgets.positions_table import COMPACT_BELOW, STOP_FROM, PositionsTable
 from bigalpha_tui.widgets.probation_table import ProbationTable
 from bigalpha_tui.widgets.status_bar import StatusBar, StatusInfo
 from bigalpha_tui.widgets.symbol_card import SymbolCard
@@ -132,7 +132,9 @@ class MainScreen(Screen[None]):
         self.set_class(self.wide, "-wide")
         self.set_class(not self.wide, "-narrow")
         self.set_class(self.xwide, "-xwide")
-        self.query_one(PositionsTable).set_compact(width < COMPACT_BELOW)
+        self.query_one(PositionsTable).set_compact(
+            width < COMPACT_BELOW, with_stop=width >= STOP_FROM
+        )
         body = self.query_one("#body")
         if self.wide:
             columns = 3 if self.xwide else 2

@@ -1,0 +1,197 @@
+"""`t`: the trade journal, every closed live trade the store holds, newest first. `/` filters
+by symbol, `enter` shows the highlighted trade in full, `escape` goes back.
+
+The store is read once when the screen opens (and on `ctrl+r`), in a thread, through a
+read-only store of its own: never on the UI tick, never through the core's store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.events import Resize
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Static
+
+from bigalpha_tui.core.journal import Journal, JournalEntry
+from bigalpha_tui.widgets import fmt
+from bigalpha_tui.widgets.journal_table import COMPACT_BELOW, JournalTable
+
+
+def summary(entries: tuple[JournalEntry, ...], journal: Journal, symbol_filter: str) -> str:
+    """One line over the table: how many trades, their net P&L and fees, the twins' P&L."""
+    if not entries:
+        what = f"No closed trades match {symbol_filter!r}." if symbol_filter else ""
+        return what or "No closed live trades in the store yet."
+    won = sum(1 for e in entries if e.trade.pnl_usd > 0)
+    net = sum(e.trade.pnl_usd for e in entries)
+    fees = sum(e.trade.fees_usd for e in entries)
+    twins = [e.twin_pnl_usd for e in entries if e.twin_pnl_usd is not None]
+    parts = [
+        f"{len(entries)} trades",
+        f"{won} won",
+        f"net {fmt.usd(net)}",
+        f"fees {fmt.usd(fees, signed=False)}",
+        f"twins {fmt.usd(sum(twins)) if twins else fmt.DASH}",
+    ]
+    if symbol_filter:
+        parts.append(f"filter {symbol_filter.upper()}")
+    if journal.unreadable:
+        parts.append(f"{journal.unreadable} unreadable left out")
+    return " · ".join(parts)
+
+
+def detail_table(entry: JournalEntry) -> Table:
+    """Every field of one trade and its twin, label and value."""
+    t = entry.trade
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    twin = entry.twin
+    rows = [
+        ("Trade", t.id),
+        ("Symbol", f"{t.symbol} {t.side.value} ({t.strategy})"),
+        ("Entry", f"{fmt.utc_stamp(t.entry_s)} UTC at {fmt.price(t.entry_price)}"),
+        ("Exit", f"{fmt.utc_stamp(t.exit_s)} UTC at {fmt.price(t.exit_price)} (average)"),
+        ("Held", fmt.duration(entry.hold_s)),
+        ("Size", f"{fmt.qty(t.qty)} ({fmt.usd(t.notional_usd, signed=False)} notional)"),
+        ("Conviction", f"{t.conviction.value}, size x{t.size_multiplier:g}"),
+        ("Regime at entry", t.entry_regime.value + (", force-held" if t.force_held else "")),
+        ("Golden hour", "entered inside" if t.golden_hour_entry else "entered outside"),
+        ("Exits", " ".join(r.value for r in t.exit_reasons)),
+        ("P&L", f"{fmt.usd(t.pnl_usd)} ({fmt.pct(t.pnl_pct)}) net of fees"),
+        ("Fees", fmt.usd(t.fees_usd, signed=False)),
+        (
+            "Shadow twin",
+            fmt.DASH
+            if twin is None
+            else f"{fmt.usd(twin.pnl_usd)} ({fmt.pct(twin.pnl_pct)}), exits "
+            f"{' '.join(r.value for r in twin.exit_reasons)}, {twin.id}",
+        ),
+    ]
+    if twin is not None:
+        rows.append(("Live - shadow", fmt.usd(t.pnl_usd - twin.pnl_usd)))
+    for label, value in rows:
+        grid.add_row(label, Text(value))
+    return grid
+
+
+class TradeDetail(ModalScreen[None]):
+    """One closed trade in full."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter,q", "dismiss", "Back", id="trade-back"),
+    ]
+
+    def __init__(self, entry: JournalEntry) -> None:
+        super().__init__()
+        self.entry = entry
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="trade-body") as body:
+            t = self.entry.trade
+            body.border_title = f"{t.symbol} {t.side.value} {fmt.utc_day_minute(t.exit_s)}"
+            body.border_subtitle = "esc: back"
+            yield Static(detail_table(self.entry), id="trade-detail")
+
+
+class JournalScreen(Screen[None]):
+    """The closed live trades; the app hands it a reader to run off the UI thread."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="journal-filter"),
+        Binding("enter", "detail", "Detail", id="journal-detail"),
+        Binding("ctrl+r", "reload", "Reload", id="journal-reload"),
+        Binding("escape,t,q", "back", "Back", id="journal-back"),
+    ]
+
+    AUTO_FOCUS = "#journal-table"
+
+    def __init__(self, read: Callable[[], Journal]) -> None:
+        super().__init__()
+        self.read = read
+        self.journal = Journal()
+        self.loaded = False
+        self.symbol_filter = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static("Reading the store…", id="journal-summary", markup=False)
+        yield Input(placeholder="symbol (enter: apply, esc: clear)", id="journal-search")
+        yield JournalTable(id="journal-table")
+        yield Footer()
+
+    @property
+    def table(self) -> JournalTable:
+        return self.query_one(JournalTable)
+
+    @property
+    def search(self) -> Input:
+        return self.query_one(Input)
+
+    def on_mount(self) -> None:
+        self.search.display = False
+        self.table.set_compact(self.app.size.width < COMPACT_BELOW)
+        self.load()
+
+    def on_resize(self, event: Resize) -> None:
+        self.table.set_compact(event.size.width < COMPACT_BELOW)
+
+    @work(thread=True, exclusive=True, group="journal", exit_on_error=False)
+    def load(self) -> None:
+        journal = self.read()
+        self.app.call_from_thread(self.show, journal)
+
+    def show(self, journal: Journal) -> None:
+        self.journal = journal
+        self.loaded = True
+        self._draw()
+
+    def _draw(self) -> None:
+        entries = self.journal.for_symbol(self.symbol_filter)
+        self.table.show(entries)
+        text = summary(entries, self.journal, self.symbol_filter)
+        self.query_one("#journal-summary", Static).update(text)
+
+    def action_filter(self) -> None:
+        self.search.display = True
+        self.search.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.symbol_filter = event.value.strip()
+        if self.loaded:
+            self._draw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not self.symbol_filter:
+            self.search.display = False
+        self.table.focus()
+
+    def action_back(self) -> None:
+        if self.search.has_focus:
+            # escape in the search box clears the filter rather than leaving the journal
+            self.search.value = ""
+            self.search.display = False
+            self.table.focus()
+            return
+        self.dismiss()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_detail(self) -> None:
+        entry = self.table.entry_at_cursor()
+        if entry is not None:
+            self.app.push_screen(TradeDetail(entry))
+
+    def on_data_table_row_selected(self, event: JournalTable.RowSelected) -> None:
+        # enter on the focused table arrives as a row selection, not as our binding
+        event.stop()
+        self.action_detail()

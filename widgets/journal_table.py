@@ -1,0 +1,147 @@
+"""Closed live trades, newest first: entry and exit time, symbol, side, size, conviction,
+regime at entry, exit reasons, hold time, P&L in $ and %, fees, and the shadow twin's P&L.
+One row per trade, keyed by trade id. Below 100 columns the exit time, size, conviction,
+regime and fees are left out (the detail view has them all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from bigalpha_tui.core.journal import JournalEntry
+from bigalpha_tui.core.types import Side
+
+from . import fmt
+from .positions_table import REGIME_SHORT
+from .table_sync import Cell, Row, sync_rows
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("entry", "Entry UTC"),
+    ("exit", "Exit UTC"),
+    ("symbol", "Symbol"),
+    ("side", "Side"),
+    ("size", "Size"),
+    ("conviction", "Conv."),
+    ("regime", "Regime"),
+    ("reasons", "Exits"),
+    ("hold", "Hold"),
+    ("pnl_usd", "P&L $"),
+    ("pnl_pct", "P&L %"),
+    ("fees", "Fees"),
+    ("twin", "Twin $"),
+)
+COMPACT_HIDDEN = frozenset({"exit", "size", "conviction", "regime", "fees"})
+COMPACT_BELOW = 100
+
+
+def money_style(x: float | None) -> str:
+    return "" if x is None else "gain" if x > 0 else "loss" if x < 0 else ""
+
+
+def exit_reasons(entry: JournalEntry) -> str:
+    return "".join(r.value for r in entry.trade.exit_reasons)
+
+
+def journal_row(entry: JournalEntry) -> Row:
+    t = entry.trade
+    return (
+        (fmt.utc_day_minute(t.entry_s), ""),
+        (fmt.utc_day_minute(t.exit_s), ""),
+        (t.symbol, ""),
+        (t.side.value, "long" if t.side is Side.LONG else "short"),
+        (fmt.qty(t.qty), ""),
+        (t.conviction.value, ""),
+        (REGIME_SHORT.get(t.entry_regime, t.entry_regime.value), ""),
+        (exit_reasons(entry), ""),
+        (fmt.duration(entry.hold_s), ""),
+        (fmt.usd(t.pnl_usd), money_style(t.pnl_usd)),
+        (fmt.pct(t.pnl_pct), money_style(t.pnl_usd)),
+        (fmt.usd(t.fees_usd, signed=False), "muted"),
+        (fmt.usd(entry.twin_pnl_usd), money_style(entry.twin_pnl_usd) or "muted"),
+    )
+
+
+class JournalTable(DataTable[Text]):
+    """The journal's rows; the cursor row is the trade `enter` opens."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    JournalTable { height: 1fr; }
+    JournalTable > .journal-table--long { color: $text-success; }
+    JournalTable > .journal-table--short { color: $text-error; }
+    JournalTable > .journal-table--gain { color: $text-success; }
+    JournalTable > .journal-table--loss { color: $text-error; }
+    JournalTable > .journal-table--muted { color: $foreground-muted; }
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = DataTable.COMPONENT_CLASSES | {
+        "journal-table--long",
+        "journal-table--short",
+        "journal-table--gain",
+        "journal-table--loss",
+        "journal-table--muted",
+    }
+
+    def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.compact = compact
+        self.entries: dict[str, JournalEntry] = {}
+        self._shown: dict[str, Row] = {}
+
+    def on_mount(self) -> None:
+        self._add_columns()
+
+    def columns_shown(self) -> list[str]:
+        return [k for k, _ in COLUMNS if not (self.compact and k in COMPACT_HIDDEN)]
+
+    def _add_columns(self) -> None:
+        labels = dict(COLUMNS)
+        for key in self.columns_shown():
+            self.add_column(labels[key], key=key)
+
+    def set_compact(self, compact: bool) -> None:
+        """Fewer columns on a narrow terminal; the rows are drawn again at once."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        self.clear(columns=True)
+        self._shown.clear()
+        self._add_columns()
+        self.show(list(self.entries.values()))
+
+    def show(self, entries: Sequence[JournalEntry]) -> None:
+        """Draw these entries in this order (newest first)."""
+        if [e.trade.id for e in entries] != list(self._shown):
+            # a new order or a new filter: rows cannot be moved, so the table is rebuilt
+            # (this happens on opening, refreshing or filtering, never on a tick)
+            self.clear()
+            self._shown.clear()
+        self.entries = {e.trade.id: e for e in entries}
+        keys = self.columns_shown()
+        index = [k for k, _ in COLUMNS]
+        picks = [index.index(k) for k in keys]
+        rows = {e.trade.id: tuple(journal_row(e)[i] for i in picks) for e in entries}
+        sync_rows(self, self._shown, rows, keys, self._cell)
+
+    def _cell(self, cell: Cell) -> Text:
+        text, style = cell
+        if not style:
+            return Text(text)
+        return Text(text, self.get_component_rich_style(f"journal-table--{style}", partial=True))
+
+    def entry_at_cursor(self) -> JournalEntry | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.entries.get(key) if key is not None else None
