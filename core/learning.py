@@ -50,11 +50,9 @@ class LearningLoop:
     # -- persistence ---------------------------------------------------------------
 
     def restore(self) -> None:
-        """Load states, buffers and the schedule; a corrupt file is set aside, defaults kept."""
-        warned = len(self.store.warnings)
+        """Load states, buffers and the schedule; a corrupt file is set aside, defaults kept
+        (the store keeps the warning; `Core` tells the operator once, with every other)."""
         self.store.load_or_quarantine(SYMBOL_STATES, self._restore)
-        for warning in self.store.warnings[warned:]:
-            self.emit("store_warning", "", f"{warning.file}: {warning.message}")
 
     def _restore(self, doc: dict[str, Any]) -> None:
         """Each symbol's state read alone (a bad one is set aside, that symbol starts ACTIVE
