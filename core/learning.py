@@ -72,11 +72,12 @@ class LearningLoop:
         if last_report is not None and not isinstance(last_report, dict):
             bad.append("last_report: not an object")
             last_report = None
-        if bad:
-            self.store.set_aside_records(SYMBOL_STATES, bad)
         self.statuses.update(statuses)
         if last_report is not None:
             self._append_history_once(last_report)
+        if bad:
+            self.store.set_aside_records(SYMBOL_STATES, bad)
+            self.save()  # the file holds the states kept: the next start finds nothing bad
 
     def _append_history_once(self, record: dict[str, Any]) -> None:
         """Finish a cycle whose history line a crash cut off (states are saved first)."""

@@ -534,9 +534,10 @@ class TradingLoop:
         )
         if decoded is None:
             return
+        self.book = decoded.book
         if decoded.set_aside:
             self.store.set_aside_records(POSITIONS, decoded.set_aside)
-        self.book = decoded.book
+            self.save()  # the file holds the records kept: the next start finds nothing bad
 
 
 def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str, Any]:

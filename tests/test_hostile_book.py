@@ -112,6 +112,9 @@ def test_valid_positions_survive_a_hostile_book_and_keep_their_stops(
     if spoils or bad_last_ms or bad_total is not None:
         assert len(told) == 1 and "set aside" in told[0] and "kept" in told[0]
         assert len(list(Path(data).glob(f"{POSITIONS}.corrupt-*"))) == 1
+        again = make_loop(data, clock_s=T0_MS / 1000.0)  # the file now holds what was kept
+        assert again.store.warnings == [] and again.live == loop.live
+        assert len(list(Path(data).glob(f"{POSITIONS}.corrupt-*"))) == 1
     assert math.isfinite(loop.book.realised_closed_usd) and loop.book.closed_count >= 0
 
     for symbol in kept:  # the first bar back crosses every stop (-1 %)

@@ -437,6 +437,9 @@ def test_one_bad_symbol_state_costs_only_itself(tmp_path: Path) -> None:
     assert again.view(NOW_S).cycles == 1
     (warning,) = [w for w in again.store.warnings if w.file == SYMBOL_STATES]
     assert "SOLUSDT" in warning.message and "set aside" in warning.message
+    third = LearningLoop(Store(tmp_path), CONFIG)  # the file now holds what was kept
+    assert third.store.warnings == [] and third.status("AVAXUSDT") == again.status("AVAXUSDT")
+    assert len(list(tmp_path.glob(f"{SYMBOL_STATES}.corrupt-*"))) == 1
 
 
 def test_unreadable_trade_records_are_counted_not_fatal(tmp_path: Path) -> None:
