@@ -619,8 +619,8 @@ class Store:
 
     def set_aside_records(self, name: str, reasons: list[str]) -> Path | None:
         """Some records of a state file did not read and were left out, the rest are in use:
-        keep a copy of the whole original (the next save rewrites the file without them)
-        and say which records and why."""
+        keep a copy of the whole original (the caller then saves what it kept) and say
+        which records and why."""
         shown = "; ".join(reasons[:3]) + (
             f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
         )
@@ -629,9 +629,7 @@ class Store:
             return None
         target = self._free_name(name, "corrupt")
         try:
-            with open(self.path(name), "rb", opener=private_opener) as fh:
-                raw = fh.read()
-            atomic_write_bytes(target, raw, durable=self.durable)
+            atomic_write_bytes(target, _read_plain(self.path(name)), durable=self.durable)
         except OSError as exc:
             self._warn(name, f"{len(reasons)} record(s) left out: {shown}; no copy kept: {exc}")
             return None

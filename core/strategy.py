@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from . import codec
 from .bar import Bar
 from .config import StrategyConfig
 from .flow import FlowState
@@ -143,15 +144,11 @@ class AlphaOfi:
     def from_state(cls, symbol: str, config: StrategyConfig, state: dict[str, Any]) -> AlphaOfi:
         strategy = cls(symbol, config)
         for delta, volume in state["flow"]:
-            strategy._flow.append((_finite(delta), _finite(volume)))
+            strategy._flow.append(
+                (codec.number(delta, "flow delta"), codec.number(volume, "flow volume"))
+            )
         for value in state["ranges"]:
-            strategy._ranges.append(_finite(value))
+            strategy._ranges.append(codec.number(value, "true range"))
         previous = state.get("previous_close")
-        strategy._previous_close = None if previous is None else _finite(previous)
+        strategy._previous_close = codec.optional(lambda v: codec.positive(v, "close"), previous)
         return strategy
-
-
-def _finite(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return float(value)
