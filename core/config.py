@@ -268,6 +268,64 @@ class StoreConfig:
     )
 
 
+EXECUTION_MODES = ("paper", "testnet", "live")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where orders go (docs/execution.md). Paper never sends a request; testnet and live
+    send signed orders to Binance USD-M futures and need keys (live also `--confirm-live`)."""
+
+    mode: str = _opt(
+        "paper",
+        "where orders go: paper (simulated fills), testnet or live (signed Binance orders)",
+        choices=EXECUTION_MODES,
+    )
+    testnet_base_url: str = _opt(
+        "https://testnet.binancefuture.com",
+        "Binance USD-M futures testnet REST base URL (signed orders in testnet mode)",
+        url=True,
+    )
+    live_base_url: str = _opt(
+        "https://fapi.binance.com",
+        "Binance USD-M futures REST base URL for signed orders in live mode",
+        url=True,
+    )
+    key_file: str = _opt(
+        "",
+        "file holding api_key and api_secret (TOML, mode 0600); else env BINANCE_API_KEY and"
+        " BINANCE_API_SECRET",
+    )
+    recv_window_ms: int = _opt(
+        5000,
+        "ms a signed request stays valid after its timestamp (Binance recvWindow)",
+        min=1,
+        max=60_000,
+    )
+    min_request_interval_s: float = _opt(
+        0.25, "least spacing between signed requests, s", min=0.05, max=60.0
+    )
+    request_timeout_s: float = _opt(
+        10.0,
+        "s a signed request may take; past it an order's outcome is unknown and it is looked"
+        " up by its client order id before any resend",
+        min=1.0,
+        max=120.0,
+    )
+    fill_polls: int = _opt(
+        10, "status queries of a market order not yet filled before giving up", min=1, max=1000
+    )
+    fill_poll_s: float = _opt(
+        0.5, "s between status queries of a market order not yet filled", min=0.05, max=60.0
+    )
+    send_attempts: int = _opt(
+        5,
+        "tries to send one order (rate limits and unknown outcomes count) before giving up",
+        min=1,
+        max=100,
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -281,6 +339,7 @@ class Config:
     learning: LearningConfig = field(default_factory=LearningConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
 
 SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))

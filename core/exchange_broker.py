@@ -1,0 +1,362 @@
+"""Orders on Binance USD-M futures for the positions the trading loop opens and closes.
+
+Idempotence: every order's client id is derived from the position and the leg it serves
+(`client_order_id`), and an order is always looked up by that id before it is sent. A retry
+after a lost answer, or a restart in the middle of sending, finds the order the exchange
+already took and adopts it instead of opening a second position. The exchange keeps a
+filled order's client id for days; it rejects a second *open* order with the same id (-4116),
+which is treated as "look it up again".
+
+The stop lives on the exchange: right after an entry fills, a STOP_MARKET with
+`closePosition=true` (reduce-only by construction: it can only close what is held, and it
+covers whatever a tier left) is placed at the emergency stop price through the algo-order
+endpoint. A position whose stop cannot be placed is closed at once with a reduce-only market
+order: no position lives without its stop. Tiers, T4, the stop's own market exit and operator
+closes are reduce-only MARKET orders; the last one cancels the resting stop.
+
+What is not here yet (docs/execution.md): the trading loop does not call this broker (it is
+synchronous, per bar; the broker is async), reconciliation at start, `ctl flatten`, resting
+tier limit orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .clock import Clock
+from .config import ExecutionConfig
+from .exchange import (
+    ExchangeError,
+    ExchangeRateLimited,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    ExchangeUnknown,
+    SymbolRules,
+    UsdmClient,
+    decimal_text,
+)
+from .types import Side
+
+ORDER_PATH = "/fapi/v1/order"
+ALGO_PATH = "/fapi/v1/algoOrder"
+OPEN_ALGOS_PATH = "/fapi/v1/openAlgoOrders"
+TRADES_PATH = "/fapi/v1/userTrades"
+#: Binance codes the broker reads.
+NO_SUCH_ORDER = -2013
+UNKNOWN_ORDER = -2011
+DUPLICATE_ID = -4116
+#: Leg codes in client order ids: entry, the resting stop, the exits.
+ENTRY_LEG = "E"
+STOP_LEG = "S"
+NO_STOP_LEG = "Z"  # closed at once because its stop could not be placed
+EXIT_LEGS = ("T1", "T2", "T3", "T4", "STOP", "MANUAL", "FLAT")
+OPEN_STATES = ("NEW", "PARTIALLY_FILLED")
+TRANSIENT = (ExchangeRateLimited, ExchangeUnknown, ExchangeUnavailable)
+BPS = 1e-4
+PCT = 100.0
+#: Binance allows client ids of up to 36 characters from [.A-Z:/a-z0-9_-].
+ID_PREFIX = "ba-"
+ID_HASH_CHARS = 24
+
+
+class OrderRefused(ExchangeError):
+    """The exchange refused the order (insufficient margin, bad quantity): nothing opened."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OutcomeUnknown(ExchangeError):
+    """Every try ended without a readable answer: the order may exist. New entries must
+    stop until reconciliation (or the operator) has looked at the exchange."""
+
+
+def client_order_id(position_id: str, leg: str) -> str:
+    """The same id for the same position and leg, in every process, after every restart."""
+    digest = hashlib.sha256(position_id.encode()).hexdigest()[:ID_HASH_CHARS]
+    return f"{ID_PREFIX}{digest}-{leg}"
+
+
+def order_side(side: Side, closing: bool) -> str:
+    buys = side is Side.LONG
+    return "BUY" if buys != closing else "SELL"
+
+
+def stop_trigger(entry_price: float, side: Side, stop_pct: float) -> float:
+    """The emergency stop price, `stop_pct` % against the entry (as exits.stop_price)."""
+    return entry_price * (1.0 - side.sign * stop_pct / PCT)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFill:
+    """One order as the exchange executed it."""
+
+    client_order_id: str
+    order_id: int
+    status: str
+    qty: float
+    price: float
+    fee_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """An entry: its fill (None: nothing executed), the stop's client id on the exchange,
+    and the emergency exit when no stop could be placed."""
+
+    fill: ExchangeFill | None
+    stop_id: str | None
+    emergency_exit: ExchangeFill | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.fill is not None and self.stop_id is not None
+
+
+class ExchangeBroker:
+    """Entries, stops and exits through one signed client."""
+
+    def __init__(
+        self,
+        client: UsdmClient,
+        config: ExecutionConfig,
+        clock: Clock,
+        *,
+        fee_bps: float,
+        stop_pct: float,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.clock = clock
+        self.fee_bps = fee_bps
+        self.stop_pct = stop_pct
+        self.rules: dict[str, SymbolRules] = {}
+
+    async def prepare(self) -> None:
+        """The server-time offset and every symbol's quantity and price steps."""
+        await self.client.sync_time()
+        self.rules = await self.client.rules()
+
+    def _rules(self, symbol: str) -> SymbolRules:
+        rules = self.rules.get(symbol)
+        if rules is None:
+            raise OrderRefused(f"{symbol}: the exchange lists no rules for it (prepare first)")
+        return rules
+
+    # -- entries -------------------------------------------------------------------------
+
+    async def open_position(
+        self, position_id: str, symbol: str, side: Side, qty: float, reference_price: float
+    ) -> EntryOutcome:
+        """A market entry, then its stop on the exchange (or an immediate exit without one).
+
+        Calling it again for the same `position_id` (a retry, a restart) adopts what the
+        exchange already holds: it never opens a second position."""
+        rules = self._rules(symbol)
+        amount = rules.qty(qty)
+        if amount < rules.min_qty or amount * Decimal(repr(reference_price)) < rules.min_notional:
+            raise OrderRefused(
+                f"{symbol}: {qty:.6g} is below the exchange's minimum order"
+                f" ({rules.min_qty} or {rules.min_notional} USDT)"
+            )
+        params: dict[str, str | int] = {
+            "symbol": symbol,
+            "side": order_side(side, closing=False),
+            "type": "MARKET",
+            "quantity": decimal_text(amount),
+        }
+        fill = await self._market(symbol, client_order_id(position_id, ENTRY_LEG), params)
+        if fill.qty <= 0.0:
+            return EntryOutcome(None, None)
+        stop_id = await self._ensure_stop(position_id, symbol, side, fill.price)
+        if stop_id is not None:
+            return EntryOutcome(fill, stop_id)
+        exit_fill = await self.close_leg(position_id, NO_STOP_LEG, symbol, side, fill.qty)
+        return EntryOutcome(fill, None, exit_fill)
+
+    async def _ensure_stop(
+        self, position_id: str, symbol: str, side: Side, entry_price: float
+    ) -> str | None:
+        """The position's STOP_MARKET on the exchange (placed once); None when refused or
+        every try failed."""
+        cid = client_order_id(position_id, STOP_LEG)
+        trigger = self._rules(symbol).price(stop_trigger(entry_price, side, self.stop_pct))
+        params: dict[str, str | int] = {
+            "algoType": "CONDITIONAL",
+            "symbol": symbol,
+            "side": order_side(side, closing=True),
+            "type": "STOP_MARKET",
+            "triggerPrice": decimal_text(trigger),
+            "closePosition": "true",
+            "workingType": "CONTRACT_PRICE",
+            "clientAlgoId": cid,
+        }
+        for _ in range(self.config.send_attempts):
+            try:
+                if cid in await self.open_stop_ids(symbol):
+                    return cid
+                await self.client.request("POST", ALGO_PATH, params)
+                return cid
+            except ExchangeRejected as exc:
+                if exc.code == DUPLICATE_ID:
+                    continue
+                return None
+            except TRANSIENT:
+                continue
+        return None
+
+    async def open_stop_ids(self, symbol: str) -> set[str]:
+        body = await self.client.request("GET", OPEN_ALGOS_PATH, {"symbol": symbol})
+        rows = body if isinstance(body, list) else body.get("orders", [])
+        return {str(row.get("clientAlgoId")) for row in rows if isinstance(row, dict)}
+
+    # -- exits ---------------------------------------------------------------------------
+
+    async def close_leg(
+        self,
+        position_id: str,
+        leg: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        *,
+        final: bool = True,
+    ) -> ExchangeFill:
+        """A reduce-only market exit of `qty` of the position (a tier, T4, the stop, the
+        operator); `final` cancels the resting stop afterwards."""
+        amount = self._rules(symbol).qty(qty)
+        params: dict[str, str | int] = {
+            "symbol": symbol,
+            "side": order_side(side, closing=True),
+            "type": "MARKET",
+            "quantity": decimal_text(amount),
+            "reduceOnly": "true",
+        }
+        fill = await self._market(symbol, client_order_id(position_id, leg), params)
+        if final:
+            await self.cancel_stop(position_id, symbol)
+        return fill
+
+    async def cancel_stop(self, position_id: str, symbol: str) -> bool:
+        """Cancel the position's resting stop; False when there was none to cancel."""
+        cid = client_order_id(position_id, STOP_LEG)
+        for _ in range(self.config.send_attempts):
+            try:
+                await self.client.request(
+                    "DELETE", ALGO_PATH, {"symbol": symbol, "clientAlgoId": cid}
+                )
+                return True
+            except ExchangeRejected:
+                return False  # unknown: already triggered, cancelled or never placed
+            except TRANSIENT:
+                continue
+        raise OutcomeUnknown(f"{symbol}: the stop {cid} may still rest on the exchange")
+
+    # -- one market order, exactly once ---------------------------------------------------------
+
+    async def _market(self, symbol: str, cid: str, params: dict[str, str | int]) -> ExchangeFill:
+        order = await self._ensure_order(symbol, cid, params)
+        order = await self._settle(symbol, cid, order)
+        return await self._fill(symbol, cid, order)
+
+    async def _ensure_order(
+        self, symbol: str, cid: str, params: dict[str, str | int]
+    ) -> dict[str, Any]:
+        """Look the order up by its client id; send it only when the exchange has none."""
+        last: ExchangeError | None = None
+        for _ in range(self.config.send_attempts):
+            try:
+                found = await self.lookup(symbol, cid)
+                if found is not None:
+                    return found
+                body = await self.client.request(
+                    "POST",
+                    ORDER_PATH,
+                    {**params, "newClientOrderId": cid, "newOrderRespType": "RESULT"},
+                )
+                return _order(body)
+            except ExchangeRejected as exc:
+                if exc.code == DUPLICATE_ID:
+                    last = exc
+                    continue
+                raise OrderRefused(f"{symbol}: order refused: {exc}", exc.code) from None
+            except TRANSIENT as exc:
+                last = exc
+        raise OutcomeUnknown(
+            f"{symbol}: order {cid}: no readable answer after"
+            f" {self.config.send_attempts} tries ({last})"
+        )
+
+    async def lookup(self, symbol: str, cid: str) -> dict[str, Any] | None:
+        """The order with this client id, or None when the exchange has none."""
+        try:
+            body = await self.client.request(
+                "GET", ORDER_PATH, {"symbol": symbol, "origClientOrderId": cid}
+            )
+        except ExchangeRejected as exc:
+            if exc.code == NO_SUCH_ORDER:
+                return None
+            raise
+        return _order(body)
+
+    async def _settle(self, symbol: str, cid: str, order: dict[str, Any]) -> dict[str, Any]:
+        """Wait for a market order to finish filling; cancel what is left after the polls."""
+        polls = 0
+        while order.get("status") in OPEN_STATES and polls < self.config.fill_polls:
+            polls += 1
+            await self.clock.sleep_until(self.clock.now() + self.config.fill_poll_s)
+            try:
+                order = await self.lookup(symbol, cid) or order
+            except TRANSIENT:
+                continue
+        if order.get("status") in OPEN_STATES:
+            try:
+                order = _order(
+                    await self.client.request(
+                        "DELETE", ORDER_PATH, {"symbol": symbol, "origClientOrderId": cid}
+                    )
+                )
+            except ExchangeRejected:
+                order = await self.lookup(symbol, cid) or order
+        return order
+
+    async def _fill(self, symbol: str, cid: str, order: dict[str, Any]) -> ExchangeFill:
+        qty = _number(order.get("executedQty"))
+        price = _number(order.get("avgPrice"))
+        order_id = order.get("orderId")
+        oid = order_id if isinstance(order_id, int) else -1
+        fee = qty * price * self.fee_bps * BPS  # the configured fee, unless the trades say
+        if qty > 0.0 and oid >= 0:
+            try:
+                trades = await self.client.request(
+                    "GET", TRADES_PATH, {"symbol": symbol, "orderId": oid}
+                )
+                paid = [
+                    _number(t.get("commission"))
+                    for t in trades
+                    if isinstance(t, dict) and t.get("commissionAsset") == "USDT"
+                ]
+                if paid:
+                    fee = math.fsum(paid)
+            except (ExchangeRejected, *TRANSIENT):
+                pass  # the estimate stands; the trade itself is done
+        return ExchangeFill(cid, oid, str(order.get("status", "")), qty, price, fee)
+
+
+def _order(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or "status" not in body:
+        raise ExchangeUnknown("the order answer has no status")
+    return body
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0

@@ -1,0 +1,255 @@
+"""Real orders against a fake Binance USD-M exchange on 127.0.0.1 (tests/fake_usdm_exchange.py).
+
+What an operator would notice: a lost answer, a retry or a restart never opens a second
+position; every entry has its stop resting on the exchange (or is closed at once); 429/418
+pause the next request for the Retry-After the exchange gave; a -1021 re-measures the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+from fake_usdm_exchange import API_KEY, API_SECRET, FakeUsdmExchange, usdm_exchange
+
+from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.config import ExecutionConfig
+from bigalpha_tui.core.exchange import (
+    ApiKeys,
+    ExchangeRejected,
+    UsdmClient,
+)
+from bigalpha_tui.core.exchange_broker import (
+    EntryOutcome,
+    ExchangeBroker,
+    OrderRefused,
+    OutcomeUnknown,
+    client_order_id,
+)
+from bigalpha_tui.core.ratelimit import HostRateLimiter
+from bigalpha_tui.core.types import Side
+
+T = TypeVar("T")
+START_S = 1_767_258_000.0  # 2026-01-01 09:00 UTC
+QTY = 0.004  # 200 USDT at 50 000
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(START_S)
+
+
+@pytest.fixture
+def exchange(clock: SimClock) -> Iterator[FakeUsdmExchange]:
+    with usdm_exchange(FakeUsdmExchange(now=clock.now)) as ex:
+        yield ex
+
+
+def make_broker(
+    ex: FakeUsdmExchange, clock: SimClock, secret: str = API_SECRET, **settings: Any
+) -> ExchangeBroker:
+    config = ExecutionConfig(mode="testnet", testnet_base_url=ex.url, **settings)
+    limiter = HostRateLimiter(clock, min_interval_s=config.min_request_interval_s, name="fake")
+    client = UsdmClient(
+        ex.url,
+        ApiKeys(API_KEY, secret),
+        clock,
+        limiter,
+        recv_window_ms=config.recv_window_ms,
+        timeout_s=config.request_timeout_s,
+    )
+    return ExchangeBroker(client, config, clock, fee_bps=5.0, stop_pct=1.0)
+
+
+def run(broker: ExchangeBroker, step: Callable[[ExchangeBroker], Awaitable[T]]) -> T:
+    async def main() -> T:
+        try:
+            await broker.prepare()
+            return await step(broker)
+        finally:
+            await broker.client.aclose()
+
+    return anyio.run(main)
+
+
+def open_long(pid: str = "L-BTC-1") -> Callable[[ExchangeBroker], Awaitable[EntryOutcome]]:
+    return lambda b: b.open_position(pid, "BTCUSDT", Side.LONG, QTY, 50_000.0)
+
+
+def test_an_entry_fills_and_its_stop_rests_on_the_exchange(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.open and outcome.fill is not None
+    assert outcome.fill.qty == pytest.approx(QTY) and outcome.fill.price == 50_000.0
+    assert outcome.fill.fee_usd == pytest.approx(QTY * 50_000.0 * 0.0005)  # the exchange's
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+    (stop,) = exchange.open_algos("BTCUSDT")
+    assert stop.side == "SELL" and stop.close_position and float(stop.trigger) == 49_500.0
+    assert stop.cid == outcome.stop_id == client_order_id("L-BTC-1", "S")
+
+
+def test_a_short_entry_gets_a_buy_stop_above(exchange: FakeUsdmExchange, clock: SimClock) -> None:
+    outcome = run(
+        make_broker(exchange, clock),
+        lambda b: b.open_position("S-1", "BTCUSDT", Side.SHORT, QTY, 50_000.0),
+    )
+    assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(-QTY)
+    (stop,) = exchange.open_algos("BTCUSDT")
+    assert stop.side == "BUY" and float(stop.trigger) == 50_500.0
+
+
+def test_a_lost_answer_after_the_order_was_accepted_opens_one_position(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("POST /fapi/v1/algoOrder", "lost")
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.open
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)  # not twice
+    assert exchange.orders_sent() == 1  # looked up, found, adopted: never resent
+    assert len(exchange.open_algos("BTCUSDT")) == 1
+    assert exchange.orders_sent("/fapi/v1/algoOrder") == 1
+
+
+def test_a_restart_in_the_middle_of_sending_adopts_the_order_it_sent(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    # the first process sends, the answer is lost, and it dies before it can look
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")  # looks: none; sends; then dies
+    with pytest.raises(OutcomeUnknown):
+        run(make_broker(exchange, clock, send_attempts=2), open_long())
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert exchange.open_algos("BTCUSDT") == []  # it died before the stop
+    # the restarted process serves the same entry order again
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert exchange.orders_sent() == 1
+    assert len(exchange.open_algos("BTCUSDT")) == 1
+    # and once more (a second restart): still one position, one stop
+    again = run(make_broker(exchange, clock), open_long())
+    assert again.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert exchange.orders_sent() == 1 and len(exchange.open_algos("BTCUSDT")) == 1
+
+
+@pytest.mark.parametrize("status", ["429", "418"])
+def test_rate_limits_pause_the_next_request_for_retry_after(
+    exchange: FakeUsdmExchange, clock: SimClock, status: str
+) -> None:
+    exchange.inject("POST /fapi/v1/order", status)
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
+    refused = next(i for i, (m, p, _) in enumerate(exchange.log) if m == "POST")
+    stamps = [int(params["timestamp"]) for _, _, params in exchange.log[refused:]]
+    assert stamps[1] - stamps[0] >= exchange.retry_after_s * 1000
+    assert exchange.orders_sent() == 2  # the refused one did nothing; sent again once
+
+
+def test_a_clock_out_of_the_recv_window_is_measured_again(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    async def step(b: ExchangeBroker) -> EntryOutcome:
+        exchange.skew_ms = 60_000  # the server's clock jumped after our first measure
+        return await open_long()(b)
+
+    outcome = run(make_broker(exchange, clock), step)
+    assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
+    times = [p for m, p, _ in exchange.log if p == "/fapi/v1/time"]
+    assert len(times) == 2  # at start, and once after the -1021
+
+
+def test_insufficient_margin_opens_nothing_and_says_why(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "margin")
+    with pytest.raises(OrderRefused) as err:
+        run(make_broker(exchange, clock), open_long())
+    assert err.value.code == -2019 and "Margin is insufficient" in str(err.value)
+    assert exchange.position("BTCUSDT") == 0.0 and exchange.open_algos() == []
+
+
+def test_a_partial_fill_is_waited_for_before_the_stop(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "partial")
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.fill is not None and outcome.fill.qty == pytest.approx(QTY)
+    assert outcome.fill.status == "FILLED" and outcome.open
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+
+
+def test_the_resting_stop_fires_on_replayed_klines(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    run(make_broker(exchange, clock), open_long())
+    exchange.replay_kline("BTCUSDT", 50_000.0, 50_200.0, 49_600.0, 49_700.0)
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)  # above the stop
+    exchange.replay_kline("BTCUSDT", 49_700.0, 49_800.0, 49_300.0, 49_400.0)
+    assert exchange.position("BTCUSDT") == 0.0  # the bot did nothing: the exchange did
+    assert exchange.open_algos() == [] and exchange.trades[-1]["price"] == "49500.0"
+
+
+def test_tiers_close_reduce_only_and_the_last_exit_cancels_the_stop(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    async def step(b: ExchangeBroker) -> None:
+        await open_long()(b)
+        await b.close_leg("L-BTC-1", "T1", "BTCUSDT", Side.LONG, QTY / 4, final=False)
+        assert exchange.position("BTCUSDT") == pytest.approx(QTY * 0.75)
+        assert len(exchange.open_algos("BTCUSDT")) == 1  # still guarded
+        # a retried tier (lost answer) is the same order: no second reduction
+        await b.close_leg("L-BTC-1", "T1", "BTCUSDT", Side.LONG, QTY / 4, final=False)
+        assert exchange.position("BTCUSDT") == pytest.approx(QTY * 0.75)
+        await b.close_leg("L-BTC-1", "T4", "BTCUSDT", Side.LONG, QTY * 0.75)
+
+    run(make_broker(exchange, clock), step)
+    assert exchange.position("BTCUSDT") == 0.0 and exchange.open_algos() == []
+    posts = [p for m, path, p in exchange.log if m == "POST" and path == "/fapi/v1/order"]
+    assert [p.get("reduceOnly") for p in posts] == [None, "true", "true"]
+
+
+def test_an_entry_whose_stop_is_refused_is_closed_at_once(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.inject("POST /fapi/v1/algoOrder", "reject")
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert not outcome.open and outcome.emergency_exit is not None
+    assert outcome.emergency_exit.qty == pytest.approx(QTY)
+    assert exchange.position("BTCUSDT") == 0.0
+
+
+def test_a_wrong_secret_is_refused_by_signature_and_never_shown(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock, secret="not-the-secret-at-all")
+    with pytest.raises(OrderRefused) as err:
+        run(broker, open_long())
+    assert "-1022" in str(err.value) and "not-the-secret" not in str(err.value)
+    assert API_KEY not in str(err.value) and API_KEY not in repr(broker.client)
+    assert exchange.position("BTCUSDT") == 0.0
+
+
+def test_quantities_are_rounded_down_to_the_exchange_step(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    outcome = run(
+        make_broker(exchange, clock),
+        lambda b: b.open_position("L-2", "BTCUSDT", Side.LONG, 0.0049999, 50_000.0),
+    )
+    assert outcome.fill is not None and outcome.fill.qty == pytest.approx(0.004)
+
+
+def test_a_client_never_sends_unsigned_a_request_that_needs_a_key(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock)
+
+    async def step(b: ExchangeBroker) -> object:
+        return await b.client.request("GET", "/fapi/v2/positionRisk", signed=False)
+
+    with pytest.raises(ExchangeRejected) as err:
+        run(broker, step)
+    assert err.value.status == 401
