@@ -8,6 +8,7 @@
     bigalpha-tui replay FILE...         the whole loop over kline files, then a report
     bigalpha-tui sweep DATA... --set K=V1,V2   every combination replayed in parallel, ranked
     bigalpha-tui data fetch SYMBOL...   monthly klines from Binance's archive into the cache
+    bigalpha-tui exchange check|roundtrip|flatten   signed Binance USD-M requests by hand
 
 Errors a user can act on print one line and exit with status 2, never a traceback.
 Exit status: 0 done (also when the reader of the output went away: `| head`), 1 a run whose
@@ -29,7 +30,7 @@ from bigalpha_tui import locations
 from bigalpha_tui.core.errors import BigAlphaError, ConfigError, sole_error
 
 EXIT_USAGE = 2
-SUBCOMMANDS = ("status", "config", "replay", "sweep", "data", "ctl", "attach")
+SUBCOMMANDS = ("status", "config", "replay", "sweep", "data", "ctl", "attach", "exchange")
 SYMBOL_HELP = "the symbol of every file, when the file names do not tell it (mydata.csv)"
 
 
@@ -54,6 +55,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--read-only",
         action="store_true",
         help="watch without steering: no commands, nothing written",
+    )
+    p.add_argument(
+        "--confirm-live",
+        action="store_true",
+        help="headless: confirm execution.mode = 'live' (real orders, real money)",
     )
     p.add_argument(
         "files",
@@ -84,7 +90,7 @@ def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bigalpha-tui",
         description="Terminal cockpit for an institutional trend-following futures paper bot.",
-        epilog="Other commands: status, config, replay, sweep, data, ctl, attach"
+        epilog="Other commands: status, config, replay, sweep, data, ctl, attach, exchange"
         " (each with --help).",
     )
     p.add_argument("--no-ui", action="store_true", help="run headless, one line per event")
@@ -158,6 +164,10 @@ def dispatch(argv: list[str]) -> int:
             from bigalpha_tui.data_cmd import cmd_data
 
             return cmd_data(rest)
+        if command == "exchange":
+            from bigalpha_tui.exchange_cmd import cmd_exchange
+
+            return cmd_exchange(rest)
         from bigalpha_tui.ctl import cmd_ctl
 
         return cmd_ctl(rest)
@@ -171,6 +181,7 @@ def dispatch(argv: list[str]) -> int:
                 " (each with --help), or give kline files to replay"
             )
     if args.no_ui:
+        check_execution(args, headless=True)
         return cmd_headless(args)
     if not args.files:
         from bigalpha_tui.attach import bot_answers, run_attach
@@ -180,9 +191,23 @@ def dispatch(argv: list[str]) -> int:
             # the folder's bot runs already (its lock would refuse a second one): show it
             notice = f"a bot already runs on {data_dir}: attaching to it; run options unused"
             return run_attach(args, notice)
+    check_execution(args, headless=False)
     from bigalpha_tui.app import run_app
 
     return run_app(args)
+
+
+def check_execution(args: argparse.Namespace, *, headless: bool) -> None:
+    """Testnet/live need keys, live also --confirm-live (docs/execution.md); paper, and a
+    read-only watch that sends nothing, start as before."""
+    if args.read_only and not args.confirm_live:
+        return
+    from bigalpha_tui import runtime
+    from bigalpha_tui.core.execution import check_start, refuse_unrouted
+
+    execution = runtime.effective_config(args).execution
+    check_start(execution, confirm_live=args.confirm_live, headless=headless)
+    refuse_unrouted(execution)
 
 
 def resolve_data_args(items: list[str]) -> list[str]:

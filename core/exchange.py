@@ -53,6 +53,7 @@ KEY_ENV = "BINANCE_API_KEY"
 SECRET_ENV = "BINANCE_API_SECRET"
 TIME_PATH = "/fapi/v1/time"
 EXCHANGE_INFO_PATH = "/fapi/v1/exchangeInfo"
+PRICE_PATH = "/fapi/v1/ticker/price"
 #: Binance: "Timestamp for this request is outside of the recvWindow."
 TIMESTAMP_CODE = -1021
 MS = 1000.0
@@ -270,6 +271,17 @@ class UsdmClient:
 
     async def rules(self) -> dict[str, SymbolRules]:
         return parse_rules(await self.request("GET", EXCHANGE_INFO_PATH, signed=False))
+
+    async def price(self, symbol: str) -> float:
+        """The last traded price (`GET /fapi/v1/ticker/price`, no key needed)."""
+        body = await self.request("GET", PRICE_PATH, {"symbol": symbol}, signed=False)
+        try:
+            price = float(body["price"])
+        except (TypeError, KeyError, ValueError):
+            raise ExchangeUnknown(f"{symbol}: the price answer has no price") from None
+        if not (math.isfinite(price) and price > 0.0):
+            raise ExchangeUnknown(f"{symbol}: the exchange gave the price {price!r}")
+        return price
 
     async def request(
         self,

@@ -11,7 +11,8 @@ signature of the query string, and the timestamp against its own clock and `recv
   `replay_kline` sees the price trade through its trigger, then closes the position;
 - `GET/DELETE /fapi/v1/order`, `GET /fapi/v1/openOrders`, `GET /fapi/v1/openAlgoOrders`,
   `DELETE /fapi/v1/algoOrder`, `GET /fapi/v2/positionRisk`, `GET /fapi/v1/userTrades`,
-  `GET /fapi/v1/time`, `GET /fapi/v1/exchangeInfo`.
+  `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/time`, `GET /fapi/v1/exchangeInfo`,
+  `GET /fapi/v1/ticker/price`.
 
 Faults are scripted per request (`inject(path, fault)`, consumed by the first request to that
 path, or to "METHOD path"): "ok" (nothing), "429"/"418" (with Retry-After), "500", "drop"
@@ -320,6 +321,16 @@ class FakeUsdmExchange:
             order.status = "CANCELED"
             order.pending_fill_price = None
             return 200, order.record()
+        if path == "/fapi/v1/ticker/price":
+            symbol = p.get("symbol", "")
+            if symbol not in self.prices:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            return 200, {"symbol": symbol, "price": repr(self.prices[symbol])}
+        if method == "DELETE" and path == "/fapi/v1/allOpenOrders":
+            for order in self.orders.values():
+                if order.symbol == p.get("symbol") and order.status in ("NEW", "PARTIALLY_FILLED"):
+                    order.status = "CANCELED"
+            return 200, {"code": 200, "msg": "The operation of cancel all open order is done."}
         if method == "GET" and path == "/fapi/v1/openOrders":
             return 200, [
                 o.record()
@@ -383,7 +394,7 @@ def exchange_info(prices: dict[str, float]) -> dict[str, Any]:
     }
 
 
-SIGNED_FREE = ("/fapi/v1/time", "/fapi/v1/exchangeInfo")
+SIGNED_FREE = ("/fapi/v1/time", "/fapi/v1/exchangeInfo", "/fapi/v1/ticker/price")
 
 
 def _handler(ex: FakeUsdmExchange) -> type[BaseHTTPRequestHandler]:

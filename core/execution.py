@@ -1,0 +1,169 @@
+"""Which execution a run may start with: paper, or signed orders the operator asked for twice.
+
+`execution.mode` in the config is the first ask; for live, `--confirm-live` on the headless
+command line is the second (the cockpit's typed confirmation is not built yet, so the
+cockpit refuses live). Testnet and live need keys. Every refusal is one `ConfigError` line.
+
+The trading loop does not route its orders to the exchange yet (docs/execution.md): a run
+that passes every check above still stops, saying so, rather than pretend to trade on the
+exchange while filling on paper. `bigalpha-tui exchange ...` tries the keys and the exchange
+by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock
+from .config import Config, ExecutionConfig
+from .errors import ConfigError
+from .exchange import ApiKeys, ExchangeRejected, UsdmClient, base_url, load_keys
+from .exchange_broker import ALGO_PATH, OPEN_ALGOS_PATH, ExchangeBroker
+from .ratelimit import HostRateLimiter, api_key_id
+from .types import Side
+
+POSITION_RISK_PATH = "/fapi/v2/positionRisk"
+OPEN_ORDERS_PATH = "/fapi/v1/openOrders"
+ALL_OPEN_ORDERS_PATH = "/fapi/v1/allOpenOrders"
+PAPER = "paper"
+LIVE = "live"
+
+
+def check_start(
+    config: ExecutionConfig,
+    *,
+    confirm_live: bool,
+    headless: bool,
+    environ: Mapping[str, str] | None = None,
+) -> ApiKeys | None:
+    """The keys a run in `config.mode` uses (None for paper); ConfigError when it may not
+    start that way."""
+    mode = config.mode
+    if confirm_live and mode != LIVE:
+        raise ConfigError(
+            f"--confirm-live confirms execution.mode = 'live', but the mode is {mode!r};"
+            " nothing was started"
+        )
+    if mode == PAPER:
+        return None
+    keys = load_keys(config, environ)
+    if mode == LIVE and not headless:
+        raise ConfigError(
+            "execution.mode 'live' from the cockpit needs its typed confirmation, which is not"
+            " built yet; run headless: --no-ui --confirm-live"
+        )
+    if mode == LIVE and not confirm_live:
+        raise ConfigError(
+            "execution.mode 'live' sends real orders with real money: add --confirm-live to"
+            " start it"
+        )
+    return keys
+
+
+def refuse_unrouted(config: ExecutionConfig) -> None:
+    """Stop a testnet/live run: the trading loop cannot send its orders yet."""
+    if config.mode == PAPER:
+        return
+    raise ConfigError(
+        f"execution.mode {config.mode!r} ({base_url(config)}): keys found, but the trading"
+        " loop does not send orders to the exchange yet (docs/execution.md); try the"
+        " exchange with `bigalpha-tui exchange check`, or set execution.mode = 'paper'"
+    )
+
+
+# -- by hand: `bigalpha-tui exchange check|roundtrip|flatten` ---------------------------------
+
+
+def build_broker(config: Config, keys: ApiKeys, clock: Clock) -> ExchangeBroker:
+    """A broker on its own signed client and rate limiter (one per API key)."""
+    ex = config.execution
+    limiter = HostRateLimiter(
+        clock,
+        min_interval_s=ex.min_request_interval_s,
+        backoff_base_s=ex.min_request_interval_s,
+        backoff_cap_s=config.source.backoff_cap_s,
+        name=f"binance-usdm key {api_key_id(keys.key)}",
+    )
+    client = UsdmClient(
+        base_url(ex),
+        keys,
+        clock,
+        limiter,
+        recv_window_ms=ex.recv_window_ms,
+        timeout_s=ex.request_timeout_s,
+    )
+    return ExchangeBroker(
+        client, ex, clock, fee_bps=config.gates.fee_bps, stop_pct=config.exits.stop_pct
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What the account holds: positions (signed qty, entry price), open orders, stops."""
+
+    positions: dict[str, tuple[float, float]]
+    open_orders: list[dict[str, Any]]
+    stops: list[dict[str, Any]]
+
+
+async def account_state(client: UsdmClient) -> AccountState:
+    risk = await client.request("GET", POSITION_RISK_PATH)
+    positions: dict[str, tuple[float, float]] = {}
+    for row in risk if isinstance(risk, list) else []:
+        if not isinstance(row, dict):
+            continue
+        amount = _float(row.get("positionAmt"))
+        if amount != 0.0:
+            positions[str(row.get("symbol"))] = (amount, _float(row.get("entryPrice")))
+    orders = await client.request("GET", OPEN_ORDERS_PATH)
+    stops = await client.request("GET", OPEN_ALGOS_PATH)
+    if isinstance(stops, dict):
+        stops = stops.get("orders", [])
+    return AccountState(
+        positions,
+        [o for o in orders if isinstance(o, dict)] if isinstance(orders, list) else [],
+        [s for s in stops if isinstance(s, dict)] if isinstance(stops, list) else [],
+    )
+
+
+async def flatten(broker: ExchangeBroker) -> list[str]:
+    """Cancel every open order and stop, then close every position with a reduce-only
+    market order (a repeat is harmless: reduce-only cannot open anything). One line each."""
+    client = broker.client
+    state = await account_state(client)
+    lines: list[str] = []
+    symbols = set(state.positions)
+    symbols |= {str(o.get("symbol")) for o in state.open_orders}
+    for symbol in sorted(symbols):
+        await client.request("DELETE", ALL_OPEN_ORDERS_PATH, {"symbol": symbol})
+        lines.append(f"{symbol}: open orders cancelled")
+    for stop in state.stops:
+        symbol = str(stop.get("symbol"))
+        try:
+            await client.request(
+                "DELETE", ALGO_PATH, {"symbol": symbol, "algoId": str(stop.get("algoId"))}
+            )
+            lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} cancelled")
+        except ExchangeRejected as exc:
+            lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} not cancelled ({exc})")
+    minute = int(broker.clock.now() // 60)
+    for symbol, (amount, _) in sorted(state.positions.items()):
+        side = Side.LONG if amount > 0 else Side.SHORT
+        fill = await broker.close_leg(
+            f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
+        )
+        lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
+    if not lines:
+        lines.append("nothing open: no position, no order")
+    return lines
+
+
+def _float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
