@@ -173,13 +173,13 @@ class ExchangeBroker:
         fill = await self._market(symbol, client_order_id(position_id, ENTRY_LEG), params)
         if fill.qty <= 0.0:
             return EntryOutcome(None, None)
-        stop_id = await self._ensure_stop(position_id, symbol, side, fill.price)
+        stop_id = await self.ensure_stop(position_id, symbol, side, fill.price)
         if stop_id is not None:
             return EntryOutcome(fill, stop_id)
         exit_fill = await self.close_leg(position_id, NO_STOP_LEG, symbol, side, fill.qty)
         return EntryOutcome(fill, None, exit_fill)
 
-    async def _ensure_stop(
+    async def ensure_stop(
         self, position_id: str, symbol: str, side: Side, entry_price: float
     ) -> str | None:
         """The position's STOP_MARKET on the exchange (placed once); None when refused or
@@ -261,8 +261,8 @@ class ExchangeBroker:
 
     async def _market(self, symbol: str, cid: str, params: dict[str, str | int]) -> ExchangeFill:
         order = await self._ensure_order(symbol, cid, params)
-        order = await self._settle(symbol, cid, order)
-        return await self._fill(symbol, cid, order)
+        order = await self.settle(symbol, cid, order)
+        return await self.fill_of(symbol, cid, order)
 
     async def _ensure_order(
         self, symbol: str, cid: str, params: dict[str, str | int]
@@ -304,7 +304,7 @@ class ExchangeBroker:
             raise
         return _order(body)
 
-    async def _settle(self, symbol: str, cid: str, order: dict[str, Any]) -> dict[str, Any]:
+    async def settle(self, symbol: str, cid: str, order: dict[str, Any]) -> dict[str, Any]:
         """Wait for a market order to finish filling; cancel what is left after the polls."""
         polls = 0
         while order.get("status") in OPEN_STATES and polls < self.config.fill_polls:
@@ -325,7 +325,7 @@ class ExchangeBroker:
                 order = await self.lookup(symbol, cid) or order
         return order
 
-    async def _fill(self, symbol: str, cid: str, order: dict[str, Any]) -> ExchangeFill:
+    async def fill_of(self, symbol: str, cid: str, order: dict[str, Any]) -> ExchangeFill:
         qty = _number(order.get("executedQty"))
         price = _number(order.get("avgPrice"))
         order_id = order.get("orderId")

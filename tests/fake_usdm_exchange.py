@@ -371,6 +371,7 @@ class FakeUsdmExchange:
                 for t in self.trades
                 if t["symbol"] == p.get("symbol")
                 and ("orderId" not in p or str(t["orderId"]) == p["orderId"])
+                and int(t["time"]) >= int(p.get("startTime", "0"))
             ]
         return 404, {"code": -1, "msg": "Not found."}
 

@@ -1,0 +1,192 @@
+"""Reconcile the book with the exchange: at start (and, once wired, every few minutes).
+
+The book says which positions it holds (`Expected`, open quantity > 0) and which entries it
+decided but may or may not have sent (`pending`). The exchange says what it holds: positions,
+open orders, resting stops, and the fills since each entry. Every difference is either
+explained and repaired, or reported as a mismatch that halts new entries:
+
+- a pending entry the exchange filled (sent just before a crash): adopted, its stop placed;
+- an open position whose stop is missing: the stop is placed;
+- an open position the exchange no longer holds, with closing fills since its entry that add
+  up to it (the stop fired while the bot was down): the exit is adopted at those fills;
+- one of our orders or stops (client id `ba-...`) that serves no position: cancelled;
+- an order that is not ours: left alone, listed;
+- anything else (a position the book does not know, a quantity that differs, a position gone
+  without the fills to explain it): a mismatch. `halt_reason` is then set; the operator
+  looks, and acknowledges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exchange import ExchangeRejected
+from .exchange_broker import (
+    ALGO_PATH,
+    ENTRY_LEG,
+    ID_PREFIX,
+    ORDER_PATH,
+    STOP_LEG,
+    TRADES_PATH,
+    ExchangeBroker,
+    ExchangeFill,
+    client_order_id,
+    order_side,
+)
+from .execution import account_state
+from .types import Side
+
+#: Quantities closer than this share of a step are the same (float dust).
+SAME_QTY_STEPS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """One position of the book, or an entry it decided and may have sent."""
+
+    position_id: str
+    symbol: str
+    side: Side
+    qty: float  # open quantity the book holds; 0 for a pending entry
+    since_ms: int  # when the entry was (to be) sent: closing fills after it count
+    pending: bool = False
+
+
+@dataclass
+class Reconciliation:
+    adopted_entries: dict[str, ExchangeFill] = field(default_factory=dict)
+    adopted_exits: dict[str, ExchangeFill] = field(default_factory=dict)
+    stops_placed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why new entries must wait for the operator; None when everything is explained."""
+        if not self.mismatches:
+            return None
+        return "exchange and book differ: " + "; ".join(self.mismatches)
+
+
+async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Reconciliation:
+    out = Reconciliation()
+    open_qty: dict[str, float] = {}  # position id -> what the book (now) holds
+    for item in expected:
+        if item.pending:
+            fill = await _sent_entry(broker, item)
+            if fill is not None:
+                out.adopted_entries[item.position_id] = fill
+                open_qty[item.position_id] = fill.qty
+        elif item.qty > 0.0:
+            open_qty[item.position_id] = item.qty
+    state = await account_state(broker.client)
+    by_symbol = {i.symbol: i for i in expected if i.position_id in open_qty}
+    stop_ids = {str(s.get("clientAlgoId")) for s in state.stops}
+    for symbol, item in sorted(by_symbol.items()):
+        held, entry_price = state.positions.get(symbol, (0.0, 0.0))
+        want = item.side.sign * open_qty[item.position_id]
+        if _same(broker, symbol, held, want):
+            if client_order_id(item.position_id, STOP_LEG) not in stop_ids:
+                stop = await broker.ensure_stop(item.position_id, symbol, item.side, entry_price)
+                if stop is None:
+                    out.mismatches.append(f"{symbol}: position without a stop, none placed")
+                else:
+                    out.stops_placed.append(stop)
+            continue
+        if held == 0.0:
+            exit_fill = await _closed_while_down(broker, item, open_qty[item.position_id])
+            if exit_fill is not None:
+                out.adopted_exits[item.position_id] = exit_fill
+                del open_qty[item.position_id]
+                continue
+        out.mismatches.append(f"{symbol}: book holds {want:+g}, exchange {held:+g}")
+    for symbol, (held, _) in sorted(state.positions.items()):
+        if symbol not in by_symbol:
+            out.mismatches.append(f"{symbol}: exchange holds {held:+g}, the book nothing")
+    await _cancel_orphans(broker, state.stops, state.open_orders, set(open_qty), out)
+    return out
+
+
+def _same(broker: ExchangeBroker, symbol: str, held: float, want: float) -> bool:
+    rules = broker.rules.get(symbol)
+    step = float(rules.step) if rules is not None else 0.0
+    return abs(held - want) <= max(step * SAME_QTY_STEPS, 1e-12)
+
+
+async def _sent_entry(broker: ExchangeBroker, item: Expected) -> ExchangeFill | None:
+    """The pending entry's fill when it was sent before the restart; None when it was not."""
+    cid = client_order_id(item.position_id, ENTRY_LEG)
+    order = await broker.lookup(item.symbol, cid)
+    if order is None:
+        return None
+    order = await broker.settle(item.symbol, cid, order)
+    fill = await broker.fill_of(item.symbol, cid, order)
+    return fill if fill.qty > 0.0 else None
+
+
+async def _closed_while_down(
+    broker: ExchangeBroker, item: Expected, qty: float
+) -> ExchangeFill | None:
+    """The closing fills since the entry, when they add up to the position."""
+    trades = await broker.client.request(
+        "GET", TRADES_PATH, {"symbol": item.symbol, "startTime": item.since_ms}
+    )
+    closing = order_side(item.side, closing=True)
+    rows: list[dict[str, Any]] = [
+        t
+        for t in (trades if isinstance(trades, list) else [])
+        if isinstance(t, dict) and t.get("side") == closing
+    ]
+    done = math.fsum(_f(t.get("qty")) for t in rows)
+    if not rows or not _same(broker, item.symbol, done, qty):
+        return None
+    price = math.fsum(_f(t.get("qty")) * _f(t.get("price")) for t in rows) / done
+    fee = math.fsum(_f(t.get("commission")) for t in rows)
+    last = rows[-1].get("orderId")
+    oid = last if isinstance(last, int) else -1
+    await broker.cancel_stop(item.position_id, item.symbol)
+    cid = client_order_id(item.position_id, STOP_LEG)
+    return ExchangeFill(cid, oid, "FILLED", done, price, fee)
+
+
+async def _cancel_orphans(
+    broker: ExchangeBroker,
+    stops: list[dict[str, Any]],
+    orders: list[dict[str, Any]],
+    open_ids: set[str],
+    out: Reconciliation,
+) -> None:
+    ours_stops = {client_order_id(pid, STOP_LEG) for pid in open_ids}
+    for stop in stops:
+        cid, symbol = str(stop.get("clientAlgoId")), str(stop.get("symbol"))
+        if not cid.startswith(ID_PREFIX):
+            out.foreign.append(f"{symbol} stop {cid}")
+        elif cid not in ours_stops:
+            await _cancel(broker, ALGO_PATH, {"symbol": symbol, "clientAlgoId": cid})
+            out.cancelled.append(cid)
+    for order in orders:
+        cid, symbol = str(order.get("clientOrderId")), str(order.get("symbol"))
+        if not cid.startswith(ID_PREFIX):
+            out.foreign.append(f"{symbol} order {cid}")
+        else:  # a market order of ours still open after a restart serves nothing now
+            await _cancel(broker, ORDER_PATH, {"symbol": symbol, "origClientOrderId": cid})
+            out.cancelled.append(cid)
+
+
+async def _cancel(broker: ExchangeBroker, path: str, params: dict[str, str | int]) -> None:
+    # refused: gone already (filled, triggered, cancelled), nothing left to cancel
+    with contextlib.suppress(ExchangeRejected):
+        await broker.client.request("DELETE", path, params)
+
+
+def _f(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
