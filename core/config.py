@@ -318,6 +318,13 @@ class ExecutionConfig:
     fill_poll_s: float = _opt(
         0.5, "s between status queries of a market order not yet filled", min=0.05, max=60.0
     )
+    max_wait_s: float = _opt(
+        60.0,
+        "longest the exchange may hold us off (429/418 Retry-After, back-off) before an order"
+        " gives up instead of waiting, s",
+        min=1.0,
+        max=86_400.0,
+    )
     send_attempts: int = _opt(
         5,
         "tries to send one order (rate limits and unknown outcomes count) before giving up",

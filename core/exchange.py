@@ -54,6 +54,7 @@ SECRET_ENV = "BINANCE_API_SECRET"
 TIME_PATH = "/fapi/v1/time"
 EXCHANGE_INFO_PATH = "/fapi/v1/exchangeInfo"
 PRICE_PATH = "/fapi/v1/ticker/price"
+POSITION_MODE_PATH = "/fapi/v1/positionSide/dual"
 #: Binance: "Timestamp for this request is outside of the recvWindow."
 TIMESTAMP_CODE = -1021
 MS = 1000.0
@@ -236,6 +237,7 @@ class UsdmClient:
         *,
         recv_window_ms: int = 5000,
         timeout_s: float = 10.0,
+        max_wait_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -243,6 +245,7 @@ class UsdmClient:
         self.clock = clock
         self.limiter = limiter
         self.recv_window_ms = recv_window_ms
+        self.max_wait_s = max_wait_s
         self.offset_ms = 0.0
         self.time_synced = False
         self.requests_sent = 0
@@ -268,6 +271,14 @@ class UsdmClient:
         self.offset_ms = server - (before + after) / 2.0 * MS
         self.time_synced = True
         return self.offset_ms
+
+    async def one_way_mode(self) -> bool:
+        """True when the account holds one position per symbol (not hedge mode)."""
+        body = await self.request("GET", POSITION_MODE_PATH)
+        dual = body.get("dualSidePosition") if isinstance(body, dict) else None
+        if not isinstance(dual, bool):
+            raise ExchangeUnknown("the position mode answer has no dualSidePosition")
+        return not dual
 
     async def rules(self) -> dict[str, SymbolRules]:
         return parse_rules(await self.request("GET", EXCHANGE_INFO_PATH, signed=False))
@@ -305,6 +316,12 @@ class UsdmClient:
     async def _send(
         self, method: str, path: str, params: Mapping[str, str | int], signed: bool
     ) -> Any:
+        held_s = self.limiter.next_request_s() - self.clock.now()
+        if held_s > self.max_wait_s:
+            # a ban of hours: fail now (nothing sent) rather than hang the caller that long
+            raise ExchangeRateLimited(
+                0, f"{path}: not sent; the exchange holds requests off for {held_s:.0f} s more"
+            )
         async with self.limiter.slot():
             query = dict(params)
             headers: dict[str, str] = {}

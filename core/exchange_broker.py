@@ -138,8 +138,14 @@ class ExchangeBroker:
         self.rules: dict[str, SymbolRules] = {}
 
     async def prepare(self) -> None:
-        """The server-time offset and every symbol's quantity and price steps."""
+        """The server-time offset, the account's position mode (one-way: the orders carry
+        no positionSide) and every symbol's quantity and price steps."""
         await self.client.sync_time()
+        if not await self.client.one_way_mode():
+            raise OrderRefused(
+                "the account is in hedge mode; the bot needs one-way mode (Binance futures:"
+                " Preferences, Position Mode, One-way)"
+            )
         self.rules = await self.client.rules()
 
     def _rules(self, symbol: str) -> SymbolRules:

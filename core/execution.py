@@ -94,6 +94,7 @@ def build_broker(config: Config, keys: ApiKeys, clock: Clock) -> ExchangeBroker:
         limiter,
         recv_window_ms=ex.recv_window_ms,
         timeout_s=ex.request_timeout_s,
+        max_wait_s=ex.max_wait_s,
     )
     return ExchangeBroker(
         client, ex, clock, fee_bps=config.gates.fee_bps, stop_pct=config.exits.stop_pct

@@ -11,8 +11,8 @@ signature of the query string, and the timestamp against its own clock and `recv
   `replay_kline` sees the price trade through its trigger, then closes the position;
 - `GET/DELETE /fapi/v1/order`, `GET /fapi/v1/openOrders`, `GET /fapi/v1/openAlgoOrders`,
   `DELETE /fapi/v1/algoOrder`, `GET /fapi/v2/positionRisk`, `GET /fapi/v1/userTrades`,
-  `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/time`, `GET /fapi/v1/exchangeInfo`,
-  `GET /fapi/v1/ticker/price`.
+  `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/positionSide/dual` (`hedge_mode`),
+  `GET /fapi/v1/time`, `GET /fapi/v1/exchangeInfo`, `GET /fapi/v1/ticker/price`.
 
 Faults are scripted per request (`inject(path, fault)`, consumed by the first request to that
 path, or to "METHOD path"): "ok" (nothing), "429"/"418" (with Retry-After), "500", "drop"
@@ -112,6 +112,7 @@ class FakeUsdmExchange:
     partial_share: float = 0.5
     fee_rate: float = 0.0005
     retry_after_s: int = 7
+    hedge_mode: bool = False
     url: str = ""
     positions: dict[str, Decimal] = field(default_factory=dict)
     entry_prices: dict[str, Decimal] = field(default_factory=dict)
@@ -321,6 +322,8 @@ class FakeUsdmExchange:
             order.status = "CANCELED"
             order.pending_fill_price = None
             return 200, order.record()
+        if method == "GET" and path == "/fapi/v1/positionSide/dual":
+            return 200, {"dualSidePosition": self.hedge_mode}
         if path == "/fapi/v1/ticker/price":
             symbol = p.get("symbol", "")
             if symbol not in self.prices:

@@ -59,6 +59,7 @@ def make_broker(
         limiter,
         recv_window_ms=config.recv_window_ms,
         timeout_s=config.request_timeout_s,
+        max_wait_s=config.max_wait_s,
     )
     return ExchangeBroker(client, config, clock, fee_bps=5.0, stop_pct=1.0)
 
@@ -225,11 +226,11 @@ def test_a_wrong_secret_is_refused_by_signature_and_never_shown(
     exchange: FakeUsdmExchange, clock: SimClock
 ) -> None:
     broker = make_broker(exchange, clock, secret="not-the-secret-at-all")
-    with pytest.raises(OrderRefused) as err:
+    with pytest.raises(ExchangeRejected) as err:  # at the first signed request, before orders
         run(broker, open_long())
     assert "-1022" in str(err.value) and "not-the-secret" not in str(err.value)
     assert API_KEY not in str(err.value) and API_KEY not in repr(broker.client)
-    assert exchange.position("BTCUSDT") == 0.0
+    assert exchange.position("BTCUSDT") == 0.0 and exchange.orders_sent() == 0
 
 
 def test_quantities_are_rounded_down_to_the_exchange_step(
@@ -253,3 +254,24 @@ def test_a_client_never_sends_unsigned_a_request_that_needs_a_key(
     with pytest.raises(ExchangeRejected) as err:
         run(broker, step)
     assert err.value.status == 401
+
+
+def test_a_long_ban_gives_up_at_once_instead_of_hanging(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.retry_after_s = 3600
+    exchange.inject("POST /fapi/v1/order", "418")
+    with pytest.raises(OutcomeUnknown) as err:
+        run(make_broker(exchange, clock, max_wait_s=60.0), open_long())
+    assert "holds requests off" in str(err.value)
+    assert exchange.log[-1][0] == "POST"  # nothing was sent after the ban
+    assert clock.now() - START_S < 60.0 and exchange.position("BTCUSDT") == 0.0
+
+
+def test_an_account_in_hedge_mode_is_refused_before_any_order(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.hedge_mode = True
+    with pytest.raises(OrderRefused) as err:
+        run(make_broker(exchange, clock), open_long())
+    assert "one-way mode" in str(err.value) and exchange.orders_sent() == 0
