@@ -8,6 +8,7 @@ pause the next request for the Retry-After the exchange gave; a -1021 re-measure
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -16,10 +17,12 @@ from fake_usdm_exchange import API_KEY, API_SECRET, FakeUsdmExchange, usdm_excha
 
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import ExecutionConfig
+from bigalpha_tui.core.errors import ConfigError
 from bigalpha_tui.core.exchange import (
     ApiKeys,
     ExchangeRejected,
     UsdmClient,
+    load_keys,
 )
 from bigalpha_tui.core.exchange_broker import (
     EntryOutcome,
@@ -275,3 +278,53 @@ def test_an_account_in_hedge_mode_is_refused_before_any_order(
     with pytest.raises(OrderRefused) as err:
         run(make_broker(exchange, clock), open_long())
     assert "one-way mode" in str(err.value) and exchange.orders_sent() == 0
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def keys_config(path: str) -> ExecutionConfig:
+    return ExecutionConfig(mode="testnet", key_file=path)
+
+
+def test_keys_come_from_the_environment_and_are_never_in_their_repr() -> None:
+    keys = load_keys(
+        ExecutionConfig(mode="testnet"),
+        {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET},
+    )
+    assert (keys.key, keys.secret) == (API_KEY, API_SECRET)
+    shown = repr(keys) + str(keys)
+    assert API_KEY not in shown and API_SECRET not in shown and "env" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "needle"),
+    [
+        ('api_key = "k"\n', 0o600, "needs api_key and api_secret"),
+        ("not toml at all = = =\n", 0o600, "is not TOML"),
+        ('api_key = "k"\napi_secret = "s"\n', 0o640, "chmod 600"),
+        ('api_key = "k k"\napi_secret = "s"\n', 0o600, "holds spaces"),
+    ],
+)
+def test_a_bad_key_file_is_one_line_without_the_secret(
+    tmp_path: Path, text: str, mode: int, needle: str
+) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    with pytest.raises(ConfigError) as err:
+        load_keys(keys_config(str(path)), {})
+    message = str(err.value)
+    assert needle in message and "\n" not in message and '"s"' not in message
+
+
+def test_a_key_file_behind_a_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real.toml"
+    real.write_text('api_key = "k"\napi_secret = "s"\n')
+    real.chmod(0o600)
+    link = tmp_path / "keys.toml"
+    link.symlink_to(real)
+    with pytest.raises(ConfigError) as err:
+        load_keys(keys_config(str(link)), {})
+    assert "symbolic link" in str(err.value)
+    assert load_keys(keys_config(str(real)), {}).secret == "s"
