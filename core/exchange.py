@@ -5,8 +5,8 @@ install, takes about 0.5 s to import and 106 MB of memory where httpx takes 24 M
 through aiohttp (so neither the injected clock, the per-host rate limiter nor
 `httpx.MockTransport` would see its requests), and wraps the few endpoints we need
 (order, algoOrder, positionRisk, time) in a generic layer whose retries we would have to
-switch off to stay idempotent. This client is about 250 lines and sends exactly what
-Binance documents.
+switch off to stay idempotent. This client is one module and sends exactly what Binance
+documents.
 
 Every signed request carries `timestamp` (the clock plus the offset measured from
 `GET /fapi/v1/time`), `recvWindow`, and an HMAC-SHA256 `signature` of the query string. It
@@ -218,8 +218,7 @@ def parse_rules(body: Any) -> dict[str, SymbolRules]:
 
 def decimal_text(value: Decimal) -> str:
     """A plain decimal string (no exponent), as Binance wants numbers."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 # -- the client -------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ order: no position lives without its stop. Tiers, T4, the stop's own market exit
 closes are reduce-only MARKET orders; the last one cancels the resting stop.
 
 What is not here yet (docs/execution.md): the trading loop does not call this broker (it is
-synchronous, per bar; the broker is async), reconciliation at start, `ctl flatten`, resting
-tier limit orders.
+synchronous, per bar; the broker is async), reconciliation (`exchange_reconcile.py`) is not
+run at start, tiers are not resting limit orders.
 """
 
 from __future__ import annotations
