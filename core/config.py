@@ -296,6 +296,13 @@ class ExecutionConfig:
         "file holding api_key and api_secret (TOML, mode 0600); else env BINANCE_API_KEY and"
         " BINANCE_API_SECRET",
     )
+    max_notional_usd: float = _opt(
+        1000.0,
+        "largest entry notional on one symbol the exchange broker sends, USDT (a bigger one is"
+        " refused before it is sent)",
+        min=1.0,
+        max=1e7,
+    )
     recv_window_ms: int = _opt(
         5000,
         "ms a signed request stays valid after its timestamp (Binance recvWindow)",

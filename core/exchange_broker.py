@@ -170,6 +170,12 @@ class ExchangeBroker:
                 f"{symbol}: {qty:.6g} is below the exchange's minimum order"
                 f" ({rules.min_qty} or {rules.min_notional} USDT)"
             )
+        notional = float(amount) * reference_price
+        if notional > self.config.max_notional_usd:
+            raise OrderRefused(
+                f"{symbol}: {notional:.2f} USDT is above execution.max_notional_usd"
+                f" ({self.config.max_notional_usd:g}); not sent"
+            )
         params: dict[str, str | int] = {
             "symbol": symbol,
             "side": order_side(side, closing=False),

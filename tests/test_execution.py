@@ -280,6 +280,18 @@ def test_an_account_in_hedge_mode_is_refused_before_any_order(
     assert "one-way mode" in str(err.value) and exchange.orders_sent() == 0
 
 
+def test_an_entry_above_the_notional_cap_is_never_sent(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    with pytest.raises(OrderRefused) as err:
+        run(
+            make_broker(exchange, clock, max_notional_usd=150.0),
+            open_long(),  # 0.004 x 50 000 = 200 USDT
+        )
+    assert "max_notional_usd" in str(err.value)
+    assert exchange.orders_sent() == 0 and exchange.position("BTCUSDT") == 0.0
+
+
 # -- keys ------------------------------------------------------------------------------------
 
 
