@@ -139,6 +139,24 @@ def test_a_restart_in_the_middle_of_sending_adopts_the_order_it_sent(
     assert exchange.orders_sent() == 1 and len(exchange.open_algos("BTCUSDT")) == 1
 
 
+@pytest.mark.parametrize("fault", ["500", "drop"])
+def test_an_unknown_outcome_of_an_order_never_taken_sends_it_once_more(
+    exchange: FakeUsdmExchange, clock: SimClock, fault: str
+) -> None:
+    exchange.inject("POST /fapi/v1/order", fault)  # refused before the exchange looked at it
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert exchange.orders_sent() == 2  # looked up, not there, sent again: one position
+
+
+def test_the_stop_is_placed_when_looking_for_it_fails_at_first(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.inject("GET /fapi/v1/openAlgoOrders", "500", "drop", "429")
+    outcome = run(make_broker(exchange, clock), open_long())
+    assert outcome.open and len(exchange.open_algos("BTCUSDT")) == 1
+
+
 @pytest.mark.parametrize("status", ["429", "418"])
 def test_rate_limits_pause_the_next_request_for_retry_after(
     exchange: FakeUsdmExchange, clock: SimClock, status: str
