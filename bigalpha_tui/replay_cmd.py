@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bigalpha_tui.cli import SYMBOL_HELP, resolve_data_args
+from bigalpha_tui.cli import resolve_data_args
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.profit_factor import format_pf, profit_factor
 from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.core.trades import ClosedTrade, Ledger
 from bigalpha_tui.core.types import BlockReason, Conviction, ExitReason
+from bigalpha_tui.data_args import add_config, add_data, add_json, add_row_options
 
 PROGRESS_EVERY_S = 0.2
 
@@ -38,26 +39,19 @@ def parser() -> argparse.ArgumentParser:
         prog="bigalpha-tui replay",
         description="Run the whole trading loop over Binance kline files and print a report.",
     )
-    p.add_argument(
-        "files",
-        nargs="+",
+    add_data(
+        p,
         metavar="FILE",
         help="kline CSV files (or .gz, .zip, folders), or cached months: BTCUSDT:2025-01..2025-06"
         " (fetched first with `bigalpha-tui data fetch`)",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (counted)")
-    p.add_argument("--symbol", help=SYMBOL_HELP)
-    p.add_argument(
-        "--allow-no-flow",
-        action="store_true",
-        help="accept files without taker-buy volume (flow features off: no signals)",
-    )
+    add_json(p, what="the report")
+    add_row_options(p)
     p.add_argument(
         "--data-dir",
         help="write the run's store here (default: a fresh temporary folder, removed after)",
     )
-    p.add_argument("--config", help="config file (default: the user config folder)")
+    add_config(p)
     p.add_argument("--speed", default="max", help="market seconds per second, or 'max'")
     return p
 
