@@ -329,7 +329,6 @@ def render_report(report: dict[str, Any]) -> str:
         else f"bars {report['bars']:,}",
         "",
         *_account_lines(report),
-        "",
         f"{'ledger':<8} {'trades':>7} {'win rate':>9} {'net P&L $':>11} {'fees $':>9}"
         f" {'PF':>6} {'max DD $':>9}",
     ]
@@ -385,6 +384,7 @@ def _account_lines(report: dict[str, Any]) -> list[str]:
         f"ending equity   {_usd(report['ending_equity_usd'], sign=False)}"
         f" (live, realised: {_usd(report['live']['net_pnl_usd'])},"
         f" {_signed_pct(report['return_pct'])})",
+        "",
     ]
 
 
