@@ -22,13 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bigalpha_tui.cli import SYMBOL_HELP, resolve_data_args
+from bigalpha_tui.cli import resolve_data_args
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.profit_factor import format_pf, profit_factor
+from bigalpha_tui.core.sizing import fully_funded_equity_usd, largest_multiplier
 from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.core.trades import ClosedTrade, Ledger
 from bigalpha_tui.core.types import BlockReason, Conviction, ExitReason
+from bigalpha_tui.data_args import add_config, add_data, add_json, add_row_options
 
 PROGRESS_EVERY_S = 0.2
 
@@ -38,26 +40,19 @@ def parser() -> argparse.ArgumentParser:
         prog="bigalpha-tui replay",
         description="Run the whole trading loop over Binance kline files and print a report.",
     )
-    p.add_argument(
-        "files",
-        nargs="+",
+    add_data(
+        p,
         metavar="FILE",
         help="kline CSV files (or .gz, .zip, folders), or cached months: BTCUSDT:2025-01..2025-06"
         " (fetched first with `bigalpha-tui data fetch`)",
     )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (counted)")
-    p.add_argument("--symbol", help=SYMBOL_HELP)
-    p.add_argument(
-        "--allow-no-flow",
-        action="store_true",
-        help="accept files without taker-buy volume (flow features off: no signals)",
-    )
+    add_json(p, what="the report")
+    add_row_options(p)
     p.add_argument(
         "--data-dir",
         help="write the run's store here (default: a fresh temporary folder, removed after)",
     )
-    p.add_argument("--config", help="config file (default: the user config folder)")
+    add_config(p)
     p.add_argument("--speed", default="max", help="market seconds per second, or 'max'")
     return p
 
@@ -123,6 +118,8 @@ def count_rows(paths: Iterable[Path]) -> int:
 
 
 def cmd_replay(argv: list[str]) -> int:
+    from bigalpha_tui import runtime
+
     args = parser().parse_args(argv)
     args.files = resolve_data_args(args.files)
     temporary = args.data_dir is None
@@ -134,6 +131,7 @@ def cmd_replay(argv: list[str]) -> int:
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)
     report["data_dir"] = "(temporary, removed)" if temporary else str(Path(args.data_dir))
+    report.update(account_figures(runtime.effective_config(args), report["live"]["net_pnl_usd"]))
     if args.json:
         print(json.dumps(_jsonable(report), indent=2, allow_nan=False))
     else:
@@ -285,12 +283,39 @@ def build_report(
     }
 
 
+def account_figures(config: Config, net_pnl_usd: float) -> dict[str, Any]:
+    """The paper account the live P&L is measured against (see `fully_funded_equity_usd`)."""
+    start = fully_funded_equity_usd(config.sizing, config.gates.max_positions)
+    return {
+        "base_stake_usd": config.sizing.base_stake_usd,
+        "max_positions": config.gates.max_positions,
+        "largest_multiplier": largest_multiplier(config.sizing),
+        "starting_equity_usd": start,
+        "ending_equity_usd": start + net_pnl_usd,
+        "return_pct": 100.0 * net_pnl_usd / start if start > 0 else None,
+    }
+
+
 def _money(value: float | None) -> str:
     return "—" if value is None else f"{value:+,.2f}"
 
 
+def _usd(value: float | None, sign: bool = True) -> str:
+    """`+$1,234.56`, `-$0.50` (`$1,250.00` without `sign`)."""
+    if value is None:
+        return "—"
+    text = f"${abs(value):,.2f}"
+    if not sign:
+        return text if value >= 0 else "-" + text
+    return ("-" if value < 0 else "+") + text
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} %"
+
+
+def _signed_pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f} %"
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -303,8 +328,9 @@ def render_report(report: dict[str, Any]) -> str:
         if rate
         else f"bars {report['bars']:,}",
         "",
-        f"{'ledger':<8} {'trades':>7} {'win rate':>9} {'net P&L':>11} {'fees':>9}"
-        f" {'PF':>6} {'max DD':>9}",
+        *_account_lines(report),
+        f"{'ledger':<8} {'trades':>7} {'win rate':>9} {'net P&L $':>11} {'fees $':>9}"
+        f" {'PF':>6} {'max DD $':>9}",
     ]
     for name, fig in (("live", live), ("shadow", shadow)):
         lines.append(
@@ -313,34 +339,53 @@ def render_report(report: dict[str, Any]) -> str:
             f" {format_pf(fig['profit_factor']):>6} {fig['max_drawdown_usd']:>9.2f}"
         )
     tiers = "  ".join(f"{k} {v}" for k, v in report["exits_by_tier"].items())
-    lines += ["", f"exits by tier (live legs): {tiers}", ""]
+    lines += ["", f"exits by tier (live legs, count): {tiers}", ""]
     for name, key in (("force-held", "force_held"), ("the rest", "the_rest")):
         fig = report["force_hold"][key]
         lines.append(
-            f"{name:<11} {fig['trades']:>5} trades  net {_money(fig['net_pnl_usd'])}"
-            f"  avg {_money(fig['avg_pnl_usd'])}  win rate {_pct(fig['win_rate_pct'])}"
+            f"{name:<11} {fig['trades']:>5} trades  net {_usd(fig['net_pnl_usd'])}"
+            f"  avg {_usd(fig['avg_pnl_usd'])}  win rate {_pct(fig['win_rate_pct'])}"
         )
     lines += ["", "by conviction:"]
     for name, fig in report["by_conviction"].items():
-        lines.append(f"  {name:<7} {fig['trades']:>5} trades  net {_money(fig['net_pnl_usd'])}")
-    lines += ["", f"{'guard':<15} {'blocked':>8} {'open twins':>11} {'opportunity cost':>17}"]
+        lines.append(f"  {name:<7} {fig['trades']:>5} trades  net {_usd(fig['net_pnl_usd'])}")
+    lines += [
+        "",
+        f"{'guard':<15} {'blocked':>8} {'open twins':>11} {'opportunity cost $':>19}",
+    ]
     for reason in BlockReason:
         g = report["guard_report"].get(reason.value)
         if g is None:
             continue
         lines.append(
             f"{reason.value:<15} {g['blocked']:>8} {g['open_twins']:>11}"
-            f" {_money(g['opportunity_cost_usd']):>17}"
+            f" {_money(g['opportunity_cost_usd']):>19}"
         )
-    lines.append("  (opportunity cost > 0: the guard cost money; < 0: it saved money)")
+    lines.append("  (counts of signals; opportunity cost > 0: the guard cost money, < 0: saved)")
     lines += [
         "",
         f"open positions at the end: {report['open_positions']}"
-        f" (unrealised {_money(report['unrealised_pnl_usd'])})",
+        f" (unrealised {_usd(report['unrealised_pnl_usd'])})",
         f"learning cycles: {report['learning_cycles']}",
         f"data folder: {report['data_dir']}",
     ]
     return "\n".join(lines)
+
+
+def _account_lines(report: dict[str, Any]) -> list[str]:
+    """Starting and ending equity of the live ledger; a report without them (a sweep's
+    replay) has none."""
+    if "starting_equity_usd" not in report:
+        return []
+    return [
+        f"starting equity {_usd(report['starting_equity_usd'], sign=False)}:"
+        f" {report['max_positions']} positions × {_usd(report['base_stake_usd'], sign=False)}"
+        f" stake × {report['largest_multiplier']:g}x (the largest multiple), unlevered",
+        f"ending equity   {_usd(report['ending_equity_usd'], sign=False)}"
+        f" (live, realised: {_usd(report['live']['net_pnl_usd'])},"
+        f" {_signed_pct(report['return_pct'])})",
+        "",
+    ]
 
 
 def _iso(t: float | None) -> str:

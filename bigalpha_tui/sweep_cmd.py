@@ -1,17 +1,15 @@
 """`bigalpha-tui sweep DATA... --set KEY=V1,V2 ...`: every combination, replayed in parallel.
 
 Each combination is one full replay (the same loop and report as `bigalpha-tui replay`) in
-its own temporary, non-durable data folder, run on local processes (`--jobs`). The table is
-sorted by one metric of the live ledger.
+its own temporary, non-durable data folder, run on local processes (`--jobs`) or on Ray
+(`--ray`, see sweep_run.py); each data file reaches a worker once, not once per replay. The
+table is sorted by one metric of the live ledger.
 
 `--walk-forward TRAIN:TEST` splits the data's market time into consecutive windows: on each
 training window every combination runs and the best by the sort metric is chosen; only that
 one's result on the following test window is reported, with the out-of-sample totals. Every
 window's replay starts cold (engines warm up on its first bars, nothing carried over) and
 positions still open at a window's end are not counted (shown as open).
-
-Ray (issue 14's `--ray`) is not supported yet: it is not installed, and when added it must
-stay an optional extra that neither the default install nor the tests need.
 """
 
 from __future__ import annotations
@@ -20,21 +18,18 @@ import argparse
 import json
 import math
 import os
-import shutil
-import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from bigalpha_tui.cli import SYMBOL_HELP, resolve_data_args
+from bigalpha_tui.cli import resolve_data_args
 from bigalpha_tui.core.config import Config
-from bigalpha_tui.core.errors import BigAlphaError, ConfigError, DataError, sole_error
+from bigalpha_tui.core.errors import ConfigError
 from bigalpha_tui.core.profit_factor import format_pf
-from bigalpha_tui.core.trades import ClosedTrade, Ledger
-from bigalpha_tui.replay_cmd import _iso, _jsonable, _money, _pct, ledger_figures, run_loop
+from bigalpha_tui.core.sources.replay import set_file_reader
+from bigalpha_tui.data_args import add_config, add_data, add_json, add_row_options
+from bigalpha_tui.replay_cmd import _iso, _jsonable, _money, _pct, ledger_figures
+from bigalpha_tui.sweep_data import WorkerFiles
 from bigalpha_tui.sweep_plan import (
     Fold,
     Variant,
@@ -42,6 +37,15 @@ from bigalpha_tui.sweep_plan import (
     parse_moment_ms,
     parse_walk_forward,
     walk_forward_folds,
+)
+from bigalpha_tui.sweep_run import (
+    RAY_LOCAL,
+    Runner,
+    Task,
+    data_files,
+    import_ray,
+    run_all,
+    runner_for,
 )
 
 #: The metrics a sweep sorts by, and whether a higher value is better.
@@ -61,12 +65,7 @@ def parser() -> argparse.ArgumentParser:
         prog="bigalpha-tui sweep",
         description="Replay every combination of config values, in parallel, and rank them.",
     )
-    p.add_argument(
-        "files",
-        nargs="+",
-        metavar="DATA",
-        help="kline files (CSV, .gz, .zip, folders) or cached months: BTCUSDT:2025-01..2025-06",
-    )
+    add_data(p, metavar="DATA")
     p.add_argument(
         "--set",
         dest="sets",
@@ -86,15 +85,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="TRAIN:TEST",
         help="choose on each training window, report only the next test window (e.g. 10d:3d)",
     )
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--config", help="base config file (default: the user config folder)")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (counted)")
-    p.add_argument("--symbol", help=SYMBOL_HELP)
     p.add_argument(
-        "--allow-no-flow",
-        action="store_true",
-        help="accept files without taker-buy volume (flow features off: no signals)",
+        "--ray",
+        nargs="?",
+        const=RAY_LOCAL,
+        metavar="ADDRESS",
+        help="run the replays on Ray: a local Ray started here (--ray), or the cluster at"
+        " ADDRESS (--ray=ADDRESS); needs the [cluster] extra",
     )
+    add_json(p, what="the results")
+    add_config(p, what="base config file")
+    add_row_options(p)
     return p
 
 
@@ -106,67 +107,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"a whole number of processes >= 1, not {text!r}")
     return value
-
-
-# -- one task: a replay of one variant over one window ----------------------------------
-
-
-@dataclass(frozen=True)
-class Task:
-    variant: Variant
-    window_ms: tuple[int, int] | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A task's report row (the live ledger's figures and the guard report) and its trades."""
-
-    row: dict[str, Any]
-    live_trades: list[ClosedTrade]
-
-
-def run_task(args: argparse.Namespace, task: Task) -> Outcome:
-    """In a worker process: one replay in a temporary folder, removed afterwards."""
-    data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-sweep-"))
-    try:
-        run = run_loop(
-            args, data_dir, durable=False, config=task.variant.config, window_ms=task.window_ms
-        )
-    except BaseExceptionGroup as group:
-        error = sole_error(group)
-        if isinstance(error, BigAlphaError):
-            raise DataError(str(error)) from None  # one plain error crosses the process line
-        raise
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    report = run.report()
-    row = {
-        "params": task.variant.params,
-        **report["live"],
-        "guard_report": report["guard_report"],
-        "open_positions": report["open_positions"],
-        "unrealised_pnl_usd": report["unrealised_pnl_usd"],
-        "bars": report["bars"],
-    }
-    return Outcome(row, run.log.of(Ledger.LIVE))
-
-
-def run_all(args: argparse.Namespace, tasks: list[Task], what: str) -> list[Outcome]:
-    """Every task on `args.jobs` processes, in task order; a progress line on a terminal."""
-    show = sys.stderr.isatty()
-    done = 0
-    outcomes: dict[int, Outcome] = {}
-    with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
-        futures = {pool.submit(run_task, args, task): i for i, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            outcomes[futures[future]] = future.result()
-            done += 1
-            if show:
-                sys.stderr.write(f"\r{what}: {done}/{len(tasks)} replays done ")
-                sys.stderr.flush()
-    if show:
-        sys.stderr.write("\n")
-    return [outcomes[i] for i in range(len(tasks))]
 
 
 # -- ranking ----------------------------------------------------------------------------
@@ -196,20 +136,37 @@ def ranked(rows: Sequence[T], metric: str, row_of: Callable[[T], dict[str, Any]]
 
 def cmd_sweep(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.ray is not None:
+        import_ray()  # without Ray: one line now, before any work
     args.files = resolve_data_args(args.files)
     args.speed = "max"
     grid = build_grid(base_config(args), args.sets)
-    span_ms = data_span_ms(args)
-    if args.walk_forward:
-        train_ms, test_ms = parse_walk_forward(args.walk_forward)
-        folds = walk_forward_folds(span_ms, train_ms, test_ms)
-        result = walk_forward(args, grid, folds)
-        print(_dumps(result) if args.json else render_walk_forward(args, result))
-        return 0
-    outcomes = run_all(args, [Task(v, span_ms) for v in grid], "sweep")
+    try:
+        files = data_files(args)
+        span_ms = data_span_ms(args)
+        if args.walk_forward:
+            train_ms, test_ms = parse_walk_forward(args.walk_forward)
+            folds = walk_forward_folds(span_ms, train_ms, test_ms)
+            with running(args, files, len(grid) * len(folds)) as runner:
+                result = walk_forward(runner, args, grid, folds)
+            print(_dumps(result) if args.json else render_walk_forward(args, result))
+            return 0
+        with running(args, files, len(grid)) as runner:
+            outcomes = run_all(runner, args, [Task(v, span_ms) for v in grid], "sweep")
+    finally:
+        set_file_reader(None)
     rows = ranked([o.row for o in outcomes], args.sort, lambda row: row)
     print(_dumps(rows) if args.json else render_sweep(args, rows))
     return 0
+
+
+@contextmanager
+def running(args: argparse.Namespace, files: WorkerFiles, most_tasks: int) -> Iterator[Runner]:
+    runner = runner_for(args, files, most_tasks)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def base_config(args: argparse.Namespace) -> Config:
@@ -244,18 +201,18 @@ def data_span_ms(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def walk_forward(
-    args: argparse.Namespace, grid: list[Variant], folds: list[Fold]
+    runner: Runner, args: argparse.Namespace, grid: list[Variant], folds: list[Fold]
 ) -> dict[str, Any]:
     """Choose on each training window, then replay only the chosen variant on its test window."""
     train_tasks = [Task(v, fold.train_ms) for fold in folds for v in grid]
-    trained = run_all(args, train_tasks, "walk-forward training")
+    trained = run_all(runner, args, train_tasks, "walk-forward training")
     chosen: list[tuple[Variant, dict[str, Any]]] = []
     for i in range(len(folds)):
         fold_outcomes = list(zip(grid, trained[i * len(grid) : (i + 1) * len(grid)], strict=True))
         variant, outcome = ranked(fold_outcomes, args.sort, lambda pair: pair[1].row)[0]
         chosen.append((variant, outcome.row))
     test_tasks = [Task(v, fold.test_ms) for fold, (v, _) in zip(folds, chosen, strict=True)]
-    tested = run_all(args, test_tasks, "walk-forward testing")
+    tested = run_all(runner, args, test_tasks, "walk-forward testing")
     windows = []
     for fold, (_, train_row), outcome in zip(folds, chosen, tested, strict=True):
         windows.append(

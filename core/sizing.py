@@ -85,3 +85,16 @@ def size_breakdown(
 
 def stake_usd(multiplier: float, sizing: SizingConfig) -> float:
     return sizing.base_stake_usd * multiplier
+
+
+def largest_multiplier(sizing: SizingConfig) -> float:
+    """The biggest size multiple an entry can get (the best conviction in the best regime)."""
+    best_conviction = max(conviction_multiplier(level, sizing) for level in Conviction)
+    return best_conviction * max(1.0, sizing.random_regime)
+
+
+def fully_funded_equity_usd(sizing: SizingConfig, max_positions: int) -> float:
+    """The paper account a replay's P&L is measured against: the capital that holds the
+    largest book the rules allow (`max_positions` open, each at the largest multiple)
+    without leverage. The stakes are fixed, so this number does not change any trade."""
+    return max_positions * stake_usd(largest_multiplier(sizing), sizing)

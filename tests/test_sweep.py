@@ -137,3 +137,25 @@ def test_walk_forward_reports_test_windows_with_params_chosen_on_training(
     total = report["out_of_sample"]
     assert total["trades"] == sum(w["trades"] for w in windows)
     assert total["net_pnl_usd"] == pytest.approx(sum(w["net_pnl_usd"] for w in windows))
+
+
+def test_ray_without_ray_installed_is_one_line_and_exit_2(test_data: Path, tmp_path: Path) -> None:
+    # Ray hidden from the import system even where it is installed
+    hide_ray = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from bigalpha_tui.cli import main; main(sys.argv[1:])"
+    )
+    data = str(test_data / "AVAXUSDT-1m-2026-02-head.csv.gz")
+    for ray_arg in ("--ray", "--ray=ray://head:10001"):
+        result = subprocess.run(
+            [sys.executable, "-c", hide_ray, "sweep", data, "--set", "exits.stop_pct=1,2", ray_arg],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")},
+            timeout=120,
+        )
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "bigalpha-tui: --ray needs Ray: pip install 'bigalpha-tui[cluster]'"
+        ]

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import anyio
 
@@ -366,6 +366,53 @@ def parse_kline_file(
     return _bars_of_file(file_path, file_symbol, options, stats or ReplayStats())
 
 
+# ------------------------------------------------------------------------ where files come from
+
+
+class FileReader(Protocol):
+    """Where every `ReplaySource` of this process gets a file's bars. The default reads the
+    disk each time; a sweep's worker process installs one that parses each file once and
+    serves the same bars to every replay it runs (`set_file_reader`)."""
+
+    def provides(self, path: Path) -> bool:
+        """True when `path` can be read (a file on disk, or one the reader holds)."""
+        ...
+
+    def read(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> Generator[Bar, None, None]:
+        """The file's bars, as `parse_kline_file` gives them (same checks, same errors)."""
+        ...
+
+
+class DiskReader:
+    """Parses the file from disk on every read."""
+
+    def provides(self, path: Path) -> bool:
+        return path.is_file()
+
+    def read(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> Generator[Bar, None, None]:
+        return parse_kline_file(
+            path,
+            symbol=symbol,
+            allow_no_flow=options.allow_no_flow,
+            skip_bad_rows=options.skip_bad_rows,
+            stats=stats,
+        )
+
+
+_file_reader: FileReader = DiskReader()
+
+
+def set_file_reader(reader: FileReader | None) -> None:
+    """Make the `ReplaySource`s built from now on in this process read through `reader`
+    (None: the disk again)."""
+    global _file_reader
+    _file_reader = reader if reader is not None else DiskReader()
+
+
 # ----------------------------------------------------------------------------- the source
 
 
@@ -379,7 +426,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             if not found:
                 raise DataError(f"{path}: the folder holds no .csv, .csv.gz or .zip files")
             files += found
-        elif path.is_file():
+        elif _file_reader.provides(path):
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
@@ -429,6 +476,7 @@ class ReplaySource:
         self.end_ms = end_ms
         self.options = ParseOptions(allow_no_flow=allow_no_flow, skip_bad_rows=skip_bad_rows)
         self.stats = ReplayStats()
+        self._reader = _file_reader
         self._files = self._survey(expand_paths(as_list))
         self.symbols: tuple[str, ...] = tuple(dict.fromkeys(f.symbol for f in self._files))
         self._state = SourceState.WARMING
@@ -450,12 +498,7 @@ class ReplaySource:
         """Each file's symbol and first open time; fails early on empty or unreadable files."""
         surveyed = []
         for path in paths:
-            bars = parse_kline_file(
-                path,
-                symbol=self.symbol,
-                allow_no_flow=self.options.allow_no_flow,
-                skip_bad_rows=self.options.skip_bad_rows,
-            )
+            bars = self._reader.read(path, self.symbol, self.options, ReplayStats())
             first = next(bars, None)
             bars.close()
             if first is None:  # the parser raises first; this keeps the promise explicit
@@ -467,13 +510,7 @@ class ReplaySource:
         """One symbol's files chained in time order, without duplicate or earlier open times."""
         last_open_ms: int | None = None
         for file in (f for f in self._files if f.symbol == symbol):
-            for bar in parse_kline_file(
-                file.path,
-                symbol=symbol,
-                allow_no_flow=self.options.allow_no_flow,
-                skip_bad_rows=self.options.skip_bad_rows,
-                stats=self.stats,
-            ):
+            for bar in self._reader.read(file.path, symbol, self.options, self.stats):
                 if last_open_ms is not None and bar.open_ms <= last_open_ms:
                     self.stats.duplicates_dropped += 1
                     continue
