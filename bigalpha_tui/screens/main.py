@@ -1,4 +1,5 @@
-"""The cockpit's main screen: status line, market cards, positions, probation, guards, events.
+"""The cockpit's main screen: status line, session figures, market cards, positions, probation,
+guards, events.
 
 Small terminals (80x24) get one panel at a time behind a tab strip; large ones (about 110x38
 and up) see every panel at once, and very wide ones (160+) add the event log beside the
