@@ -213,10 +213,9 @@ def test_the_summary_line_prints_cvd_as_the_cockpit_draws_it() -> None:
     from bigalpha_tui.core.flow import FlowState
     from bigalpha_tui.core.hurst import HurstReading
     from bigalpha_tui.core.snapshot import SymbolView
+    from bigalpha_tui.core.types import Regime
     from bigalpha_tui.headless import summary_fields, summary_text
     from bigalpha_tui.widgets import fmt
-
-    from bigalpha_tui.core.types import Regime
 
     hurst = HurstReading(None, 0.0, Regime.WARMING, Regime.WARMING, 0, 0)
     view = SymbolView("BTCUSDT", 94_871.3, FlowState("BTCUSDT", cvd=97_660.0), hurst)
