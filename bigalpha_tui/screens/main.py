@@ -50,6 +50,16 @@ FIXED_ROWS = 3  # status line, session figures, footer
 FOOTER_COMPACT_BELOW = 80
 
 
+class MarketPanel(Vertical):
+    """The symbol cards. Shown again (a tab switch, `6` from another tab), it scrolls the
+    focused card into view: focus only scrolls a panel that is laid out already."""
+
+    def on_show(self) -> None:
+        focused = self.screen.focused
+        if isinstance(focused, SymbolCard) and focused.parent is self:
+            self.scroll_to_widget(focused, animate=False)
+
+
 class MainScreen(Screen[None]):
     """Every panel of the cockpit; `show(snapshot, ...)` draws the visible ones."""
 
@@ -86,7 +96,7 @@ class MainScreen(Screen[None]):
         yield SessionFigures(id="session")
         yield Tabs(*(Tab(label, id=f"tab-{key}") for key, label in PANELS), id="nav")
         with Container(id="body"):
-            with Vertical(id="market", classes="panel -active"):
+            with MarketPanel(id="market", classes="panel -active"):
                 for index, symbol in enumerate(self.initial_symbols, start=1):
                     yield self._new_card(symbol, index)
             with Container(id="positions", classes="panel"):
@@ -190,10 +200,7 @@ class MainScreen(Screen[None]):
         if not self.wide:
             self.active_panel = "market"
         # at once, not on the next loop turn: `3` then `r` typed together must act on 3
-        self.set_focus(card)
-        # a card below the fold of a panel that was hidden until now: scroll once it is laid
-        # out (focus scrolls only a panel that is already on screen)
-        self.call_after_refresh(card.scroll_visible, animate=False)
+        self.set_focus(card)  # a hidden market panel scrolls to it when shown (MarketPanel)
         self.point_tables_at(card.symbol)
         return True
 
