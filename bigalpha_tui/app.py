@@ -213,10 +213,17 @@ class CockpitApp(App[int]):
         return self.main
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """Textual's own palette entries, less its "Quit": ours says what quitting keeps."""
+        """Textual's own palette entries, less its "Quit" (ours says what quitting keeps) and
+        its "Keys" side panel (it squeezed the cockpit and esc did not close it): our "Keys
+        and help" opens the `?` screen instead."""
         for command in super().get_system_commands(screen):
-            if command.title != "Quit":
+            if command.title not in ("Quit", "Keys"):
                 yield command
+
+    def action_show_help_panel(self) -> None:
+        """Textual's key panel, however asked for, is our help screen (esc closes it)."""
+        if self.check_action("help", ()):
+            self.action_help()
 
     def on_mount(self) -> None:
         self.core.observers.append(self.on_core_event)
@@ -416,7 +423,12 @@ class CockpitApp(App[int]):
         """Core observer (called on this event loop): toast command results and warnings."""
         if event.kind == "command":
             ok = bool(event.data.get("ok", True))
-            self.toast(event.message, "information" if ok else "error")
+            message = event.message
+            if event.symbol and event.symbol not in message:
+                # a result that does not name its symbol ("PROBATION -> ACTIVE: ...") would
+                # leave the operator guessing which one it was
+                message = f"{event.symbol}: {message}"
+            self.toast(message, "information" if ok else "error")
         elif event.kind == "store_warning":
             self.toast(event.message, "warning")
 

@@ -33,7 +33,7 @@ from bigalpha_tui import locations
 from bigalpha_tui.app import CockpitApp
 from bigalpha_tui.control import SUBSCRIBE, Reply, socket_path
 from bigalpha_tui.core import snapshot_codec as codec
-from bigalpha_tui.core.commands import Command
+from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import CommandError
@@ -152,9 +152,12 @@ class RemoteCore:
             raise CommandError("read-only mode: commands are disabled")
         if not self.connected or self._tg is None:
             raise CommandError("no bot is running on this data folder")
-        self._tg.start_soon(self._send_command, command.describe())
+        # the symbol rides on the result, as the core's own command events carry it: a reply
+        # like "PROBATION -> ACTIVE: ..." does not name it
+        symbol = "" if command.kind is CommandKind.GUARD else command.target
+        self._tg.start_soon(self._send_command, command.describe(), symbol)
 
-    async def _send_command(self, text: str) -> None:
+    async def _send_command(self, text: str, symbol: str = "") -> None:
         try:
             with anyio.fail_after(COMMAND_TIMEOUT_S):
                 stream = await anyio.connect_unix(socket_path(self.data_dir))
@@ -166,10 +169,10 @@ class RemoteCore:
             reply = Reply(False, f"{text}: not sent ({exc.__class__.__name__}: the bot went away?)")
         except (anyio.DelimiterNotFound, anyio.BrokenResourceError) as exc:
             reply = Reply(False, f"{text}: no answer ({exc.__class__.__name__})")
-        self.emit("command", reply.message, command=text, ok=reply.ok, saved=reply.saved)
+        self.emit("command", reply.message, symbol, command=text, ok=reply.ok, saved=reply.saved)
 
-    def emit(self, kind: str, message: str, **data: Any) -> None:
-        event = Event(self.clock.now(), kind, "", message, MappingProxyType(data))
+    def emit(self, kind: str, message: str, symbol: str = "", **data: Any) -> None:
+        event = Event(self.clock.now(), kind, symbol, message, MappingProxyType(data))
         for observer in list(self.observers):
             try:
                 observer(event)

@@ -18,6 +18,7 @@ from anyio.abc import TaskStatus
 
 from bigalpha_tui.control import open_control_server
 from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.numfmt import compact
 from bigalpha_tui.core.snapshot import Event, Snapshot, SymbolView
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.types import SourceState
@@ -50,7 +51,7 @@ def summary_text(view: SymbolView) -> str:
     price = "—" if f["price"] is None else f"{f['price']:.6g}"
     return (
         f"price {price}  whale {f['whale_intensity']:5.1f} {f['whale_direction']:<7}  "
-        f"CVD {f['cvd']:+.4g}  H {fmt_h(f['h'])}  {view.hurst.regime.label}"
+        f"CVD {compact(f['cvd'], signed=True)}  H {fmt_h(f['h'])}  {view.hurst.regime.label}"
     )
 
 

@@ -97,6 +97,7 @@ class Core:
         self.commands: deque[Command] = deque()
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
         self.trading: TradingLoop | None = None
+        self.session = trading_view.SessionTally(clock.now())  # trades closed from now on
         self.learning: LearningLoop | None = None
         if trading:
             self.learning = LearningLoop(
@@ -105,6 +106,7 @@ class Core:
             self.trading = TradingLoop(
                 config, store, clock, self.emit, terms=self.learning, read_only=read_only
             )
+            self.trading.trade_observers.append(self.session.note)
             self.command_handlers[CommandKind.CLOSE] = self._close_command
             self.command_handlers[CommandKind.LEARN] = self._learn_command
             self.command_handlers[CommandKind.RELEASE] = self._release_command
@@ -593,6 +595,7 @@ class Core:
             realised_pnl_usd=trading_view.realised_usd(trading.book),
             unrealised_pnl_usd=trading_view.unrealised_usd(trading.book),
             closed_trades=trading.book.closed_count,
+            session=self.session.view(trading.book, now_s),
         )
 
     def source_health(self) -> SourceHealth:

@@ -75,6 +75,14 @@ class PositionView:
     force_hold_until_s: float | None
     exit_mode: str  # "force-hold", "T4/stop only" or "ladder"
     stop_price: float | None = None  # the emergency stop's level
+    next_tier: ExitReason | None = None  # the take-profit the exit rules in force wait for
+    next_tier_price: float | None = None  # its level
+
+    @property
+    def unrealised_usd(self) -> float:
+        """The open quantity marked to `mark_price`, before the exit fee (what `pnl_pct` is
+        in money)."""
+        return self.side.sign * (self.mark_price - self.entry_price) * self.qty
 
     def force_hold_left_s(self, market_now_s: float) -> float:
         if self.force_hold_until_s is None:
@@ -110,6 +118,33 @@ class LearningView:
     next_cycle_s: float | None = None
     last_summary: str = ""
     cycles: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """Closed-trade figures for the operator: this session's (trades the core closed since it
+    started) and the market day's realised P&L.
+
+    Money is net of fees. A profit factor is None with no trade (drawn `—`), `math.inf` with
+    no losing trade (`core/profit_factor.py`).
+    """
+
+    started_s: float | None = None  # market time the session began
+    trades: int = 0  # live trades closed this session
+    wins: int = 0  # ... of which closed with a net gain
+    live_pf: float | None = None
+    shadow_trades: int = 0  # shadow twins of live trades closed this session
+    shadow_pf: float | None = None
+    fees_usd: float = 0.0  # fees of the live trades closed this session
+    pnl_usd: float = 0.0  # net P&L of the live trades closed this session
+    day_start_s: float | None = None  # 00:00 UTC of the market clock's day
+    today_trades: int = 0  # live trades closed since day_start_s (this session or not)
+    today_pnl_usd: float = 0.0  # their net P&L
+
+    @property
+    def win_rate(self) -> float | None:
+        """Share of this session's live trades that won, 0-1; None before the first."""
+        return self.wins / self.trades if self.trades else None
 
 
 def _empty_data() -> Mapping[str, Any]:
@@ -151,6 +186,7 @@ class Snapshot:
     realised_pnl_usd: float = 0.0
     unrealised_pnl_usd: float = 0.0
     closed_trades: int = 0
+    session: SessionView = field(default_factory=SessionView)
     learning: LearningView = field(default_factory=LearningView)
     events: tuple[Event, ...] = ()  # newest first
     warnings: tuple[str, ...] = ()

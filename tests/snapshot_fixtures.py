@@ -32,6 +32,7 @@ from bigalpha_tui.core.snapshot import (
     Heartbeat,
     LearningView,
     PositionView,
+    SessionView,
     Snapshot,
     SymbolView,
 )
@@ -240,6 +241,8 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s + 12 * 60 + 34,
             "T4/stop only",
             stop_price=93_179.3,
+            next_tier=ExitReason.T4,
+            next_tier_price=96_002.91,
         ),
         PositionView(
             "p-2",
@@ -258,6 +261,8 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             None,
             "ladder",
             stop_price=14.4743,
+            next_tier=ExitReason.T2,
+            next_tier_price=14.18769,
         ),
         PositionView(
             "p-3",
@@ -276,6 +281,8 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
             now_s - 5 * 60,
             "T4/stop only",
             stop_price=3_177.999,
+            next_tier=ExitReason.T4,
+            next_tier_price=3_274.302,
         ),
     )
     blocks_spec = (
@@ -329,6 +336,19 @@ def fixture_snapshot(now_s: float = START_S + 4 * 3600) -> Snapshot:
         realised_pnl_usd=14.62,
         unrealised_pnl_usd=2.09,
         closed_trades=11,
+        session=SessionView(
+            started_s=START_S,
+            trades=11,
+            wins=7,
+            live_pf=1.84,
+            shadow_trades=10,
+            shadow_pf=2.31,
+            fees_usd=3.20,
+            pnl_usd=14.62,
+            day_start_s=START_S - 8.5 * 3600,
+            today_trades=11,
+            today_pnl_usd=14.62,
+        ),
         learning=LearningView(now_s - 30 * 60, now_s + 3.5 * 3600, "2 judged, 1 on probation", 3),
         events=events,
     )

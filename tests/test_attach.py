@@ -156,6 +156,28 @@ async def test_a_remote_core_follows_the_bot_and_steers_it(short_tmp: Path) -> N
 
 
 @pytest.mark.anyio
+async def test_a_remote_release_result_names_its_symbol(short_tmp: Path) -> None:
+    """The bot's reply says only "PROBATION -> ACTIVE: ..."; the toast must say which."""
+    from bigalpha_tui.core.probation import SymbolStatus
+    from bigalpha_tui.core.types import SymbolState
+
+    bot = fed_core(short_tmp, 10)
+    assert bot.learning is not None
+    bot.learning.statuses["SOLUSDT"] = SymbolStatus("SOLUSDT", state=SymbolState.PROBATION)
+    remote = RemoteCore(short_tmp, bot.config, retry_s=PERIOD_S)
+    seen: list[Event] = []
+    remote.observers.append(seen.append)
+    async with serving(bot, short_tmp), anyio.create_task_group() as tg:
+        tg.start_soon(remote.run)
+        await until(lambda: remote.connected)
+        remote.submit(Command(CommandKind.RELEASE, "SOLUSDT"))
+        await until(lambda: any(e.kind == "command" for e in seen))
+        remote.stop()
+    (result,) = [e for e in seen if e.kind == "command"]
+    assert result.symbol == "SOLUSDT" and result.message.startswith("PROBATION -> ACTIVE")
+
+
+@pytest.mark.anyio
 async def test_nothing_is_sent_while_nothing_changes(short_tmp: Path) -> None:
     bot = fed_core(short_tmp, 10)
     remote = RemoteCore(short_tmp, bot.config, retry_s=PERIOD_S)

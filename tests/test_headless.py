@@ -206,3 +206,21 @@ def test_event_lines_come_in_market_time_order_through_the_back_fill(tmp_path: P
     kinds = {json.loads(line)["kind"] for line in result.stdout.splitlines()}
     assert {"summary", "regime", "learning"} <= kinds
     assert times == sorted(times)
+
+
+def test_the_summary_line_prints_cvd_as_the_cockpit_draws_it() -> None:
+    """`CVD +97.7k`, as the whale gauge shows it, not `+9.766e+04`."""
+    from bigalpha_tui.core.flow import FlowState
+    from bigalpha_tui.core.hurst import HurstReading
+    from bigalpha_tui.core.snapshot import SymbolView
+    from bigalpha_tui.core.types import Regime
+    from bigalpha_tui.headless import summary_fields, summary_text
+    from bigalpha_tui.widgets import fmt
+
+    hurst = HurstReading(None, 0.0, Regime.WARMING, Regime.WARMING, 0, 0)
+    view = SymbolView("BTCUSDT", 94_871.3, FlowState("BTCUSDT", cvd=97_660.0), hurst)
+    assert "CVD +97.7k " in summary_text(view)
+    assert fmt.compact(view.flow.cvd, signed=True) == "+97.7k"  # the gauge's formatter
+    assert summary_fields(view)["cvd"] == 97_660.0  # JSON keeps the number itself
+    small = SymbolView("ETHUSDT", 3_198.4, FlowState("ETHUSDT", cvd=-12.345), hurst)
+    assert "CVD -12.3 " in summary_text(small)

@@ -184,6 +184,9 @@ def test_force_hold_counts_down_then_shows_the_exit_mode() -> None:
     assert exit_cell(_position(1000.0 + 754, "T4/stop only"), 1000.0)[0] == "T4/stop 13m left"
     assert exit_cell(_position(1000.0, "T4/stop only"), 1000.0)[0] == "T4/stop only"
     assert exit_cell(_position(None, "ladder"), 1000.0)[0] == "ladder"
+    assert exit_cell(_position(1000.0 + 754, "force-hold"), 1000.0, short=True)[0] == (
+        "hold 13m left"
+    )
 
 
 # -- table updates -----------------------------------------------------------------------
@@ -243,15 +246,43 @@ async def test_positions_table_lists_each_position_with_its_countdown() -> None:
     snapshot = fixture_snapshot()
     now = snapshot.heartbeat.market_time_s
     assert now is not None
-    async with Harness(table).run_test(size=(120, 10)):
+    async with Harness(table).run_test(size=(140, 10)):
+        table.fit_width(140)
         table.show(snapshot.positions, now)
-        rows = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
+        rows = {k.value: cells_by_column(table, k.value) for k in table.rows}
         table.show(snapshot.positions, now + 60)
-        later = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
-    assert rows["p-1"][5] == "93,179.3"  # the stop, on a wide terminal
-    assert rows["p-1"][7] == "T4/stop 13m left"
-    assert later["p-1"][7] == "T4/stop 12m left"
-    assert rows["p-2"][7] == "ladder" and rows["p-2"][8] == "T1"
+        later = {k.value: cells_by_column(table, k.value) for k in table.rows}
+    assert rows["p-1"]["stop"] == "93,179.3"  # the stop, on a wide terminal
+    assert rows["p-1"]["exit"] == "T4/stop 13m left"
+    assert later["p-1"]["exit"] == "T4/stop 12m left"
+    assert rows["p-2"]["exit"] == "ladder" and rows["p-2"]["tiers"] == "T1"
+
+
+def cells_by_column(table: PositionsTable, row_key: str | None) -> dict[str, str]:
+    keys = [str(c.key.value) for c in table.columns.values()]
+    return dict(zip(keys, (str(c) for c in table.get_row(row_key)), strict=True))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("width", [80, 100, 120, 140])
+async def test_positions_show_money_and_the_next_take_profit_at_every_width(width: int) -> None:
+    """$ P&L beside %, and the next tier's price from the core, at 80 columns as at 140;
+    the stop wherever it fits (from 100 columns)."""
+    table = PositionsTable()
+    snapshot = fixture_snapshot()
+    now = snapshot.heartbeat.market_time_s or 0.0
+    async with Harness(table).run_test(size=(width, 10)) as pilot:
+        table.fit_width(width)
+        table.show(snapshot.positions, now)
+        await pilot.pause()
+        assert table.virtual_size.width <= table.size.width  # no sideways scrolling
+        btc, avax = cells_by_column(table, "p-1"), cells_by_column(table, "p-2")
+    assert btc["pnl"] == "+0.80% +$1.95"  # 0.0026 x (94,871.3 - 94,120.5)
+    assert avax["pnl"] == "+0.66% +$0.50"  # short: 5.27 x (14.3310 - 14.2368)
+    assert btc["next"] == "T4 96,002.9"  # force-held: only T4 (or the stop) can close it
+    assert avax["next"] == "T2 14.1877"  # T1 taken on the ladder
+    assert ("stop" in btc) is (width >= 100)
+    assert btc["exit"] == ("T4/stop 13m left" if width >= 115 else "hold 13m left")
 
 
 # -- guards ------------------------------------------------------------------------------
@@ -352,13 +383,13 @@ async def test_positions_fit_an_80_column_terminal_without_sideways_scrolling() 
     now = snapshot.heartbeat.market_time_s or 0.0
     async with Harness(table).run_test(size=(80, 10)) as pilot:
         table.show(snapshot.positions, now)
-        table.set_compact(True)
+        table.fit_width(80)
         await pilot.pause()
-        assert [str(c.label) for c in table.columns.values()][-1] == "Conv."
+        assert [str(c.label) for c in table.columns.values()][-1] == "Hold / exit"
         assert table.virtual_size.width <= table.size.width
-        row = [str(c) for c in table.get_row("p-1")]
-        assert row[0] == "BTCUSDT" and "T4/stop" in row[5]
-        table.set_compact(False)
+        row = cells_by_column(table, "p-1")
+        assert row["symbol"] == "BTCUSDT" and row["exit"] == "hold 13m left"
+        table.fit_width(140)
         await pilot.pause()
         assert [str(c.label) for c in table.columns.values()][-1] == "Regime@in"
 

@@ -1,7 +1,8 @@
 """Display formatting shared by the cockpit widgets: numbers, money, times, arrows.
 
 Pure functions of their arguments (no widget state), so every widget draws a value the same
-way and the rules are testable without an app.
+way and the rules are testable without an app. The ones headless output prints too
+(`compact`) live in `core/numfmt.py`, which imports neither textual nor rich.
 """
 
 from __future__ import annotations
@@ -9,40 +10,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-DASH = "—"
-INFINITY = "∞"
-
-_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+from bigalpha_tui.core.numfmt import DASH, INFINITY, compact
 
 
 def finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
-
-
-def compact(x: float | None, *, signed: bool = False) -> str:
-    """3 significant figures with a k/M/G suffix: 1234 -> 1.23k, -935000 -> -935k."""
-    if x is None or math.isnan(x):
-        return DASH
-    if math.isinf(x):
-        return ("-" if x < 0 else "+" if signed else "") + INFINITY
-    sign = "-" if x < 0 else ("+" if signed else "")
-    a = abs(x)
-    for scale, suffix in _SI:
-        if a >= scale * 0.9995:
-            return f"{sign}{_three_figures(a / scale)}{suffix}"
-    if a < 0.0005:
-        return "0" if not signed else "±0"
-    return f"{sign}{_three_figures(a)}"
-
-
-def _three_figures(a: float) -> str:
-    if a >= 99.95:
-        return f"{a:.0f}"
-    if a >= 9.995:
-        return f"{a:.1f}"
-    if a >= 0.9995:
-        return f"{a:.2f}"
-    return f"{a:.3f}"
 
 
 def price(x: float | None) -> str:

@@ -1,7 +1,8 @@
-"""Open live positions: symbol, side, size, entry, mark, stop (wide terminals), P&L %,
-tiers taken, conviction, regime at entry, and the force-hold countdown (`T4/stop 12m left`
-while it runs, then the exit mode: `T4/stop only` or `ladder`). One row per position, keyed
-by position id.
+"""Open live positions: symbol, side, size, entry, mark, stop, P&L in % and $, the next
+take-profit and its price, the force-hold countdown (`T4/stop 12m left` while it runs, then
+the exit mode: `T4/stop only` or `ladder`), tiers taken, conviction and regime at entry. One
+row per position, keyed by position id. Every price and level comes from the core's
+`PositionView`; the table only picks the columns that fit the terminal's width.
 """
 
 from __future__ import annotations
@@ -26,24 +27,36 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("entry", "Entry"),
     ("mark", "Mark"),
     ("stop", "Stop"),
-    ("pnl", "P&L %"),
+    ("pnl", "P&L % / $"),
+    ("next", "Next tier"),
     ("exit", "Hold / exit"),
     ("tiers", "Tiers"),
     ("conviction", "Conv."),
     ("regime", "Regime@in"),
 )
-#: left out below `COMPACT_BELOW` columns (an 80-column terminal): the entry price is in the
-#: P&L, and the entry regime's consequence is in the hold / exit column
-COMPACT_HIDDEN = frozenset({"entry", "regime"})
-COMPACT_BELOW = 100
-#: the stop price needs the room of a wide terminal (the full-width positions panel)
-STOP_FROM = 115
+#: the columns left out below each width, widest first. The taken tiers are implied by the
+#: next one (the ladder takes them in order; a force-held position takes none), the entry
+#: regime's consequence is the hold / exit column, the entry price is in the P&L and the
+#: levels; conviction and the stop give way last, on an 80-column terminal.
+HIDDEN_BELOW: tuple[tuple[int, frozenset[str]], ...] = (
+    (100, frozenset({"entry", "tiers", "regime", "stop", "conviction"})),
+    (115, frozenset({"entry", "tiers", "regime"})),
+    (120, frozenset({"tiers", "regime"})),
+    (130, frozenset({"regime"})),
+)
+#: below this width the force-hold countdown reads `hold 12m left` (the column is narrower)
+SHORT_EXIT_BELOW = 115
 REGIME_SHORT = {
     Regime.TRUE_TREND: "TREND",
     Regime.NOISE: "NOISE",
     Regime.RANDOM: "RANDOM",
     Regime.WARMING: "WARMING",
 }
+
+
+def hidden_at(width: int) -> frozenset[str]:
+    """The columns a terminal `width` columns wide leaves out."""
+    return next((hidden for below, hidden in HIDDEN_BELOW if width < below), frozenset())
 
 
 class PositionsTable(DataTable[Text]):
@@ -79,33 +92,37 @@ class PositionsTable(DataTable[Text]):
         )
         self._shown: dict[str, Row] = {}
         self.positions: dict[str, PositionView] = {}
-        self.compact = False
-        self.with_stop = True
+        self.hidden: frozenset[str] = frozenset()
+        self.short_exit = False
         self._market_now_s = 0.0
+
+    @property
+    def compact(self) -> bool:
+        """The 80-column layout: the fewest columns."""
+        return "conviction" in self.hidden
+
+    @property
+    def with_stop(self) -> bool:
+        return "stop" not in self.hidden
 
     def on_mount(self) -> None:
         self._add_columns()
 
     def columns_shown(self) -> list[str]:
-        return [
-            k
-            for k, _ in COLUMNS
-            if not (self.compact and k in COMPACT_HIDDEN) and (self.with_stop or k != "stop")
-        ]
+        return [k for k, _ in COLUMNS if k not in self.hidden]
 
     def _add_columns(self) -> None:
         labels = dict(COLUMNS)
         for key in self.columns_shown():
             self.add_column(labels[key], key=key)
 
-    def set_compact(self, compact: bool, *, with_stop: bool = False) -> None:
-        """Fewer columns on a narrow terminal; the rows are drawn again at once."""
-        with_stop = with_stop and not compact
-        if (compact, with_stop) == (self.compact, self.with_stop):
+    def fit_width(self, width: int) -> None:
+        """The columns a terminal `width` columns wide can show; redrawn at once on a change."""
+        hidden, short_exit = hidden_at(width), width < SHORT_EXIT_BELOW
+        if (hidden, short_exit) == (self.hidden, self.short_exit):
             return
         at_cursor = self.position_at_cursor()
-        self.compact = compact
-        self.with_stop = with_stop
+        self.hidden, self.short_exit = hidden, short_exit
         self.clear(columns=True)
         self._shown.clear()
         self._add_columns()
@@ -120,7 +137,10 @@ class PositionsTable(DataTable[Text]):
         keys = self.columns_shown()
         index = [k for k, _ in COLUMNS]
         picks = [index.index(k) for k in keys]
-        rows = {p.id: self._pick(self.row(p, market_now_s), picks) for p in positions}
+        rows = {
+            p.id: self._pick(self.row(p, market_now_s, short_exit=self.short_exit), picks)
+            for p in positions
+        }
         return sync_rows(self, self._shown, rows, keys, self._cell)
 
     @staticmethod
@@ -134,7 +154,8 @@ class PositionsTable(DataTable[Text]):
         return Text(text, self.get_component_rich_style(f"positions-table--{style}", partial=True))
 
     @staticmethod
-    def row(p: PositionView, market_now_s: float) -> Row:
+    def row(p: PositionView, market_now_s: float, *, short_exit: bool = False) -> Row:
+        """Every column's cell, in `COLUMNS` order."""
         pnl_style = "gain" if p.pnl_pct > 0 else "loss" if p.pnl_pct < 0 else ""
         tiers = "".join(t.value for t in p.tiers_taken) or fmt.DASH
         return (
@@ -144,8 +165,9 @@ class PositionsTable(DataTable[Text]):
             (fmt.price(p.entry_price), ""),
             (fmt.price(p.mark_price), ""),
             (fmt.price(p.stop_price), "muted"),
-            (fmt.pct(p.pnl_pct), pnl_style),
-            exit_cell(p, market_now_s),
+            (f"{fmt.pct(p.pnl_pct)} {fmt.usd(p.unrealised_usd)}", pnl_style),
+            next_tier_cell(p),
+            exit_cell(p, market_now_s, short=short_exit),
             (tiers, "" if p.tiers_taken else "muted"),
             (p.conviction.value, ""),
             (REGIME_SHORT.get(p.entry_regime, p.entry_regime.value), ""),
@@ -171,10 +193,18 @@ class PositionsTable(DataTable[Text]):
         self.show_cursor = True
 
 
-def exit_cell(p: PositionView, market_now_s: float) -> Cell:
-    """`T4/stop 45m left` while force-hold runs, then the exit mode the core reports."""
+def exit_cell(p: PositionView, market_now_s: float, *, short: bool = False) -> Cell:
+    """`T4/stop 45m left` (`hold 45m left` in a narrow column) while force-hold runs, then
+    the exit mode the core reports."""
     left = p.force_hold_left_s(market_now_s)
     if left > 0:
-        return (f"T4/stop {fmt.time_left(left)}", "hold")
+        return (f"{'hold' if short else 'T4/stop'} {fmt.time_left(left)}", "hold")
     mode = p.exit_mode if p.exit_mode != "force-hold" else "T4/stop only"
     return (mode, "muted" if mode == "ladder" else "")
+
+
+def next_tier_cell(p: PositionView) -> Cell:
+    """`T2 14.1877`: the take-profit the rules in force wait for, at the core's level."""
+    if p.next_tier is None or p.next_tier_price is None:
+        return (fmt.DASH, "muted")
+    return (f"{p.next_tier.value} {fmt.price(p.next_tier_price)}", "")

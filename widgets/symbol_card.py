@@ -38,7 +38,8 @@ class SymbolCard(Widget, can_focus=True):
         width: 1fr;
     }
     SymbolCard > #card-title { width: 12; height: 3; text-wrap: nowrap; }
-    SymbolCard > WhaleGauge { width: 2fr; }
+    /* a narrow terminal takes room from the H sparkline first: the gauge keeps its figures */
+    SymbolCard > WhaleGauge { width: 2fr; min-width: 24; }
     SymbolCard > HurstPanel { width: 3fr; }
     SymbolCard:focus > #card-title {
         background: $block-cursor-background;

@@ -122,16 +122,29 @@ class WhaleGauge(Widget):
         bar.append(track, self._style("track"))
         return bar
 
+    def _fit(self, options: list[Text]) -> Text:
+        """The first (most complete) wording that fits the gauge; the last one otherwise.
+
+        Every wording keeps whole numbers: a cut figure (`CVD +…`) says nothing."""
+        width = self.content_size.width
+        return next((line for line in options if line.cell_len <= width), options[-1])
+
     def _direction_line(self, flow: FlowState) -> Text:
         direction = flow.direction
         style = {
             WhaleDirection.BUY: self._style("buy"),
             WhaleDirection.SELL: self._style("sell"),
         }.get(direction, self._style("muted"))
-        line = Text(f"{_ARROWS[direction]} {direction.value:<7}", style)
-        line.append(" CVD ", self._style("muted"))
-        line.append(fmt.compact(flow.cvd, signed=True))
-        return line
+        cvd = fmt.compact(flow.cvd, signed=True)
+        muted = self._style("muted")
+        arrow = _ARROWS[direction]
+        return self._fit(
+            [
+                Text.assemble((f"{arrow} {direction.value:<7}", style), (" CVD ", muted), cvd),
+                Text.assemble((f"{arrow} {direction.value}", style), (" CVD ", muted), cvd),
+                Text.assemble((arrow, style), (" CVD ", muted), cvd),
+            ]
+        )
 
     def _detail_line(self, flow: FlowState) -> Text:
         muted = self._style("muted")
@@ -139,11 +152,13 @@ class WhaleGauge(Widget):
             return Text("no taker-buy data: flow off", self._style("sell"))
         if flow.window_bars < self.window_bars:
             return Text(f"warming {flow.window_bars}/{self.window_bars} bars", muted)
-        line = Text("whale ", muted)
-        line.append(fmt.compact(flow.whale_cvd, signed=True))
-        line.append(" OFI ", muted)
-        line.append(f"{flow.retail_ofi:+.2f}")
+        whale = fmt.compact(flow.whale_cvd, signed=True)
+        ofi = f"{flow.retail_ofi:+.2f}"
+        line = Text.assemble(("whale ", muted), whale, (" OFI ", muted), ofi)
+        options = [line]
         if flow.cross_buy_ratio is not None:
-            line.append(" x-buy ", muted)
-            line.append(f"{flow.cross_buy_ratio * 100:.0f}%")
-        return line
+            cross = f"{flow.cross_buy_ratio * 100:.0f}%"
+            options.insert(0, Text.assemble(line, (" x-buy ", muted), cross))
+        options.append(Text.assemble(("OFI ", muted), ofi, (" wh ", muted), whale))
+        options.append(Text.assemble(("OFI ", muted), ofi))
+        return self._fit(options)

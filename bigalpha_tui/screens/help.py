@@ -28,19 +28,66 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
 
 
 def legend(config: Config) -> tuple[tuple[str, str], ...]:
-    """What the marks on the main screen mean (mark, meaning), with the configured numbers."""
-    flow, hurst = config.flow, config.hurst
+    """What the marks and column names on the main screen mean (mark, meaning), with the
+    configured numbers."""
+    flow, hurst, exits, learning = config.flow, config.hurst, config.exits, config.learning
     high, low = f"{flow.intensity_high:g}", f"{flow.intensity_low:g}"
     up, down = f"{hurst.trend_above:.2f}"[1:], f"{hurst.noise_below:.2f}"[1:]
+    tiers = ", ".join(f"T{i} +{pct:g} %" for i, pct in enumerate(exits.tiers_pct, start=1))
+    share = f"{exits.tier_fraction * 100:g} %"
+    hold = f"{exits.force_hold_min:g} min"
     return (
         ("72 HIGH/MOD/LOW", f"whale intensity 0-100: >= {high} high, {low}-{high} moderate"),
         ("┊", f"gauge marks at {low} and {high}"),
         ("▲ BUY ▼ SELL ◆", "whale direction (neutral: no whale bar or |whale CVD| small)"),
+        (
+            "CVD +2.70k",
+            f"taker buy minus taker sell volume over the last {flow.window_bars} bars, in the"
+            " symbol's base asset (k thousand, M million); whale: the same over whale bars",
+        ),
+        ("OFI +0.12", "retail order-flow imbalance: retail CVD / retail volume, -1 to +1"),
+        ("x-buy 58%", "taker buy share across exchanges (CoinGlass), when that source is on"),
         ("TRUE TREND ▲", "confirmed regime; the arrow is the window's net price move"),
         ("H = 0.62 ± 0.07", f"Hurst estimate and its spread at {hurst.window} returns"),
         ("raw NOISE", f"a new label waiting for {hurst.confirm_bars} agreeing bars"),
         (f">{up} band <{down}", "H over recent bars: the row shows where H stood"),
-        ("12:34 T4/stop", "force-hold time left: only T4 or the stop can close it"),
+        (
+            "T1-T4",
+            f"take-profit tiers from entry: {tiers}; {share} of the original size closes at"
+            " each of T1-T3, the rest at T4",
+        ),
+        ("ladder", "the normal exits: every tier in turn, and the stop"),
+        ("Stop", f"emergency stop, {exits.stop_pct:g} % against entry: closes everything"),
+        (
+            "T4/stop 12m left",
+            f"force-hold (entered in TRUE TREND): for {hold} only T4 (the whole position) or"
+            " the stop can close it; `hold 12m left` on narrow screens",
+        ),
+        ("T4/stop only", "force-hold over, regime still TRUE TREND: still only T4 or the stop"),
+        ("Next tier T2 14.18", "the take-profit the rules in force wait for, and its price"),
+        ("P&L % / $", "mark against entry, and that move on the open size (before exit fees)"),
+        (
+            "GH PF",
+            f"golden-hour profit factor: gross profit / gross loss of the symbol's trades"
+            f" entered in the golden hour, last {learning.lookback_h:g} h, net of fees; under"
+            f" {learning.probation_enter_pf:g} sends it to probation, at"
+            f" {learning.probation_exit_pf:g} or more it comes back (— no trades, ∞ no losses)",
+        ),
+        (
+            "Cap",
+            f"largest size multiple: 1× when active, {config.sizing.probation_cap:g}× on probation",
+        ),
+        (
+            "Slip buf",
+            "slippage buffer, bps added to the fee gate's hurdle; raised when shadow trades"
+            " earn much more than live ones",
+        ),
+        ("Today +$14.62", "net P&L of the live trades closed since 00:00 UTC (market clock)"),
+        (
+            "Session",
+            "since the core started: trades closed, share that won, profit factor of live"
+            " trades and of their shadow twins (trade counts in brackets), fees paid",
+        ),
         ("♥ 3s", "wall seconds since the core last processed a bar"),
     )
 

@@ -1,4 +1,5 @@
-"""The cockpit's main screen: status line, market cards, positions, probation, guards, events.
+"""The cockpit's main screen: status line, session figures, market cards, positions, probation,
+guards, events.
 
 Small terminals (80x24) get one panel at a time behind a tab strip; large ones (about 110x38
 and up) see every panel at once, and very wide ones (160+) add the event log beside the
@@ -26,8 +27,9 @@ from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventLog
 from bigalpha_tui.widgets.guard_log import GuardLog
 from bigalpha_tui.widgets.guard_summary import GuardSummary
-from bigalpha_tui.widgets.positions_table import COMPACT_BELOW, STOP_FROM, PositionsTable
+from bigalpha_tui.widgets.positions_table import PositionsTable
 from bigalpha_tui.widgets.probation_table import ProbationTable
+from bigalpha_tui.widgets.session_figures import SessionFigures
 from bigalpha_tui.widgets.status_bar import StatusBar, StatusInfo
 from bigalpha_tui.widgets.symbol_card import SymbolCard
 
@@ -43,6 +45,19 @@ WIDE_MIN_WIDTH = 110
 XWIDE_MIN_WIDTH = 160
 POSITIONS_ROWS = 7  # title rule + header + max_positions (5) rows
 LOWER_MIN_ROWS = 9  # title rule + header + 6 symbols + 1
+FIXED_ROWS = 3  # status line, session figures, footer
+#: below this width the footer packs its keys tighter, so `?` and `q` stay on screen
+FOOTER_COMPACT_BELOW = 80
+
+
+class MarketPanel(Vertical):
+    """The symbol cards. Shown again (a tab switch, `6` from another tab), it scrolls the
+    focused card into view: focus only scrolls a panel that is laid out already."""
+
+    def on_show(self) -> None:
+        focused = self.screen.focused
+        if isinstance(focused, SymbolCard) and focused.parent is self:
+            self.scroll_to_widget(focused, animate=False)
 
 
 class MainScreen(Screen[None]):
@@ -78,9 +93,10 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield SessionFigures(id="session")
         yield Tabs(*(Tab(label, id=f"tab-{key}") for key, label in PANELS), id="nav")
         with Container(id="body"):
-            with Vertical(id="market", classes="panel -active"):
+            with MarketPanel(id="market", classes="panel -active"):
                 for index, symbol in enumerate(self.initial_symbols, start=1):
                     yield self._new_card(symbol, index)
             with Container(id="positions", classes="panel"):
@@ -126,15 +142,17 @@ class MainScreen(Screen[None]):
         width, height = self.size
         cards_rows = len(self.cards) * 3 + 1
         self.wide = width >= WIDE_MIN_WIDTH and (
-            height >= 2 + cards_rows + POSITIONS_ROWS + LOWER_MIN_ROWS
+            height >= FIXED_ROWS + cards_rows + POSITIONS_ROWS + LOWER_MIN_ROWS
         )
         self.xwide = self.wide and width >= XWIDE_MIN_WIDTH
         self.set_class(self.wide, "-wide")
         self.set_class(not self.wide, "-narrow")
         self.set_class(self.xwide, "-xwide")
-        self.query_one(PositionsTable).set_compact(
-            width < COMPACT_BELOW, with_stop=width >= STOP_FROM
-        )
+        self.query_one(PositionsTable).fit_width(width)
+        footer = self.query_one(Footer)
+        footer.compact = width < FOOTER_COMPACT_BELOW
+        # the palette's key goes first when even a compact footer is full (ctrl+p still works)
+        self.set_class(width < FOOTER_COMPACT_BELOW - 10, "-footer-tight")
         body = self.query_one("#body")
         if self.wide:
             columns = 3 if self.xwide else 2
@@ -182,7 +200,7 @@ class MainScreen(Screen[None]):
         if not self.wide:
             self.active_panel = "market"
         # at once, not on the next loop turn: `3` then `r` typed together must act on 3
-        self.set_focus(card)
+        self.set_focus(card)  # a hidden market panel scrolls to it when shown (MarketPanel)
         self.point_tables_at(card.symbol)
         return True
 
@@ -225,6 +243,7 @@ class MainScreen(Screen[None]):
     def show(self, snapshot: Snapshot, status: StatusInfo, market_now_s: float) -> None:
         """Draw one UI tick: the status line always, the panels that are visible."""
         self.query_one(StatusBar).status = status
+        self.query_one(SessionFigures).figures = snapshot.session
         self.snapshot = snapshot
         self.market_now_s = market_now_s
         self.show_panels(snapshot)
