@@ -143,12 +143,12 @@ class StatusBar(Widget):
                     Text(f"{fmt.utc_stamp(s.market_time_s)} UTC"),
                     Text(f"{fmt.utc_clock(s.market_time_s)} UTC"),
                 ],
-                steps=(10,),
+                steps=(20,),
                 drop=30 if outage else 52,
             ),
             Segment(
                 [self._golden(f) for f in ("wide", "short", "shorter", "tiny")],
-                steps=(20, 50, 65),
+                steps=(15, 50, 65),
                 drop=85,
             ),
         ]
@@ -163,7 +163,7 @@ class StatusBar(Widget):
                 )
             )
         else:
-            out.append(Segment([self._source(None), self._source(0)], steps=(25,), drop=35))
+            out.append(Segment([self._source(None), self._source(0)], steps=(8,), drop=35))
         heartbeat = self._heartbeat()
         out.append(Segment([heartbeat], drop=97 if s.stale else 45))
         out.append(Segment([self._net()], drop=55 if outage else 70))
