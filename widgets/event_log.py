@@ -157,27 +157,71 @@ class EventTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.events: tuple[Event, ...] = ()
+        self._keys: list[str] = []  # row key of each shown event, in `events` order
+        self._seq_of_cell: dict[int, int] = {}  # id of a row's first cell -> its sequence
+        self._next_seq = 0
 
     def on_mount(self) -> None:
         for key, label in EVENT_COLUMNS:
             self.add_column(label, key=key)
 
     def show(self, events: Sequence[Event]) -> bool:
-        """Draw these events in this order (newest first); True when anything changed."""
+        """Draw these events in this order (newest first); True when anything changed.
+
+        New events on top of the old ones (the log growing, its oldest falling off) are
+        added and removed row by row and the rows re-sorted; anything else (a new filter)
+        rebuilds the table. Measured at 120x40 with 200 rows: a rebuild and its frame take
+        about 90 ms, the row-by-row path a fraction of that (see docs/cockpit.md)."""
         fresh = tuple(events)
         if fresh == self.events:
             return False
         at_top = self.cursor_row <= 0
         current = self.event_at_cursor()
-        self.clear()
+        added = self._newer_on_top(fresh)
+        if added is None:
+            self.clear()
+            self._keys, self._seq_of_cell = [], {}
+            added = len(fresh)
+        else:
+            kept = len(fresh) - added
+            for key in self._keys[kept:]:
+                self._forget(key)
+            self._keys = self._keys[:kept]
+        new_keys = []
+        for event in reversed(fresh[:added]):  # oldest first: sequences grow with time
+            cells = self.cells(event)
+            key = str(self._next_seq)
+            self._seq_of_cell[id(cells[0])] = self._next_seq
+            self._next_seq += 1
+            self.add_row(*cells, key=key)
+            new_keys.append(key)
+        self._keys = new_keys[::-1] + self._keys
         self.events = fresh
-        for index, event in enumerate(fresh):
-            self.add_row(*self.cells(event), key=str(index))
+        if added and len(fresh) > 1:
+            self.sort(key=lambda values: self._seq_of_cell.get(id(values[0]), -1), reverse=True)
         if current is not None and not at_top and current in fresh:
             self.move_cursor(row=fresh.index(current), animate=False)
         else:
             self.move_cursor(row=0, animate=False)
         return True
+
+    def _newer_on_top(self, fresh: tuple[Event, ...]) -> int | None:
+        """How many events `fresh` has on top of the shown ones, when the rest of it is the
+        shown list cut at its end (new events arrived, the oldest fell off); else None."""
+        old = self.events
+        if not old:
+            return None
+        try:
+            added = fresh.index(old[0])
+        except ValueError:
+            return None
+        rest = fresh[added:]
+        return added if rest == old[: len(rest)] else None
+
+    def _forget(self, key: str) -> None:
+        first = self.get_row(key)[0]
+        self._seq_of_cell.pop(id(first), None)
+        self.remove_row(key)
 
     def cells(self, event: Event) -> tuple[Text, ...]:
         muted = self._style("muted")
