@@ -65,7 +65,7 @@ class EventLog(RichLog):
         text = Text(no_wrap=True)
         # dated: the log is restored from the store, so it spans days
         text.append(f"{fmt.utc_day_minute(event.time_s)} ", muted)
-        text.append(f"{event.kind:<12} ", muted)
+        text.append(f"{event.kind:<9} ", muted)  # the date took 3 columns: kinds give them back
         text.append(f"{event.symbol:<9} " if event.symbol else " " * 10)
         text.append(event.message, self._message_style(event))
         return text
