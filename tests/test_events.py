@@ -332,3 +332,26 @@ async def test_a_guard_switched_off_shows_a_badge(tmp_path: Path, width: int) ->
         assert ("GUARDS OFF" in line) is badge
         if badge and width >= 120:
             assert "GUARDS OFF: FEE_EDGE" in line
+
+
+@pytest.mark.anyio
+async def test_the_guard_log_cursor_stays_on_its_block_as_new_blocks_arrive(
+    tmp_path: Path,
+) -> None:
+    snapshot = spanning_days()
+    current = [snapshot]
+    app = cockpit(fixture_core(tmp_path), snapshot)
+    app.snapshot_source = lambda: current[0]
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.main.query_one(GuardLog)
+        log.focus()
+        await pilot.press("j", "j")
+        chosen = log.block_at_cursor()
+        assert chosen is snapshot.guard_log[2]
+        newer = dataclasses.replace(snapshot.guard_log[0], time_s=NOW_S + 60, detail="new")
+        current[0] = dataclasses.replace(snapshot, guard_log=(newer, *snapshot.guard_log))
+        app.refresh_view()
+        await pilot.pause()
+        assert log.block_at_cursor() is chosen
+        await pilot.press("k", "k", "k", "k")  # to the top, and no further
+        assert log.cursor == 0 and log.block_at_cursor() is newer
