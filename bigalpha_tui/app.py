@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar, TextIO
 
 import anyio
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
@@ -28,6 +29,7 @@ from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from bigalpha_tui.core.commands import Command, CommandKind, guard_command
@@ -41,17 +43,21 @@ from bigalpha_tui.core.store import Store, make_room_for_private_file, private_o
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.exit_watchdog import ExitWatchdog
 from bigalpha_tui.screens.confirm import ConfirmDialog
+from bigalpha_tui.screens.events import DetailView, EventsScreen
 from bigalpha_tui.screens.guards import GuardsScreen
 from bigalpha_tui.screens.help import HelpScreen, legend
 from bigalpha_tui.screens.journal import JournalScreen
 from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
+from bigalpha_tui.widgets.guard_log import GuardLog, block_fields
+from bigalpha_tui.widgets.probation_table import ProbationTable, probation_fields
 from bigalpha_tui.widgets.status_bar import StatusInfo
 
 #: actions that steer the bot: disabled in read-only mode
 STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "close_position"})
 #: actions that only make sense on the main screen (not under a dialog)
 MAIN_SCREEN_ONLY = STEERING | {"guards", "journal", "focus_symbol", "step_panel", "help", "quit"}
+MAIN_SCREEN_ONLY |= {"events"}
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -83,7 +89,7 @@ def source_detail(snapshot: Snapshot, market_now_s: float) -> str:
     if health.next_request_s is not None and health.next_request_s > market_now_s:
         parts.append(f"next {fmt.duration(health.next_request_s - market_now_s)}")
     if health.last_error:
-        parts.append(health.last_error[:40])
+        parts.append(health.last_error)  # the status line clips it to the room it has
     if not parts and health.detail:
         parts.append(health.detail)
     return " · ".join(parts)
@@ -101,6 +107,7 @@ class CockpitCommands(Provider):
             ("Run the learning cycle now", "learn", "l — probation and slippage buffers"),
             ("Guards…", "guards", "g — switch a guard off or on"),
             ("Trade journal…", "journal", "t — every closed trade, newest first"),
+            ("Events…", "events", "e — the event log, newest first, / to filter"),
             ("Release focused symbol from probation", "release", "r"),
             ("Close focused position", "close_position", "x — at the next bar's open"),
             ("Keys and help", "help", "? or F1"),
@@ -156,6 +163,7 @@ class CockpitApp(App[int]):
             tooltip="closed trades, newest first",
             show=False,
         ),
+        Binding("e", "events", "Events", id="events", tooltip="the event log, in full", show=False),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
         Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
         Binding("question_mark,f1", "help", "Help", id="help"),
@@ -343,6 +351,8 @@ class CockpitApp(App[int]):
         screen = self.screen
         if isinstance(screen, GuardsScreen):
             screen.show(snapshot)
+        elif isinstance(screen, EventsScreen):
+            screen.show(snapshot.events)
 
     def status_info(self, snapshot: Snapshot, market_now_s: float) -> StatusInfo:
         if snapshot.golden_hour_next_change_s is not None:
@@ -370,6 +380,8 @@ class CockpitApp(App[int]):
             warnings=snapshot.warnings,
             core_problem=self.core_problem,
             halted_reason=snapshot.entries_halted_reason or "",
+            source_error=health.last_error or "",
+            guards_off=tuple(r.value for r, on in snapshot.guards_enabled.items() if not on),
         )
 
     def stale_after_s(self) -> float:
@@ -460,6 +472,25 @@ class CockpitApp(App[int]):
 
     def action_journal(self) -> None:
         self.push_screen(JournalScreen(self.read_journal), lambda _: self.refresh_view())
+
+    def action_events(self) -> None:
+        events = EventsScreen(self.snapshot_source().events)
+        self.push_screen(events, lambda _: self.refresh_view())
+
+    def on_guard_log_selected(self, message: GuardLog.Selected) -> None:
+        """`enter` on a blocked entry: its reason in full."""
+        block = message.block
+        self.push_screen(DetailView(f"Blocked {block.symbol}", block_fields(block)))
+
+    @on(DataTable.RowSelected, "#probation-table")
+    def _probation_row_selected(self, event: DataTable.RowSelected) -> None:
+        """`enter` on a probation row: why the symbol is in its state, in full."""
+        table = event.data_table
+        view = table.view_at_cursor() if isinstance(table, ProbationTable) else None
+        if view is not None:
+            self.push_screen(
+                DetailView(f"{view.symbol} {view.state.value}", probation_fields(view))
+            )
 
     def read_journal(self) -> Journal:
         """The store's closed trades, through a read-only store of our own (it runs in a

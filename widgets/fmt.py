@@ -108,6 +108,23 @@ def utc_day_minute(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M")
 
 
+def same_utc_day(t: float, now_s: float) -> bool:
+    """Do two epoch times fall on the same UTC date (the market day)?"""
+    return datetime.fromtimestamp(t, UTC).date() == datetime.fromtimestamp(now_s, UTC).date()
+
+
+def clock_or_date(t: float | None, now_s: float | None, *, with_time: bool = True) -> str:
+    """HH:MM for a time on the market day of `now_s`; an earlier (or later) day adds its
+    date, MM-DD HH:MM (or only MM-DD without `with_time`, for narrow columns). Without a
+    `now_s` the date is always shown: a time alone would pass for today."""
+    if not finite(t):
+        return DASH
+    assert t is not None
+    if finite(now_s) and now_s is not None and same_utc_day(t, now_s):
+        return utc_clock(t, seconds=False)
+    return utc_day_minute(t) if with_time else datetime.fromtimestamp(t, UTC).strftime("%m-%d")
+
+
 def time_left(seconds: float) -> str:
     """A countdown that cannot be read as a clock time: 12m left, 45s left, 1h05m left."""
     total = max(0, math.ceil(seconds))

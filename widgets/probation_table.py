@@ -1,6 +1,11 @@
 """Per-symbol learning state: ACTIVE or PROBATION, golden-hour profit factor (— when there
 are no trades, ∞ when there is no loss), trades behind it, size cap, slippage buffer, and when
-and why the state last changed. One row per symbol; the cursor row is the symbol `r` releases.
+and why the state last changed. One row per symbol; the cursor row is the symbol `r` releases,
+and `enter` on it shows the row in full (the reason, the exact time of the change).
+
+"Since" is HH:MM for a change on the snapshot's market day and MM-DD for an earlier one: the
+state is kept across restarts, and a date with its time would not fit the panel beside the
+guards at 120 columns (the detail view has the full time).
 """
 
 from __future__ import annotations
@@ -65,12 +70,16 @@ class ProbationTable(DataTable[Text]):
         self.exit_pf = exit_pf
         self._shown: dict[str, Row] = {}
         self.views: dict[str, SymbolView] = {}
+        self.market_now_s: float | None = None
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
-    def show(self, symbols: Sequence[SymbolView]) -> bool:
+    def show(self, symbols: Sequence[SymbolView], market_now_s: float | None = None) -> bool:
+        """Draw the symbols; `market_now_s` is the snapshot's market time (which day is
+        today for the "Since" column)."""
+        self.market_now_s = market_now_s
         self.views = {v.symbol: v for v in symbols}
         rows = {v.symbol: self.row(v) for v in symbols}
         return sync_rows(self, self._shown, rows, [k for k, _ in COLUMNS], self._cell)
@@ -90,7 +99,10 @@ class ProbationTable(DataTable[Text]):
             (str(v.golden_trades), "" if v.golden_trades else "muted"),
             (f"{v.size_cap:.2g}×", "probation" if v.size_cap < 1.0 else "muted"),
             (f"{v.slippage_buffer_bps:.1f} bps", ""),
-            (fmt.utc_clock(v.state_changed_s, seconds=False), "" if v.state_changed_s else "muted"),
+            (
+                fmt.clock_or_date(v.state_changed_s, self.market_now_s, with_time=False),
+                "" if v.state_changed_s else "muted",
+            ),
         )
 
     def detail_at_cursor(self) -> str:
@@ -101,6 +113,10 @@ class ProbationTable(DataTable[Text]):
             return ""
         why = view.state_reason or "no change yet"
         return f"{view.symbol} {view.state.value}: {why}"
+
+    def view_at_cursor(self) -> SymbolView | None:
+        symbol = self.symbol_at_cursor()
+        return self.views.get(symbol) if symbol else None
 
     def _pf_style(self, pf: float | None) -> str:
         if pf is None or pf != pf:
@@ -120,3 +136,19 @@ class ProbationTable(DataTable[Text]):
     def move_to_symbol(self, symbol: str) -> None:
         if symbol in self._shown:
             self.move_cursor(row=self.get_row_index(symbol))
+
+
+def probation_fields(view: SymbolView) -> list[tuple[str, str]]:
+    """Every learning field of one symbol, label and value, for the detail view."""
+    since = fmt.DASH
+    if view.state_changed_s is not None:
+        since = f"{fmt.utc_stamp(view.state_changed_s)} UTC (market time)"
+    return [
+        ("Symbol", view.symbol),
+        ("State", view.state.value),
+        ("Why", view.state_reason or "no change yet"),
+        ("Since", since),
+        ("Golden-hour PF", f"{fmt.profit_factor(view.golden_pf)} over {view.golden_trades} trades"),
+        ("Size cap", f"{view.size_cap:g}x of normal size"),
+        ("Slippage buffer", f"{view.slippage_buffer_bps:.1f} bps"),
+    ]

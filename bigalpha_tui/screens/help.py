@@ -23,6 +23,7 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("[  ]", "previous / next panel (tabs on small terminals)"),
     ("ctrl+p", "command palette: every action by name"),
     ("enter / space", "guards screen: switch the selected guard"),
+    ("enter  /", "a row in full (events, journal, blocked, probation) / filter a list"),
     ("y  n  esc", "confirm dialogs: yes / no / cancel"),
 )
 

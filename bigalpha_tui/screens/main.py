@@ -187,7 +187,7 @@ class MainScreen(Screen[None]):
     def step_panel(self, step: int) -> None:
         keys = [key for key, _ in PANELS]
         self.active_panel = keys[(keys.index(self.active_panel) + step) % len(keys)]
-        focusable = self.query_one(f"#{self.active_panel}").query("SymbolCard, DataTable")
+        focusable = self.query_one(f"#{self.active_panel}").query("SymbolCard, DataTable, GuardLog")
         if focusable:
             self.set_focus(focusable.first())
 
@@ -256,12 +256,14 @@ class MainScreen(Screen[None]):
             self.query_one(PositionsTable).show(snapshot.positions, self.market_now_s)
             self._positions_title(snapshot)
         if self.panel_visible("probation"):
-            self.query_one(ProbationTable).show(snapshot.symbols)
+            self.query_one(ProbationTable).show(snapshot.symbols, self.market_now_s)
             self._probation_title(snapshot)
             self._probation_lines(snapshot)
         if self.panel_visible("guards"):
             self.query_one(GuardSummary).show(snapshot.guard_stats, snapshot.guards_enabled)
-            self.query_one(GuardLog).blocks = snapshot.guard_log
+            guard_log = self.query_one(GuardLog)
+            guard_log.market_now_s = self.market_now_s  # older blocks show their date
+            guard_log.blocks = snapshot.guard_log
         if self.panel_visible("events"):
             self.query_one(EventLog).show(snapshot.events)
 
