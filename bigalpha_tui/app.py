@@ -52,6 +52,7 @@ from bigalpha_tui.widgets.status_bar import StatusInfo
 STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "close_position"})
 #: actions that only make sense on the main screen (not under a dialog)
 MAIN_SCREEN_ONLY = STEERING | {"guards", "journal", "focus_symbol", "step_panel", "help", "quit"}
+MAIN_SCREEN_ONLY |= {"charts"}
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -101,6 +102,7 @@ class CockpitCommands(Provider):
             ("Run the learning cycle now", "learn", "l — probation and slippage buffers"),
             ("Guards…", "guards", "g — switch a guard off or on"),
             ("Trade journal…", "journal", "t — every closed trade, newest first"),
+            ("Charts…", "charts", "c — P&L live vs shadow, price with trades, H"),
             ("Release focused symbol from probation", "release", "r"),
             ("Close focused position", "close_position", "x — at the next bar's open"),
             ("Keys and help", "help", "? or F1"),
@@ -156,6 +158,7 @@ class CockpitApp(App[int]):
             tooltip="closed trades, newest first",
             show=False,
         ),
+        Binding("c", "charts", "Charts", id="charts", tooltip="P&L curve, price and H", show=False),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
         Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
         Binding("question_mark,f1", "help", "Help", id="help"),
@@ -195,6 +198,7 @@ class CockpitApp(App[int]):
         self.animation_level = "none"
         self.tick_period_s = 1.0 / self.config.ui.refresh_hz
         self.started_wall_s = wall_clock()
+        self.started_market_s = core.clock.now()  # this session's start, for the charts
         self.core_problem = ""
         self.fatal_message = ""  # bad input the core found at start: said on exit, status 2
         self.toasts: list[tuple[str, SeverityLevel]] = []
@@ -336,6 +340,8 @@ class CockpitApp(App[int]):
         screen = self.screen
         if isinstance(screen, GuardsScreen):
             screen.show(snapshot)
+        elif hasattr(screen, "show_snapshot"):  # the charts (imported on first use)
+            screen.show_snapshot(snapshot)
 
     def status_info(self, snapshot: Snapshot, market_now_s: float) -> StatusInfo:
         if snapshot.golden_hour_next_change_s is not None:
@@ -448,6 +454,18 @@ class CockpitApp(App[int]):
 
     def action_journal(self) -> None:
         self.push_screen(JournalScreen(self.read_journal), lambda _: self.refresh_view())
+
+    def action_charts(self) -> None:
+        from bigalpha_tui.screens.charts import ChartsScreen
+
+        screen = ChartsScreen(
+            self.config,
+            self.read_journal,
+            self.snapshot_source(),
+            self.main.focused_symbol(),
+            getattr(self.core, "started_market_s", None) or self.started_market_s,
+        )
+        self.push_screen(screen, lambda _: self.refresh_view())
 
     def read_journal(self) -> Journal:
         """The store's closed trades, through a read-only store of our own (it runs in a

@@ -24,6 +24,7 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+p", "command palette: every action by name"),
     ("enter / space", "guards screen: switch the selected guard"),
     ("y  n  esc", "confirm dialogs: yes / no / cancel"),
+    ("1 … 9  esc", "charts: chart another symbol / back"),
 )
 
 
@@ -42,6 +43,7 @@ def legend(config: Config) -> tuple[tuple[str, str], ...]:
         (f">{up} band <{down}", "H over recent bars: the row shows where H stood"),
         ("12:34 T4/stop", "force-hold time left: only T4 or the stop can close it"),
         ("♥ 3s", "wall seconds since the core last processed a bar"),
+        ("▲ ▼ ×", "charts: long entry, short entry, exit (average price)"),
     )
 
 
