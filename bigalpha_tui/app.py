@@ -232,6 +232,11 @@ class CockpitApp(App[int]):
         self.refresh_view()
         self._arm_tick()
         if self.run_core:
+            # after the first frame is out: the source's back-fill would hold it back
+            self.call_after_refresh(self._start_core)
+
+    def _start_core(self) -> None:
+        if self.core_worker is None and not self._quitting:
             self.core_worker = self.run_worker(
                 self._run_core(), name="core", group="core", exit_on_error=False
             )
