@@ -95,9 +95,12 @@ def _drain(fd: int, counter: list[int], stop: threading.Event) -> None:
         counter[0] += len(data)
 
 
-def _spawn(speed: str, data_dir: str, cols: int, rows: int) -> tuple[subprocess.Popen[bytes], int]:
-    """The cockpit in a new pseudo-terminal of cols x rows: (process, master fd)."""
-    exe = shutil.which("bigalpha-tui")
+def _spawn(
+    speed: str, data_dir: str, cols: int, rows: int, exe: str | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The cockpit (`exe`, else this environment's) in a new pty of cols x rows:
+    (process, master fd)."""
+    exe = exe or shutil.which("bigalpha-tui")
     command = [exe] if exe else [sys.executable, "-m", "bigalpha_tui.cli"]
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -127,15 +130,22 @@ def _stop(proc: subprocess.Popen[bytes], master: int, keys: bytes) -> int | None
     return code
 
 
-def measure_first_frame(cols: int, rows: int) -> float:
-    """Seconds from the spawn to the first whole frame of the main screen."""
+@dataclass
+class StartResult:
+    wall_s: float  # spawn to the first whole frame
+    cpu_s: float  # the process's CPU time by then (steadier than wall on a busy machine)
+
+
+def measure_first_frame(cols: int, rows: int, exe: str | None = None) -> StartResult:
+    """Time from the spawn to the first whole frame of the main screen."""
     import select
 
     data_dir = tempfile.mkdtemp(prefix="bigalpha-bench-start-")
     start = time.monotonic()
-    proc, master = _spawn("60", data_dir, cols, rows)
+    proc, master = _spawn("60", data_dir, cols, rows, exe)
+    ps = psutil.Process(proc.pid)
     seen = b""
-    took = math.nan
+    took = cpu = math.nan
     try:
         while time.monotonic() - start < 30:
             ready, _, _ = select.select([master], [], [], 0.05)
@@ -143,6 +153,8 @@ def measure_first_frame(cols: int, rows: int) -> float:
                 seen = seen[-64:] + os.read(master, 65536)
                 if FIRST_FRAME_MARKER in seen:
                     took = time.monotonic() - start
+                    times = ps.cpu_times()
+                    cpu = times.user + times.system
                     break
         reader = threading.Thread(target=_drain, args=(master, [0], threading.Event()))
         reader.daemon = True
@@ -154,7 +166,7 @@ def measure_first_frame(cols: int, rows: int) -> float:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
-    return took
+    return StartResult(took, cpu)
 
 
 def measure_idle(
@@ -329,19 +341,34 @@ async def measure_chart_keys(presses: int, cols: int, rows: int) -> KeyResult:
 # -- report ---------------------------------------------------------------------------------
 
 
+def _median(values: list[float]) -> float:
+    done = [v for v in values if math.isfinite(v)]
+    return statistics.median(done) if done else math.nan
+
+
+def start_lines(label: str, starts: list[StartResult]) -> list[str]:
+    wall = _median([s.wall_s for s in starts])
+    cpu = _median([s.cpu_s for s in starts])
+    ok = wall < FIRST_FRAME_TARGET_S
+    runs = " ".join(f"{s.wall_s:.2f}" for s in starts)
+    return [
+        f"{label:<34}{wall:>8.2f} s{cpu:>9.2f} s   wall runs: {runs}"
+        f"  target < {FIRST_FRAME_TARGET_S:g} s: {'PASS' if ok else 'FAIL'}"
+    ]
+
+
 def report(
-    starts: list[float], idle: list[IdleResult], keys: list[KeyResult], cols: int, rows: int
+    starts: dict[str, list[StartResult]],
+    idle: list[IdleResult],
+    keys: list[KeyResult],
+    cols: int,
+    rows: int,
 ) -> str:
     lines = [f"bigalpha-tui cockpit responsiveness ({cols}x{rows}, {os.cpu_count()} CPUs)", ""]
     if starts:
-        done = [s for s in starts if math.isfinite(s)]
-        median = statistics.median(done) if done else math.nan
-        ok = median < FIRST_FRAME_TARGET_S
-        runs = " ".join(f"{s:.2f}" for s in starts)
-        lines.append(
-            f"{'first full frame (median)':<34}{median:>9.2f} s   runs: {runs}"
-            f"  target < {FIRST_FRAME_TARGET_S:g} s: {'PASS' if ok else 'FAIL'}"
-        )
+        lines.append(f"{'first full frame (median)':<34}{'wall':>10}{'CPU':>10}")
+        for label, results in starts.items():
+            lines += start_lines(label, results)
         lines.append("")
     lines.append(f"{'idle in a pty':<34}{'CPU % of a core':>16}{'bytes/s':>10}{'quit':>9}")
     for r in idle:
@@ -377,16 +404,23 @@ def main() -> int:
     p.add_argument("--presses", type=int, default=200, help="key presses per latency run")
     p.add_argument("--starts", type=int, default=3, help="first-frame runs (0: skip)")
     p.add_argument(
+        "--baseline",
+        default="",
+        help="another build's bigalpha-tui: its first frame is measured in turn with this one's",
+    )
+    p.add_argument(
         "--screens", default="c,t", help="keys of screens to hold open while idle ('' for none)"
     )
     p.add_argument("--skip-idle", action="store_true")
     p.add_argument("--skip-keys", action="store_true")
     args = p.parse_args()
     cols, rows = (int(x) for x in args.size.lower().split("x"))
-    starts = []
+    starts: dict[str, list[StartResult]] = {}
+    builds = [("this build", None)] + ([("baseline", args.baseline)] if args.baseline else [])
     for _ in range(args.starts):
-        print("measuring the first frame …", file=sys.stderr)
-        starts.append(measure_first_frame(cols, rows))
+        for label, exe in builds:  # in turn, so both see the same machine load
+            print(f"measuring the first frame ({label}) …", file=sys.stderr)
+            starts.setdefault(label, []).append(measure_first_frame(cols, rows, exe))
     idle: list[IdleResult] = []
     screens = ["", *(k.strip() for k in args.screens.split(",") if k.strip())]
     if not args.skip_idle:

@@ -258,20 +258,30 @@ class _Plot:
         labels = self._gutter_labels()
         out = []
         gutter_style = self.base + self.style("gutter")
-        band = self.style("band")
+        band = self.base + self.style("band")
+        combined: dict[tuple[bool, str | None], Style] = {}
+
+        def cell_style(in_band: bool, role: str | None) -> Style:
+            # one Style per (band, role), not one per cell
+            style = combined.get((in_band, role))
+            if style is None:
+                background = band if in_band else self.base
+                style = background if role is None else background + self.style(role)
+                combined[(in_band, role)] = style
+            return style
+
         for r in range(self.rows):
-            background = self.base + band if r in band_rows else self.base
+            in_band = r in band_rows
             label = labels.get(r, "").rjust(self.gutter - 1)[: self.gutter - 1]
             segments = [Segment(label + " ", gutter_style)]
+            bits, roles = self.bits[r], self.role[r]
             for c in range(self.cols):
                 mark = glyphs.get((r, c))
                 if mark is not None:
-                    segments.append(Segment(mark[0], background + self.style(mark[1])))
+                    segments.append(Segment(mark[0], cell_style(in_band, mark[1])))
                     continue
-                role = self.role[r][c]
-                text = chr(_BRAILLE + self.bits[r][c]) if self.bits[r][c] else " "
-                style = background if role is None else background + self.style(role)
-                segments.append(Segment(text, style))
+                text = chr(_BRAILLE + bits[c]) if bits[c] else " "
+                segments.append(Segment(text, cell_style(in_band, roles[c])))
             out.append(Strip(Segment.simplify(segments)).crop_extend(0, self.width, self.base))
         out.append(self._x_axis(gutter_style))
         return out

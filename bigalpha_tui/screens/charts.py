@@ -158,6 +158,7 @@ class ChartsScreen(Screen[None]):
         self.loaded_count = snapshot.closed_trades
         if symbol is None and snapshot.symbols:
             self.symbol = snapshot.symbols[0].symbol
+        self.first_symbol = self.symbol
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="charts-pnl"):
@@ -238,18 +239,21 @@ class ChartsScreen(Screen[None]):
     # -- keys -------------------------------------------------------------------------
 
     def action_back(self) -> None:
+        # the main screen follows the charted symbol; focused here, once, not on every key:
+        # moving focus on the screen below restyles it (~100 ms of the key's frame)
+        symbols = [v.symbol for v in self.snapshot.symbols]
+        main = getattr(self.app, "main", None)
+        if main is not None and self.symbol in symbols and self.symbol != self.first_symbol:
+            main.focus_symbol(symbols.index(self.symbol) + 1)
         self.dismiss()
 
     def action_reload(self) -> None:
         self.load()
 
     def action_symbol(self, index: int) -> None:
-        """Chart the index-th symbol, and focus it on the main screen too (1-based)."""
+        """Chart the index-th symbol (1-based); the main screen focuses it on the way back."""
         symbols = [v.symbol for v in self.snapshot.symbols]
         if not 1 <= index <= len(symbols):
             return
         self.symbol = symbols[index - 1]
-        main = getattr(self.app, "main", None)
-        if main is not None:
-            main.focus_symbol(index)
         self._draw_symbol()
