@@ -211,6 +211,33 @@ async def test_the_band_comes_from_the_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_tick_that_changed_nothing_charted_repaints_nothing(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = await open_charts(pilot)
+        price = charts.chart("price")
+        refreshes: list[int] = []
+        original = price.refresh
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            refreshes.append(1)
+            return original(*args, **kwargs)
+
+        price.refresh = counting  # type: ignore[method-assign]
+        snapshot = app.snapshot_source()
+        health = dataclasses.replace(snapshot.source, errors=3)  # the source moved, not BTC
+        charts.show_snapshot(dataclasses.replace(snapshot, source=health))
+        await pilot.pause()
+        assert refreshes == []
+        btc = snapshot.symbols[0]
+        moved = dataclasses.replace(btc, closes=(*btc.closes[1:], (NOW_S + 60, 95_000.0)))
+        charts.show_snapshot(dataclasses.replace(snapshot, symbols=(moved, *snapshot.symbols[1:])))
+        await pilot.pause()
+        assert refreshes
+        assert price.spec.series[0].ys[-1] == 95_000.0
+
+
+@pytest.mark.anyio
 async def test_a_new_closed_trade_reloads_the_curves(tmp_path: Path) -> None:
     app = charts_app(tmp_path)
     reads: list[int] = []

@@ -159,6 +159,7 @@ class ChartsScreen(Screen[None]):
         if symbol is None and snapshot.symbols:
             self.symbol = snapshot.symbols[0].symbol
         self.first_symbol = self.symbol
+        self._symbol_drawn: object = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="charts-pnl"):
@@ -219,10 +220,15 @@ class ChartsScreen(Screen[None]):
     def _draw_symbol(self) -> None:
         view = None if self.symbol is None else self.snapshot.symbol(self.symbol)
         name = self.symbol or "no symbol"
+        positions = tuple(p for p in self.snapshot.positions if p.symbol == name)
+        # a tick whose snapshot moved only elsewhere (source health, other symbols) draws nothing
+        key = (name, view, positions, self.journal)
+        if key == self._symbol_drawn:
+            return
+        self._symbol_drawn = key
         marks: tuple[TradeMark, ...] = ()
         if view is not None and view.closes:
             start_s, end_s = view.closes[0][0], view.closes[-1][0]
-            positions = self.snapshot.positions
             marks = trade_marks(self.journal.entries, positions, name, start_s, end_s)
         price = self.chart("price")
         price.spec = price_spec(view, marks)
