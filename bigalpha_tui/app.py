@@ -338,7 +338,9 @@ class CockpitApp(App[int]):
         snapshot = self.snapshot_source()
         if snapshot.paused != self._footer_paused:
             self._footer_paused = snapshot.paused
-            self.refresh_bindings()  # the footer's p: Pause <-> Resume
+            # the footer's p: Pause <-> Resume, once the frame with the new state is out (the
+            # footer rebuilds all its keys, which would hold that frame back)
+            self.call_after_refresh(self.refresh_bindings)
         # the main screen is drawn under dialogs too: its clock and heartbeat never freeze
         market_now = self.core.clock.now()
         self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
