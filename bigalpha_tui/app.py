@@ -40,10 +40,7 @@ from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.store import Store, make_room_for_private_file, private_opener
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.exit_watchdog import ExitWatchdog
-from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.guards import GuardsScreen
-from bigalpha_tui.screens.help import HelpScreen, legend
-from bigalpha_tui.screens.journal import JournalScreen
 from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.status_bar import StatusInfo
@@ -460,10 +457,12 @@ class CockpitApp(App[int]):
         self.push_screen(screen, lambda _: self.refresh_view())
 
     def action_journal(self) -> None:
+        from bigalpha_tui.screens.journal import JournalScreen  # on first use: a faster start
+
         self.push_screen(JournalScreen(self.read_journal), lambda _: self.refresh_view())
 
     def action_charts(self) -> None:
-        from bigalpha_tui.screens.charts import ChartsScreen
+        from bigalpha_tui.screens.charts import ChartsScreen  # on first use: a faster start
 
         screen = ChartsScreen(
             self.config,
@@ -535,6 +534,8 @@ class CockpitApp(App[int]):
             if yes:
                 self.submit(command)
 
+        from bigalpha_tui.screens.confirm import ConfirmDialog  # on first use: a faster start
+
         self.push_screen(ConfirmDialog(question, detail, title=title), answered)
 
     def action_focus_symbol(self, index: int) -> None:
@@ -544,6 +545,8 @@ class CockpitApp(App[int]):
         self.main.step_panel(step)
 
     def action_help(self) -> None:
+        from bigalpha_tui.screens.help import HelpScreen, legend  # on first use: a faster start
+
         self.push_screen(HelpScreen(list(self.binding_rows()), marks=legend(self.config)))
 
     def binding_rows(self) -> Iterable[tuple[str, str, str, bool]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -286,3 +288,16 @@ def test_charts_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
 
 def test_charts_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_charts(tmp_path, snap_compare, (120, 40))
+
+
+def test_screens_are_imported_on_first_use_not_at_start() -> None:
+    # the first frame waits for every import: the charts, journal and help come on their key
+    code = (
+        "import sys, bigalpha_tui.app; "
+        "print(sorted(m for m in sys.modules if m.startswith('bigalpha_tui.screens.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout
+    assert "bigalpha_tui.screens.main" in loaded
+    for lazy in ("charts", "journal", "help"):
+        assert f"bigalpha_tui.screens.{lazy}'" not in loaded
