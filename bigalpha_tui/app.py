@@ -338,10 +338,13 @@ class CockpitApp(App[int]):
             # the footer's p: Pause <-> Resume, once the frame with the new state is out (the
             # footer rebuilds all its keys, which would hold that frame back)
             self.call_after_refresh(self.refresh_bindings)
-        # the main screen is drawn under dialogs too: its clock and heartbeat never freeze
-        market_now = self.core.clock.now()
-        self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
+        # the main screen is drawn under dialogs too: its clock and heartbeat never freeze;
+        # behind a full screen (charts, journal) it is not, since Textual would repaint what
+        # changed on it through the screen on top; it catches up when it shows again
         screen = self.screen
+        if screen is self.main or screen.is_modal:
+            market_now = self.core.clock.now()
+            self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
         if isinstance(screen, GuardsScreen):
             screen.show(snapshot)
         elif hasattr(screen, "show_snapshot"):  # the charts (imported on first use)

@@ -301,3 +301,22 @@ def test_screens_are_imported_on_first_use_not_at_start() -> None:
     assert "bigalpha_tui.screens.main" in loaded
     for lazy in ("charts", "journal", "help"):
         assert f"bigalpha_tui.screens.{lazy}'" not in loaded
+
+
+@pytest.mark.anyio
+async def test_the_main_screen_is_not_drawn_behind_the_charts(tmp_path: Path) -> None:
+    # Textual repaints what changed on the screen below through the one on top: a main
+    # screen drawn every tick behind the charts rewrote them every second (14.6 KB/s)
+    from bigalpha_tui.widgets.status_bar import StatusBar
+
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        bar = app.main.query_one(StatusBar)
+        await open_charts(pilot)
+        before = bar.status
+        app.core.clock.advance_to(app.core.clock.now() + 90)
+        app.refresh_view()
+        assert bar.status == before
+        await pilot.press("escape")
+        await pilot.pause()
+        assert bar.status.market_time_s == before.market_time_s + 90  # caught up on return
