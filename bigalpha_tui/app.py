@@ -42,11 +42,8 @@ from bigalpha_tui.core.snapshot import Event, PositionView, Snapshot
 from bigalpha_tui.core.store import Store, make_room_for_private_file, private_opener
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.exit_watchdog import ExitWatchdog
-from bigalpha_tui.screens.confirm import ConfirmDialog
 from bigalpha_tui.screens.events import DetailView, EventsScreen
 from bigalpha_tui.screens.guards import GuardsScreen
-from bigalpha_tui.screens.help import HelpScreen, legend
-from bigalpha_tui.screens.journal import JournalScreen
 from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.guard_log import GuardLog, block_fields
@@ -58,6 +55,7 @@ STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "cl
 #: actions that only make sense on the main screen (not under a dialog)
 MAIN_SCREEN_ONLY = STEERING | {"guards", "journal", "focus_symbol", "step_panel", "help", "quit"}
 MAIN_SCREEN_ONLY |= {"events"}
+MAIN_SCREEN_ONLY |= {"charts"}
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -108,6 +106,7 @@ class CockpitCommands(Provider):
             ("Guards…", "guards", "g — switch a guard off or on"),
             ("Trade journal…", "journal", "t — every closed trade, newest first"),
             ("Events…", "events", "e — the event log, newest first, / to filter"),
+            ("Charts…", "charts", "c — P&L live vs shadow, price with trades, H"),
             ("Release focused symbol from probation", "release", "r"),
             ("Close focused position", "close_position", "x — at the next bar's open"),
             ("Keys and help", "help", "? or F1"),
@@ -164,6 +163,7 @@ class CockpitApp(App[int]):
             show=False,
         ),
         Binding("e", "events", "Events", id="events", tooltip="the event log, in full", show=False),
+        Binding("c", "charts", "Charts", id="charts", tooltip="P&L curve, price and H", show=False),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
         Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
         Binding("question_mark,f1", "help", "Help", id="help"),
@@ -203,6 +203,7 @@ class CockpitApp(App[int]):
         self.animation_level = "none"
         self.tick_period_s = 1.0 / self.config.ui.refresh_hz
         self.started_wall_s = wall_clock()
+        self.started_market_s = core.clock.now()  # this session's start, for the charts
         self.core_problem = ""
         self.fatal_message = ""  # bad input the core found at start: said on exit, status 2
         self.toasts: list[tuple[str, SeverityLevel]] = []
@@ -243,6 +244,11 @@ class CockpitApp(App[int]):
         self.refresh_view()
         self._arm_tick()
         if self.run_core:
+            # after the first frame is out: the source's back-fill would hold it back
+            self.call_after_refresh(self._start_core)
+
+    def _start_core(self) -> None:
+        if self.core_worker is None and not self._quitting:
             self.core_worker = self.run_worker(
                 self._run_core(), name="core", group="core", exit_on_error=False
             )
@@ -344,15 +350,22 @@ class CockpitApp(App[int]):
         snapshot = self.snapshot_source()
         if snapshot.paused != self._footer_paused:
             self._footer_paused = snapshot.paused
-            self.refresh_bindings()  # the footer's p: Pause <-> Resume
-        # the main screen is drawn under dialogs too: its clock and heartbeat never freeze
-        market_now = self.core.clock.now()
-        self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
+            # the footer's p: Pause <-> Resume, once the frame with the new state is out (the
+            # footer rebuilds all its keys, which would hold that frame back)
+            self.call_after_refresh(self.refresh_bindings)
+        # the main screen is drawn under dialogs too: its clock and heartbeat never freeze;
+        # behind a full screen (charts, journal) it is not, since Textual would repaint what
+        # changed on it through the screen on top; it catches up when it shows again
         screen = self.screen
+        if screen is self.main or screen.is_modal:
+            market_now = self.core.clock.now()
+            self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
         if isinstance(screen, GuardsScreen):
             screen.show(snapshot)
         elif isinstance(screen, EventsScreen):
             screen.show(snapshot.events)
+        elif hasattr(screen, "show_snapshot"):  # the charts (imported on first use)
+            screen.show_snapshot(snapshot)
 
     def status_info(self, snapshot: Snapshot, market_now_s: float) -> StatusInfo:
         if snapshot.golden_hour_next_change_s is not None:
@@ -471,6 +484,8 @@ class CockpitApp(App[int]):
         self.push_screen(screen, lambda _: self.refresh_view())
 
     def action_journal(self) -> None:
+        from bigalpha_tui.screens.journal import JournalScreen  # on first use: a faster start
+
         self.push_screen(JournalScreen(self.read_journal), lambda _: self.refresh_view())
 
     def action_events(self) -> None:
@@ -491,6 +506,18 @@ class CockpitApp(App[int]):
             self.push_screen(
                 DetailView(f"{view.symbol} {view.state.value}", probation_fields(view))
             )
+
+    def action_charts(self) -> None:
+        from bigalpha_tui.screens.charts import ChartsScreen  # on first use: a faster start
+
+        screen = ChartsScreen(
+            self.config,
+            self.read_journal,
+            self.snapshot_source(),
+            self.main.focused_symbol(),
+            getattr(self.core, "started_market_s", None) or self.started_market_s,
+        )
+        self.push_screen(screen, lambda _: self.refresh_view())
 
     def read_journal(self) -> Journal:
         """The store's closed trades, through a read-only store of our own (it runs in a
@@ -553,6 +580,8 @@ class CockpitApp(App[int]):
             if yes:
                 self.submit(command)
 
+        from bigalpha_tui.screens.confirm import ConfirmDialog  # on first use: a faster start
+
         self.push_screen(ConfirmDialog(question, detail, title=title), answered)
 
     def action_focus_symbol(self, index: int) -> None:
@@ -562,6 +591,8 @@ class CockpitApp(App[int]):
         self.main.step_panel(step)
 
     def action_help(self) -> None:
+        from bigalpha_tui.screens.help import HelpScreen, legend  # on first use: a faster start
+
         self.push_screen(HelpScreen(list(self.binding_rows()), marks=legend(self.config)))
 
     def binding_rows(self) -> Iterable[tuple[str, str, str, bool]]:

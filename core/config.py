@@ -236,6 +236,9 @@ class LearningConfig:
 @dataclass(frozen=True)
 class UIConfig:
     refresh_hz: float = _opt(1.0, "cockpit redraws per second", min=0.1, max=4.0)
+    chart_bars: int = _opt(
+        240, "closes kept per symbol for the price chart (c)", min=10, max=10_080
+    )
     summary_every_min: float = _opt(
         60.0, "headless per-symbol summary, market minutes", min=1.0, max=10_080.0
     )

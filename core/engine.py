@@ -48,6 +48,8 @@ class SymbolEngines:
     flow: WhaleFlowEngine
     hurst: HurstTracker
     last_bar: Bar | None = None
+    #: recent (close time s, close) for the price chart; display only, not saved
+    closes: deque[tuple[float, float]] = dataclasses.field(default_factory=deque)
     last_flow: FlowState | None = None
     last_hurst: HurstReading | None = None
     flow_open_ms: int = -1  # the last bar each engine applied (saved in separate files,
@@ -144,6 +146,7 @@ class Core:
                 symbol,
                 WhaleFlowEngine(symbol, self.config.flow),
                 self._new_tracker(),
+                closes=deque(maxlen=self.config.ui.chart_bars),
             )
             self.symbols[symbol] = engines
         return engines
@@ -194,6 +197,8 @@ class Core:
         if engines_fresh:
             self._update_engines(engines, bar)
         engines.last_bar = bar
+        if not engines.closes or bar.close_s > engines.closes[-1][0]:
+            engines.closes.append((bar.close_s, bar.close))
         self.on_bar(bar, engines)
         self.note_store_health()
         self.last_bar_ms = (
@@ -609,4 +614,5 @@ class Core:
             flow=flow,
             hurst=engines.hurst.reading,
             h_history=tuple(h for h in engines.hurst.history if math.isfinite(h)),
+            closes=tuple(engines.closes),
         )

@@ -53,6 +53,7 @@ class SymbolView:
     slippage_buffer_bps: float = 0.0
     state_changed_s: float | None = None
     state_reason: str = ""
+    closes: tuple[tuple[float, float], ...] = ()  # (bar close time s, close), oldest first
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("enter / space", "guards screen: switch the selected guard"),
     ("enter  /", "a row in full (events, journal, blocked, probation) / filter a list"),
     ("y  n  esc", "confirm dialogs: yes / no / cancel"),
+    ("1 … 9  esc", "charts: chart another symbol / back"),
 )
 
 
@@ -90,6 +91,7 @@ def legend(config: Config) -> tuple[tuple[str, str], ...]:
             " trades and of their shadow twins (trade counts in brackets), fees paid",
         ),
         ("♥ 3s", "wall seconds since the core last processed a bar"),
+        ("▲ ▼ ×", "charts: long entry, short entry, exit (average price)"),
     )
 
 

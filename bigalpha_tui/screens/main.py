@@ -132,27 +132,32 @@ class MainScreen(Screen[None]):
         for key, label in PANELS:
             self.query_one(f"#{key}").border_title = label
         self.query_one("#guard-log").border_title = "Blocked entries (newest first)"
-        self._apply_layout()
+        # no restyle here: the screen's resume, which follows, restyles every node anyway
+        self._apply_layout(restyle=False)
         self.on_ready()
 
     def on_resize(self, event: Resize) -> None:
         self._apply_layout()
 
-    def _apply_layout(self) -> None:
+    def _apply_layout(self, *, restyle: bool = True) -> None:
         width, height = self.size
         cards_rows = len(self.cards) * 3 + 1
         self.wide = width >= WIDE_MIN_WIDTH and (
             height >= FIXED_ROWS + cards_rows + POSITIONS_ROWS + LOWER_MIN_ROWS
         )
         self.xwide = self.wide and width >= XWIDE_MIN_WIDTH
-        self.set_class(self.wide, "-wide")
-        self.set_class(not self.wide, "-narrow")
-        self.set_class(self.xwide, "-xwide")
+        before = set(self.classes)
+        # one restyle of the whole screen for the three classes, not one per class
+        self.set_class(self.wide, "-wide", update=False)
+        self.set_class(not self.wide, "-narrow", update=False)
+        self.set_class(self.xwide, "-xwide", update=False)
+        # the palette's key goes first when even a compact footer is full (ctrl+p still works)
+        self.set_class(width < FOOTER_COMPACT_BELOW - 10, "-footer-tight", update=False)
+        if restyle and set(self.classes) != before:
+            self.update_node_styles()
         self.query_one(PositionsTable).fit_width(width)
         footer = self.query_one(Footer)
         footer.compact = width < FOOTER_COMPACT_BELOW
-        # the palette's key goes first when even a compact footer is full (ctrl+p still works)
-        self.set_class(width < FOOTER_COMPACT_BELOW - 10, "-footer-tight")
         body = self.query_one("#body")
         if self.wide:
             columns = 3 if self.xwide else 2
@@ -171,8 +176,9 @@ class MainScreen(Screen[None]):
     # -- panels and focus -----------------------------------------------------------------
 
     def watch_active_panel(self, old: str, new: str) -> None:
-        self.query_one(f"#{old}").remove_class("-active")
-        self.query_one(f"#{new}").add_class("-active")
+        if old != new:  # the first call (old == new) would restyle the panel twice for nothing
+            self.query_one(f"#{old}").remove_class("-active")
+            self.query_one(f"#{new}").add_class("-active")
         tabs = self.query_one("#nav", Tabs)
         if tabs.active != f"tab-{new}":
             tabs.active = f"tab-{new}"

@@ -1,0 +1,322 @@
+"""The charts screen (`c`): P&L live against shadow over the session and the store's history,
+the focused symbol's price with its trades marked, and its H with the regime band."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from snapshot_fixtures import (
+    START_S,
+    cockpit,
+    fed_core,
+    fixture_core,
+    fixture_snapshot,
+    journal_trades,
+    seed_journal,
+)
+
+from bigalpha_tui.app import CockpitApp, CockpitCommands
+from bigalpha_tui.core import snapshot_codec
+from bigalpha_tui.core.charts import MarkKind, pnl_curve, trade_marks
+from bigalpha_tui.core.config import Config, UIConfig, from_dict
+from bigalpha_tui.core.errors import ConfigError
+from bigalpha_tui.core.journal import pair_twins
+from bigalpha_tui.core.snapshot import Snapshot
+from bigalpha_tui.core.types import Side
+from bigalpha_tui.screens.charts import ChartsScreen
+from bigalpha_tui.widgets.braille_chart import BrailleChart, ChartSpec, Series
+
+SnapCompare = Callable[..., bool]
+NOW_S = START_S + 4 * 3600  # the fixture snapshot's market time
+SESSION_START_S = NOW_S - 2.5 * 3600
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def journal_entries() -> Any:
+    old, both, pre_log, shadow = journal_trades()
+    return pair_twins([*old, *both, *pre_log], shadow)
+
+
+# -- core: the data behind the charts -------------------------------------------------------
+
+
+def test_pnl_curve_sums_live_trades_and_their_twins_in_exit_order() -> None:
+    curve = pnl_curve(journal_entries())
+    # exits: L-1 (+6.4, twin +7.9), L-2 (-3.1, -2.5), L-3 (+2.2, +2.9), L-4 (+1.35, +1.6),
+    # L-5 (-0.9, no twin closed)
+    assert curve.trades == 5
+    assert list(curve.times_s) == sorted(curve.times_s)
+    assert [round(v, 2) for v in curve.live_usd] == [6.4, 3.3, 5.5, 6.85, 5.95]
+    assert [round(v, 2) for v in curve.shadow_usd] == [7.9, 5.4, 8.3, 9.9, 9.9]
+    assert curve.untwinned == 1
+
+
+def test_session_curve_keeps_only_trades_closed_since_the_start() -> None:
+    curve = pnl_curve(journal_entries(), since_s=SESSION_START_S)
+    assert curve.trades == 3  # L-3, L-4, L-5
+    assert round(curve.live_total_usd, 2) == 2.65
+    assert round(curve.shadow_total_usd, 2) == 4.5
+    assert pnl_curve((), since_s=SESSION_START_S).live_total_usd == 0.0
+
+
+def test_trade_marks_are_the_symbols_fills_inside_the_window() -> None:
+    positions = fixture_snapshot().positions
+    marks = trade_marks(journal_entries(), positions, "BTCUSDT", NOW_S - 3 * 3600, NOW_S)
+    # L-1 (50 h ago) is outside; L-4 short entered and left; p-1 long is still open
+    assert [(m.kind, m.side) for m in marks] == [
+        (MarkKind.ENTRY, Side.SHORT),
+        (MarkKind.EXIT, Side.SHORT),
+        (MarkKind.ENTRY, Side.LONG),
+    ]
+    assert marks[-1].price == 94_120.5
+    assert trade_marks(journal_entries(), positions, "DOTUSDT", 0.0, NOW_S) == ()
+
+
+def test_the_snapshot_carries_the_last_closes_of_each_symbol(tmp_path: Path) -> None:
+    config = Config(ui=UIConfig(chart_bars=30))
+    core = fed_core(tmp_path, minutes=45, config=config)
+    view = core.snapshot().symbols[0]
+    assert len(view.closes) == 30
+    times = [t for t, _ in view.closes]
+    assert times == sorted(times) and times[-1] - times[0] == 29 * 60
+    assert view.closes[-1][1] == view.price
+    # an attached cockpit gets them too
+    decoded = snapshot_codec.decode(Snapshot, snapshot_codec.to_json(core.snapshot()))
+    assert decoded.symbols[0].closes == view.closes
+
+
+def test_chart_bars_has_a_validated_range() -> None:
+    with pytest.raises(ConfigError, match="chart_bars"):
+        from_dict({"ui": {"chart_bars": 5}})
+
+
+# -- the widget -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_chart_redraws_only_when_its_data_changes() -> None:
+    from textual.app import App, ComposeResult
+
+    spec = ChartSpec(series=(Series((0.0, 1.0, 2.0), (1.0, 3.0, 2.0), "live"),))
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield BrailleChart(spec)
+
+    app = One()
+    async with app.run_test(size=(40, 8)) as pilot:
+        chart = app.query_one(BrailleChart)
+        await pilot.pause()
+        built = chart.builds
+        assert built >= 1
+        chart.spec = dataclasses.replace(spec)  # equal data: nothing to redraw
+        chart.refresh()
+        await pilot.pause()
+        assert chart.builds == built
+        chart.spec = ChartSpec(series=(Series((0.0, 1.0), (1.0, 5.0), "live"),))
+        await pilot.pause()
+        assert chart.builds == built + 1
+        text = "".join(s.text for s in (chart.render_line(y) for y in range(8)))
+        assert any("\u2800" < ch <= "\u28ff" for ch in text)  # drawn in braille
+
+
+# -- the screen -----------------------------------------------------------------------------
+
+
+def snapshot_with_prices() -> Snapshot:
+    """The fixture snapshot with four hours of closes for every symbol."""
+    base = fixture_snapshot()
+    symbols = []
+    for view in base.symbols:
+        price = view.price or 1.0
+        closes = tuple(
+            (
+                NOW_S - (239 - i) * 60.0,
+                round(price * (1 + 0.004 * math.sin(i / 19) - 0.003 * math.cos(i / 7)), 4),
+            )
+            for i in range(240)
+        )
+        symbols.append(dataclasses.replace(view, closes=closes))
+    return dataclasses.replace(base, symbols=tuple(symbols))
+
+
+def charts_app(data_dir: Path) -> CockpitApp:
+    seed_journal(data_dir)
+    app = cockpit(fixture_core(data_dir), snapshot_with_prices())
+    app.started_market_s = SESSION_START_S
+    return app
+
+
+async def open_charts(pilot: Any) -> ChartsScreen:
+    await pilot.press("c")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ChartsScreen)
+    return screen
+
+
+@pytest.mark.anyio
+async def test_c_opens_the_charts_and_escape_or_q_goes_back(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for back in ("escape", "q", "c"):
+            charts = await open_charts(pilot)
+            session, history = charts.chart("session"), charts.chart("history")
+            assert str(history.border_title) == "P&L all history · 5 trades"
+            assert str(session.border_title) == "P&L this session · 3 trades"
+            assert history.spec.series[1].ys[-1] == pytest.approx(5.95)  # live, net of fees
+            await pilot.press(back)
+            assert app.screen is app.main
+        assert app.core.paused is False  # q left the charts, it did not stop the bot
+
+
+@pytest.mark.anyio
+async def test_a_digit_on_the_charts_charts_that_symbol(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        charts = await open_charts(pilot)
+        price = charts.chart("price")
+        assert str(price.border_title).startswith("BTCUSDT price")
+        btc_glyphs = [m.glyph for m in price.spec.marks]
+        assert btc_glyphs == ["▼", "×", "▲"]  # L-4 short in and out, p-1 long open
+        await pilot.press("4")
+        await pilot.pause()
+        assert str(price.border_title).startswith("AVAXUSDT price")
+        assert price.spec.series[0].ys[-1] == snapshot_with_prices().symbols[3].closes[-1][1]
+        assert str(charts.chart("hurst").border_title) == "AVAXUSDT Hurst H 0.57"
+        await pilot.press("escape")
+        assert app.main.focused_symbol() == "AVAXUSDT"  # the main screen follows
+        await open_charts(pilot)
+        assert str(app.screen.query_one("#chart-price").border_title).startswith("AVAXUSDT")
+
+
+@pytest.mark.anyio
+async def test_the_band_comes_from_the_config(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = await open_charts(pilot)
+        hurst = charts.chart("hurst").spec
+        config = app.config.hurst
+        assert hurst.band == (config.noise_below, config.trend_above)
+
+
+@pytest.mark.anyio
+async def test_a_tick_that_changed_nothing_charted_repaints_nothing(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = await open_charts(pilot)
+        price = charts.chart("price")
+        refreshes: list[int] = []
+        original = price.refresh
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            refreshes.append(1)
+            return original(*args, **kwargs)
+
+        price.refresh = counting  # type: ignore[method-assign]
+        snapshot = app.snapshot_source()
+        health = dataclasses.replace(snapshot.source, errors=3)  # the source moved, not BTC
+        charts.show_snapshot(dataclasses.replace(snapshot, source=health))
+        await pilot.pause()
+        assert refreshes == []
+        btc = snapshot.symbols[0]
+        moved = dataclasses.replace(btc, closes=(*btc.closes[1:], (NOW_S + 60, 95_000.0)))
+        charts.show_snapshot(dataclasses.replace(snapshot, symbols=(moved, *snapshot.symbols[1:])))
+        await pilot.pause()
+        assert refreshes
+        assert price.spec.series[0].ys[-1] == 95_000.0
+
+
+@pytest.mark.anyio
+async def test_a_new_closed_trade_reloads_the_curves(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    reads: list[int] = []
+    original = app.read_journal
+
+    def counting() -> Any:
+        reads.append(1)
+        return original()
+
+    app.read_journal = counting  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = await open_charts(pilot)
+        snapshot = snapshot_with_prices()
+        charts.show_snapshot(dataclasses.replace(snapshot))  # a tick, nothing closed
+        await pilot.app.workers.wait_for_complete()
+        assert len(reads) == 1
+        charts.show_snapshot(dataclasses.replace(snapshot, closed_trades=12))
+        await pilot.app.workers.wait_for_complete()
+        assert len(reads) == 2
+
+
+@pytest.mark.anyio
+async def test_charts_are_in_the_palette_and_in_help(tmp_path: Path) -> None:
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        titles = [title for title, _, _ in CockpitCommands(app.screen).commands()]
+        assert "Charts…" in titles
+        rows = {description: keys for keys, description, _, _ in app.binding_rows()}
+        assert rows["Charts"] == "c"
+        await pilot.press("ctrl+p", *"charts", "enter")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ChartsScreen)
+
+
+def snap_charts(data_dir: Path, snap_compare: SnapCompare, size: tuple[int, int]) -> bool:
+    async def loaded(pilot: Any) -> None:
+        await open_charts(pilot)
+
+    return bool(snap_compare(charts_app(data_dir), terminal_size=size, run_before=loaded))
+
+
+def test_charts_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_charts(tmp_path, snap_compare, (80, 24))
+
+
+def test_charts_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_charts(tmp_path, snap_compare, (120, 40))
+
+
+def test_screens_are_imported_on_first_use_not_at_start() -> None:
+    # the first frame waits for every import: the charts, journal and help come on their key
+    code = (
+        "import sys, bigalpha_tui.app; "
+        "print(sorted(m for m in sys.modules if m.startswith('bigalpha_tui.screens.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout
+    assert "bigalpha_tui.screens.main" in loaded
+    for lazy in ("charts", "journal", "help"):
+        assert f"bigalpha_tui.screens.{lazy}'" not in loaded
+
+
+@pytest.mark.anyio
+async def test_the_main_screen_is_not_drawn_behind_the_charts(tmp_path: Path) -> None:
+    # Textual repaints what changed on the screen below through the one on top: a main
+    # screen drawn every tick behind the charts rewrote them every second (14.6 KB/s)
+    from bigalpha_tui.widgets.status_bar import StatusBar
+
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        bar = app.main.query_one(StatusBar)
+        await open_charts(pilot)
+        before = bar.status
+        app.core.clock.advance_to(app.core.clock.now() + 90)
+        app.refresh_view()
+        assert bar.status == before
+        await pilot.press("escape")
+        await pilot.pause()
+        assert bar.status.market_time_s == before.market_time_s + 90  # caught up on return
