@@ -92,15 +92,23 @@ def test_confirm_live_on_a_paper_config_is_refused(tmp_path: Path) -> None:
     one_line(done, "--confirm-live", "'paper'")
 
 
-@pytest.mark.parametrize(("mode", "extra"), [("testnet", ()), ("live", ("--confirm-live",))])
-def test_a_keyed_confirmed_run_says_orders_are_not_routed_yet(
-    tmp_path: Path, mode: str, extra: tuple[str, ...]
-) -> None:
+def test_a_keyed_confirmed_live_run_says_live_routing_is_off(tmp_path: Path) -> None:
     done = cli(
-        tmp_path, *RUN, "--config", config(tmp_path, mode), "--data-dir", str(tmp_path / "s"),
-        *extra,
+        tmp_path, *RUN, "--config", config(tmp_path, "live"), "--data-dir", str(tmp_path / "s"),
+        "--confirm-live",
     )  # fmt: skip
-    one_line(done, "does not send orders to the exchange yet", "docs/execution.md")
+    one_line(done, "routes orders to the testnet only", "docs/execution.md")
+    assert not (tmp_path / "s" / "positions_futures.json").exists()
+
+
+@pytest.mark.parametrize("source", ["sim", "replay"])
+def test_testnet_on_the_simulator_or_a_replay_is_refused(tmp_path: Path, source: str) -> None:
+    """Orders on the exchange's market from bars that are not the exchange's: never."""
+    done = cli(
+        tmp_path, *RUN, "--config", config(tmp_path, "testnet"), "--data-dir", str(tmp_path / "s"),
+        "--source", source,
+    )  # fmt: skip
+    one_line(done, "source.name to binance or coinglass", f"source {source!r} never sends")
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -114,7 +122,7 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     one_line(done, f"chmod 600 {keys}")
     keys.chmod(0o600)
     done = cli(tmp_path, *RUN, "--config", str(path), "--data-dir", str(tmp_path / "s"), keys=False)
-    one_line(done, "does not send orders to the exchange yet")  # the keys were read
+    one_line(done, "set source.name to binance")  # the keys were read
 
 
 def test_a_blank_key_is_one_clear_line(tmp_path: Path) -> None:
