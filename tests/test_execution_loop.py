@@ -20,6 +20,7 @@ import pytest
 from fake_usdm_exchange import API_KEY, API_SECRET, FakeUsdmExchange, usdm_exchange
 from trading_helpers import SYMBOL, T0_MS, make_bar, quiet_config, signal_bar, warm_bars
 
+from bigalpha_tui.control import submit_and_wait
 from bigalpha_tui.core.bar import Bar
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.commands import Command, CommandKind, parse_command
@@ -32,6 +33,8 @@ from bigalpha_tui.core.execution_loop import EXECUTION_STATE, ExecutionLoop, att
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.store import Store
 from bigalpha_tui.core.types import ExitReason, Side
+from bigalpha_tui.ctl import cmd_ctl
+from bigalpha_tui.status import read_status, render_status
 
 FEE = 0.0005  # the fake exchange's commission rate
 
@@ -316,3 +319,55 @@ def test_flatten_closes_every_position_cancels_every_order_and_pauses(
     (trade,) = core.trading.closed_live
     assert trade.exit_reasons == (ExitReason.MANUAL,)
     assert execution.outbox == []
+
+
+def test_status_shows_the_halt_and_ctl_acknowledges_it(
+    tmp_path: Path,
+    clock: SimClock,
+    exchange: FakeUsdmExchange,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    exchange.positions["ETHUSDT"] = Decimal("0.5")
+    exchange.prices["ETHUSDT"] = 3000.0
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    run(core, execution)
+    text = render_status(read_status(tmp_path))
+    assert "ENTRIES HALTED: ETHUSDT: exchange holds +0.5, the book nothing" in text
+    reply = anyio.run(submit_and_wait, core, "ack-mismatch")
+    assert reply.ok and reply.saved and "acknowledged" in reply.message
+    assert "ENTRIES HALTED" not in render_status(read_status(tmp_path))
+    reply = anyio.run(submit_and_wait, core, "flatten")
+    assert not reply.ok and "--yes" in reply.message
+    assert cmd_ctl(["--data-dir", str(tmp_path), "flatten"]) == 2
+    assert "add --yes" in capsys.readouterr().err
+    # `--yes` reaches the command: here no bot answers on the folder any more
+    assert cmd_ctl(["--data-dir", str(tmp_path), "flatten", "--yes"]) == 2
+    assert "no bigalpha-tui is running" in capsys.readouterr().err
+
+
+def test_an_entry_above_the_notional_cap_is_never_sent(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, max_notional_usd=50.0)  # the stake is 100 USDT
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)], config)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {} and core.trading.pending == {}
+    assert exchange.orders_sent() == 0
+    cancel = next(e for e in core.events if e.kind == "cancel")
+    assert "max_notional_usd" in cancel.message
+
+
+def test_flatten_on_paper_pauses_and_closes_at_the_next_open(tmp_path: Path) -> None:
+    from trading_helpers import ListSource
+
+    bars = [*ENTRY, make_bar(15, 100.0)]
+    clock = SimClock(T0_MS / 1000)
+    core = Core(quiet_config(), ListSource(bars), clock, Store(tmp_path))
+    for bar in bars:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    core.submit(parse_command("flatten --yes"))
+    assert core.paused and "BTCUSDT: closing LONG" in core.events[0].message
+    core.process_bar(make_bar(16, 100.4, open=100.2))
+    assert core.trading is not None and core.trading.live == {}
+    assert core.trading.closed_live[-1].exit_reasons == (ExitReason.MANUAL,)
