@@ -388,6 +388,8 @@ class ExecutionLoop:
     async def _enter(self, intent: Intent) -> None:
         order = intent.order
         assert order is not None
+        if self._live(order.id, order.symbol) is not None:
+            return  # booked before the restart; only the outbox did not say so yet
         pending = self.trading.book.pending.get(order.symbol)
         if not intent.restored and (pending is None or pending.id != order.id):
             return  # cancelled before it was sent (a pause, an operator close)
@@ -443,6 +445,8 @@ class ExecutionLoop:
         position = self._live(intent.position_id, intent.symbol)
         if position is None:
             return  # closed meanwhile (adopted by a reconciliation, a flatten)
+        if intent.reason in position.tiers_taken:
+            return  # booked before the restart; only the outbox did not say so yet
         qty = position.open_qty if intent.final else min(intent.qty, position.open_qty)
         if intent.final:
             qty = self._to_nearest_step(intent.symbol, qty)

@@ -371,3 +371,29 @@ def test_flatten_on_paper_pauses_and_closes_at_the_next_open(tmp_path: Path) -> 
     core.process_bar(make_bar(16, 100.4, open=100.2))
     assert core.trading is not None and core.trading.live == {}
     assert core.trading.closed_live[-1].exit_reasons == (ExitReason.MANUAL,)
+
+
+def test_a_crash_after_booking_but_before_the_outbox_was_cleared_books_nothing_twice(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.5, open=100.0, high=100.6)]
+    store = Store(tmp_path)
+    for upto in (len(ENTRY), len(bars)):  # the entry, then the T1 leg
+        core, execution, _ = bot(tmp_path, clock, exchange, bars[:upto])
+        for bar in bars[:upto]:
+            clock.advance_to(bar.close_s)
+            core.process_bar(bar)
+        unsent = store.read_json(EXECUTION_STATE)
+        assert unsent is not None and len(unsent["outbox"]) == 1
+        call(execution, execution.drain)  # sent and booked ...
+        store.write_json(EXECUTION_STATE, unsent)  # ... but the cleared outbox never landed
+        core, execution, _ = bot(tmp_path, clock, exchange, bars[:upto])
+        call(execution, execution.start)  # the restart drives the outbox again
+        assert execution.outbox == []
+        assert [e.kind for e in core.events if e.kind in ("entry", "exit")] == []
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.tiers_taken == (ExitReason.T1,) and live.open_qty == pytest.approx(0.75)
+    assert [t.id for t in core.trading.twins.values()] == [f"S-{live.id}"]
+    assert exchange.position(SYMBOL) == pytest.approx(0.75)
+    assert exchange.orders_sent() == 2  # the entry and T1, each once
