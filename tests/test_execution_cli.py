@@ -5,6 +5,7 @@ flatten` against the fake USD-M exchange on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -198,3 +199,49 @@ def test_exchange_in_paper_mode_sends_nothing(tmp_path: Path, exchange: FakeUsdm
     path = config(tmp_path, "paper", exchange.url)
     one_line(cli(tmp_path, "exchange", "check", "--config", path), "'paper'")
     assert exchange.log == []
+
+
+# -- a headless testnet run: Binance bars from a fake, orders to the fake exchange ---------
+
+
+def test_a_headless_testnet_run_reconciles_halts_on_a_difference_and_takes_ctl(
+    tmp_path: Path, exchange: FakeUsdmExchange
+) -> None:
+    from fapi_server import FapiServer, fapi_server
+
+    exchange.positions["ETHUSDT"] = Decimal("0.5")  # the book of a new folder knows nothing
+    exchange.prices["ETHUSDT"] = 3000.0
+    data = tmp_path / "s"
+    with fapi_server(FapiServer(time.time, listed=("BTCUSDT", "ETHUSDT"))) as bars:
+        extra = f'[source]\nname = "binance"\nbinance_base_url = "{bars.url}"\n'
+        path = config(tmp_path, "testnet", exchange.url, extra)
+        proc = subprocess.Popen(
+            [*CLI, "--no-ui", "--symbols", "BTCUSDT", "--config", path, "--data-dir", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_for(tmp_path, True),
+        )
+        try:
+            assert proc.stdout is not None
+            said = ""
+            deadline = time.monotonic() + 60
+            while "mismatch" not in said and time.monotonic() < deadline:
+                said += proc.stdout.readline()
+            assert f"orders go to {exchange.url}" in said
+            assert "ETHUSDT: exchange holds +0.5, the book nothing" in said
+            status = cli(tmp_path, "status", "--data-dir", str(data))
+            assert "ENTRIES HALTED: ETHUSDT" in status.stdout
+            ack = cli(tmp_path, "ctl", "--data-dir", str(data), "ack-mismatch")
+            assert ack.returncode == 0 and "acknowledged: ETHUSDT" in ack.stdout
+            flat = cli(tmp_path, "ctl", "--data-dir", str(data), "flatten", "--yes")
+            assert flat.returncode == 0 and "flatten: entries paused" in flat.stdout
+            deadline = time.monotonic() + 30
+            while exchange.position("ETHUSDT") != 0.0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert exchange.position("ETHUSDT") == 0.0  # flattened by the running bot
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest and API_SECRET not in said + rest
