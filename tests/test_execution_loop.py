@@ -397,3 +397,22 @@ def test_a_crash_after_booking_but_before_the_outbox_was_cleared_books_nothing_t
     assert [t.id for t in core.trading.twins.values()] == [f"S-{live.id}"]
     assert exchange.position(SYMBOL) == pytest.approx(0.75)
     assert exchange.orders_sent() == 2  # the entry and T1, each once
+
+
+def test_a_stop_that_fired_while_down_after_a_tier_is_adopted_for_what_was_left(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.5, open=100.0, high=100.6)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    assert core.trading.live[SYMBOL].tiers_taken == (ExitReason.T1,)
+    exchange.replay_kline(SYMBOL, 99.8, 99.9, 98.7, 98.8)  # while down: the stop fires
+    clock.advance(60.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.T1, ExitReason.STOP)
+    assert trade.exit_price == pytest.approx((100.5 * 0.25 + 99.0 * 0.75) / 1.0)
+    assert core.entries_halted_reason() is None
