@@ -110,10 +110,11 @@ def attach_exchange(core: Core, config: Config, clock: Clock) -> None:
     """Testnet/live on the exchange's own bars: the loop's orders go to the exchange
     (`cli.check_execution` has refused every other combination before a run starts; a
     replay or the simulator stays on paper)."""
-    from bigalpha_tui.core.execution import EXCHANGE_SOURCES, PAPER
+    from bigalpha_tui.core.execution import EXCHANGE_SOURCES, PAPER, refuse_unrouted
 
     if config.execution.mode == PAPER or config.source.name not in EXCHANGE_SOURCES:
         return
+    refuse_unrouted(config)  # live: refused here too, whoever builds the run
     from bigalpha_tui.core.exchange import load_keys
     from bigalpha_tui.core.execution import build_broker
     from bigalpha_tui.core.execution_loop import attach_execution

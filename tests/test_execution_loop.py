@@ -416,3 +416,18 @@ def test_a_stop_that_fired_while_down_after_a_tier_is_adopted_for_what_was_left(
     assert trade.exit_reasons == (ExitReason.T1, ExitReason.STOP)
     assert trade.exit_price == pytest.approx((100.5 * 0.25 + 99.0 * 0.75) / 1.0)
     assert core.entries_halted_reason() is None
+
+
+def test_an_entry_refused_for_margin_opens_nothing_and_entries_go_on(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "margin")
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)
+    cancel = next(e for e in core.events if e.kind == "cancel")
+    assert "Margin is insufficient" in cancel.message
+    assert core.entries_halted_reason() is None  # refused is known: nothing to halt for
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]  # the next bar's signal went through
+    assert live.id != cancel.data["id"] and exchange.position(SYMBOL) == pytest.approx(1.0)
+    assert exchange.orders_sent() == 2  # the refused one, then the next
