@@ -622,7 +622,12 @@ class ExecutionLoop:
         return self.store.write_json(EXECUTION_STATE, self.to_doc())
 
     def restore(self) -> None:
+        """The outbox and the differences as saved; a file set aside is said (the
+        reconciliation at start still looks up every entry the book decided)."""
+        known = len(self.store.warnings)
         self.store.load_or_quarantine(EXECUTION_STATE, self._restore)
+        for warning in self.store.warnings[known:]:
+            self.emit("store_warning", "", f"{warning.file}: {warning.message}")
 
     def _restore(self, doc: dict[str, Any]) -> None:
         if not isinstance(doc.get("outbox"), list):

@@ -431,3 +431,26 @@ def test_an_entry_refused_for_margin_opens_nothing_and_entries_go_on(
     live = core.trading.live[SYMBOL]  # the next bar's signal went through
     assert live.id != cancel.data["id"] and exchange.position(SYMBOL) == pytest.approx(1.0)
     assert exchange.orders_sent() == 2  # the refused one, then the next
+
+
+def test_an_entry_sent_before_its_outbox_was_lost_is_adopted_by_the_reconciliation(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")
+    call(execution, execution.drain)  # sent, answer lost, then the process dies
+    (tmp_path / EXECUTION_STATE).write_text("{ torn")  # and its outbox is unreadable
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    assert execution.outbox == [] and core.trading is not None and SYMBOL in core.trading.pending
+    run(core, execution)
+    live = core.trading.live[SYMBOL]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) == live.original_qty
+    assert exchange.orders_sent() == 1
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert any("entry sent before the restart: adopted" in e.message for e in core.events)
+    assert any(e.kind == "store_warning" and EXECUTION_STATE in e.message for e in core.events)
