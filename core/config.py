@@ -338,6 +338,13 @@ class ExecutionConfig:
         min=1,
         max=100,
     )
+    retry_after_s: float = _opt(
+        30.0,
+        "s before the exchange is tried again after it could not be prepared (clock, position"
+        " mode, symbol rules) or an order's outcome stayed unknown; bars go on meanwhile",
+        min=1.0,
+        max=3600.0,
+    )
     reconcile_every_min: float = _opt(
         5.0,
         "minutes between reconciliations of the book with the exchange (positions, orders,"

@@ -176,6 +176,7 @@ class ExecutionLoop:
         self._lock = anyio.Lock()
         self._wake = anyio.Event()
         self._loss_said_day: float | None = None
+        self._retry_at_s: float | None = None  # after a failure: not before this
         self.restore()
         self.trading.router = self
         core.execution = self
@@ -329,6 +330,8 @@ class ExecutionLoop:
     async def drain(self) -> None:
         if not self.outbox and self.prepared:
             return
+        if self._retry_at_s is not None and self.clock.now() < self._retry_at_s:
+            return  # the bars go on; the exchange is tried again later
         async with self._lock:
             if await self._prepare():
                 await self._drain_locked()
@@ -342,6 +345,7 @@ class ExecutionLoop:
             if self.prepare_error is None:
                 self.emit("execution", "", f"the exchange is not ready: {exc}", ok=False)
             self.prepare_error = str(exc)
+            self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
             return False
         if self.prepare_error is not None:
             self.emit("execution", "", "the exchange answers again", ok=True)
@@ -368,8 +372,10 @@ class ExecutionLoop:
                 if self.unknown != message:
                     self.emit("order", intent.symbol, message, id=intent.position_id, ok=False)
                 self.unknown = message
+                self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
                 return
             self.unknown = None
+            self._retry_at_s = None
             if self.outbox and self.outbox[0] is intent:
                 self.outbox.pop(0)
             self._save()
@@ -534,6 +540,7 @@ class ExecutionLoop:
             self.emit("reconcile", "", f"reconciliation failed: {exc}", ok=False)
             return None
         self.reconciliations += 1
+        self.started = True
         pending = {o.id: o for o in book.pending.values()}
         for pid, fill in report.adopted_entries.items():
             order = pending.pop(pid)

@@ -454,3 +454,19 @@ def test_an_entry_sent_before_its_outbox_was_lost_is_adopted_by_the_reconciliati
     assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
     assert any("entry sent before the restart: adopted" in e.message for e in core.events)
     assert any(e.kind == "store_warning" and EXECUTION_STATE in e.message for e in core.events)
+
+
+def test_an_exchange_not_ready_at_start_halts_entries_until_it_answers(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("/fapi/v1/time", "500")  # the first clock measurement fails
+    core, execution, _ = bot(tmp_path, clock, exchange, [])
+    call(execution, execution.start)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "exchange not ready" in reason
+    call(execution, execution.drain)  # too soon: not tried again (retry_after_s)
+    assert [p for _, p, _ in exchange.log].count("/fapi/v1/time") == 1
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)  # answers now: prepared, reconciled, the entry goes out
+    assert core.entries_halted_reason() is None
+    assert core.trading is not None and SYMBOL in core.trading.live
