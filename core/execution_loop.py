@@ -31,6 +31,7 @@ quantity step is skipped (said once); T4 or the stop later closes everything lef
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,7 +95,9 @@ class Intent:
     ref_price: float = 0.0  # the price the loop decided at (slippage is measured from it)
     final: bool = False  # closes the position: the resting stop is cancelled after it
     order: EntryOrder | None = None  # an entry's whole order (booked from it)
-    restored: bool = False  # found in the outbox at start: perhaps sent before the restart
+    #: perhaps sent already (found in the outbox at start, or its outcome was unknown): it
+    #: is only looked up, never sent anew
+    restored: bool = False
 
     @property
     def key(self) -> str:
@@ -373,6 +376,8 @@ class ExecutionLoop:
                     self.emit("order", intent.symbol, message, id=intent.position_id, ok=False)
                 self.unknown = message
                 self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
+                if self.outbox and self.outbox[0] is intent:  # perhaps sent: look it up first
+                    self.outbox[0] = dataclasses.replace(intent, restored=True)
                 return
             self.unknown = None
             self._retry_at_s = None

@@ -470,3 +470,29 @@ def test_an_exchange_not_ready_at_start_halts_entries_until_it_answers(
     run(core, execution)  # answers now: prepared, reconciled, the entry goes out
     assert core.entries_halted_reason() is None
     assert core.trading is not None and SYMBOL in core.trading.live
+
+
+def test_an_entry_of_unknown_outcome_is_adopted_even_after_a_pause(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")
+
+    async def session() -> None:
+        try:
+            await execution.drain()  # sent; the outcome stays unknown
+            core.submit(parse_command("pause"))  # the pending order is cancelled meanwhile
+            clock.advance(config.execution.retry_after_s)
+            await execution.drain()  # looked up: the exchange has it, so the book does too
+        finally:
+            await execution.broker.client.aclose()
+
+    anyio.run(session)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) and exchange.orders_sent() == 1
+    assert len(exchange.open_algos(SYMBOL)) == 1 and core.entries_halted_reason() is None
