@@ -404,6 +404,10 @@ class ExecutionLoop:
         pending = self.trading.book.pending.get(order.symbol)
         if not intent.restored and (pending is None or pending.id != order.id):
             return  # cancelled before it was sent (a pause, an operator close)
+        if not intent.restored and order.symbol in self.trading.book.live:
+            # one position per symbol: one-way mode would add this one to it
+            self.trading.drop_pending(order.id, f"{order.symbol} holds a position already")
+            return
         if intent.restored:
             # sent before the restart, or not: look, never send an old signal
             cid = client_order_id(order.id, ENTRY_LEG)
