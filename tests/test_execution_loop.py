@@ -294,6 +294,8 @@ def test_the_daily_loss_limit_halts_entries(
     reason = core.entries_halted_reason()
     assert reason is not None and "daily_loss_limit_usd" in reason
     assert core.trading.halted_signals >= 1
+    clock.advance_to((clock.now() // 86_400 + 1) * 86_400)  # 00:00 UTC: a new day
+    assert core.entries_halted_reason() is None
 
 
 def test_flatten_closes_every_position_cancels_every_order_and_pauses(
