@@ -498,3 +498,18 @@ def test_an_entry_of_unknown_outcome_is_adopted_even_after_a_pause(
     assert core.trading is not None and SYMBOL in core.trading.live
     assert exchange.position(SYMBOL) == pytest.approx(1.0) and exchange.orders_sent() == 1
     assert len(exchange.open_algos(SYMBOL)) == 1 and core.entries_halted_reason() is None
+
+
+def test_a_lost_answer_during_the_run_is_adopted_not_sent_again(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "lost")  # the entry: filled, no answer
+    exchange.inject("POST /fapi/v1/algoOrder", "lost")  # its stop: placed, no answer
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) == live.original_qty
+    assert exchange.orders_sent() == 1 and exchange.orders_sent("/fapi/v1/algoOrder") == 1
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
