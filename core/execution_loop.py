@@ -171,7 +171,7 @@ class ExecutionLoop:
         self.acknowledged: set[str] = set()
         self.skipped: set[str] = set()  # legs too small to send (position/leg)
         self.prepare_error: str | None = None
-        self.unknown: str | None = None  # the intent whose outcome is not known yet
+        self.unknown: dict[str, str] = {}  # position id -> its order of unknown outcome
         self.prepared = False
         self.started = False
         self.next_reconcile_s: float | None = None
@@ -272,8 +272,8 @@ class ExecutionLoop:
     def halt_reason(self) -> str | None:
         if self.prepare_error is not None:
             return f"exchange not ready ({self.prepare_error}): new entries halted"
-        if self.unknown is not None:
-            return f"{self.unknown}: new entries halted until it is known"
+        if self.unknown:
+            return f"{'; '.join(self.unknown.values())}: new entries halted until it is known"
         if self.mismatches:
             return (
                 "exchange and book differ: "
@@ -333,7 +333,9 @@ class ExecutionLoop:
     async def drain(self) -> None:
         if not self.outbox and self.prepared:
             return
-        if self._retry_at_s is not None and self.clock.now() < self._retry_at_s:
+        if not self._retry_due() and (
+            not self.prepared or all(i.position_id in self.unknown for i in self.outbox)
+        ):
             return  # the bars go on; the exchange is tried again later
         async with self._lock:
             if await self._prepare():
@@ -363,27 +365,48 @@ class ExecutionLoop:
         )
         return True
 
+    def _retry_due(self) -> bool:
+        return self._retry_at_s is None or self.clock.now() >= self._retry_at_s
+
     async def _drain_locked(self) -> None:
-        while self.outbox:
-            intent = self.outbox[0]
+        """Every intent in order, per position: an order of unknown outcome holds back the
+        later intents of its own position only, until `retry_after_s` has passed."""
+        waiting = set() if self._retry_due() else set(self.unknown)
+        index = 0
+        while index < len(self.outbox):
+            intent = self.outbox[index]
+            if intent.position_id in waiting:
+                index += 1
+                continue
             if intent.kind is IntentKind.ENTER and not self._save():
                 return  # an entry is sent only once its intent is on disk
             try:
                 await self._execute(intent)
             except ExchangeError as exc:  # unknown outcome or no answer: tried again later
                 message = f"{intent.symbol} {intent.leg}: outcome unknown ({exc})"
-                if self.unknown != message:
+                if self.unknown.get(intent.position_id) != message:
                     self.emit("order", intent.symbol, message, id=intent.position_id, ok=False)
-                self.unknown = message
+                self.unknown[intent.position_id] = message
                 self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
-                if self.outbox and self.outbox[0] is intent:  # perhaps sent: look it up first
-                    self.outbox[0] = dataclasses.replace(intent, restored=True)
-                return
-            self.unknown = None
-            self._retry_at_s = None
-            if self.outbox and self.outbox[0] is intent:
-                self.outbox.pop(0)
+                waiting.add(intent.position_id)
+                # perhaps sent: from now on it is looked up first, never sent anew
+                self._replace(intent, dataclasses.replace(intent, restored=True))
+                index += 1
+                continue
+            self.unknown.pop(intent.position_id, None)
+            self._replace(intent, None)
             self._save()
+        if not self.unknown and self.prepared:
+            self._retry_at_s = None
+
+    def _replace(self, intent: Intent, by: Intent | None) -> None:
+        for i, queued in enumerate(self.outbox):
+            if queued is intent:
+                if by is None:
+                    del self.outbox[i]
+                else:
+                    self.outbox[i] = by
+                return
 
     async def _execute(self, intent: Intent) -> None:
         if intent.kind is IntentKind.ENTER:

@@ -513,3 +513,45 @@ def test_a_lost_answer_during_the_run_is_adopted_not_sent_again(
     assert exchange.orders_sent() == 1 and exchange.orders_sent("/fapi/v1/algoOrder") == 1
     assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
     assert core.entries_halted_reason() is None
+
+
+def test_an_order_of_unknown_outcome_holds_back_only_its_own_symbol(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.prices["ETHUSDT"] = 100.0
+    eth = "ETHUSDT"
+    first = [
+        *warm_bars(symbol=eth),
+        signal_bar(14, Side.LONG, symbol=eth),
+        make_bar(15, symbol=eth),
+    ]
+    config = config_for(exchange, send_attempts=2, retry_after_s=600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, first, config)
+    run(core, execution)
+    assert core.trading is not None and eth in core.trading.live
+    later = [
+        *warm_bars(start_minute=16),
+        signal_bar(30, Side.LONG),
+        *[make_bar(m, 100.0, symbol=eth) for m in range(16, 31)],
+        make_bar(31, 100.5, open=100.0, high=100.6, symbol=eth),  # ETH's T1
+        make_bar(32, 100.0),
+    ]
+    later.sort(key=lambda b: b.open_ms)
+    exchange.inject("POST /fapi/v1/order", "lost")  # BTC's entry: filled, no answer ...
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")  # ... and its look-up fails
+    core, execution, _ = bot(tmp_path, clock, exchange, [*first, *later], config)
+    run(core, execution)
+    assert core.trading is not None and SYMBOL not in core.trading.live
+    reason = core.entries_halted_reason()
+    assert reason is not None and "BTCUSDT E: outcome unknown" in reason
+    assert [i.symbol for i in execution.outbox] == [SYMBOL]  # waits for retry_after_s
+    # ETH's tier went out meanwhile: one symbol's doubt does not hold the others' exits
+    assert core.trading.live[eth].tiers_taken == (ExitReason.T1,)
+    assert exchange.position(eth) == pytest.approx(0.75)
+    clock.advance(600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, [*first, *later], config)
+    run(core, execution)  # retried: the look-up finds BTC's order and adopts it
+    assert core.trading is not None and SYMBOL in core.trading.live
+    assert core.entries_halted_reason() is None
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+    assert exchange.orders_sent() == 3 and len(exchange.open_algos()) == 2
