@@ -205,9 +205,9 @@ def check_execution(args: argparse.Namespace, *, headless: bool) -> None:
     from bigalpha_tui import runtime
     from bigalpha_tui.core.execution import check_start, refuse_unrouted
 
-    execution = runtime.effective_config(args).execution
-    check_start(execution, confirm_live=args.confirm_live, headless=headless)
-    refuse_unrouted(execution)
+    config = runtime.effective_config(args)
+    check_start(config.execution, confirm_live=args.confirm_live, headless=headless)
+    refuse_unrouted(config)
 
 
 def resolve_data_args(items: list[str]) -> list[str]:

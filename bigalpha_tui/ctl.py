@@ -1,6 +1,8 @@
 """`bigalpha-tui ctl`: steer a running bigalpha-tui (headless or cockpit) from a shell.
 
     bigalpha-tui ctl [--data-dir D] pause|resume|learn|guard NAME on|off|release SYMBOL|close SYMBOL
+    bigalpha-tui ctl flatten --yes      pause entries, close every position, cancel every order
+    bigalpha-tui ctl ack-mismatch       the exchange and the book differ: looked at, go on
 
 Exit status: 0 the command was applied, 1 the core refused it (the reason is printed),
 2 a usage error or no bigalpha-tui running on that data folder, 3 applied but not saved (the
@@ -50,6 +52,11 @@ def ctl_parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for the answer, more than 0 and at most {MAX_TIMEOUT_S:g} (35)",
     )
     p.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="flatten: yes, close every position (testnet: on the exchange)",
+    )
     p.add_argument("command", nargs="*", help="the command and its arguments")
     return p
 
@@ -63,7 +70,7 @@ def cmd_ctl(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    text = " ".join(args.command)
+    text = " ".join(args.command) + (" --yes" if args.yes else "")
     try:
         parse_command(text)
     except CommandError as exc:

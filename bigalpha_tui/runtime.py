@@ -101,7 +101,25 @@ def build(
     store = Store(data_dir, read_only=read_only, jsonl_rotate_bytes=rotate_bytes, durable=durable)
     source, clock = build_source(config, store, args)
     core = Core(config, source, clock, store, read_only=read_only)
+    if not read_only:
+        attach_exchange(core, config, clock)
     return Runtime(config, clock, source, store, core, data_dir)
+
+
+def attach_exchange(core: Core, config: Config, clock: Clock) -> None:
+    """Testnet/live on the exchange's own bars: the loop's orders go to the exchange
+    (`cli.check_execution` has refused every other combination before a run starts; a
+    replay or the simulator stays on paper)."""
+    from bigalpha_tui.core.execution import EXCHANGE_SOURCES, PAPER, refuse_unrouted
+
+    if config.execution.mode == PAPER or config.source.name not in EXCHANGE_SOURCES:
+        return
+    refuse_unrouted(config)  # live: refused here too, whoever builds the run
+    from bigalpha_tui.core.exchange import load_keys
+    from bigalpha_tui.core.execution import build_broker
+    from bigalpha_tui.core.execution_loop import attach_execution
+
+    attach_execution(core, build_broker(config, load_keys(config.execution), clock))
 
 
 def lock_store(data_dir: Path) -> None:

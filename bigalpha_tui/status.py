@@ -11,6 +11,8 @@ from bigalpha_tui.core.ledger import trading_status
 from bigalpha_tui.core.store import Store
 from bigalpha_tui.headless import fmt_h, iso
 
+EXECUTION_STATE = "execution_state.json"  # core/execution_loop.py (not imported: httpx)
+
 
 def read_status(data_dir: Path) -> dict[str, Any]:
     """A JSON-ready summary; never moves or rewrites a file (read-only store)."""
@@ -40,8 +42,22 @@ def read_status(data_dir: Path) -> dict[str, Any]:
         "symbols": symbols,
         "learning": learning_status(store),
         "trading": trading_status(store.read_json(store_mod.POSITIONS)),
+        "execution": execution_status(store.read_json(EXECUTION_STATE)),
         "files": files,
         "warnings": [f"{w.file}: {w.message}" for w in store.warnings],
+    }
+
+
+def execution_status(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """Testnet/live: orders not yet sent, and differences with the exchange that halt new
+    entries until `ctl ack-mismatch` (empty for paper: no such file)."""
+    if doc is None:
+        return {}
+    outbox = doc.get("outbox")
+    mismatches = doc.get("mismatches")
+    return {
+        "orders_waiting": len(outbox) if isinstance(outbox, list) else 0,
+        "mismatches": [str(m) for m in mismatches] if isinstance(mismatches, list) else [],
     }
 
 
@@ -74,6 +90,7 @@ def render_status(status: dict[str, Any]) -> str:
             bars = info["bars_seen"] if info["bars_seen"] is not None else "—"
             lines.append(f"{symbol:<10} {bars:>7} {fmt_h(info['h']):>5}  {info['regime'] or '—'}")
     lines.extend(render_trading(status.get("trading") or {}))
+    lines.extend(render_execution(status.get("execution") or {}))
     lines.extend(render_learning(status.get("learning") or {}))
     for warning in status["warnings"]:
         lines.append(f"warning: {warning}")
@@ -86,6 +103,15 @@ def steering_line(status: dict[str, Any]) -> str:
     off = status["guards_off"]
     guards = f"guards off: {', '.join(off)}" if off else "guards: all on"
     return f"entries: {entries}   {guards}"
+
+
+def render_execution(execution: dict[str, Any]) -> list[str]:
+    if not execution:
+        return []
+    lines = [f"exchange: {execution['orders_waiting']} order(s) not yet sent"]
+    for mismatch in execution["mismatches"]:
+        lines.append(f"  ENTRIES HALTED: {mismatch} (ctl ack-mismatch once looked at)")
+    return lines
 
 
 def render_learning(learning: dict[str, Any]) -> list[str]:

@@ -20,6 +20,8 @@ class CommandKind(StrEnum):
     LEARN = "learn"
     RELEASE = "release"
     CLOSE = "close"
+    FLATTEN = "flatten"  # needs "--yes": cancel every order, close every position
+    ACK_MISMATCH = "ack-mismatch"  # the operator looked at the exchange; entries may resume
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class Command:
     on: bool | None = None
 
     def describe(self) -> str:
+        if self.kind is CommandKind.FLATTEN:
+            return "flatten --yes"
         if self.kind is CommandKind.GUARD:
             return f"guard {self.target} {'on' if self.on else 'off'}"
         return f"{self.kind.value} {self.target}".strip()
@@ -38,8 +42,9 @@ class Command:
 
 USAGE = (
     "commands: pause | resume | learn | guard MAX_POSITIONS|FEE_EDGE|WHALE_CONFLICT on|off"
-    " | release SYMBOL | close SYMBOL"
+    " | release SYMBOL | close SYMBOL | flatten --yes | ack-mismatch"
 )
+CONFIRM = "--yes"
 
 
 def guard_command(name: str, on: bool) -> Command:
@@ -73,7 +78,13 @@ def parse_command(text: str) -> Command:
         kind = CommandKind(head)
     except ValueError:
         raise CommandError(f"unknown command {words[0]!r}; {USAGE}") from None
-    if kind in (CommandKind.PAUSE, CommandKind.RESUME, CommandKind.LEARN):
+    if kind is CommandKind.FLATTEN:
+        if args != [CONFIRM]:
+            raise CommandError(
+                f"flatten cancels every order and closes every position: add {CONFIRM}"
+            )
+        return Command(kind, on=True)
+    if kind in (CommandKind.PAUSE, CommandKind.RESUME, CommandKind.LEARN, CommandKind.ACK_MISMATCH):
         if args:
             raise CommandError(f"{kind.value} takes no arguments; {USAGE}")
         return Command(kind)

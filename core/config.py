@@ -341,6 +341,27 @@ class ExecutionConfig:
         min=1,
         max=100,
     )
+    retry_after_s: float = _opt(
+        30.0,
+        "s before the exchange is tried again after it could not be prepared (clock, position"
+        " mode, symbol rules) or an order's outcome stayed unknown; bars go on meanwhile",
+        min=1.0,
+        max=3600.0,
+    )
+    reconcile_every_min: float = _opt(
+        5.0,
+        "minutes between reconciliations of the book with the exchange (positions, orders,"
+        " stops, fills); one also runs at start",
+        min=0.5,
+        max=1440.0,
+    )
+    daily_loss_limit_usd: float = _opt(
+        100.0,
+        "USDT lost on live trades since 00:00 UTC (closed and open, marked at the last bar)"
+        " at which new entries halt until the next UTC day",
+        min=1.0,
+        max=1e7,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
+
+import anyio
 
 from . import codec, trading_view
 from .bar import Bar
@@ -38,6 +40,19 @@ from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 log = logging.getLogger(__name__)
 
 EVENT_LOG_LEN = 200
+
+
+class ExecutionHooks(Protocol):
+    """Testnet/live order routing (`execution_loop.py`): started with the run, drained
+    before every bar, and a reason to halt new entries."""
+
+    async def start(self) -> None: ...
+
+    async def serve(self) -> None: ...
+
+    async def before_bar(self) -> None: ...
+
+    def halt_reason(self) -> str | None: ...
 
 
 @dataclass
@@ -101,6 +116,7 @@ class Core:
         self.trading: TradingLoop | None = None
         self.session = trading_view.SessionTally(clock.now())  # trades closed from now on
         self.learning: LearningLoop | None = None
+        self.execution: ExecutionHooks | None = None  # testnet/live; None: paper
         if trading:
             self.learning = LearningLoop(
                 store, config, emit=self.emit, symbols=config.source.symbols, read_only=read_only
@@ -112,6 +128,10 @@ class Core:
             self.command_handlers[CommandKind.CLOSE] = self._close_command
             self.command_handlers[CommandKind.LEARN] = self._learn_command
             self.command_handlers[CommandKind.RELEASE] = self._release_command
+            self.command_handlers[CommandKind.FLATTEN] = self._flatten_command
+            self.command_handlers[CommandKind.ACK_MISMATCH] = lambda _: (
+                "nothing to acknowledge: execution.mode is paper"
+            )
         self.restore()
 
     # -- observers --------------------------------------------------------------------
@@ -229,10 +249,11 @@ class Core:
         self.trading.on_bar(bar, flow, engines.hurst.reading, controls)
 
     def entries_halted_reason(self) -> str | None:
-        """Why new entries are halted now (the store cannot write), or None."""
+        """Why new entries are halted now (the store cannot write, or the exchange: a
+        mismatch, an unknown order outcome, the daily loss limit), or None."""
         error = self.store.last_write_error
         if error is None:
-            return None
+            return None if self.execution is None else self.execution.halt_reason()
         return f"{error}: new entries halted until the store writes again (exits go on)"
 
     def note_store_health(self) -> None:
@@ -250,6 +271,16 @@ class Core:
     def _close_command(self, command: Command) -> str:
         assert self.trading is not None
         return self.trading.request_close(command.target)
+
+    def _flatten_command(self, command: Command) -> str:
+        """Paper: pause entries and close every live position at the next bar's open (the
+        exchange's flatten replaces this handler)."""
+        assert self.trading is not None
+        self.paused = True
+        self.save_engine_state()
+        self.trading.cancel_pending("flatten")
+        closing = [self.trading.request_close(s) for s in list(self.trading.live)]
+        return "; ".join(["entries paused", *closing])
 
     def _learn_command(self, command: Command) -> str:
         assert self.learning is not None
@@ -295,7 +326,20 @@ class Core:
     # -- the loop --------------------------------------------------------------------
 
     async def run(self, duration_s: float | None = None) -> None:
-        """Consume the source until it ends, `stop()` is called, or `duration_s` passes."""
+        """Consume the source until it ends, `stop()` is called, or `duration_s` passes.
+        With exchange execution: its start (reconciliation) first, its task beside."""
+        if self.execution is None:
+            await self._run_bars(duration_s)
+            return
+        async with anyio.create_task_group() as tg:
+            await self.execution.start()
+            tg.start_soon(self.execution.serve)
+            try:
+                await self._run_bars(duration_s)
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _run_bars(self, duration_s: float | None) -> None:
         self._stop = False
         start = self.clock.now()
         self.started_market_s = start
@@ -308,6 +352,8 @@ class Core:
                     end = max(start, bar.open_ms / 1000.0) + duration_s
                 if end is not None and bar.close_s > end:
                     break
+                if self.execution is not None:
+                    await self.execution.before_bar()  # results booked before the bar
                 self.apply_commands()
                 self._event_time_s = bar.close_s
                 try:

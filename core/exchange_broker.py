@@ -14,9 +14,8 @@ endpoint. A position whose stop cannot be placed is closed at once with a reduce
 order: no position lives without its stop. Tiers, T4, the stop's own market exit and operator
 closes are reduce-only MARKET orders; the last one cancels the resting stop.
 
-What is not here yet (docs/execution.md): the trading loop does not call this broker (it is
-synchronous, per bar; the broker is async), reconciliation (`exchange_reconcile.py`) is not
-run at start, tiers are not resting limit orders.
+The trading loop reaches this broker through `execution_loop.py` (an outbox drained between
+bars); tiers are market orders sent when a bar reaches them, not resting limit orders.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Reconcile the book with the exchange: at start (and, once wired, every few minutes).
+"""Reconcile the book with the exchange: at start and every `execution.reconcile_every_min`
+(run by `execution_loop.py`).
 
 The book says which positions it holds (`Expected`, open quantity > 0) and which entries it
 decided but may or may not have sent (`pending`). The exchange says what it holds: positions,
@@ -54,6 +55,7 @@ class Expected:
     qty: float  # open quantity the book holds; 0 for a pending entry
     since_ms: int  # when the entry was (to be) sent: closing fills after it count
     pending: bool = False
+    closed_qty: float = 0.0  # exit legs the book already holds (their fills are counted too)
 
 
 @dataclass
@@ -99,7 +101,7 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
                     out.stops_placed.append(stop)
             continue
         if held == 0.0:
-            exit_fill = await _closed_while_down(broker, item, open_qty[item.position_id])
+            exit_fill = await closed_while_down(broker, item, open_qty[item.position_id])
             if exit_fill is not None:
                 out.adopted_exits[item.position_id] = exit_fill
                 del open_qty[item.position_id]
@@ -112,10 +114,13 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
     return out
 
 
-def _same(broker: ExchangeBroker, symbol: str, held: float, want: float) -> bool:
+def _step(broker: ExchangeBroker, symbol: str) -> float:
     rules = broker.rules.get(symbol)
-    step = float(rules.step) if rules is not None else 0.0
-    return abs(held - want) <= max(step * SAME_QTY_STEPS, 1e-12)
+    return float(rules.step) if rules is not None else 0.0
+
+
+def _same(broker: ExchangeBroker, symbol: str, held: float, want: float) -> bool:
+    return abs(held - want) <= max(_step(broker, symbol) * SAME_QTY_STEPS, 1e-12)
 
 
 async def _sent_entry(broker: ExchangeBroker, item: Expected) -> ExchangeFill | None:
@@ -129,10 +134,11 @@ async def _sent_entry(broker: ExchangeBroker, item: Expected) -> ExchangeFill | 
     return fill if fill.qty > 0.0 else None
 
 
-async def _closed_while_down(
+async def closed_while_down(
     broker: ExchangeBroker, item: Expected, qty: float
 ) -> ExchangeFill | None:
-    """The closing fills since the entry, when they add up to the position."""
+    """The exit of the `qty` still open, when the closing fills since the entry add up to
+    it and the legs already booked (`item.closed_qty`): priced at the newest fills."""
     trades = await broker.client.request(
         "GET", TRADES_PATH, {"symbol": item.symbol, "startTime": item.since_ms}
     )
@@ -142,9 +148,17 @@ async def _closed_while_down(
         for t in (trades if isinstance(trades, list) else [])
         if isinstance(t, dict) and t.get("side") == closing
     ]
-    done = math.fsum(_f(t.get("qty")) for t in rows)
-    if not rows or not _same(broker, item.symbol, done, qty):
+    total = math.fsum(_f(t.get("qty")) for t in rows)
+    if not rows or not _same(broker, item.symbol, total, qty + item.closed_qty):
         return None
+    rows.sort(key=lambda t: _f(t.get("time")))
+    newest: list[dict[str, Any]] = []
+    for row in reversed(rows):  # the booked legs are the older fills
+        if math.fsum(_f(t.get("qty")) for t in newest) >= qty - _step(broker, item.symbol) / 2:
+            break
+        newest.append(row)
+    rows = newest[::-1]
+    done = math.fsum(_f(t.get("qty")) for t in rows)
     price = math.fsum(_f(t.get("qty")) * _f(t.get("price")) for t in rows) / done
     fee = math.fsum(_f(t.get("commission")) for t in rows)
     last = rows[-1].get("orderId")

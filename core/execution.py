@@ -4,10 +4,10 @@
 command line is the second (the cockpit's typed confirmation is not built yet, so the
 cockpit refuses live). Testnet and live need keys. Every refusal is one `ConfigError` line.
 
-The trading loop does not route its orders to the exchange yet (docs/execution.md): a run
-that passes every check above still stops, saying so, rather than pretend to trade on the
-exchange while filling on paper. `bigalpha-tui exchange ...` tries the keys and the exchange
-by hand.
+A testnet run routes the trading loop's orders to the exchange (`execution_loop.py`) when
+its bars are the exchange's own (source binance or coinglass); the simulator and replays
+never send orders. Live stays refused with one line in this build (docs/execution.md).
+`bigalpha-tui exchange ...` tries the keys and the exchange by hand.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ OPEN_ORDERS_PATH = "/fapi/v1/openOrders"
 ALL_OPEN_ORDERS_PATH = "/fapi/v1/allOpenOrders"
 PAPER = "paper"
 LIVE = "live"
+#: Sources whose bars are Binance USD-M futures' own (the market orders are sent to).
+EXCHANGE_SOURCES = ("binance", "coinglass")
 
 
 def check_start(
@@ -63,15 +65,25 @@ def check_start(
     return keys
 
 
-def refuse_unrouted(config: ExecutionConfig) -> None:
-    """Stop a testnet/live run: the trading loop cannot send its orders yet."""
-    if config.mode == PAPER:
+def refuse_unrouted(config: Config) -> None:
+    """Stop a run whose orders cannot be routed: live (routing has only run against the
+    testnet and the fake exchange), or testnet on a market that is not the exchange's (the
+    simulator, a replay)."""
+    ex = config.execution
+    if ex.mode == PAPER:
         return
-    raise ConfigError(
-        f"execution.mode {config.mode!r} ({base_url(config)}): keys found, but the trading"
-        " loop does not send orders to the exchange yet (docs/execution.md); try the"
-        " exchange with `bigalpha-tui exchange check`, or set execution.mode = 'paper'"
-    )
+    if ex.mode == LIVE:
+        raise ConfigError(
+            f"execution.mode 'live' ({base_url(ex)}): keys found and confirmed, but this build"
+            " routes orders to the testnet only (docs/execution.md: what is not safe yet);"
+            " use execution.mode = 'testnet'"
+        )
+    if config.source.name not in EXCHANGE_SOURCES:
+        raise ConfigError(
+            f"execution.mode {ex.mode!r} trades the exchange's market: set source.name to"
+            f" {' or '.join(EXCHANGE_SOURCES)} (source {config.source.name!r} never sends"
+            " orders; set execution.mode = 'paper' for it)"
+        )
 
 
 # -- by hand: `bigalpha-tui exchange check|roundtrip|flatten` ---------------------------------

@@ -53,6 +53,15 @@ HOUR_S = 3600.0
 Emit = Callable[..., Any]
 
 
+class OrderRouter(Protocol):
+    """Testnet/live: where the loop's live orders go instead of the paper broker
+    (`execution_loop.py`). The loop decides; the router sends and books what was executed."""
+
+    def enter(self, order: EntryOrder) -> None: ...
+
+    def exits(self, position: Position, bar: Bar) -> None: ...
+
+
 class SymbolTermsView(Protocol):
     """What the trading loop reads from a symbol's learning-loop status."""
 
@@ -116,6 +125,7 @@ class TradingLoop:
         self._blocks = RecentIds(store, GUARD_BLOCKS)
         # the journal's full history; written, never read by any decision
         self._live_log = RecentIds(store, LIVE_OUTCOMES)
+        self.router: OrderRouter | None = None  # testnet/live; None: paper fills
         self.restore()
 
     @property
@@ -234,8 +244,12 @@ class TradingLoop:
             golden_hour_entry=decision.golden_hour_open,
         )
         self._dirty = True
+        if self.router is not None:
+            self.router.enter(self.book.pending[signal.symbol])
 
     def _fill_pending(self, bar: Bar, controls: EntryControls) -> None:
+        if self.router is not None:
+            return  # the router books the exchange's fill (or cancels the order)
         order = self.book.pending.pop(bar.symbol, None)
         if order is None:
             return
@@ -378,7 +392,10 @@ class TradingLoop:
     def _run_exits(self, bar: Bar) -> None:
         live = self.book.live.get(bar.symbol)
         if live is not None:
-            self._exit_position(live, bar)
+            if self.router is None:
+                self._exit_position(live, bar)
+            else:
+                self.router.exits(live, bar)  # the twins below stay on paper
         for twin in [t for t in self.book.twins.values() if t.symbol == bar.symbol]:
             self._exit_position(twin, bar)
 
@@ -483,6 +500,49 @@ class TradingLoop:
         if self.book.closed_live and self.book.closed_live[0].exit_s < cutoff:
             self.book.closed_live = [t for t in self.book.closed_live if t.exit_s >= cutoff]
             self.book.closed_records = [t.to_record() for t in self.book.closed_live]
+
+    # -- exchange execution: what the router books (core/execution_loop.py) -------------
+
+    def book_entry(self, order: EntryOrder, fill: Fill, qty: float, entry_s: float) -> Position:
+        """An entry the exchange filled (`qty` at `fill`): the live position and its shadow
+        twin, as `_fill_pending` books a paper fill; its pending order is done."""
+        if (pending := self.book.pending.get(order.symbol)) is not None and pending.id == order.id:
+            del self.book.pending[order.symbol]
+        order = replace(order, qty=qty)
+        live = self._open_position(order, Ledger.LIVE, order.id, entry_s, fill)
+        self.book.live[order.symbol] = live
+        ideal = self.broker.ideal(order.qty, order.signal_price)
+        twin = self._open_position(
+            order, Ledger.SHADOW, f"S-{order.id}", order.signal_close_s, ideal
+        )
+        self.book.twins[twin.id] = replace(twin, twin_of=live.id)
+        self._announce_entry(live, order)
+        self.save()
+        return live
+
+    def book_exit(self, position: Position, leg: ExitLeg) -> None:
+        """An exit leg the exchange executed for a live position."""
+        position = position.with_exit(leg)
+        self._store_position(position)
+        self._announce_exits(position, 1)
+        if position.is_closed:
+            self._close(position)
+        self.save()
+
+    def drop_pending(self, order_id: str, why: str) -> None:
+        """An entry the exchange did not fill: its pending order goes, and says why."""
+        for symbol, order in list(self.book.pending.items()):
+            if order.id == order_id:
+                del self.book.pending[symbol]
+                self.emit("cancel", symbol, f"entry {order.side} cancelled: {why}", id=order.id)
+                self.save()
+
+    def release_to_ladder(self, position: Position) -> Position:
+        """The position released from its force-hold (booked), as `_exit_position` does."""
+        released = self._release_to_ladder(position)
+        if released is not position:
+            self._store_position(released)
+        return released
 
     # -- operator --------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ flatten` against the fake USD-M exchange on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -92,15 +93,23 @@ def test_confirm_live_on_a_paper_config_is_refused(tmp_path: Path) -> None:
     one_line(done, "--confirm-live", "'paper'")
 
 
-@pytest.mark.parametrize(("mode", "extra"), [("testnet", ()), ("live", ("--confirm-live",))])
-def test_a_keyed_confirmed_run_says_orders_are_not_routed_yet(
-    tmp_path: Path, mode: str, extra: tuple[str, ...]
-) -> None:
+def test_a_keyed_confirmed_live_run_says_live_routing_is_off(tmp_path: Path) -> None:
     done = cli(
-        tmp_path, *RUN, "--config", config(tmp_path, mode), "--data-dir", str(tmp_path / "s"),
-        *extra,
+        tmp_path, *RUN, "--config", config(tmp_path, "live"), "--data-dir", str(tmp_path / "s"),
+        "--confirm-live",
     )  # fmt: skip
-    one_line(done, "does not send orders to the exchange yet", "docs/execution.md")
+    one_line(done, "routes orders to the testnet only", "docs/execution.md")
+    assert not (tmp_path / "s" / "positions_futures.json").exists()
+
+
+@pytest.mark.parametrize("source", ["sim", "replay"])
+def test_testnet_on_the_simulator_or_a_replay_is_refused(tmp_path: Path, source: str) -> None:
+    """Orders on the exchange's market from bars that are not the exchange's: never."""
+    done = cli(
+        tmp_path, *RUN, "--config", config(tmp_path, "testnet"), "--data-dir", str(tmp_path / "s"),
+        "--source", source,
+    )  # fmt: skip
+    one_line(done, "source.name to binance or coinglass", f"source {source!r} never sends")
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -114,7 +123,7 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     one_line(done, f"chmod 600 {keys}")
     keys.chmod(0o600)
     done = cli(tmp_path, *RUN, "--config", str(path), "--data-dir", str(tmp_path / "s"), keys=False)
-    one_line(done, "does not send orders to the exchange yet")  # the keys were read
+    one_line(done, "set source.name to binance")  # the keys were read
 
 
 def test_a_blank_key_is_one_clear_line(tmp_path: Path) -> None:
@@ -190,3 +199,49 @@ def test_exchange_in_paper_mode_sends_nothing(tmp_path: Path, exchange: FakeUsdm
     path = config(tmp_path, "paper", exchange.url)
     one_line(cli(tmp_path, "exchange", "check", "--config", path), "'paper'")
     assert exchange.log == []
+
+
+# -- a headless testnet run: Binance bars from a fake, orders to the fake exchange ---------
+
+
+def test_a_headless_testnet_run_reconciles_halts_on_a_difference_and_takes_ctl(
+    tmp_path: Path, exchange: FakeUsdmExchange
+) -> None:
+    from fapi_server import FapiServer, fapi_server
+
+    exchange.positions["ETHUSDT"] = Decimal("0.5")  # the book of a new folder knows nothing
+    exchange.prices["ETHUSDT"] = 3000.0
+    data = tmp_path / "s"
+    with fapi_server(FapiServer(time.time, listed=("BTCUSDT", "ETHUSDT"))) as bars:
+        extra = f'[source]\nname = "binance"\nbinance_base_url = "{bars.url}"\n'
+        path = config(tmp_path, "testnet", exchange.url, extra)
+        proc = subprocess.Popen(
+            [*CLI, "--no-ui", "--symbols", "BTCUSDT", "--config", path, "--data-dir", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_for(tmp_path, True),
+        )
+        try:
+            assert proc.stdout is not None
+            said = ""
+            deadline = time.monotonic() + 60
+            while "mismatch" not in said and time.monotonic() < deadline:
+                said += proc.stdout.readline()
+            assert f"orders go to {exchange.url}" in said
+            assert "ETHUSDT: exchange holds +0.5, the book nothing" in said
+            status = cli(tmp_path, "status", "--data-dir", str(data))
+            assert "ENTRIES HALTED: ETHUSDT" in status.stdout
+            ack = cli(tmp_path, "ctl", "--data-dir", str(data), "ack-mismatch")
+            assert ack.returncode == 0 and "acknowledged: ETHUSDT" in ack.stdout
+            flat = cli(tmp_path, "ctl", "--data-dir", str(data), "flatten", "--yes")
+            assert flat.returncode == 0 and "flatten: entries paused" in flat.stdout
+            deadline = time.monotonic() + 30
+            while exchange.position("ETHUSDT") != 0.0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert exchange.position("ETHUSDT") == 0.0  # flattened by the running bot
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest and API_SECRET not in said + rest

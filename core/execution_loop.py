@@ -1,0 +1,685 @@
+"""Route the trading loop's live orders to Binance USD-M futures (testnet; docs/execution.md).
+
+Paper fills every order inside the bar. Here the trading loop only decides: an entry, or an
+exit leg a bar triggered, becomes an `Intent` in a durable outbox (`execution_state.json`,
+written atomically before an entry is sent). `drain` sends the outbox through the
+`ExchangeBroker`, one intent at a time, and books what the exchange executed (its price, its
+fee, its quantity) back into the trading loop. `Core.run` awaits the drain before every bar,
+so a fill is in the book before the next bar is applied, as paper's is; the task `serve`
+drains at once what arrives between bars (an operator's flatten) and reconciles the book with
+the exchange every `execution.reconcile_every_min`.
+
+Crash safety. Every order's client id derives from its position and leg, and every send is a
+look-up first (exchange_broker.py). An intent found in the outbox at start may have been sent:
+an exit is driven again (it finds its first order if there was one); an entry is only looked
+up: adopted with its stop when the exchange has it, cancelled when not (its signal is old
+now). An entry the book decided but whose intent never reached the disk is looked up the same
+way by the reconciliation at start. Nothing is ever sent twice under a new id.
+
+New entries halt (`halt_reason`, shown by `Core.entries_halted_reason` in the snapshot and the
+cockpit's status line) while: the exchange could not be prepared; an order's outcome is
+unknown (it is retried before every bar); a reconciliation found a difference it cannot
+explain, until the operator acknowledges it (`ctl ack-mismatch`); the live trades of the UTC
+day lost `execution.daily_loss_limit_usd`. Exits never halt.
+
+Exits in exchange mode: tiers, T4, the operator's close and the stop leg are reduce-only market
+orders sent when the bar triggers them (tiers therefore cross the spread, where paper assumes
+a resting limit). A leg refused because the position is gone (the stop on the exchange fired
+first) is booked at the exchange's own closing fills. A tier smaller than the exchange's
+quantity step is skipped (said once); T4 or the stop later closes everything left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import anyio
+
+from . import codec
+from .bar import Bar
+from .broker import Fill
+from .clock import Clock
+from .commands import Command, CommandKind
+from .config import Config
+from .engine import Core
+from .exchange import ExchangeError
+from .exchange_broker import (
+    ENTRY_LEG,
+    ExchangeBroker,
+    ExchangeFill,
+    OrderRefused,
+    client_order_id,
+)
+from .exchange_reconcile import Expected, Reconciliation, closed_while_down, reconcile
+from .execution import flatten
+from .exits import ExitMode, bar_exits, open_trigger
+from .orders import EntryOrder
+from .positions import DUST_SHARE, ExitLeg, Position
+from .trading import TradingLoop
+from .types import ExitReason, Side
+
+EXECUTION_STATE = "execution_state.json"
+MIN_S = 60.0
+DAY_S = 86_400.0
+BPS = 1e4
+FLATTEN_LEG = "FLAT"
+#: Closing legs that take whatever is left of a position.
+CLOSING = (ExitReason.T4, ExitReason.STOP, ExitReason.MANUAL)
+
+Emit = Callable[..., Any]
+
+
+class IntentKind(StrEnum):
+    ENTER = "enter"
+    EXIT = "exit"
+    FLATTEN = "flatten"  # after the book's positions: every other order and position
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One order the trading loop (or the operator) decided, waiting to be sent."""
+
+    kind: IntentKind
+    position_id: str
+    symbol: str
+    side: Side
+    qty: float
+    leg: str  # the client order id's leg: E, T1..T4, STOP, MANUAL, FLAT
+    reason: ExitReason | None = None  # an exit's reason in the book
+    ref_price: float = 0.0  # the price the loop decided at (slippage is measured from it)
+    final: bool = False  # closes the position: the resting stop is cancelled after it
+    order: EntryOrder | None = None  # an entry's whole order (booked from it)
+    #: perhaps sent already (found in the outbox at start, or its outcome was unknown): it
+    #: is only looked up, never sent anew
+    restored: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.position_id}/{self.leg}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "position_id": self.position_id,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "qty": self.qty,
+            "leg": self.leg,
+            "reason": None if self.reason is None else self.reason.value,
+            "ref_price": self.ref_price,
+            "final": self.final,
+            "order": None if self.order is None else self.order.to_record(),
+        }
+
+    @classmethod
+    def from_record(cls, record: Any) -> Intent:
+        f = codec.field
+        order = record.get("order") if isinstance(record, dict) else None
+        reason = record.get("reason") if isinstance(record, dict) else None
+        return cls(
+            kind=codec.choice(IntentKind, f(record, "kind"), "kind"),
+            position_id=codec.text(f(record, "position_id"), "position_id"),
+            symbol=codec.text(f(record, "symbol"), "symbol"),
+            side=codec.choice(Side, f(record, "side"), "side"),
+            qty=codec.non_negative(f(record, "qty"), "qty"),
+            leg=codec.text(f(record, "leg"), "leg"),
+            reason=None if reason is None else codec.choice(ExitReason, reason, "reason"),
+            ref_price=codec.non_negative(f(record, "ref_price"), "ref_price"),
+            final=codec.flag(f(record, "final"), "final"),
+            order=None if order is None else EntryOrder.from_record(order),
+            restored=True,
+        )
+
+
+def day_start_s(now_s: float) -> float:
+    return math.floor(now_s / DAY_S) * DAY_S
+
+
+def daily_pnl_usd(trading: TradingLoop, now_s: float) -> float:
+    """Live P&L since 00:00 UTC: trades closed today, plus the open positions (their legs
+    taken, and the rest marked at the last bar's close)."""
+    start = day_start_s(now_s)
+    closed = math.fsum(t.pnl_usd for t in trading.book.closed_live if t.exit_s >= start)
+    marks = trading.book.marks
+    open_ = math.fsum(
+        p.realised_usd + p.unrealised_usd(marks.get(p.symbol, p.entry_price))
+        for p in trading.book.live.values()
+    )
+    return closed + open_
+
+
+class ExecutionLoop:
+    """The outbox, its sender, reconciliation and the halts of exchange execution."""
+
+    def __init__(self, core: Core, broker: ExchangeBroker) -> None:
+        assert core.trading is not None
+        self.core = core
+        self.trading: TradingLoop = core.trading
+        self.broker = broker
+        self.config: Config = core.config
+        self.clock: Clock = core.clock
+        self.store = core.store
+        self.emit: Emit = core.emit
+        self.outbox: list[Intent] = []
+        self.mismatches: list[str] = []  # unexplained, not yet acknowledged
+        self.acknowledged: set[str] = set()
+        self.skipped: set[str] = set()  # legs too small to send (position/leg)
+        self.prepare_error: str | None = None
+        self.unknown: dict[str, str] = {}  # position id -> its order of unknown outcome
+        self.prepared = False
+        self.started = False
+        self.next_reconcile_s: float | None = None
+        self.reconciliations = 0
+        self._lock = anyio.Lock()
+        self._wake = anyio.Event()
+        self._loss_said_day: float | None = None
+        self._retry_at_s: float | None = None  # after a failure: not before this
+        self.restore()
+        self.trading.router = self
+        core.execution = self
+        core.command_handlers[CommandKind.FLATTEN] = self._flatten_command
+        core.command_handlers[CommandKind.ACK_MISMATCH] = self._ack_command
+
+    # -- what the trading loop hands over (inside a bar: nothing is sent here) ------------
+
+    def enter(self, order: EntryOrder) -> None:
+        intent = Intent(
+            IntentKind.ENTER,
+            order.id,
+            order.symbol,
+            order.side,
+            order.qty,
+            ENTRY_LEG,
+            ref_price=order.signal_price,
+            order=order,
+        )
+        self._add(intent)
+
+    def exits(self, position: Position, bar: Bar) -> None:
+        """The exit legs `bar` triggers for a live position, as paper's `_exit_position`
+        finds them; while one of its legs is on its way, the position waits (its stop rests
+        on the exchange)."""
+        if self.busy(position.id):
+            return
+        loop = self.trading
+        mode = loop.mode_at(position, bar.open_ms / 1000.0)
+        if mode is ExitMode.LADDER and position.force_hold_until_s is not None:
+            position = loop.release_to_ladder(position)
+        at_open = open_trigger(position, bar, self.config.exits)
+        triggers = [at_open] if at_open else bar_exits(position, bar, mode, self.config.exits)
+        left = position.open_qty
+        for trigger in triggers:
+            leg = trigger.reason.value
+            closing = trigger.reason in CLOSING
+            qty = left if closing else min(trigger.qty, left)
+            if not closing and self._too_small(position, leg, qty):
+                continue
+            left -= qty
+            final = closing or left <= DUST_SHARE * position.original_qty
+            self._add(
+                Intent(
+                    IntentKind.EXIT,
+                    position.id,
+                    position.symbol,
+                    position.side,
+                    qty,
+                    leg,
+                    reason=trigger.reason,
+                    ref_price=trigger.price,
+                    final=final,
+                )
+            )
+            if final:
+                break
+
+    def busy(self, position_id: str) -> bool:
+        return any(i.position_id == position_id for i in self.outbox)
+
+    def _too_small(self, position: Position, leg: str, qty: float) -> bool:
+        key = f"{position.id}/{leg}"
+        if key in self.skipped:
+            return True
+        rules = self.broker.rules.get(position.symbol)
+        if rules is None or rules.qty(qty) >= rules.min_qty:
+            return False
+        self.skipped.add(key)
+        self.emit(
+            "order",
+            position.symbol,
+            f"{leg} skipped: {qty:.6g} is below the exchange's step ({rules.min_qty});"
+            " the next closing leg takes it",
+            id=position.id,
+            leg=leg,
+        )
+        self._save()
+        return True
+
+    def _add(self, intent: Intent) -> None:
+        if any(i.key == intent.key for i in self.outbox):
+            return
+        self.outbox.append(intent)
+        self._save()
+        self._wake.set()
+
+    # -- halts ----------------------------------------------------------------------------
+
+    def halt_reason(self) -> str | None:
+        if self.prepare_error is not None:
+            return f"exchange not ready ({self.prepare_error}): new entries halted"
+        if self.unknown:
+            return f"{'; '.join(self.unknown.values())}: new entries halted until it is known"
+        if self.mismatches:
+            return (
+                "exchange and book differ: "
+                + "; ".join(self.mismatches)
+                + ": new entries halted until `ctl ack-mismatch`"
+            )
+        return self._loss_halt()
+
+    def _loss_halt(self) -> str | None:
+        limit = self.config.execution.daily_loss_limit_usd
+        now = self.clock.now()
+        pnl = daily_pnl_usd(self.trading, now)
+        if pnl > -limit:
+            return None
+        reason = (
+            f"daily loss {pnl:+.2f} USDT reached execution.daily_loss_limit_usd ({limit:g}):"
+            " new entries halted until 00:00 UTC"
+        )
+        day = day_start_s(now)
+        if self._loss_said_day != day:
+            self._loss_said_day = day
+            self.emit("execution", "", reason, daily_pnl_usd=pnl, limit_usd=limit)
+        return reason
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Prepare the broker, drive what the outbox held, reconcile (entries decided but
+        not in the outbox are looked up there)."""
+        async with self._lock:
+            if not await self._prepare():
+                return
+            await self._drain_locked()
+            if not self.outbox:
+                await self._reconcile_locked(at_start=True)
+            self.started = True
+
+    async def before_bar(self) -> None:
+        await self.drain()
+        now = self.clock.now()
+        if self.next_reconcile_s is not None and now >= self.next_reconcile_s:
+            await self.reconcile_now()
+
+    async def serve(self) -> None:
+        """Drain what arrives between bars; reconcile when due (checked on wall time too,
+        so a quiet market still gets its reconciliation)."""
+        every_s = self.config.execution.reconcile_every_min * MIN_S
+        while True:
+            with anyio.move_on_after(every_s):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            await self.drain()
+            due = self.next_reconcile_s
+            if due is None or self.clock.now() >= due:
+                await self.reconcile_now()
+
+    async def drain(self) -> None:
+        if not self.outbox and self.prepared:
+            return
+        if not self._retry_due() and (
+            not self.prepared or all(i.position_id in self.unknown for i in self.outbox)
+        ):
+            return  # the bars go on; the exchange is tried again later
+        async with self._lock:
+            if await self._prepare():
+                await self._drain_locked()
+
+    async def _prepare(self) -> bool:
+        if self.prepared:
+            return True
+        try:
+            await self.broker.prepare()
+        except ExchangeError as exc:
+            if self.prepare_error is None:
+                self.emit("execution", "", f"the exchange is not ready: {exc}", ok=False)
+            self.prepare_error = str(exc)
+            self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
+            return False
+        if self.prepare_error is not None:
+            self.emit("execution", "", "the exchange answers again", ok=True)
+        self.prepare_error = None
+        self.prepared = True
+        self.emit(
+            "execution",
+            "",
+            f"orders go to {self.broker.client.base_url}"
+            f" (clock offset {self.broker.client.offset_ms:+.0f} ms)",
+            ok=True,
+        )
+        return True
+
+    def _retry_due(self) -> bool:
+        return self._retry_at_s is None or self.clock.now() >= self._retry_at_s
+
+    async def _drain_locked(self) -> None:
+        """Every intent in order, per position: an order of unknown outcome holds back the
+        later intents of its own position only, until `retry_after_s` has passed."""
+        waiting = set() if self._retry_due() else set(self.unknown)
+        index = 0
+        while index < len(self.outbox):
+            intent = self.outbox[index]
+            if intent.position_id in waiting:
+                index += 1
+                continue
+            if intent.kind is IntentKind.ENTER and not self._save():
+                return  # an entry is sent only once its intent is on disk
+            try:
+                await self._execute(intent)
+            except ExchangeError as exc:  # unknown outcome or no answer: tried again later
+                message = f"{intent.symbol} {intent.leg}: outcome unknown ({exc})"
+                if self.unknown.get(intent.position_id) != message:
+                    self.emit("order", intent.symbol, message, id=intent.position_id, ok=False)
+                self.unknown[intent.position_id] = message
+                self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
+                waiting.add(intent.position_id)
+                # perhaps sent: from now on it is looked up first, never sent anew
+                self._replace(intent, dataclasses.replace(intent, restored=True))
+                index += 1
+                continue
+            self.unknown.pop(intent.position_id, None)
+            self._replace(intent, None)
+            self._save()
+        if not self.unknown and self.prepared:
+            self._retry_at_s = None
+
+    def _replace(self, intent: Intent, by: Intent | None) -> None:
+        for i, queued in enumerate(self.outbox):
+            if queued is intent:
+                if by is None:
+                    del self.outbox[i]
+                else:
+                    self.outbox[i] = by
+                return
+
+    async def _execute(self, intent: Intent) -> None:
+        if intent.kind is IntentKind.ENTER:
+            await self._enter(intent)
+        elif intent.kind is IntentKind.EXIT:
+            await self._exit(intent)
+        else:
+            for line in await flatten(self.broker):
+                self.emit("flatten", "", line)
+
+    # -- entries ----------------------------------------------------------------------------
+
+    async def _enter(self, intent: Intent) -> None:
+        order = intent.order
+        assert order is not None
+        if self._live(order.id, order.symbol) is not None:
+            return  # booked before the restart; only the outbox did not say so yet
+        pending = self.trading.book.pending.get(order.symbol)
+        if not intent.restored and (pending is None or pending.id != order.id):
+            return  # cancelled before it was sent (a pause, an operator close)
+        if not intent.restored and order.symbol in self.trading.book.live:
+            # one position per symbol: one-way mode would add this one to it
+            self.trading.drop_pending(order.id, f"{order.symbol} holds a position already")
+            return
+        if intent.restored:
+            # sent before the restart, or not: look, never send an old signal
+            cid = client_order_id(order.id, ENTRY_LEG)
+            if await self.broker.lookup(order.symbol, cid) is None:
+                self.trading.drop_pending(order.id, "not sent before the restart")
+                return
+        try:
+            outcome = await self.broker.open_position(
+                order.id, order.symbol, order.side, order.qty, order.signal_price
+            )
+        except OrderRefused as exc:
+            self.trading.drop_pending(order.id, f"refused: {exc}")
+            return
+        if outcome.fill is None:
+            self.trading.drop_pending(order.id, "nothing filled on the exchange")
+            return
+        self._book_entry(order, outcome.fill)
+        if outcome.stop_id is not None:
+            self.emit(
+                "stop",
+                order.symbol,
+                f"stop resting on the exchange ({outcome.stop_id})",
+                id=order.id,
+            )
+        elif outcome.emergency_exit is not None:
+            self._book_exit_fill(
+                order.id, ExitReason.STOP, outcome.emergency_exit, outcome.fill.price
+            )
+            self.emit(
+                "order",
+                order.symbol,
+                "no stop could be placed on the exchange: closed at once",
+                id=order.id,
+                ok=False,
+            )
+
+    def _book_entry(self, order: EntryOrder, fill: ExchangeFill) -> Position:
+        slippage = order.side.sign * (fill.price / order.signal_price - 1.0) * BPS
+        return self.trading.book_entry(
+            order, Fill(fill.price, slippage, fill.fee_usd), fill.qty, self.clock.now()
+        )
+
+    # -- exits ------------------------------------------------------------------------------
+
+    def _live(self, position_id: str, symbol: str) -> Position | None:
+        position = self.trading.book.live.get(symbol)
+        return position if position is not None and position.id == position_id else None
+
+    async def _exit(self, intent: Intent) -> None:
+        position = self._live(intent.position_id, intent.symbol)
+        if position is None:
+            return  # closed meanwhile (adopted by a reconciliation, a flatten)
+        if intent.reason in position.tiers_taken:
+            return  # booked before the restart; only the outbox did not say so yet
+        qty = position.open_qty if intent.final else min(intent.qty, position.open_qty)
+        if intent.final:
+            qty = self._to_nearest_step(intent.symbol, qty)
+        try:
+            fill = await self.broker.close_leg(
+                position.id, intent.leg, position.symbol, position.side, qty, final=intent.final
+            )
+        except OrderRefused as exc:
+            await self._adopt_or_halt(position, f"{intent.leg} refused ({exc})")
+            return
+        if fill.qty <= 0.0:
+            await self._adopt_or_halt(position, f"{intent.leg} filled nothing")
+            return
+        assert intent.reason is not None
+        self._book_exit_fill(position.id, intent.reason, fill, intent.ref_price, intent.final)
+
+    def _to_nearest_step(self, symbol: str, qty: float) -> float:
+        """A closing quantity rounded to the nearest step (the broker rounds down, which
+        would leave a step's worth open for float dust)."""
+        rules = self.broker.rules.get(symbol)
+        if rules is None:
+            return qty
+        return float(rules.step * (Decimal(repr(qty)) / rules.step).to_integral_value())
+
+    def _book_exit_fill(
+        self,
+        position_id: str,
+        reason: ExitReason,
+        fill: ExchangeFill,
+        ref_price: float,
+        final: bool = True,
+    ) -> None:
+        position = next((p for p in self.trading.book.live.values() if p.id == position_id), None)
+        if position is None:
+            return
+        qty = min(fill.qty, position.open_qty)
+        rules = self.broker.rules.get(position.symbol)
+        half_step = float(rules.step) / 2 if rules is not None else 0.0
+        if final and abs(position.open_qty - fill.qty) <= half_step:
+            qty = position.open_qty  # closed on the exchange: closed in the book
+        slippage = -position.side.sign * (fill.price / ref_price - 1.0) * BPS if ref_price else 0.0
+        leg = ExitLeg(reason, qty, fill.price, self.clock.now(), fill.fee_usd, slippage)
+        self.trading.book_exit(position, leg)
+
+    async def _adopt_or_halt(self, position: Position, why: str) -> None:
+        """An exit that did nothing: when the position is gone on the exchange and its
+        closing fills explain it (the stop fired), book those; else a mismatch."""
+        expected = self._expected(position)
+        fill = await closed_while_down(self.broker, expected, position.open_qty)
+        if fill is not None:
+            self._book_exit_fill(position.id, ExitReason.STOP, fill, fill.price)
+            return
+        self._mismatch([f"{position.symbol}: {why}, and no fills on the exchange explain it"])
+
+    def _expected(self, position: Position) -> Expected:
+        since_ms = int(position.entry_s * 1000 + self.broker.client.offset_ms)
+        return Expected(
+            position.id,
+            position.symbol,
+            position.side,
+            position.open_qty,
+            since_ms,
+            closed_qty=position.closed_qty,
+        )
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    async def reconcile_now(self) -> Reconciliation | None:
+        async with self._lock:
+            if not await self._prepare() or self.outbox:
+                return None
+            return await self._reconcile_locked(at_start=not self.started)
+
+    async def _reconcile_locked(self, *, at_start: bool) -> Reconciliation | None:
+        book = self.trading.book
+        expected = [self._expected(p) for p in book.live.values()]
+        expected += [
+            Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
+            for o in book.pending.values()
+        ]
+        self.next_reconcile_s = self.clock.now() + self.config.execution.reconcile_every_min * MIN_S
+        try:
+            report = await reconcile(self.broker, expected)
+        except ExchangeError as exc:
+            self.emit("reconcile", "", f"reconciliation failed: {exc}", ok=False)
+            return None
+        self.reconciliations += 1
+        self.started = True
+        pending = {o.id: o for o in book.pending.values()}
+        for pid, fill in report.adopted_entries.items():
+            order = pending.pop(pid)
+            self._book_entry(order, fill)
+            self.emit("reconcile", order.symbol, "entry sent before the restart: adopted", id=pid)
+        for pid in pending:
+            self.trading.drop_pending(pid, "not sent before the restart")
+        for pid, fill in report.adopted_exits.items():
+            self._book_exit_fill(pid, ExitReason.STOP, fill, fill.price)
+            self.emit("reconcile", "", "exit made on the exchange while down: adopted", id=pid)
+        for stop in report.stops_placed:
+            self.emit("reconcile", "", f"missing stop placed ({stop})")
+        for cid in report.cancelled:
+            self.emit("reconcile", "", f"orphaned order cancelled ({cid})")
+        self._mismatch(report.mismatches)
+        if at_start or report.adopted_entries or report.adopted_exits or report.mismatches:
+            foreign = ", ".join(report.foreign)
+            foreign = f"; not ours, left alone: {foreign}" if foreign else ""
+            self.emit(
+                "reconcile",
+                "",
+                f"reconciled: {len(book.live)} open, {len(report.mismatches)} difference(s)"
+                + foreign,
+                mismatches=list(report.mismatches),
+            )
+        return report
+
+    def _mismatch(self, found: list[str]) -> None:
+        new = [m for m in found if m not in self.acknowledged and m not in self.mismatches]
+        if not new:
+            return
+        self.mismatches.extend(new)
+        self._save()
+        for line in new:
+            self.emit("mismatch", "", f"{line}: new entries halted until `ctl ack-mismatch`")
+
+    # -- operator commands -----------------------------------------------------------------
+
+    def _ack_command(self, command: Command) -> str:
+        if not self.mismatches:
+            return "no difference between the exchange and the book to acknowledge"
+        acknowledged = list(self.mismatches)
+        self.acknowledged.update(acknowledged)
+        self.mismatches.clear()
+        self._save()
+        return f"acknowledged: {'; '.join(acknowledged)}; new entries may open again"
+
+    def _flatten_command(self, command: Command) -> str:
+        """Pause entries; close every book position (reduce-only), then cancel every order
+        and stop and close whatever else the account holds. Sent at once, between bars."""
+        self.core.paused = True
+        self.core.save_engine_state()
+        self.trading.cancel_pending("flatten")
+        for position in self.trading.book.live.values():
+            self._add(
+                Intent(
+                    IntentKind.EXIT,
+                    position.id,
+                    position.symbol,
+                    position.side,
+                    position.open_qty,
+                    FLATTEN_LEG,
+                    reason=ExitReason.MANUAL,
+                    ref_price=self.trading.book.marks.get(position.symbol, position.entry_price),
+                    final=True,
+                )
+            )
+        minute = int(self.clock.now() // MIN_S)
+        self._add(Intent(IntentKind.FLATTEN, f"FLAT-{minute}", "*", Side.LONG, 0.0, FLATTEN_LEG))
+        return (
+            f"flatten: entries paused; closing {len(self.trading.book.live)} position(s) and"
+            " cancelling every order on the exchange (results follow in the log)"
+        )
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "outbox": [i.to_record() for i in self.outbox],
+            "mismatches": list(self.mismatches),
+            "acknowledged": sorted(self.acknowledged),
+            "skipped": sorted(self.skipped),
+        }
+
+    def _save(self) -> bool:
+        return self.store.write_json(EXECUTION_STATE, self.to_doc())
+
+    def restore(self) -> None:
+        """The outbox and the differences as saved; a file set aside is said (the
+        reconciliation at start still looks up every entry the book decided)."""
+        known = len(self.store.warnings)
+        self.store.load_or_quarantine(EXECUTION_STATE, self._restore)
+        for warning in self.store.warnings[known:]:
+            self.emit("store_warning", "", f"{warning.file}: {warning.message}")
+
+    def _restore(self, doc: dict[str, Any]) -> None:
+        if not isinstance(doc.get("outbox"), list):
+            raise KeyError("outbox")
+        bad: list[str] = []
+        self.outbox = codec.Reader(bad).items(doc, "outbox", Intent.from_record)
+        if bad:
+            self.store.set_aside_records(EXECUTION_STATE, bad)
+        self.mismatches = [str(m) for m in doc.get("mismatches", [])]
+        self.acknowledged = {str(m) for m in doc.get("acknowledged", [])}
+        self.skipped = {str(m) for m in doc.get("skipped", [])}
+
+
+def attach_execution(core: Core, broker: ExchangeBroker) -> ExecutionLoop:
+    """Route `core`'s live orders through `broker` (testnet/live)."""
+    return ExecutionLoop(core, broker)

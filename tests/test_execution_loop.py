@@ -1,0 +1,557 @@
+"""The trading loop routed to a fake Binance USD-M exchange (testnet mode), end to end.
+
+A core runs over hand-made bars with the SimClock; the fake exchange on 127.0.0.1 trades the
+same bars (its market moves only after the bot's orders of the previous close are in, as a
+live market would). What an operator would notice: entries fill on the exchange with their
+stop resting there, exits are reduce-only orders booked at the exchange's prices and fees, a
+crash before or after a send never opens a second position, a stop that fired while the bot
+was down is adopted, and an unexplained difference halts entries until acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fake_usdm_exchange import API_KEY, API_SECRET, FakeUsdmExchange, usdm_exchange
+from trading_helpers import SYMBOL, T0_MS, make_bar, quiet_config, signal_bar, warm_bars
+
+from bigalpha_tui.control import submit_and_wait
+from bigalpha_tui.core.bar import Bar
+from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.commands import Command, CommandKind, parse_command
+from bigalpha_tui.core.config import Config
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.exchange import ApiKeys
+from bigalpha_tui.core.exchange_broker import client_order_id
+from bigalpha_tui.core.execution import build_broker
+from bigalpha_tui.core.execution_loop import EXECUTION_STATE, ExecutionLoop, attach_execution
+from bigalpha_tui.core.sources.base import SourceHealth
+from bigalpha_tui.core.store import Store
+from bigalpha_tui.core.types import ExitReason, Side
+from bigalpha_tui.ctl import cmd_ctl
+from bigalpha_tui.status import read_status, render_status
+
+FEE = 0.0005  # the fake exchange's commission rate
+
+
+class ExchangeBars:
+    """A `BarSource` over a list of bars that the fake exchange trades too: before a bar is
+    handed to the core, the bot's orders of the previous close are sent (the drain), then
+    the exchange trades the bar (stops fire), then the clock stands at its close."""
+
+    name = "exchange-list"
+
+    def __init__(self, bars: list[Bar], clock: SimClock, exchange: FakeUsdmExchange) -> None:
+        self._bars = bars
+        self.symbols = tuple(dict.fromkeys(b.symbol for b in bars))
+        self.clock = clock
+        self.exchange = exchange
+        self.drain: Callable[[], Awaitable[None]] | None = None
+
+    async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
+        for bar in self._bars:
+            if resume_after_ms is not None and bar.open_ms <= resume_after_ms:
+                continue
+            if self.drain is not None:
+                await self.drain()
+            self.exchange.replay_kline(bar.symbol, bar.open, bar.high, bar.low, bar.close)
+            self.clock.advance_to(bar.close_s)
+            yield bar
+        if self.drain is not None:
+            await self.drain()
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(name=self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(T0_MS / 1000)
+
+
+@pytest.fixture
+def exchange(clock: SimClock) -> Iterator[FakeUsdmExchange]:
+    with usdm_exchange(FakeUsdmExchange(now=clock.now, prices={SYMBOL: 100.0})) as ex:
+        yield ex
+
+
+def config_for(ex: FakeUsdmExchange, **execution: Any) -> Config:
+    return quiet_config(
+        execution={
+            "mode": "testnet",
+            "testnet_base_url": ex.url,
+            "min_request_interval_s": 0.05,
+            **execution,
+        }
+    )
+
+
+def bot(
+    tmp: Path,
+    clock: SimClock,
+    ex: FakeUsdmExchange,
+    bars: list[Bar],
+    config: Config | None = None,
+) -> tuple[Core, ExecutionLoop, ExchangeBars]:
+    """A core in testnet mode on `tmp` (a restart when `tmp` holds a store already)."""
+    config = config or config_for(ex)
+    source = ExchangeBars(bars, clock, ex)
+    core = Core(config, source, clock, Store(tmp))
+    broker = build_broker(config, ApiKeys(API_KEY, API_SECRET), clock)
+    execution = attach_execution(core, broker)
+    source.drain = execution.drain
+    return core, execution, source
+
+
+def run(core: Core, execution: ExecutionLoop) -> None:
+    async def main() -> None:
+        try:
+            await core.run()
+        finally:
+            await execution.broker.client.aclose()
+
+    anyio.run(main)
+
+
+def call(execution: ExecutionLoop, step: Callable[[], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        try:
+            return await step()
+        finally:
+            await execution.broker.client.aclose()
+
+    return anyio.run(main)
+
+
+ENTRY = [*warm_bars(), signal_bar(14, Side.LONG)]  # a long decided at 100.0
+
+
+def test_an_entry_fills_on_the_exchange_with_its_stop_and_the_ladder_closes_it(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [
+        *ENTRY,
+        make_bar(15, 100.0, high=100.2, low=99.8),
+        make_bar(16, 100.5, open=100.0, high=100.6),  # T1 at 100.5
+        make_bar(17, 102.0, open=100.5, high=102.1),  # T2, T3 and T4
+    ]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars[:16])
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) == live.original_qty
+    assert live.entry_price == 100.0  # the exchange's fill
+    assert live.entry_fee_usd == pytest.approx(100.0 * FEE)  # the exchange's commission
+    (stop,) = exchange.open_algos(SYMBOL)
+    assert stop.cid == client_order_id(live.id, "S") and float(stop.trigger) == 99.0
+    # the same data folder, the run goes on
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.T1, ExitReason.T2, ExitReason.T3, ExitReason.T4)
+    assert trade.exit_price == pytest.approx((100.5 + 3 * 102.0) / 4)  # where they filled
+    assert trade.fees_usd == pytest.approx(FEE * (100.0 + 100.5 / 4 + 3 * 102.0 / 4))
+    assert exchange.position(SYMBOL) == 0.0 and exchange.open_algos() == []
+    assert exchange.orders_sent() == 5  # the entry, four reduce-only legs: nothing twice
+    reduce = [p for m, path, p in exchange.log if m == "POST" and p.get("reduceOnly") == "true"]
+    assert [p["quantity"] for p in reduce] == ["0.25"] * 4
+    assert core.entries_halted_reason() is None
+
+
+def test_a_stop_that_fires_on_the_exchange_is_booked_at_its_fill(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 99.2, open=100.0, low=98.9)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.STOP,) and trade.exit_price == 99.0
+    assert exchange.position(SYMBOL) == 0.0 and exchange.open_algos() == []
+    # the entry, then the STOP leg: reduce-only, refused as nothing was held any more
+    assert exchange.orders_sent() == 2
+    assert core.entries_halted_reason() is None  # explained by the exchange's own fills
+
+
+def test_a_crash_between_the_intent_and_the_send_opens_nothing_after_restart(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    for bar in ENTRY:  # the bars are applied; the process dies before it drains
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    assert [i.leg for i in execution.outbox] == ["E"]
+    assert Store(tmp_path).read_json(EXECUTION_STATE)["outbox"][0]["leg"] == "E"  # type: ignore[index]
+    clock.advance(600.0)  # back ten minutes later: the bars since are catch-up bars
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    assert core.trading.live == {} and core.trading.pending == {}
+    assert exchange.orders_sent() == 0 and exchange.position(SYMBOL) == 0.0
+    assert any("not sent before the restart" in e.message for e in core.events)
+    assert execution.outbox == []
+
+
+def test_a_lost_answer_then_a_crash_adopts_the_one_position_after_restart(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")  # filled, the answer never arrives
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")  # looks: none; sends; looks: drop
+    call(execution, execution.drain)
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "outcome unknown" in reason  # no new entry meanwhile
+    # the process dies here; the restart finds the order by its id and adopts it
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) == live.original_qty
+    assert exchange.orders_sent() == 1  # never sent a second time
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
+
+
+def test_a_stop_that_fired_while_the_bot_was_down_is_adopted_at_start(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    exchange.replay_kline(SYMBOL, 99.8, 99.9, 98.7, 98.8)  # while down: the stop fires
+    clock.advance(60.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)  # no new bar yet
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.STOP,) and trade.exit_price == 99.0
+    assert any("while down: adopted" in e.message for e in core.events)
+    assert core.entries_halted_reason() is None and exchange.open_algos() == []
+
+
+def test_a_mismatch_halts_entries_until_the_operator_acknowledges_it(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.positions["ETHUSDT"] = Decimal("0.5")  # opened by hand: the book knows nothing
+    exchange.prices["ETHUSDT"] = 3000.0
+    bars = [*ENTRY, make_bar(15, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}  # the signal was passed over
+    assert core.trading.halted_signals >= 1 and exchange.orders_sent() == 0
+    reason = core.snapshot().entries_halted_reason
+    assert reason is not None and "ETHUSDT: exchange holds +0.5, the book nothing" in reason
+    assert "ctl ack-mismatch" in reason
+    # a restart does not forget it
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    assert core.entries_halted_reason() == reason
+    core.submit(parse_command("ack-mismatch"))
+    assert "acknowledged: ETHUSDT" in core.events[0].message
+    assert core.entries_halted_reason() is None
+    # the next reconciliation finds the same, acknowledged: no halt
+    assert call(execution, execution.reconcile_now) is not None
+    assert core.entries_halted_reason() is None
+    more = [*bars, make_bar(16, 100.0), signal_bar(17, Side.LONG), make_bar(18, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, more)
+    run(core, execution)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+
+
+def test_the_daily_loss_limit_halts_entries(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, daily_loss_limit_usd=1.0)
+    bars = [
+        *ENTRY,
+        make_bar(15, 100.0),
+        make_bar(16, 99.2, open=100.0, low=98.9),  # stopped out: -1 USD and fees
+        make_bar(17, 99.2),
+        signal_bar(18, Side.LONG, close=99.2),
+        make_bar(19, 99.2),
+    ]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars, config)
+    run(core, execution)
+    assert core.trading is not None and len(core.trading.closed_live) == 1
+    assert core.trading.live == {} and exchange.orders_sent() == 2  # entry, refused STOP leg
+    reason = core.entries_halted_reason()
+    assert reason is not None and "daily_loss_limit_usd" in reason
+    assert core.trading.halted_signals >= 1
+    clock.advance_to((clock.now() // 86_400 + 1) * 86_400)  # 00:00 UTC: a new day
+    assert core.entries_halted_reason() is None
+
+
+def test_flatten_closes_every_position_cancels_every_order_and_pauses(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    core.submit(parse_command("ack-mismatch"))
+    assert core.events[0].message.startswith("no difference between the exchange and the book")
+    run(core, execution)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    with exchange.lock:
+        exchange.positions["ETHUSDT"] = Decimal("-0.5")  # and one the book does not hold
+        exchange.prices["ETHUSDT"] = 3000.0
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)  # the bot runs on, idle
+    with pytest.raises(Exception, match="--yes"):
+        parse_command("flatten")
+    core.submit(Command(CommandKind.FLATTEN, on=True))
+    assert core.paused and "flatten: entries paused" in core.events[0].message
+    call(execution, execution.drain)
+    assert exchange.position(SYMBOL) == 0.0 and exchange.position("ETHUSDT") == 0.0
+    assert exchange.open_algos() == []
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.MANUAL,)
+    assert execution.outbox == []
+
+
+def test_status_shows_the_halt_and_ctl_acknowledges_it(
+    tmp_path: Path,
+    clock: SimClock,
+    exchange: FakeUsdmExchange,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    exchange.positions["ETHUSDT"] = Decimal("0.5")
+    exchange.prices["ETHUSDT"] = 3000.0
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    run(core, execution)
+    text = render_status(read_status(tmp_path))
+    assert "ENTRIES HALTED: ETHUSDT: exchange holds +0.5, the book nothing" in text
+    reply = anyio.run(submit_and_wait, core, "ack-mismatch")
+    assert reply.ok and reply.saved and "acknowledged" in reply.message
+    assert "ENTRIES HALTED" not in render_status(read_status(tmp_path))
+    reply = anyio.run(submit_and_wait, core, "flatten")
+    assert not reply.ok and "--yes" in reply.message
+    assert cmd_ctl(["--data-dir", str(tmp_path), "flatten"]) == 2
+    assert "add --yes" in capsys.readouterr().err
+    # `--yes` reaches the command: here no bot answers on the folder any more
+    assert cmd_ctl(["--data-dir", str(tmp_path), "flatten", "--yes"]) == 2
+    assert "no bigalpha-tui is running" in capsys.readouterr().err
+
+
+def test_an_entry_above_the_notional_cap_is_never_sent(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, max_notional_usd=50.0)  # the stake is 100 USDT
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)], config)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {} and core.trading.pending == {}
+    assert exchange.orders_sent() == 0
+    cancel = next(e for e in core.events if e.kind == "cancel")
+    assert "max_notional_usd" in cancel.message
+
+
+def test_flatten_on_paper_pauses_and_closes_at_the_next_open(tmp_path: Path) -> None:
+    from trading_helpers import ListSource
+
+    bars = [*ENTRY, make_bar(15, 100.0)]
+    clock = SimClock(T0_MS / 1000)
+    core = Core(quiet_config(), ListSource(bars), clock, Store(tmp_path))
+    for bar in bars:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    core.submit(parse_command("flatten --yes"))
+    assert core.paused and "BTCUSDT: closing LONG" in core.events[0].message
+    core.process_bar(make_bar(16, 100.4, open=100.2))
+    assert core.trading is not None and core.trading.live == {}
+    assert core.trading.closed_live[-1].exit_reasons == (ExitReason.MANUAL,)
+
+
+def test_a_crash_after_booking_but_before_the_outbox_was_cleared_books_nothing_twice(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.5, open=100.0, high=100.6)]
+    store = Store(tmp_path)
+    for upto in (len(ENTRY), len(bars)):  # the entry, then the T1 leg
+        core, execution, _ = bot(tmp_path, clock, exchange, bars[:upto])
+        for bar in bars[:upto]:
+            clock.advance_to(bar.close_s)
+            core.process_bar(bar)
+        unsent = store.read_json(EXECUTION_STATE)
+        assert unsent is not None and len(unsent["outbox"]) == 1
+        call(execution, execution.drain)  # sent and booked ...
+        store.write_json(EXECUTION_STATE, unsent)  # ... but the cleared outbox never landed
+        core, execution, _ = bot(tmp_path, clock, exchange, bars[:upto])
+        call(execution, execution.start)  # the restart drives the outbox again
+        assert execution.outbox == []
+        assert [e.kind for e in core.events if e.kind in ("entry", "exit")] == []
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.tiers_taken == (ExitReason.T1,) and live.open_qty == pytest.approx(0.75)
+    assert [t.id for t in core.trading.twins.values()] == [f"S-{live.id}"]
+    assert exchange.position(SYMBOL) == pytest.approx(0.75)
+    assert exchange.orders_sent() == 2  # the entry and T1, each once
+
+
+def test_a_stop_that_fired_while_down_after_a_tier_is_adopted_for_what_was_left(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.5, open=100.0, high=100.6)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    assert core.trading.live[SYMBOL].tiers_taken == (ExitReason.T1,)
+    exchange.replay_kline(SYMBOL, 99.8, 99.9, 98.7, 98.8)  # while down: the stop fires
+    clock.advance(60.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.T1, ExitReason.STOP)
+    assert trade.exit_price == pytest.approx((100.5 * 0.25 + 99.0 * 0.75) / 1.0)
+    assert core.entries_halted_reason() is None
+
+
+def test_an_entry_refused_for_margin_opens_nothing_and_entries_go_on(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "margin")
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)
+    cancel = next(e for e in core.events if e.kind == "cancel")
+    assert "Margin is insufficient" in cancel.message
+    assert core.entries_halted_reason() is None  # refused is known: nothing to halt for
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]  # the next bar's signal went through
+    assert live.id != cancel.data["id"] and exchange.position(SYMBOL) == pytest.approx(1.0)
+    assert exchange.orders_sent() == 2  # the refused one, then the next
+
+
+def test_an_entry_sent_before_its_outbox_was_lost_is_adopted_by_the_reconciliation(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")
+    call(execution, execution.drain)  # sent, answer lost, then the process dies
+    (tmp_path / EXECUTION_STATE).write_text("{ torn")  # and its outbox is unreadable
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    assert execution.outbox == [] and core.trading is not None and SYMBOL in core.trading.pending
+    run(core, execution)
+    live = core.trading.live[SYMBOL]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) == live.original_qty
+    assert exchange.orders_sent() == 1
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert any("entry sent before the restart: adopted" in e.message for e in core.events)
+    assert any(e.kind == "store_warning" and EXECUTION_STATE in e.message for e in core.events)
+
+
+def test_an_exchange_not_ready_at_start_halts_entries_until_it_answers(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("/fapi/v1/time", "500")  # the first clock measurement fails
+    core, execution, _ = bot(tmp_path, clock, exchange, [])
+    call(execution, execution.start)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "exchange not ready" in reason
+    call(execution, execution.drain)  # too soon: not tried again (retry_after_s)
+    assert [p for _, p, _ in exchange.log].count("/fapi/v1/time") == 1
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)  # answers now: prepared, reconciled, the entry goes out
+    assert core.entries_halted_reason() is None
+    assert core.trading is not None and SYMBOL in core.trading.live
+
+
+def test_an_entry_of_unknown_outcome_is_adopted_even_after_a_pause(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")
+
+    async def session() -> None:
+        try:
+            await execution.drain()  # sent; the outcome stays unknown
+            core.submit(parse_command("pause"))  # the pending order is cancelled meanwhile
+            clock.advance(config.execution.retry_after_s)
+            await execution.drain()  # looked up: the exchange has it, so the book does too
+        finally:
+            await execution.broker.client.aclose()
+
+    anyio.run(session)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) and exchange.orders_sent() == 1
+    assert len(exchange.open_algos(SYMBOL)) == 1 and core.entries_halted_reason() is None
+
+
+def test_a_lost_answer_during_the_run_is_adopted_not_sent_again(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("POST /fapi/v1/order", "lost")  # the entry: filled, no answer
+    exchange.inject("POST /fapi/v1/algoOrder", "lost")  # its stop: placed, no answer
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) == live.original_qty
+    assert exchange.orders_sent() == 1 and exchange.orders_sent("/fapi/v1/algoOrder") == 1
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
+
+
+def test_an_order_of_unknown_outcome_holds_back_only_its_own_symbol(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.prices["ETHUSDT"] = 100.0
+    eth = "ETHUSDT"
+    first = [
+        *warm_bars(symbol=eth),
+        signal_bar(14, Side.LONG, symbol=eth),
+        make_bar(15, symbol=eth),
+    ]
+    config = config_for(exchange, send_attempts=2, retry_after_s=600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, first, config)
+    run(core, execution)
+    assert core.trading is not None and eth in core.trading.live
+    later = [
+        *warm_bars(start_minute=16),
+        signal_bar(30, Side.LONG),
+        *[make_bar(m, 100.0, symbol=eth) for m in range(16, 31)],
+        make_bar(31, 100.5, open=100.0, high=100.6, symbol=eth),  # ETH's T1
+        make_bar(32, 100.0),
+    ]
+    later.sort(key=lambda b: b.open_ms)
+    exchange.inject("POST /fapi/v1/order", "lost")  # BTC's entry: filled, no answer ...
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")  # ... and its look-up fails
+    core, execution, _ = bot(tmp_path, clock, exchange, [*first, *later], config)
+    run(core, execution)
+    assert core.trading is not None and SYMBOL not in core.trading.live
+    reason = core.entries_halted_reason()
+    assert reason is not None and "BTCUSDT E: outcome unknown" in reason
+    assert [i.symbol for i in execution.outbox] == [SYMBOL]  # waits for retry_after_s
+    # ETH's tier went out meanwhile: one symbol's doubt does not hold the others' exits
+    assert core.trading.live[eth].tiers_taken == (ExitReason.T1,)
+    assert exchange.position(eth) == pytest.approx(0.75)
+    clock.advance(600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, [*first, *later], config)
+    run(core, execution)  # retried: the look-up finds BTC's order and adopts it
+    assert core.trading is not None and SYMBOL in core.trading.live
+    assert core.entries_halted_reason() is None
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+    assert exchange.orders_sent() == 3 and len(exchange.open_algos()) == 2
