@@ -155,12 +155,12 @@ class SimParams:
     misleading_push_x: float = 4.0
     # whale bursts on a misleading market, as a multiple of `whale_bursts_per_h`: the whales
     # are in view most of the golden hour, so most of its entries follow them
-    misleading_bursts_x: float = 3.0
+    misleading_bursts_x: float = 5.0
     thin_markets: int = 1  # markets with little volume
     # a thin market's average minute (seasonality 1.0) trades this much quote currency: a
     # 100-USDT order then takes a few % of a minute and the broker's impact rule (bps per 1 %
     # of the bar's volume) slips it by several bps, where a plain market slips ~1 bps
-    thin_quote_volume_per_min: float = 1_000.0
+    thin_quote_volume_per_min: float = 600.0
     # a thin market's per-minute volatility, as a multiple of its table entry's: few orders
     # move the price further, so its trades reach their tiers or stop sooner
     thin_sigma_x: float = 2.5
