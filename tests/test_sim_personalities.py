@@ -7,6 +7,7 @@ probation and raise the thin market's slippage buffer; the rules keep their numb
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -220,3 +221,17 @@ def test_two_default_days_show_a_probation_entry_and_a_buffer_rise(tmp_path: Pat
     assert symbols["AVAXUSDT"]["slippage_buffer_bps"] > config.gates.initial_slippage_buffer_bps
     # it went on probation (and may be back by the end): the change is on record
     assert symbols["ETHUSDT"]["state_changed"] is not None
+
+
+def test_the_personality_markets_stay_sane_and_realistic_for_a_day() -> None:
+    """What tests/test_sources.py asks of every plain market, asked of the dealt ones; they
+    swing more (a day's move under 35 %, a plain market's under 25 %): wrong whales pushing
+    hard, or a thin book."""
+    for seed in range(6):
+        hands = dealt(seed)
+        symbols = (hands[Personality.MISLEADING][0], hands[Personality.THIN][0])
+        for bars in bars_by_symbol(symbols, SimParams(), DAY_MIN, seed=seed).values():
+            assert all(b.problem() is None for b in bars)
+            assert all(b.volume > 0.0 and 0.0 <= b.taker_buy_volume <= b.volume for b in bars)
+            assert all(b.open == prev.close for prev, b in itertools.pairwise(bars))
+            assert abs(math.log(bars[-1].close / bars[0].open)) < 0.35
