@@ -55,6 +55,7 @@ class LearningLoop:
         # while re-fed bars from before the last cycle are applied: the states as of each
         # one's close, from the history (run times ascending, states after each cycle)
         self._history: list[tuple[float, dict[str, SymbolStatus]]] | None = None
+        self._history_times: list[float] = []
         self._as_of: Mapping[str, SymbolStatus] | None = None
         self.restore()
 
@@ -156,8 +157,9 @@ class LearningLoop:
             return
         if self._history is None:
             self._history = self._history_states()
+            self._history_times = [t for t, _ in self._history]
         # the cycles that ran before this bar closed (a cycle runs before its slot's bar)
-        i = bisect.bisect_left([t for t, _ in self._history], close_s)
+        i = bisect.bisect_left(self._history_times, close_s)
         self._as_of = self._history[i - 1][1] if i else {}
 
     def _history_states(self) -> list[tuple[float, dict[str, SymbolStatus]]]:
