@@ -5,15 +5,22 @@ The rules are elsewhere: the slippage-buffer rule in `buffer_rule.py`, probation
 `probation.py`, one cycle in `learning_cycle.py`, the schedule in `learning_schedule.py`, the
 store readers in `learning_store.py`. `Core` builds the loop and calls `before_bar` with each
 bar's open time: a cycle due at a slot runs before the first bar at or after it.
+
+A restart may re-feed bars that closed before the last cycle ran (the book on disk is older
+than `symbol_states.json`, e.g. after a crash): those bars are traded on the states that were
+in force when they first closed, read from the history, not on the states the later cycle
+left; otherwise the resumed run would decide differently from the run that never stopped.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import codec
+from .bar import MINUTE_MS
 from .config import Config
 from .errors import CommandError
 from .learning_cycle import CycleReport, CycleTrigger, run_cycle
@@ -45,6 +52,11 @@ class LearningLoop:
         self.statuses: dict[str, SymbolStatus] = {s: initial_status(s, config) for s in symbols}
         self.schedule = LearningSchedule(config.learning.interval_h * 3600.0)
         self.last_report: CycleReport | None = None
+        # while re-fed bars from before the last cycle are applied: the states as of each
+        # one's close, from the history (run times ascending, states after each cycle)
+        self._history: list[tuple[float, dict[str, SymbolStatus]]] | None = None
+        self._history_times: list[float] = []
+        self._as_of: Mapping[str, SymbolStatus] | None = None
         self.restore()
 
     # -- persistence ---------------------------------------------------------------
@@ -117,6 +129,7 @@ class LearningLoop:
         slot means a gap in the data: the cycle runs late, as a catch-up)."""
         if self.read_only:
             return None
+        self._note_refed_bar(open_s)
         if self.schedule.last_slot_s is None:
             # first market time this store has seen: the first cycle is at the next slot
             first = slot_at(open_s, self.schedule.interval_s)
@@ -132,6 +145,37 @@ class LearningLoop:
         late = missed > 0 or open_s > slot_s
         trigger = CycleTrigger.CATCH_UP if late else CycleTrigger.SCHEDULE
         return self._run(open_s, trigger, slot_s, missed)
+
+    def _note_refed_bar(self, open_s: float) -> None:
+        """A bar that closed before the last cycle ran is a restart re-feeding bars the book
+        on disk had not seen: it is traded on the states in force when it first closed."""
+        close_s = open_s + MINUTE_MS / 1000.0
+        last_s = self.schedule.last_cycle_s
+        if last_s is None or close_s > last_s:
+            self._as_of = None
+            self._history = None  # caught up
+            return
+        if self._history is None:
+            self._history = self._history_states()
+            self._history_times = [t for t, _ in self._history]
+        # the cycles that ran before this bar closed (a cycle runs before its slot's bar)
+        i = bisect.bisect_left(self._history_times, close_s)
+        self._as_of = self._history[i - 1][1] if i else {}
+
+    def _history_states(self) -> list[tuple[float, dict[str, SymbolStatus]]]:
+        """Each recorded cycle's run time and the states it left; unreadable lines skipped
+        (the store already warned about them)."""
+        out: list[tuple[float, dict[str, SymbolStatus]]] = []
+        for record in self.store.iter_jsonl(LEARNING_HISTORY, with_rotated=True):
+            try:
+                run_s = float(record["run_s"])
+                symbols = record["symbols"]
+                states = {s: SymbolStatus.from_record(s, r) for s, r in symbols.items()}
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue
+            out.append((run_s, states))
+        out.sort(key=lambda entry: entry[0])
+        return out
 
     def run_now(self, now_s: float) -> CycleReport:
         """An operator cycle: runs at once, leaves the schedule where it is."""
@@ -221,7 +265,8 @@ class LearningLoop:
     # -- what the trading loop and the snapshot read -------------------------------
 
     def status(self, symbol: str) -> SymbolStatus:
-        return self.statuses.get(symbol) or initial_status(symbol, self.config)
+        states = self.statuses if self._as_of is None else self._as_of
+        return states.get(symbol) or initial_status(symbol, self.config)
 
     def view(self, now_s: float | None) -> LearningView:
         known = self.schedule.last_slot_s is not None or now_s is not None

@@ -85,9 +85,15 @@ def collect(
     return anyio.run(run)
 
 
+#: the base process of every market: no personality dealt (the personalities, which bend
+#: it on purpose, have their own tests in test_sim_personalities.py)
+PLAIN_MARKETS = SimParams(misleading_markets=0, thin_markets=0)
+
+
 def sim_day(seed: int = 7) -> dict[str, list[Bar]]:
-    """One simulated day of every default symbol, straight from the pure generator."""
-    minutes = simulate_minutes(DEFAULT_SYMBOLS, seed, DEFAULT_START_MS, SimParams())
+    """One simulated day of every default symbol as a plain market, straight from the pure
+    generator."""
+    minutes = simulate_minutes(DEFAULT_SYMBOLS, seed, DEFAULT_START_MS, PLAIN_MARKETS)
     by_symbol: dict[str, list[Bar]] = {s: [] for s in DEFAULT_SYMBOLS}
     for _, minute in zip(range(DAY_MIN), minutes, strict=False):
         for bar in minute:

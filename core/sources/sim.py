@@ -13,6 +13,14 @@ price drifts in the whale's direction for a while after the burst, so whale flow
 Normal bars have a taker-buy share near 0.5 that leans slightly with the bar's own return and,
 for an hour after a burst, against the whales (retail fades them).
 
+Personalities (`Personality`): the seed picks, among the markets of the table, one whose
+whale flow misleads (price moves against the whales: signals that follow them lose, so the
+symbol goes on probation) and one that is thin (little volume: the paper broker's impact rule,
+the same for every source, slips its market orders by several bps more than the fee gate
+assumes, so its live trades fall behind their shadow twins and its slippage buffer rises).
+The others are plain. A symbol's personality depends only on the seed and the table, never on
+which other symbols run; a symbol outside the table is plain.
+
 Same seed, same symbols, same start: identical bars, whatever the clock or resume point.
 """
 
@@ -21,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -39,6 +47,18 @@ DEFAULT_START_MS = int(datetime(2026, 1, 5, 8, 30, tzinfo=UTC).timestamp() * 100
 _BPS = 1e-4
 _MS_PER_HOUR = 3_600_000
 _DRAW_BLOCK_BARS = 240
+#: what the seed is mixed with to deal the personalities (a stream apart from every symbol's)
+_PERSONALITY_STREAM = int.from_bytes(hashlib.sha256(b"sim personalities").digest()[:8], "big")
+#: significant digits a thin market's volume keeps once rounded to its volume decimals
+_THIN_VOLUME_DIGITS = 4
+
+
+class Personality(StrEnum):
+    """How a simulated market behaves beyond its regimes (see the module doc)."""
+
+    PLAIN = "plain"
+    MISLEADING = "misleading"  # price moves against the whales' flow
+    THIN = "thin"  # little volume: market orders move the price more
 
 
 class SimRegime(StrEnum):
@@ -127,6 +147,77 @@ class SimParams:
     whale_lead_halflife_min: float = 20.0
     # candle shape
     wick_sigmas: float = 0.35  # mean extra high/low excursion beyond open/close
+    # personalities, dealt by the seed among `markets` (a symbol gets at most one)
+    misleading_markets: int = 1  # markets whose whale flow misleads
+    # the whales' push on price (burst impact and the lead after it) on a misleading market,
+    # as a multiple of a plain market's push and in the opposite direction: whales buying
+    # mark a top, so the signals that follow them lose
+    misleading_push_x: float = 4.0
+    # whale bursts on a misleading market, as a multiple of `whale_bursts_per_h`: the whales
+    # are in view most of the golden hour, so most of its entries follow them
+    misleading_bursts_x: float = 5.0
+    thin_markets: int = 1  # markets with little volume
+    # a thin market's average minute (seasonality 1.0) trades this much quote currency: a
+    # 100-USDT order then takes a few % of a minute and the broker's impact rule (bps per 1 %
+    # of the bar's volume) slips it by several bps, where a plain market slips ~1 bps
+    thin_quote_volume_per_min: float = 600.0
+    # a thin market's per-minute volatility, as a multiple of its table entry's: few orders
+    # move the price further, so its trades reach their tiers or stop sooner
+    thin_sigma_x: float = 2.5
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not 0 <= self.misleading_markets <= len(self.markets):
+            problems.append(f"misleading_markets must be 0..{len(self.markets)}")
+        if not 0 <= self.thin_markets <= len(self.markets):
+            problems.append(f"thin_markets must be 0..{len(self.markets)}")
+        if self.misleading_markets + self.thin_markets > len(self.markets):
+            problems.append("misleading_markets + thin_markets must not exceed the markets")
+        for name, low, high in _PERSONALITY_RANGES:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                problems.append(f"{name} must be {low:g}..{high:g}")
+        if problems:
+            raise ValueError("SimParams: " + "; ".join(problems))
+
+
+#: the range each personality strength must lie in (name, lowest, highest)
+_PERSONALITY_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("misleading_push_x", 0.0, 10.0),
+    ("misleading_bursts_x", 0.0, 10.0),
+    ("thin_quote_volume_per_min", 1.0, 1e12),
+    ("thin_sigma_x", 0.1, 10.0),
+)
+
+
+def personalities(seed: int, params: SimParams) -> dict[str, Personality]:
+    """Each market of the table with its personality: a deterministic deal by the seed, the
+    same whichever symbols run."""
+    symbols = sorted(m.symbol for m in params.markets)
+    rng = np.random.default_rng([seed & 0xFFFF_FFFF_FFFF_FFFF, _PERSONALITY_STREAM])
+    dealt = [symbols[int(i)] for i in rng.permutation(len(symbols))]
+    out = dict.fromkeys(symbols, Personality.PLAIN)
+    for symbol in dealt[: params.misleading_markets]:
+        out[symbol] = Personality.MISLEADING
+    thin_end = params.misleading_markets + params.thin_markets
+    for symbol in dealt[params.misleading_markets : thin_end]:
+        out[symbol] = Personality.THIN
+    return out
+
+
+def with_personality(market: SimMarket, personality: Personality, params: SimParams) -> SimMarket:
+    """The market as its personality trades it: a thin one with its quote volume cut to
+    `thin_quote_volume_per_min` (and enough volume decimals to keep the taker share exact)."""
+    if personality is not Personality.THIN:
+        return market
+    volume = params.thin_quote_volume_per_min / market.start_price
+    digits = _THIN_VOLUME_DIGITS - math.floor(math.log10(volume)) - 1
+    return replace(
+        market,
+        volume_per_min=volume,
+        volume_decimals=max(market.volume_decimals, digits),
+        sigma_bps=market.sigma_bps * params.thin_sigma_x,
+    )
 
 
 def stable_seed(seed: int, symbol: str) -> np.random.SeedSequence:
@@ -174,6 +265,7 @@ class _SymbolPath:
     rng: np.random.Generator
     draws: _Draws
     log_price: float
+    personality: Personality = Personality.PLAIN
     regime: SimRegime = SimRegime.RANDOM_WALK
     regime_left_min: int = 0
     trend_sign: int = 1
@@ -184,6 +276,8 @@ class _SymbolPath:
     lead_sigmas: float = 0.0
     fade_left_min: int = 0  # minutes retail still fades the last burst
     close: float = 0.0
+    push_x: float = 1.0  # the whales' push on price: -misleading_push_x on a misleading market
+    bursts_per_h: float = 0.0  # set from the params and the personality
     _weights: dict[SimRegime, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -193,6 +287,10 @@ class _SymbolPath:
             SimRegime.CHOP: p.chop_weight,
             SimRegime.RANDOM_WALK: p.random_walk_weight,
         }
+        self.bursts_per_h = p.whale_bursts_per_h
+        if self.personality is Personality.MISLEADING:
+            self.push_x = -p.misleading_push_x
+            self.bursts_per_h *= p.misleading_bursts_x
         self.close = round(math.exp(self.log_price), self.market.price_decimals)
         self._enter_regime(self._pick_regime(exclude=None))
 
@@ -258,7 +356,7 @@ class _SymbolPath:
 
     def _maybe_start_burst(self, arrival_draw: float) -> None:
         p = self.params
-        if self.burst is not None or arrival_draw >= p.whale_bursts_per_h / 60.0:
+        if self.burst is not None or arrival_draw >= self.bursts_per_h / 60.0:
             return
         if self.regime is SimRegime.TREND and self.rng.random() < p.whale_with_trend_prob:
             direction = self.trend_sign
@@ -269,13 +367,14 @@ class _SymbolPath:
         self.burst = _Burst(direction, bars, volume_x)
 
     def _whale_push(self, sigma: float) -> float:
-        """Return added by whales: impact while they trade, then a decaying drift (the lead)."""
+        """Return added by whales: impact while they trade, then a decaying drift (the lead);
+        against the whales on a misleading market."""
         p = self.params
         push = self.lead_direction * self.lead_sigmas * sigma
         self.lead_sigmas *= 0.5 ** (1.0 / p.whale_lead_halflife_min)
         if self.burst is not None:
             push += self.burst.direction * p.whale_impact_sigmas * sigma
-        return push
+        return self.push_x * push
 
     def _end_burst_bar(self) -> None:
         assert self.burst is not None
@@ -367,11 +466,14 @@ def simulate_minutes(
 
     Pure and infinite: the same arguments always give the same series.
     """
+    dealt = personalities(seed, params)
     paths = []
     for symbol in symbols:
-        market = _market_for(symbol, params)
+        personality = dealt.get(symbol, Personality.PLAIN)
+        market = with_personality(_market_for(symbol, params), personality, params)
         rng = np.random.default_rng(stable_seed(seed, symbol))
-        paths.append(_SymbolPath(market, params, rng, _Draws(rng), math.log(market.start_price)))
+        log_price = math.log(market.start_price)
+        paths.append(_SymbolPath(market, params, rng, _Draws(rng), log_price, personality))
     open_ms = start_ms
     while True:
         yield [path.next_bar(open_ms) for path in paths]
