@@ -212,7 +212,9 @@ class Core:
         if self.learning is not None:
             open_s = bar.open_ms / 1000.0
             if self.trading is not None and self.learning.cycle_due(open_s):
-                self.trading.flush()  # the cycle reads the closed trades from the store
+                # the cycle reads the closed trades from the store; and the book on disk then
+                # stands at this bar, so a restart never re-feeds a bar from before the cycle
+                self.trading.save()
             self.learning.before_bar(open_s)
         if engines_fresh:
             self._update_engines(engines, bar)
@@ -290,6 +292,10 @@ class Core:
 
     def _release_command(self, command: Command) -> str:
         assert self.learning is not None
+        if self.trading is not None:
+            # the book on disk stands at the release: a restart never re-feeds a bar from
+            # before it (that bar would meet the released state, not the one it first met)
+            self.trading.save()
         return self.learning.release(command.target, self.market_now()).message
 
     def market_now(self) -> float:

@@ -22,10 +22,12 @@ from trading_helpers import ListSource
 
 from bigalpha_tui.core.bar import Bar
 from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
 from bigalpha_tui.core.store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store
+from bigalpha_tui.core.types import SymbolState
 
 MINUTES = 11 * 60  # 08:30-19:30 UTC: the golden hour and some evening
 
@@ -121,6 +123,37 @@ def test_a_crash_with_older_files_on_disk_loses_and_duplicates_nothing(
     state = ledger_state(tmp_path)
     assert appended < len(state["outcomes"])  # the resumed run went on trading
     assert state == uninterrupted
+
+
+def test_a_crash_after_a_learning_cycle_or_a_release_never_re_trades_the_bars_before_it(
+    tmp_path: Path,
+) -> None:
+    """A learning cycle or an operator release changes the terms the next bars trade on. A
+    kill soon after either must not re-feed bars from before it: they would meet the new
+    terms where the run that never stopped met the old ones."""
+    cycle = next(i for i, b in enumerate(BARS) if b.open_ms >= DEFAULT_START_MS + 210 * 60_000)
+    release_at = cycle + 12 * 6 * 5  # an hour later (six symbols a minute)
+
+    def run(data: Path, *, crash: bool) -> None:
+        core = new_core(data)
+        feed(core, 0, cycle + 6)
+        assert core.learning is not None
+        assert core.learning.status("ETHUSDT").state is SymbolState.PROBATION  # the premise
+        feed(core, cycle + 6, release_at)
+        core.apply_command(Command(CommandKind.RELEASE, "ETHUSDT"))
+        if crash:  # no checkpoint, no later save: the files as a kill leaves them
+            resumed = new_core(data)
+            assert resumed.trading is not None
+            assert all(resumed.trading.applied(bar) for bar in BARS[:release_at])
+            core = resumed
+            feed(core, 0, len(BARS))
+        else:
+            feed(core, release_at, len(BARS))
+        core.checkpoint()
+
+    run(tmp_path / "a", crash=False)
+    run(tmp_path / "b", crash=True)
+    assert ledger_state(tmp_path / "b") == ledger_state(tmp_path / "a")
 
 
 def test_re_fed_bars_are_skipped_not_applied_twice(tmp_path: Path) -> None:
