@@ -18,7 +18,7 @@ from .config import Config
 from .errors import CommandError
 from .learning_cycle import CycleReport, CycleTrigger, run_cycle
 from .learning_schedule import LearningSchedule, slot_at
-from .learning_store import read_ledgers
+from .learning_store import TradeCache, read_ledgers
 from .probation import ProbationTransition, SymbolStatus, initial_status, release
 from .snapshot import LearningView, SymbolView
 from .store import LEARNING_HISTORY, SYMBOL_STATES, Store
@@ -45,6 +45,7 @@ class LearningLoop:
         self.statuses: dict[str, SymbolStatus] = {s: initial_status(s, config) for s in symbols}
         self.schedule = LearningSchedule(config.learning.interval_h * 3600.0)
         self.last_report: CycleReport | None = None
+        self._trade_cache: TradeCache = {}  # the outcomes read last cycle, already checked
         self.restore()
 
     # -- persistence ---------------------------------------------------------------
@@ -140,7 +141,7 @@ class LearningLoop:
     def _run(
         self, now_s: float, trigger: CycleTrigger, slot_s: float | None, missed: int
     ) -> CycleReport:
-        ledgers = read_ledgers(self.store)
+        ledgers = read_ledgers(self.store, self._trade_cache)
         report = run_cycle(
             now_s,
             ledgers.live,
