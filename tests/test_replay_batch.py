@@ -284,3 +284,27 @@ def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
     assert end is not None
     assert HurstTracker.from_state(end, **settings).to_state() == tracker.to_state()
     assert not math.isnan(knife)
+
+
+def test_skipping_quiet_bars_changes_no_exit(
+    tmp_path: Path, test_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exit rules skipped on bars that reach no level (`quiet_exits`) give exactly the
+    trades of the rules run on every bar."""
+    from bigalpha_tui.core.trading import TradingLoop
+
+    minutes = simulate_minutes(("BTCUSDT", "SOLUSDT"), 13, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 1440) for bar in minute]
+    sources = [
+        lambda clock: ListSource(bars, clock),
+        _replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None),
+    ]
+    for i, make in enumerate(sources):
+        quick = _run(make, tmp_path / f"quick{i}", streaming=True, config=Config())
+        monkeypatch.setattr(TradingLoop, "quiet_exits", False)
+        full = _run(make, tmp_path / f"full{i}", streaming=True, config=Config())
+        monkeypatch.setattr(TradingLoop, "quiet_exits", True)
+        assert quick.trades == full.trades
+        assert quick.trades or i, "the simulated day must close trades"
+        assert quick.files == full.files
+        assert quick.events == full.events
