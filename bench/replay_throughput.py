@@ -116,6 +116,7 @@ def run(bars: list[Bar], mode: str) -> tuple[float, Core, list[ClosedTrade]]:
     with tempfile.TemporaryDirectory(prefix="bigalpha-bench-") as tmp:
         clock = SimClock(bars[0].open_ms / 1000.0)
         store = Store(Path(tmp), durable=False)
+        store.buffer_logs = True  # as replay's throwaway store
         core = Core(Config(), ListSource(bars, clock), clock, store, trading=mode != "engines")
         trades: list[ClosedTrade] = []
         if core.trading is not None:

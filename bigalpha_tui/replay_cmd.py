@@ -203,6 +203,8 @@ def run_loop(
     )
     rt = runtime.build(namespace, durable=durable, config=config)
     core = rt.core
+    if not durable:
+        rt.store.buffer_logs = True  # a throwaway folder: log lines written once, at the end
     log = TradeLog()
     if core.trading is not None:
         core.trading.trade_observers.append(log.add)

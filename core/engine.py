@@ -453,6 +453,7 @@ class Core:
         """Save the engines' state (atomic per file; each records the last bar it applied)."""
         if self.read_only:
             return
+        self.store.flush_logs()  # a throwaway replay's store keeps its log lines until here
         if self.trading is not None:
             self.trading.save()  # first: the book must never be older than the engines
         flow = {

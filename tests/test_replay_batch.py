@@ -75,7 +75,9 @@ class Outcome:
 def _run(make_source: Any, data_dir: Path, *, streaming: bool, config: Config) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
-    core = Core(config, source, clock, Store(data_dir, durable=False))
+    store = Store(data_dir, durable=False)
+    store.buffer_logs = not streaming  # the batch run also checks the buffered logs
+    core = Core(config, source, clock, store)
     trades: list[ClosedTrade] = []
     assert core.trading is not None
     core.trading.trade_observers.append(trades.append)
@@ -308,3 +310,24 @@ def test_skipping_quiet_bars_changes_no_exit(
         assert quick.trades or i, "the simulated day must close trades"
         assert quick.files == full.files
         assert quick.events == full.events
+
+
+def test_buffered_logs_write_the_same_files_and_rotations(tmp_path: Path) -> None:
+    """A throwaway store's log lines wait in memory, then land (rotations included) exactly
+    where one append at a time puts them; a read sees every line appended before it."""
+    stores = {}
+    for mode in ("direct", "buffered"):
+        store = Store(tmp_path / mode, durable=False, jsonl_rotate_bytes=300)
+        store.buffer_logs = mode == "buffered"
+        for i in range(40):
+            store.append_jsonl("guard_blocks.jsonl", {"id": f"G-{i}", "detail": "x" * (i % 7)})
+            if i == 17:
+                assert len(list(store.iter_jsonl("guard_blocks.jsonl", with_rotated=True))) == 18
+        store.flush_logs()
+        stores[mode] = store
+    direct, buffered = (tmp_path / "direct", tmp_path / "buffered")
+    names = sorted(p.name for p in direct.iterdir() if p.name.startswith("guard_blocks"))
+    assert len(names) > 2  # the log rotated
+    assert names == sorted(p.name for p in buffered.iterdir() if p.name.startswith("guard_"))
+    for name in names:
+        assert (direct / name).read_bytes() == (buffered / name).read_bytes(), name
