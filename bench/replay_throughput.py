@@ -119,6 +119,8 @@ def run(bars: list[Bar], mode: str) -> tuple[float, Core, list[ClosedTrade]]:
         store.buffer_logs = True  # as replay's throwaway store
         core = Core(Config(), ListSource(bars, clock), clock, store, trading=mode != "engines")
         trades: list[ClosedTrade] = []
+        if core.learning is not None:
+            core.learning.keep_checked_records()  # as replay does
         if core.trading is not None:
             core.trading.trade_observers.append(trades.append)
         started = time.perf_counter()

@@ -205,6 +205,8 @@ def run_loop(
     core = rt.core
     if not durable:
         rt.store.buffer_logs = True  # a throwaway folder: log lines written once, at the end
+    if core.learning is not None:
+        core.learning.keep_checked_records()
     log = TradeLog()
     if core.trading is not None:
         core.trading.trade_observers.append(log.add)

@@ -45,8 +45,16 @@ class LearningLoop:
         self.statuses: dict[str, SymbolStatus] = {s: initial_status(s, config) for s in symbols}
         self.schedule = LearningSchedule(config.learning.interval_h * 3600.0)
         self.last_report: CycleReport | None = None
-        self._trade_cache: TradeCache = {}  # the outcomes read last cycle, already checked
+        # the outcomes read last cycle, already checked (`keep_checked_records`)
+        self._trade_cache: TradeCache | None = None
         self.restore()
+
+    def keep_checked_records(self) -> None:
+        """Keep the outcome records each cycle checked, so the next cycle does not check
+        them again (a replay runs hundreds of cycles over a growing log; the records stay in
+        memory between cycles, which a long live run does not need)."""
+        if self._trade_cache is None:
+            self._trade_cache = {}
 
     # -- persistence ---------------------------------------------------------------
 

@@ -78,6 +78,8 @@ def _run(make_source: Any, data_dir: Path, *, streaming: bool, config: Config) -
     store = Store(data_dir, durable=False)
     store.buffer_logs = not streaming  # the batch run also checks the buffered logs
     core = Core(config, source, clock, store)
+    if not streaming and core.learning is not None:
+        core.learning.keep_checked_records()  # the batch run also checks the cache
     trades: list[ClosedTrade] = []
     assert core.trading is not None
     core.trading.trade_observers.append(trades.append)
