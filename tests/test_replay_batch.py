@@ -333,3 +333,26 @@ def test_buffered_logs_write_the_same_files_and_rotations(tmp_path: Path) -> Non
     assert names == sorted(p.name for p in buffered.iterdir() if p.name.startswith("guard_"))
     for name in names:
         assert (direct / name).read_bytes() == (buffered / name).read_bytes(), name
+
+
+def test_replay_command_runs_batch_by_default_and_streaming_on_request(
+    tmp_path: Path, test_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bigalpha_tui.replay_cmd import parser, run_loop
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    batches: list[int] = []
+    real = batch.run_batch
+
+    def counted(core: Core, bars: list[Bar]) -> None:
+        batches.append(len(bars))
+        real(core, bars)
+
+    monkeypatch.setattr(batch, "run_batch", counted)
+    path = str(test_data / "AVAXUSDT-1m-2026-02-head.csv.gz")
+    fast = run_loop(parser().parse_args([path]), tmp_path / "fast", durable=False)
+    assert batches == [fast.snapshot.heartbeat.bars_processed] == [299]
+    slow = run_loop(parser().parse_args([path, "--streaming"]), tmp_path / "slow", durable=False)
+    assert batches == [299]  # the streaming run did not batch
+    assert slow.report()["guard_report"] == fast.report()["guard_report"]
