@@ -36,7 +36,7 @@ def closed_trade_records(positions_doc: Mapping[str, Any] | None) -> list[Any]:
 
 #: A record already checked, by its exact text (`repr` of the decoded JSON): the learning
 #: loop reads the whole outcome log every cycle, and checking a record costs ~100 us.
-TradeCache = dict[str, ClosedTrade]
+TradeCache = dict[str | bytes, ClosedTrade]
 
 
 def _parse_trades(
@@ -63,6 +63,29 @@ def _parse_trades(
     return trades, bad
 
 
+def _parse_log_trades(
+    store: Store, ledger: Ledger, cache: TradeCache, seen: TradeCache | None
+) -> tuple[list[ClosedTrade], int]:
+    """The outcome log's trades; a line read before (same bytes) is not decoded again."""
+    trades: list[ClosedTrade] = []
+    bad = 0
+    lines = store.iter_jsonl_lines(SHADOW_OUTCOMES, with_rotated=True, known=cache)
+    for raw, record in lines:
+        if record is None:
+            trade = cache[raw]
+        else:
+            try:
+                trade = ClosedTrade.from_record(record)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                bad += 1
+                continue
+        if seen is not None:
+            seen[raw] = trade
+        if trade.ledger is ledger:
+            trades.append(trade)
+    return trades, bad
+
+
 def read_ledgers(store: Store, cache: TradeCache | None = None) -> LedgerRead:
     """Closed live trades and shadow outcomes as the store holds them now. `cache` (kept by
     the caller between reads) spares re-checking records read before: it is left holding
@@ -71,9 +94,12 @@ def read_ledgers(store: Store, cache: TradeCache | None = None) -> LedgerRead:
     live, bad_live = _parse_trades(
         closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE, cache, seen
     )
-    shadow, bad_shadow = _parse_trades(
-        store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW, cache, seen
-    )
+    if cache is None:
+        shadow, bad_shadow = _parse_trades(
+            store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW
+        )
+    else:
+        shadow, bad_shadow = _parse_log_trades(store, Ledger.SHADOW, cache, seen)
     if cache is not None and seen is not None:
         cache.clear()
         cache.update(seen)

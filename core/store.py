@@ -32,7 +32,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -610,13 +610,24 @@ class Store:
 
     def iter_jsonl(self, name: str, *, with_rotated: bool = False) -> Iterator[dict[str, Any]]:
         """The records of a log, oldest first; `with_rotated` reads NAME.4 ... NAME.1 first."""
+        for _, record in self.iter_jsonl_lines(name, with_rotated=with_rotated):
+            if record is not None:
+                yield record
+
+    def iter_jsonl_lines(
+        self, name: str, *, with_rotated: bool = False, known: Container[object] = ()
+    ) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+        """Each readable line of a log with its record, oldest first; a line in `known` (one
+        the caller has already read and kept) comes with None instead, not decoded again."""
         self.flush_logs(name)
         if with_rotated:
             for path in self.rotated_paths(name):
-                yield from self._iter_jsonl_file(name, path)
-        yield from self._iter_jsonl_file(name, self.path(name))
+                yield from self._iter_jsonl_file(name, path, known)
+        yield from self._iter_jsonl_file(name, self.path(name), known)
 
-    def _iter_jsonl_file(self, name: str, path: Path) -> Iterator[dict[str, Any]]:
+    def _iter_jsonl_file(
+        self, name: str, path: Path, known: Container[object]
+    ) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
         try:
             fh = open(path, "rb", opener=private_opener)  # noqa: SIM115 - closed below
         except FileNotFoundError:
@@ -630,13 +641,16 @@ class Store:
         bad = 0
         with fh:
             for raw in fh:
+                if raw in known:
+                    yield raw, None
+                    continue
                 try:
                     rec = json.loads(raw.decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
                     bad += 1
                     continue
                 if isinstance(rec, dict):
-                    yield rec
+                    yield raw, rec
                 else:
                     bad += 1
         if bad:

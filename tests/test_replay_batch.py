@@ -9,6 +9,7 @@ final engine state and every file the store holds at the end.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -356,3 +357,28 @@ def test_replay_command_runs_batch_by_default_and_streaming_on_request(
     slow = run_loop(parser().parse_args([path, "--streaming"]), tmp_path / "slow", durable=False)
     assert batches == [299]  # the streaming run did not batch
     assert slow.report()["guard_report"] == fast.report()["guard_report"]
+
+
+def test_kept_outcome_records_read_as_a_fresh_read_does(tmp_path: Path) -> None:
+    """The learning loop's kept records (replay) never serve a stale or broken line: an
+    edited line, a new line and a line gone bad read exactly as without the cache."""
+    from learning_helpers import shadow
+
+    from bigalpha_tui.core.learning_store import TradeCache, read_ledgers
+    from bigalpha_tui.core.store import SHADOW_OUTCOMES
+
+    store = Store(tmp_path, durable=False)
+    for t in shadow([1.0, -2.0, 3.0]):
+        store.append_jsonl(SHADOW_OUTCOMES, t.to_record())
+    cache: TradeCache = {}
+    assert read_ledgers(store, cache) == read_ledgers(store)
+    path = store.path(SHADOW_OUTCOMES)
+    lines = path.read_bytes().splitlines(keepends=True)
+    edited = lines[1].replace(b'"pnl_usd":-2.0', b'"pnl_usd":-5.0')
+    assert edited != lines[1]
+    extra = (json.dumps(shadow([7.0])[0].to_record()) + "\n").encode()
+    path.write_bytes(lines[0] + edited + b'{"id": "broken"}\n' + lines[2] + extra)
+    kept = read_ledgers(store, cache)
+    assert kept == read_ledgers(store)
+    assert [t.pnl_usd for t in kept.shadow] == [1.0, -5.0, 3.0, 7.0]
+    assert kept.unreadable == 1
