@@ -131,9 +131,9 @@ def assert_same_run(make_source: Any, tmp_path: Path, config: Config | None = No
     return streamed
 
 
-def _replay(paths: list[Path], days: float | None) -> Any:
+def _replay(paths: list[Path], days: float | None, *, allow_no_flow: bool = False) -> Any:
     def make(clock: SimClock) -> ReplaySource:
-        source = ReplaySource(paths, clock)
+        source = ReplaySource(paths, clock, allow_no_flow=allow_no_flow)
         if days is not None:
             source.end_ms = source.first_open_ms + int(days * DAY_MS)
         return source
@@ -177,6 +177,10 @@ def test_in_repo_excerpts_trade_the_same_in_batch(test_data: Path, tmp_path: Pat
     ]
     for path in files:
         assert_same_run(_replay([path], None), tmp_path / path.name)
+    # bars without taker flow (an OHLCV-only file, and one with its taker columns empty)
+    for name in ("SOLUSDT_1m_2025-01-01-head.csv.gz", "battle_hymn_BTCUSDT_1m-seam.csv.gz"):
+        path = test_data / name
+        assert_same_run(_replay([path], None, allow_no_flow=True), tmp_path / name)
 
 
 def test_a_simulated_week_trades_the_same_in_batch(tmp_path: Path) -> None:
