@@ -1,14 +1,25 @@
-"""Bars per second of the whole trading loop, against the engines alone, in one run.
+"""Bars per second of the whole trading loop: streaming against batch, in one run.
 
-Not a test: a measurement. The same bars go through two cores on fresh temporary stores:
-the full loop (whale CVD and Hurst engines, Alpha-OFI, gates, paper broker, shadow and
-blocked twins, exits, learning loop, checkpoints and store writes) and the engines only
-(the core with its trading loop off). Bars are made before the clock starts, so the source's
-own cost (simulation or CSV parsing) is not counted.
+Not a test: a measurement. The same bars go through fresh cores on throwaway stores (as a
+replay's: no fsync):
+
+- streaming: the engines (whale CVD, Hurst) bar by bar, as live and sim run;
+- batch: the engine features computed per symbol in numpy (`core/batch.py`), fed to the same
+  trading loop (strategy, gates, paper broker, shadow and blocked twins, exits, learning);
+- engines only: the streaming core with its trading loop off (for scale).
+
+Bars are made before the clock starts, so the source's cost (simulation or CSV parsing) is
+not counted there. `--month` also runs a real month through the replay command both ways
+(parsing included), which is what a user waits for. Both paths must close the same trades:
+the bench says so, and stops if they do not.
 
     python bench/replay_throughput.py                 # a simulated day of 6 symbols
     python bench/replay_throughput.py --days 3
     python bench/replay_throughput.py --real          # the first day of the 2026-02 files
+    python bench/replay_throughput.py --real --month  # plus the month through `replay`
+
+The shared files are found in --data, else $BIGALPHA_SHARED_DATA, else ../shared/data
+beside the checkout.
 """
 
 from __future__ import annotations
@@ -19,13 +30,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import itertools
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 
+from bigalpha_tui.core import batch
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
@@ -34,17 +48,27 @@ from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
 from bigalpha_tui.core.store import Store
+from bigalpha_tui.core.trades import ClosedTrade
 
-REAL_FILES = "/work/shared/data/binance_um_klines_1m/{}-1m-2026-02.csv.gz"
+MONTH_FOLDER = "binance_um_klines_1m"
 REAL_SYMBOLS = ("AVAXUSDT", "LINKUSDT", "LTCUSDT", "DOTUSDT", "NEARUSDT")
 SIM_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT")
 MINUTES_PER_DAY = 1440
 
 
+def default_data_dir() -> Path:
+    """$BIGALPHA_SHARED_DATA, else ../shared/data beside the checkout (as the tests look)."""
+    if "BIGALPHA_SHARED_DATA" in os.environ:
+        return Path(os.environ["BIGALPHA_SHARED_DATA"])
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 class ListSource:
-    """Bars already in memory, yielded as a source would, advancing the clock to each close."""
+    """Bars already in memory, yielded as a source would (the clock follows each close), or
+    handed over at once to the batch path."""
 
     name = "bench"
+    speed = None
 
     def __init__(self, bars: list[Bar], clock: SimClock) -> None:
         self._bars = bars
@@ -56,11 +80,24 @@ class ListSource:
             self._clock.advance_to(bar.close_s)
             yield bar
 
+    def batch_bars(self, resume_after_ms: int | None = None) -> list[Bar]:
+        return self._bars
+
     def health(self) -> SourceHealth:
         return SourceHealth(name=self.name)
 
     async def aclose(self) -> None:
         return None
+
+
+def month_files(data_dir: Path) -> list[Path]:
+    files = [data_dir / MONTH_FOLDER / f"{s}-1m-2026-02.csv.gz" for s in REAL_SYMBOLS]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        sys.exit(
+            f"shared kline files not found: {missing[0]} (give --data or $BIGALPHA_SHARED_DATA)"
+        )
+    return files
 
 
 def sim_bars(days: float) -> list[Bar]:
@@ -69,39 +106,81 @@ def sim_bars(days: float) -> list[Bar]:
     return [bar for minute in itertools.islice(minutes, count) for bar in minute]
 
 
-def real_bars(days: float) -> list[Bar]:
-    files = [REAL_FILES.format(s) for s in REAL_SYMBOLS]
+def real_bars(files: list[Path], days: float) -> list[Bar]:
     source = ReplaySource(files, SimClock(0.0))
     end_ms = source.first_open_ms + int(days * MINUTES_PER_DAY) * MINUTE_MS
     return list(itertools.takewhile(lambda b: b.open_ms < end_ms, source.merged_bars()))
 
 
-def run(bars: list[Bar], trading: bool) -> tuple[float, Core]:
+def run(bars: list[Bar], mode: str) -> tuple[float, Core, list[ClosedTrade]]:
     with tempfile.TemporaryDirectory(prefix="bigalpha-bench-") as tmp:
         clock = SimClock(bars[0].open_ms / 1000.0)
-        core = Core(Config(), ListSource(bars, clock), clock, Store(Path(tmp)), trading=trading)
+        store = Store(Path(tmp), durable=False)
+        store.buffer_logs = True  # as replay's throwaway store
+        core = Core(Config(), ListSource(bars, clock), clock, store, trading=mode != "engines")
+        trades: list[ClosedTrade] = []
+        if core.learning is not None:
+            core.learning.keep_checked_records()  # as replay does
+        if core.trading is not None:
+            core.trading.trade_observers.append(trades.append)
         started = time.perf_counter()
-        anyio.run(core.run)
-        return time.perf_counter() - started, core
+        if mode == "batch":
+            batch.run_batch(core, bars)
+        else:
+            anyio.run(core.run)
+        return time.perf_counter() - started, core, trades
+
+
+def run_month(files: list[Path], streaming: bool) -> Any:
+    from bigalpha_tui.replay_cmd import parser, run_loop
+
+    args = parser().parse_args([str(f) for f in files])
+    with tempfile.TemporaryDirectory(prefix="bigalpha-bench-") as tmp:
+        return run_loop(args, Path(tmp), durable=False, streaming=streaming)
+
+
+def same_trades(a: list[ClosedTrade], b: list[ClosedTrade]) -> None:
+    if [t.to_record() for t in a] != [t.to_record() for t in b]:
+        sys.exit("the batch path closed different trades from the streaming path: a bug")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=float, default=1.0, help="market days to run (default 1)")
     p.add_argument("--real", action="store_true", help="the 2026-02 five-symbol kline files")
+    p.add_argument("--month", action="store_true", help="also the month through `replay`")
+    p.add_argument("--data", type=Path, default=None, help="the shared data folder")
     args = p.parse_args()
-    bars = real_bars(args.days) if args.real else sim_bars(args.days)
+    data_dir = args.data or default_data_dir()
+    files = month_files(data_dir) if args.real or args.month else []
+    bars = real_bars(files, args.days) if args.real else sim_bars(args.days)
     symbols = len({b.symbol for b in bars})
     what = "2026-02 real files" if args.real else "simulator"
     print(f"{len(bars):,} bars: {args.days:g} day(s) of {symbols} symbols ({what})")
-    full_s, core = run(bars, trading=True)
-    engines_s, _ = run(bars, trading=False)
+    streaming_s, core, streamed = run(bars, "streaming")
+    batch_s, _, batched = run(bars, "batch")
+    engines_s, _, _ = run(bars, "engines")
+    same_trades(streamed, batched)
     snap = core.snapshot()
     stats = {s.reason.value: s.blocked for s in snap.guard_stats if s.blocked}
-    print(f"full loop     {len(bars) / full_s:>9,.0f} bars/s  ({full_s:.2f} s)")
-    print(f"engines only  {len(bars) / engines_s:>9,.0f} bars/s  ({engines_s:.2f} s)")
-    print(f"full / engines time ratio: {full_s / engines_s:.2f}")
-    print(f"(the full loop closed {snap.closed_trades} live trades; blocks {stats})")
+    print(f"full loop, streaming  {len(bars) / streaming_s:>9,.0f} bars/s  ({streaming_s:.2f} s)")
+    print(f"full loop, batch      {len(bars) / batch_s:>9,.0f} bars/s  ({batch_s:.2f} s)")
+    print(f"engines only          {len(bars) / engines_s:>9,.0f} bars/s  ({engines_s:.2f} s)")
+    print(f"batch / streaming speed ratio: {streaming_s / batch_s:.2f}x")
+    print(
+        f"(both closed the same {len(streamed)} trades, {snap.closed_trades} live; blocks {stats})"
+    )
+    if args.month:
+        names = ", ".join(f.name for f in files)
+        print(f"\na real month through `bigalpha-tui replay` ({names}), parsing included:")
+        slow = run_month(files, streaming=True)
+        fast = run_month(files, streaming=False)
+        same_trades(slow.log.trades, fast.log.trades)
+        bars_n = slow.snapshot.heartbeat.bars_processed
+        for name, r in (("streaming", slow), ("batch", fast)):
+            print(f"replay, {name:<10} {bars_n / r.elapsed_s:>9,.0f} bars/s  ({r.elapsed_s:.1f} s)")
+        print(f"batch / streaming speed ratio: {slow.elapsed_s / fast.elapsed_s:.2f}x")
+        print(f"(both closed the same {len(slow.log.trades)} trades, all ledgers)")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,12 @@ class SymbolEngines:
         return min(self.flow_open_ms, self.hurst_open_ms)
 
 
+class FeatureFeed(Protocol):
+    """Engine output computed ahead of the bars (a batch replay): applied in their place."""
+
+    def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None: ...
+
+
 class Core:
     """The trading core of one feature store."""
 
@@ -115,6 +121,8 @@ class Core:
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
         self.trading: TradingLoop | None = None
         self.session = trading_view.SessionTally(clock.now())  # trades closed from now on
+        # a batch replay's precomputed engine output (`batch.py`), used instead of the engines
+        self.feature_feed: FeatureFeed | None = None
         self.learning: LearningLoop | None = None
         self.execution: ExecutionHooks | None = None  # testnet/live; None: paper
         if trading:
@@ -171,7 +179,7 @@ class Core:
             self.symbols[symbol] = engines
         return engines
 
-    def _tracker_settings(self) -> dict[str, Any]:
+    def tracker_settings(self) -> dict[str, Any]:
         h = self.config.hurst
         return {
             "window": h.window,
@@ -183,7 +191,7 @@ class Core:
         }
 
     def _new_tracker(self) -> HurstTracker:
-        return HurstTracker(**self._tracker_settings())
+        return HurstTracker(**self.tracker_settings())
 
     # -- the step --------------------------------------------------------------------
 
@@ -233,12 +241,15 @@ class Core:
         return True
 
     def _update_engines(self, engines: SymbolEngines, bar: Bar) -> None:
+        if self.feature_feed is not None:
+            self.feature_feed.apply(self, engines, bar)
+            return
         if bar.open_ms > engines.flow_open_ms:
             engines.last_flow = engines.flow.update(bar)
             engines.flow_open_ms = bar.open_ms
         if bar.open_ms > engines.hurst_open_ms:
             reading = engines.hurst.update(bar.close)
-            self._note_regime_change(engines, reading)
+            self.note_regime_change(engines, reading)
             engines.last_hurst = reading
             engines.hurst_open_ms = bar.open_ms
 
@@ -248,7 +259,8 @@ class Core:
             return
         controls = EntryControls(self.paused, self.guards_enabled, self.entries_halted_reason())
         flow = engines.last_flow or engines.flow.state()
-        self.trading.on_bar(bar, flow, engines.hurst.reading, controls)
+        hurst = engines.last_hurst or engines.hurst.reading
+        self.trading.on_bar(bar, flow, hurst, controls)
 
     def entries_halted_reason(self) -> str | None:
         """Why new entries are halted now (the store cannot write, or the exchange: a
@@ -316,7 +328,7 @@ class Core:
                 open_ms=bar.open_ms,
             )
 
-    def _note_regime_change(self, engines: SymbolEngines, reading: HurstReading) -> None:
+    def note_regime_change(self, engines: SymbolEngines, reading: HurstReading) -> None:
         before = engines.last_hurst.regime if engines.last_hurst else Regime.WARMING
         if reading.regime is not before:
             h = "—" if reading.h is None else f"{reading.h:.2f}"
@@ -361,19 +373,30 @@ class Core:
                 if self.execution is not None:
                     await self.execution.before_bar()  # results booked before the bar
                 self.apply_commands()
-                self._event_time_s = bar.close_s
-                try:
-                    self.process_bar(bar)
-                    self.maybe_checkpoint(bar)
-                    self.note_store_health()
-                    for observer in self.step_observers:
-                        observer()
-                finally:
-                    self._event_time_s = None
+                self.step_at(bar)
                 if self._stop:
                     break
         finally:
             self.checkpoint()
+
+    def step_at(self, bar: Bar, *, checkpoints: bool = True) -> None:
+        """One bar of the loop, its events dated at its close; `checkpoints` False leaves
+        the engines' state to the end of the run (a batch replay: one write at the end)."""
+        self._event_time_s = bar.close_s
+        try:
+            self.process_bar(bar)
+            if checkpoints:
+                self.maybe_checkpoint(bar)
+            self.note_store_health()
+            for observer in self.step_observers:
+                observer()
+        finally:
+            self._event_time_s = None
+
+    @property
+    def stopping(self) -> bool:
+        """`stop()` was asked: the loop ends after the current bar."""
+        return self._stop
 
     def stop(self) -> None:
         """Ask the loop to end after the current bar (state is then saved)."""
@@ -489,6 +512,7 @@ class Core:
         """Save the engines' state (atomic per file; each records the last bar it applied)."""
         if self.read_only:
             return
+        self.store.flush_logs()  # a throwaway replay's store keeps its log lines until here
         if self.trading is not None:
             self.trading.save()  # first: the book must never be older than the engines
         flow = {
@@ -594,7 +618,7 @@ class Core:
             HURST_CACHE,
             doc,
             lambda _, state: (
-                HurstTracker.from_state(state, **self._tracker_settings()),
+                HurstTracker.from_state(state, **self.tracker_settings()),
                 self._last_ms(state),
             ),
         )

@@ -154,3 +154,26 @@ def open_trigger(position: Position, bar: Bar, config: ExitConfig) -> ExitTrigge
     if position.close_requested:
         return ExitTrigger(ExitReason.MANUAL, position.open_qty, bar.open, True, True)
     return None
+
+
+def quiet_band(position: Position, config: ExitConfig) -> tuple[float, float]:
+    """The stop and the nearest tier that could still fill (every tier not taken, and T4,
+    which the force-hold modes check whatever was taken): a bar whose range stays strictly
+    between them triggers no exit in any mode, at its open or inside it."""
+    taken = position.tiers_taken
+    levels = [
+        tier_price(position, tier, config)
+        for tier in TIERS
+        if tier is ExitReason.T4 or tier not in taken
+    ]
+    nearest = min(levels) if position.side is Side.LONG else max(levels)
+    return stop_price(position, config), nearest
+
+
+def quiet_bar(band: tuple[float, float], side: Side, bar: Bar) -> bool:
+    """True when `bar` reaches neither level of `band` (the exact negation of `reached`
+    for the stop, the open and each tier; a sane bar's open lies within its range)."""
+    stop, nearest = band
+    if side is Side.LONG:
+        return bar.low > stop and bar.high < nearest
+    return bar.high < stop and bar.low > nearest

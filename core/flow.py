@@ -60,6 +60,44 @@ def is_whale_bar(
     return volume > multiple * (previous_volumes_sum / previous_count)
 
 
+def flow_state(
+    symbol: str,
+    neutral_share: float,
+    *,
+    volume: float,
+    cvd: float,
+    whale_volume: float,
+    whale_cvd: float,
+    whale_bars: int,
+    window_bars: int,
+    last_bar_was_whale: bool,
+    cross_buy_ratio: float | None,
+    flow_available: bool,
+) -> FlowState:
+    """The published state from the window's (exact, correctly rounded) sums: the streaming
+    engine and the batch replay (`batch.py`) both build it here, so they agree bit for bit."""
+    retail_volume = max(volume - whale_volume, 0.0)
+    retail_cvd = cvd - whale_cvd
+    retail_ofi = retail_cvd / retail_volume if retail_volume > 0 else 0.0
+    intensity = 100.0 * whale_volume / volume if volume > 0 else 0.0
+    return FlowState(
+        symbol=symbol,
+        cvd=cvd,
+        whale_cvd=whale_cvd,
+        retail_cvd=retail_cvd,
+        whale_volume=whale_volume,
+        retail_volume=retail_volume,
+        whale_bars=whale_bars,
+        window_bars=window_bars,
+        retail_ofi=max(-1.0, min(1.0, retail_ofi)),
+        intensity=max(0.0, min(100.0, intensity)),
+        direction=whale_direction(whale_bars, whale_cvd, whale_volume, neutral_share),
+        last_bar_was_whale=last_bar_was_whale,
+        cross_buy_ratio=cross_buy_ratio,
+        flow_available=flow_available,
+    )
+
+
 class ExactSum:
     """A running sum of floats kept exactly (as an integer count of 2**-1074, the smallest
     float step), read back correctly rounded. Adding and removing the same values in any
@@ -146,28 +184,15 @@ class WhaleFlowEngine:
             self._whale_count += sign
 
     def state(self) -> FlowState:
-        volume = self._volume.value
-        cvd = self._cvd.value
-        whale_volume = self._whale_volume.value
-        whale_cvd = self._whale_cvd.value
-        retail_volume = max(volume - whale_volume, 0.0)
-        retail_cvd = cvd - whale_cvd
-        retail_ofi = retail_cvd / retail_volume if retail_volume > 0 else 0.0
-        intensity = 100.0 * whale_volume / volume if volume > 0 else 0.0
-        return FlowState(
-            symbol=self.symbol,
-            cvd=cvd,
-            whale_cvd=whale_cvd,
-            retail_cvd=retail_cvd,
-            whale_volume=whale_volume,
-            retail_volume=retail_volume,
+        return flow_state(
+            self.symbol,
+            self.config.neutral_share,
+            volume=self._volume.value,
+            cvd=self._cvd.value,
+            whale_volume=self._whale_volume.value,
+            whale_cvd=self._whale_cvd.value,
             whale_bars=self._whale_count,
             window_bars=len(self._bars),
-            retail_ofi=max(-1.0, min(1.0, retail_ofi)),
-            intensity=max(0.0, min(100.0, intensity)),
-            direction=whale_direction(
-                self._whale_count, whale_cvd, whale_volume, self.config.neutral_share
-            ),
             last_bar_was_whale=self._last_whale,
             cross_buy_ratio=self._cross_buy_ratio,
             flow_available=self._flow_available,

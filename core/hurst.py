@@ -311,6 +311,27 @@ def _mean_log_rs(clean: FloatArray, size: int) -> FloatArray:
 # ------------------------------------------------------------------------------ tracker
 
 
+def confirm_step(
+    candidate: Regime, run: int, published: Regime, raw: Regime, confirm_bars: int
+) -> tuple[Regime, int, Regime]:
+    """One bar of the confirmation rule: publish ``raw`` once it has held for
+    ``confirm_bars`` consecutive bars. Returns (candidate, run, published)."""
+    if raw == candidate:
+        run += 1
+    else:
+        candidate, run = raw, 1
+    if run >= confirm_bars:
+        published = raw
+    return candidate, run, published
+
+
+def trend_sign(net_log_return: float) -> int:
+    """Direction of the window's net log return (exactly summed); 0 when flat."""
+    if abs(net_log_return) <= _FLAT_NET_RETURN:
+        return 0
+    return 1 if net_log_return > 0 else -1
+
+
 @dataclass(frozen=True, slots=True)
 class HurstReading:
     """One bar's Hurst view of a symbol: H with its +- band, raw and published regime."""
@@ -403,19 +424,12 @@ class HurstTracker:
         return float(hurst_exponents(window[np.newaxis, :], self.method)[0])
 
     def _confirm(self, raw: Regime) -> None:
-        """Publish ``raw`` once it has held for ``confirm_bars`` consecutive bars."""
-        if raw == self._candidate:
-            self._run += 1
-        else:
-            self._candidate, self._run = raw, 1
-        if self._run >= self.confirm_bars:
-            self._published = raw
+        self._candidate, self._run, self._published = confirm_step(
+            self._candidate, self._run, self._published, raw, self.confirm_bars
+        )
 
     def _trend_sign(self) -> int:
-        net_log_return = math.fsum(self._returns)
-        if abs(net_log_return) <= _FLAT_NET_RETURN:
-            return 0
-        return 1 if net_log_return > 0 else -1
+        return trend_sign(math.fsum(self._returns))
 
     def _make_reading(self, h: float, raw: Regime) -> HurstReading:
         return HurstReading(

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import CommandError
 from .learning_cycle import CycleReport, CycleTrigger, run_cycle
 from .learning_schedule import LearningSchedule, slot_at
-from .learning_store import read_ledgers
+from .learning_store import TradeCache, read_ledgers
 from .probation import ProbationTransition, SymbolStatus, initial_status, release
 from .snapshot import LearningView, SymbolView
 from .store import LEARNING_HISTORY, SYMBOL_STATES, Store
@@ -57,7 +57,16 @@ class LearningLoop:
         self._history: list[tuple[float, dict[str, SymbolStatus]]] | None = None
         self._history_times: list[float] = []
         self._as_of: Mapping[str, SymbolStatus] | None = None
+        # the outcomes read last cycle, already checked (`keep_checked_records`)
+        self._trade_cache: TradeCache | None = None
         self.restore()
+
+    def keep_checked_records(self) -> None:
+        """Keep the outcome records each cycle checked, so the next cycle does not check
+        them again (a replay runs hundreds of cycles over a growing log; the records stay in
+        memory between cycles, which a long live run does not need)."""
+        if self._trade_cache is None:
+            self._trade_cache = {}
 
     # -- persistence ---------------------------------------------------------------
 
@@ -184,7 +193,7 @@ class LearningLoop:
     def _run(
         self, now_s: float, trigger: CycleTrigger, slot_s: float | None, missed: int
     ) -> CycleReport:
-        ledgers = read_ledgers(self.store)
+        ledgers = read_ledgers(self.store, self._trade_cache)
         report = run_cycle(
             now_s,
             ledgers.live,

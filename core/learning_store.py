@@ -34,26 +34,75 @@ def closed_trade_records(positions_doc: Mapping[str, Any] | None) -> list[Any]:
     return list(closed) if isinstance(closed, list) else []
 
 
-def _parse_trades(records: Iterable[Any], ledger: Ledger) -> tuple[list[ClosedTrade], int]:
+#: A record already checked, by its exact text (`repr` of the decoded JSON): the learning
+#: loop reads the whole outcome log every cycle, and checking a record costs ~100 us.
+TradeCache = dict[str | bytes, ClosedTrade]
+
+
+def _parse_trades(
+    records: Iterable[Any],
+    ledger: Ledger,
+    cache: TradeCache | None = None,
+    seen: TradeCache | None = None,
+) -> tuple[list[ClosedTrade], int]:
     trades: list[ClosedTrade] = []
     bad = 0
     for record in records:
-        try:
-            trade = ClosedTrade.from_record(record)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            bad += 1
-            continue
+        key = repr(record) if cache is not None else ""
+        trade = cache.get(key) if cache is not None else None
+        if trade is None:
+            try:
+                trade = ClosedTrade.from_record(record)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                bad += 1
+                continue
+        if seen is not None:
+            seen[key] = trade
         if trade.ledger is ledger:
             trades.append(trade)
     return trades, bad
 
 
-def read_ledgers(store: Store) -> LedgerRead:
-    """Closed live trades and shadow outcomes as the store holds them now."""
-    live, bad_live = _parse_trades(closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE)
-    shadow, bad_shadow = _parse_trades(
-        store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW
+def _parse_log_trades(
+    store: Store, ledger: Ledger, cache: TradeCache, seen: TradeCache | None
+) -> tuple[list[ClosedTrade], int]:
+    """The outcome log's trades; a line read before (same bytes) is not decoded again."""
+    trades: list[ClosedTrade] = []
+    bad = 0
+    lines = store.iter_jsonl_lines(SHADOW_OUTCOMES, with_rotated=True, known=cache)
+    for raw, record in lines:
+        if record is None:
+            trade = cache[raw]
+        else:
+            try:
+                trade = ClosedTrade.from_record(record)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                bad += 1
+                continue
+        if seen is not None:
+            seen[raw] = trade
+        if trade.ledger is ledger:
+            trades.append(trade)
+    return trades, bad
+
+
+def read_ledgers(store: Store, cache: TradeCache | None = None) -> LedgerRead:
+    """Closed live trades and shadow outcomes as the store holds them now. `cache` (kept by
+    the caller between reads) spares re-checking records read before: it is left holding
+    the records of this read only."""
+    seen: TradeCache | None = None if cache is None else {}
+    live, bad_live = _parse_trades(
+        closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE, cache, seen
     )
+    if cache is None:
+        shadow, bad_shadow = _parse_trades(
+            store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW
+        )
+    else:
+        shadow, bad_shadow = _parse_log_trades(store, Ledger.SHADOW, cache, seen)
+    if cache is not None and seen is not None:
+        cache.clear()
+        cache.update(seen)
     return LedgerRead(live, shadow, bad_live + bad_shadow)
 
 

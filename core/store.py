@@ -32,7 +32,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -331,6 +331,10 @@ class Store:
         self.root = Path(root)
         self.read_only = read_only
         self.durable = durable  # False: no fsync (a throwaway folder: replay, tests)
+        # True (a throwaway replay's store): log lines wait in memory until the log is read,
+        # `flush_logs` or the end of the run, then go to disk in one write per log
+        self.buffer_logs = False
+        self._pending_lines: dict[str, list[bytes]] = {}
         self.jsonl_rotate_bytes = jsonl_rotate_bytes
         self.warnings: list[StoreWarning] = []
         self.write_failures = 0
@@ -478,24 +482,51 @@ class Store:
         """Append one whole line; the fsync makes it durable before we go on."""
         if self.read_only:
             return True
+        line = (to_json(record) + "\n").encode()
+        if self.buffer_logs:
+            self._pending_lines.setdefault(name, []).append(line)
+            return True
+        return self._append_lines(name, [line])
+
+    def flush_logs(self, name: str | None = None) -> bool:
+        """Write the log lines waiting in memory (`buffer_logs`); False when the disk refused
+        (the lines it refused are dropped: only a throwaway store buffers)."""
+        names = list(self._pending_lines) if name is None else [name]
+        ok = True
+        for log_name in names:
+            lines = self._pending_lines.pop(log_name, None)
+            if lines:
+                ok = self._append_lines(log_name, lines) and ok
+        return ok
+
+    def _append_lines(self, name: str, lines: list[bytes]) -> bool:
+        """Append whole lines, rotating before a line exactly where one append at a time
+        would (when the log has reached the size limit)."""
         path = self.path(name)
-        line = to_json(record) + "\n"
-        size_before: int | None = None
-        try:
-            self._rotate_or_carry_on(path)
-            with self._open_log(name, path) as fh:
-                size_before = fh.tell()
-                if size_before > 0 and not _ends_with_newline(fh.fileno(), size_before):
-                    fh.write(b"\n")  # a torn last line must not swallow this record
-                fh.write(line.encode())
-                fh.flush()
-                if self.durable:
-                    os.fsync(fh.fileno())
-        except OSError as exc:
-            self._write_failed(name, exc)
-            if size_before is not None:
-                _cut_back(path, size_before)  # a refused record must not half-exist
-            return False
+        start = 0
+        while start < len(lines):
+            size_before: int | None = None
+            try:
+                self._rotate_or_carry_on(path)
+                with self._open_log(name, path) as fh:
+                    size_before = fh.tell()
+                    if size_before > 0 and not _ends_with_newline(fh.fileno(), size_before):
+                        fh.write(b"\n")  # a torn last line must not swallow this record
+                    size = fh.tell()
+                    end = start
+                    while end < len(lines) and (end == start or size < self.jsonl_rotate_bytes):
+                        size += len(lines[end])
+                        end += 1
+                    fh.write(b"".join(lines[start:end]))
+                    fh.flush()
+                    if self.durable:
+                        os.fsync(fh.fileno())
+            except OSError as exc:
+                self._write_failed(name, exc)
+                if size_before is not None:
+                    _cut_back(path, size_before)  # a refused record must not half-exist
+                return False
+            start = end
         return True
 
     def _open_log(self, name: str, path: Path) -> BinaryIO:
@@ -579,12 +610,24 @@ class Store:
 
     def iter_jsonl(self, name: str, *, with_rotated: bool = False) -> Iterator[dict[str, Any]]:
         """The records of a log, oldest first; `with_rotated` reads NAME.4 ... NAME.1 first."""
+        for _, record in self.iter_jsonl_lines(name, with_rotated=with_rotated):
+            if record is not None:
+                yield record
+
+    def iter_jsonl_lines(
+        self, name: str, *, with_rotated: bool = False, known: Container[object] = ()
+    ) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+        """Each readable line of a log with its record, oldest first; a line in `known` (one
+        the caller has already read and kept) comes with None instead, not decoded again."""
+        self.flush_logs(name)
         if with_rotated:
             for path in self.rotated_paths(name):
-                yield from self._iter_jsonl_file(name, path)
-        yield from self._iter_jsonl_file(name, self.path(name))
+                yield from self._iter_jsonl_file(name, path, known)
+        yield from self._iter_jsonl_file(name, self.path(name), known)
 
-    def _iter_jsonl_file(self, name: str, path: Path) -> Iterator[dict[str, Any]]:
+    def _iter_jsonl_file(
+        self, name: str, path: Path, known: Container[object]
+    ) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
         try:
             fh = open(path, "rb", opener=private_opener)  # noqa: SIM115 - closed below
         except FileNotFoundError:
@@ -598,13 +641,16 @@ class Store:
         bad = 0
         with fh:
             for raw in fh:
+                if raw in known:
+                    yield raw, None
+                    continue
                 try:
                     rec = json.loads(raw.decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
                     bad += 1
                     continue
                 if isinstance(rec, dict):
-                    yield rec
+                    yield raw, rec
                 else:
                     bad += 1
         if bad:

@@ -33,7 +33,7 @@ from .broker import Fill, PaperBroker
 from .clock import Clock
 from .config import Config
 from .errors import CommandError
-from .exits import ExitMode, ExitTrigger, bar_exits, exit_mode, open_trigger
+from .exits import ExitMode, ExitTrigger, bar_exits, exit_mode, open_trigger, quiet_band, quiet_bar
 from .flow import FlowState
 from .gates import Decision, GateContext, GatePipeline
 from .hurst import HurstReading
@@ -99,6 +99,10 @@ class FixedTerms:
 class TradingLoop:
     """Strategy, gates, paper broker, shadow ledger and exits for every symbol."""
 
+    #: Skip the exit rules for a bar that reaches neither the stop nor any tier that could
+    #: fill (most bars of most positions): the same outcome, a fraction of the cost.
+    quiet_exits = True
+
     def __init__(
         self,
         config: Config,
@@ -120,6 +124,7 @@ class TradingLoop:
         self.book = Book()
         self.trade_observers: list[Callable[[ClosedTrade], None]] = []
         self._dirty = False
+        self._bands: dict[str, tuple[Position, tuple[float, float]]] = {}
         self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
@@ -407,6 +412,10 @@ class TradingLoop:
         mode = self.mode_at(position, bar.open_ms / 1000.0)
         if mode is ExitMode.LADDER and position.force_hold_until_s is not None:
             position = self._release_to_ladder(position)
+        quiet = self.quiet_exits and not position.close_requested
+        if quiet and quiet_bar(self._band(position), position.side, bar):
+            self._store_position(position)
+            return
         at_open = open_trigger(position, bar, self.config.exits)
         triggers = [at_open] if at_open else bar_exits(position, bar, mode, self.config.exits)
         for trigger in triggers:
@@ -417,6 +426,14 @@ class TradingLoop:
             self._announce_exits(position, len(triggers))
         if position.is_closed:
             self._close(position)
+
+    def _band(self, position: Position) -> tuple[float, float]:
+        cached = self._bands.get(position.id)
+        if cached is not None and cached[0] is position:
+            return cached[1]
+        band = quiet_band(position, self.config.exits)
+        self._bands[position.id] = (position, band)
+        return band
 
     def _release_to_ladder(self, position: Position) -> Position:
         if position.released_to_ladder:
@@ -468,6 +485,7 @@ class TradingLoop:
             )
 
     def _close(self, position: Position) -> None:
+        self._bands.pop(position.id, None)
         trade = position.closed_trade()
         if position.ledger is Ledger.LIVE:
             del self.book.live[position.symbol]

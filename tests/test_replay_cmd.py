@@ -187,3 +187,20 @@ def test_a_file_whose_name_tells_no_symbol_replays_with_symbol(
     run = replay("--json", "--symbol", "btcusdt", str(plain), home=tmp_path)
     assert run.returncode == 0, run.stderr
     assert list(json.loads(run.stdout)["symbols"]) == ["BTCUSDT"]
+
+
+def test_streaming_flag_gives_the_same_report_as_the_default_batch(
+    klines: list[Path], tmp_path: Path
+) -> None:
+    """`replay` runs in batch by default; `--streaming` runs the engines bar by bar: the
+    report is the same but for the timing."""
+    reports = []
+    for flags in ([], ["--streaming"]):
+        result = replay(*map(str, klines), "--json", *flags, home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        for timing in ("elapsed_s", "bars_per_s"):
+            assert report.pop(timing) > 0
+        reports.append(report)
+    assert reports[0]["live"]["trades"] > 0
+    assert reports[0] == reports[1]

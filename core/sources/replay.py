@@ -551,6 +551,30 @@ class ReplaySource:
             raise
         self._state = SourceState.FINISHED
 
+    def batch_bars(self, resume_after_ms: int | None = None) -> list[Bar]:
+        """Every bar `bars()` would yield, at once (a batch replay at full speed: no pacing;
+        the caller moves the clock). The source then reads FINISHED."""
+        self.stats = ReplayStats()
+        self._state = SourceState.OK
+        start, end = self.start_ms, self.end_ms
+        out: list[Bar] = []
+        try:
+            for bar in self.merged_bars():
+                if end is not None and bar.open_ms >= end:
+                    break
+                if resume_after_ms is not None and bar.open_ms <= resume_after_ms:
+                    continue
+                if start is not None and bar.open_ms < start:
+                    continue
+                out.append(bar)
+        except DataError as exc:
+            self._fail(str(exc))
+            raise
+        if out:
+            self._last_ok_s = out[-1].close_s
+        self._state = SourceState.FINISHED
+        return out
+
     def _fail(self, message: str) -> None:
         self._state = SourceState.DEGRADED
         self._last_error = message

@@ -1,0 +1,396 @@
+"""Batch replay: a whole file's engine features at once, fed to the same trading loop.
+
+The streaming engines (`flow.py` whale CVD, `hurst.py` tracker) cost most of a replay's
+time, one bar at a time. A replay knows every bar up front, so here each symbol's features
+are computed for all its bars in a few numpy passes, with no look-ahead (bar i's features
+read bars 0..i only), and the core then applies the bars in the streaming order with those
+features in place of its engines: the trading loop (strategy, gates, broker, twins, exits)
+and the learning loop are the very same code. Live and sim keep the streaming path.
+
+Equal to the streaming engines bit for bit where a decision depends on it:
+
+- whale CVD: the engine keeps its window sums exactly (`ExactSum`, read back correctly
+  rounded). Here each column is scaled to integers (every float is an integer multiple of
+  2**e for the column's smallest e), split in two int64 limbs and summed over the window by
+  cumulative sums (wrapping uint64 arithmetic: the difference of two cumulative sums is
+  exact however far the running total wraps); the two limb sums, each below 2**53, are
+  exact floats and one float addition rounds their total correctly, like the engine. A
+  column too wide for two limbs falls back to Python integers (exact, slower). The whale
+  flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
+  published `FlowState` (built by the engine's own `flow_state`) follow.
+- Hurst: H for all windows by `hurst_exponents` in chunks. A chunked FFT and matrix
+  product round differently from the tracker's one-row call (seen: up to 7e-14), so every
+  H within `H_RECHECK` of a regime threshold or at the grid's edge, every H an event shows
+  (a regime change) and the final history are recomputed one row at a time, exactly as the
+  tracker does. The raw label, the confirmation run (`confirm_step`) and the trend sign
+  (an exact `fsum` wherever the quick sum is within `NET_RETURN_RECHECK` of the flat
+  threshold) then match the tracker's.
+
+At the end the engines are rebuilt from the final window (`from_state`), so the snapshot,
+the checkpoint and a later resume see what a streaming run leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .bar import Bar
+from .clock import SimClock
+from .config import Config
+from .engine import Core, SymbolEngines
+from .flow import ExactSum, FlowState, WhaleFlowEngine, flow_state
+from .hurst import HurstReading, HurstTracker, classify, confirm_step, hurst_exponents, trend_sign
+from .types import Regime
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Windows per `hurst_exponents` call (measured fastest: the contrast matrix stays in cache).
+HURST_CHUNK_ROWS = 256
+#: A batched H this close to a regime threshold is recomputed alone (batched differs <1e-13).
+H_RECHECK = 1e-9
+#: A quick window sum of log returns this close to 0 is summed again exactly (`fsum`).
+NET_RETURN_RECHECK = 1e-9
+#: Exponent floor for the limb sums: results stay normal floats, so one rounding is all.
+_LOWEST_EXPONENT = -960
+_MANTISSA_BITS = 53
+
+
+# ------------------------------------------------------------------------- exact sums
+
+
+def _window_int_sums(values: IntArray, window: int) -> IntArray:
+    """sum of values[max(0, i - window + 1) .. i] for each i, exact while it fits int64."""
+    wrapped = np.concatenate(([np.uint64(0)], np.cumsum(values.view(np.uint64))))
+    starts = np.maximum(np.arange(values.size) - window + 1, 0)
+    sums: IntArray = (wrapped[1:] - wrapped[starts]).view(np.int64)
+    return sums
+
+
+def _window_sums_python(values: FloatArray, window: int) -> FloatArray:
+    units = [ExactSum.units(v) for v in values.tolist()]
+    one = 1 << 1074
+    total = 0
+    out: list[float] = []
+    for i, u in enumerate(units):
+        total += u
+        if i >= window:
+            total -= units[i - window]
+        out.append(total / one)
+    return np.array(out, dtype=np.float64)
+
+
+def exact_window_sums(values: FloatArray, window: int) -> FloatArray:
+    """The sum of the last `window` values (fewer at the start) at every index, correctly
+    rounded from the exact sum: what `ExactSum` reads for the same window."""
+    n = values.size
+    nonzero = values != 0.0
+    if n == 0 or not nonzero.any():
+        return np.zeros(n)
+    _, exponents = np.frexp(values[nonzero])
+    low = int(exponents.min()) - _MANTISSA_BITS  # every value is a multiple of 2**low
+    high = int(exponents.max())  # every |value| < 2**high
+    span = window.bit_length()  # window < 2**span
+    split = _MANTISSA_BITS - span  # low limb < 2**split, its window sums < 2**53
+    if low < _LOWEST_EXPONENT or high - low - split + span > _MANTISSA_BITS:
+        return _window_sums_python(values, window)
+    scaled = np.ldexp(values, -low)  # exact integers
+    hi = np.floor(np.ldexp(scaled, -split))
+    lo = scaled - np.ldexp(hi, split)  # in [0, 2**split), exact
+    hi_sums = _window_int_sums(hi.astype(np.int64), window).astype(np.float64)
+    lo_sums = _window_int_sums(lo.astype(np.int64), window).astype(np.float64)
+    # both sums are exact floats (< 2**53): one addition rounds the exact total once
+    total: FloatArray = np.ldexp(np.ldexp(hi_sums, split) + lo_sums, low)
+    return total
+
+
+# ------------------------------------------------------------------------- features
+
+
+@dataclass
+class SymbolFeatures:
+    """One symbol's engine output for each of its applied bars, and the engines' end state."""
+
+    bars: list[Bar]
+    open_ms: list[int]
+    flow: list[FlowState]
+    hurst: list[HurstReading]
+    flow_state: dict[str, Any] | None
+    hurst_state: dict[str, Any] | None
+    next: int = 0
+
+
+def flow_features(
+    symbol: str, bars: Sequence[Bar], config: Config
+) -> tuple[list[FlowState], dict[str, Any] | None]:
+    """What `WhaleFlowEngine.update` returns for each bar, and its state after the last."""
+    cfg = config.flow
+    window = cfg.window_bars
+    n = len(bars)
+    if n == 0:
+        return [], None
+    volume = np.fromiter((b.volume for b in bars), np.float64, n)
+    taker = np.fromiter((b.taker_buy_volume for b in bars), np.float64, n)
+    has_flow = np.fromiter((b.has_flow for b in bars), np.bool_, n)
+    delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
+    volume_sums = exact_window_sums(volume, window)
+    whale = np.zeros(n, dtype=np.bool_)
+    if n > window:
+        previous = volume_sums[window - 1 : n - 1]  # the full window before each bar
+        whale[window:] = (previous > 0.0) & (
+            volume[window:] > cfg.whale_volume_multiple * (previous / window)
+        )
+    cvd = exact_window_sums(delta, window)
+    whale_volume = exact_window_sums(np.where(whale, volume, 0.0), window)
+    whale_cvd = exact_window_sums(np.where(whale, delta, 0.0), window)
+    whale_count = _window_int_sums(whale.astype(np.int64), window)
+    cross: list[float | None] = []
+    last_cross: float | None = None
+    for bar in bars:
+        if bar.cross_buy_ratio is not None:
+            last_cross = bar.cross_buy_ratio
+        cross.append(last_cross)
+    states = [
+        flow_state(
+            symbol,
+            cfg.neutral_share,
+            volume=v,
+            cvd=c,
+            whale_volume=wv,
+            whale_cvd=wc,
+            whale_bars=count,
+            window_bars=min(i + 1, window),
+            last_bar_was_whale=w,
+            cross_buy_ratio=x,
+            flow_available=f,
+        )
+        for i, (v, c, wv, wc, count, w, x, f) in enumerate(
+            zip(
+                volume_sums.tolist(),
+                cvd.tolist(),
+                whale_volume.tolist(),
+                whale_cvd.tolist(),
+                whale_count.tolist(),
+                whale.tolist(),
+                cross,
+                has_flow.tolist(),
+                strict=True,
+            )
+        )
+    ]
+    start = max(0, n - window)
+    end_state = {
+        "bars": [
+            [v, d, w]
+            for v, d, w in zip(
+                volume[start:].tolist(), delta[start:].tolist(), whale[start:].tolist(), strict=True
+            )
+        ],
+        "bars_seen": n,
+        "cross_buy_ratio": last_cross,
+        "last_bar_was_whale": bool(whale[-1]),
+        "flow_available": bool(has_flow[-1]),
+    }
+    return states, end_state
+
+
+def _batched_h(windows: FloatArray, method: str) -> FloatArray:
+    parts = [
+        hurst_exponents(np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS]), method)
+        for s in range(0, windows.shape[0], HURST_CHUNK_ROWS)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def hurst_features(
+    bars: Sequence[Bar], settings: dict[str, Any]
+) -> tuple[list[HurstReading], dict[str, Any] | None]:
+    """What `HurstTracker.update` returns for each bar (every close valid: the core rejects
+    the others first), and the tracker's state after the last."""
+    tracker = HurstTracker(**settings)  # validates the settings; gives the band
+    window, method = tracker.window, tracker.method
+    n = len(bars)
+    if n == 0:
+        return [], None
+    closes = [float(b.close) for b in bars]
+    returns = [math.log(c / p) for p, c in itertools.pairwise(closes)]
+    count = max(0, n - window)  # bars n - count .. n - 1 have a full window
+    h = np.zeros(0)
+    net = np.zeros(0)
+    windows = np.zeros((0, window))
+    if count:
+        windows = sliding_window_view(np.array(returns, dtype=np.float64), window)
+        h = _batched_h(windows, method)
+        net = windows.sum(axis=1)
+
+    def alone(k: int) -> float:
+        return float(hurst_exponents(np.ascontiguousarray(windows[k : k + 1]), method)[0])
+
+    near = (
+        (np.abs(h - tracker.trend_above) < H_RECHECK)
+        | (np.abs(h - tracker.noise_below) < H_RECHECK)
+        | (h <= 0.01 + H_RECHECK)
+        | (h >= 0.99 - H_RECHECK)
+    )
+    for k in np.flatnonzero(near).tolist():
+        h[k] = alone(k)
+    raws = [classify(x, tracker.trend_above, tracker.noise_below) for x in h.tolist()]
+    candidate, run, published = Regime.WARMING, 0, Regime.WARMING
+    regimes: list[Regime] = []
+    for raw in raws:
+        candidate, run, published = confirm_step(
+            candidate, run, published, raw, tracker.confirm_bars
+        )
+        regimes.append(published)
+    # an H an event shows (the published regime changed) is the tracker's own value
+    previous = Regime.WARMING
+    for k, regime in enumerate(regimes):
+        if regime is not previous:
+            h[k] = alone(k)
+        previous = regime
+    history_from = max(0, count - tracker.history_len)
+    for k in range(history_from, count):
+        h[k] = alone(k)
+    signs: list[int] = []
+    for k, quick in enumerate(net.tolist()):
+        exact = math.fsum(returns[k : k + window]) if abs(quick) < NET_RETURN_RECHECK else quick
+        signs.append(trend_sign(exact))
+    band = tracker.band
+    readings = [
+        HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, i)
+        for i in range(min(n, window))
+    ]
+    for k, (x, raw, regime, sign) in enumerate(zip(h.tolist(), raws, regimes, signs, strict=True)):
+        readings.append(
+            HurstReading(None if math.isnan(x) else x, band, raw, regime, sign, window + k)
+        )
+    end_state = {
+        "last_close": closes[-1],
+        "returns": returns[-window:],
+        "returns_seen": n - 1,
+        "candidate": candidate.value,
+        "run": run,
+        "published": published.value,
+        "history": [None if math.isnan(x) else x for x in h[history_from:].tolist()],
+        "rejected": 0,
+    }
+    return readings, end_state
+
+
+def applied_bars(bars: Sequence[Bar]) -> dict[str, list[Bar]]:
+    """Per symbol, the bars a fresh core's engines apply: later than the symbol's last
+    applied bar and sane (`Core._process_bar` rejects the rest)."""
+    out: dict[str, list[Bar]] = {}
+    last: dict[str, int] = {}
+    for bar in bars:
+        if bar.open_ms > last.get(bar.symbol, -1) and bar.problem() is None:
+            out.setdefault(bar.symbol, []).append(bar)
+            last[bar.symbol] = bar.open_ms
+    return out
+
+
+def compute_features(
+    bars: Sequence[Bar], config: Config, settings: dict[str, Any]
+) -> dict[str, SymbolFeatures]:
+    features: dict[str, SymbolFeatures] = {}
+    for symbol, own in applied_bars(bars).items():
+        flows, flow_end = flow_features(symbol, own, config)
+        readings, hurst_end = hurst_features(own, settings)
+        features[symbol] = SymbolFeatures(
+            own, [b.open_ms for b in own], flows, readings, flow_end, hurst_end
+        )
+    return features
+
+
+# ------------------------------------------------------------------------- the run
+
+
+class BatchFeed:
+    """The core's engine stage during a batch run: the precomputed features, in order."""
+
+    def __init__(self, features: dict[str, SymbolFeatures]) -> None:
+        self.features = features
+
+    def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None:
+        feats = self.features[engines.symbol]
+        i = feats.next
+        if i >= len(feats.open_ms) or feats.open_ms[i] != bar.open_ms:
+            raise RuntimeError(f"batch replay out of step on {bar.symbol} at {bar.open_ms}")
+        feats.next = i + 1
+        engines.last_flow = feats.flow[i]
+        engines.flow_open_ms = bar.open_ms
+        reading = feats.hurst[i]
+        core.note_regime_change(engines, reading)
+        engines.last_hurst = reading
+        engines.hurst_open_ms = bar.open_ms
+
+    def install_end_state(self, core: Core) -> None:
+        """Rebuild each symbol's streaming engines at the last bar applied."""
+        settings = core.tracker_settings()
+        for symbol, feats in self.features.items():
+            applied = feats.next
+            if applied == 0:
+                continue
+            flow_end, hurst_end = feats.flow_state, feats.hurst_state
+            if applied != len(feats.open_ms):  # stopped early: the state at that bar
+                _, flow_end = flow_features(symbol, feats.bars[:applied], core.config)
+                _, hurst_end = hurst_features(feats.bars[:applied], settings)
+            engines = core.engines(symbol)
+            if flow_end is not None:
+                engines.flow = WhaleFlowEngine.from_state(symbol, core.config.flow, flow_end)
+            if hurst_end is not None:
+                engines.hurst = HurstTracker.from_state(hurst_end, **settings)
+
+
+BarList = Callable[[int | None], list[Bar]]
+
+
+def batch_bars_of(core: Core) -> BarList | None:
+    """The source's whole bar list, when the core can run in batch: a source that can
+    hand it over at once (`batch_bars`), a clock it drives (a SimClock at full speed) and
+    a store with no engine or trading state yet (a fresh run)."""
+    get = getattr(core.source, "batch_bars", None)
+    clock = core.clock
+    if get is None or not isinstance(clock, SimClock) or clock.speed is not None:
+        return None
+    if getattr(core.source, "speed", None) is not None:
+        return None
+    if core.symbols or (core.trading is not None and core.trading.last_open_ms):
+        return None
+    result: BarList = get
+    return result
+
+
+def run_batch(core: Core, bars: list[Bar]) -> None:
+    """Apply `bars` (in the source's order) through `core` with batch-computed features:
+    the same steps as `Core.run` with the engines replaced, then one checkpoint."""
+    if not bars:
+        core.checkpoint()
+        return
+    clock = core.clock
+    assert isinstance(clock, SimClock)
+    feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings()))
+    core.feature_feed = feed
+    core.started_market_s = clock.now()
+    completed = False
+    try:
+        for bar in bars:
+            clock.advance_to(bar.close_s)
+            core.apply_commands()
+            core.step_at(bar, checkpoints=False)
+            if core.stopping:
+                break
+        completed = True
+    finally:
+        core.feature_feed = None
+        if completed:
+            feed.install_end_state(core)
+        core.checkpoint()

@@ -1,0 +1,388 @@
+"""The batch replay (`core/batch.py`) trades exactly as the streaming path.
+
+Both paths run the same bars on fresh stores; everything a user or the learning loop sees
+must be equal, floats compared exactly: every closed trade (live, shadow and blocked twins),
+the guard counts and block records, the learning history and symbol states, the events, the
+final engine state and every file the store holds at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+
+from bigalpha_tui.core import batch
+from bigalpha_tui.core.bar import MINUTE_MS, Bar
+from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.config import Config
+from bigalpha_tui.core.engine import Core
+from bigalpha_tui.core.flow import ExactSum, WhaleFlowEngine
+from bigalpha_tui.core.hurst import HurstTracker
+from bigalpha_tui.core.sources.base import SourceHealth
+from bigalpha_tui.core.sources.replay import ReplaySource
+from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
+from bigalpha_tui.core.store import JSON_FILES, JSONL_FILES, Store
+from bigalpha_tui.core.trades import ClosedTrade
+
+SHARED_MONTH = "binance_um_klines_1m"
+DAY_MS = 86_400_000
+DAYS_PER_FILE = 3  # the default suite; `--long` runs the whole month
+
+
+class ListSource:
+    """Bars in memory, as a source yields them (the clock follows each bar's close); it
+    hands the list over at once for the batch path."""
+
+    name = "list"
+    speed = None
+
+    def __init__(self, bars: list[Bar], clock: SimClock) -> None:
+        self._bars = bars
+        self._clock = clock
+
+    async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
+        for bar in self._bars:
+            await self._clock.sleep_until(bar.close_s)
+            yield bar
+
+    def batch_bars(self, resume_after_ms: int | None = None) -> list[Bar]:
+        return list(self._bars)
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(name=self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class Outcome:
+    trades: list[dict[str, Any]]
+    events: list[tuple[Any, ...]]
+    snapshot: dict[str, Any]
+    files: dict[str, Any]
+    engines: dict[str, Any]
+
+
+def _run(make_source: Any, data_dir: Path, *, streaming: bool, config: Config) -> Outcome:
+    clock = SimClock(0.0)
+    source = make_source(clock)
+    store = Store(data_dir, durable=False)
+    store.buffer_logs = not streaming  # the batch run also checks the buffered logs
+    core = Core(config, source, clock, store)
+    if not streaming and core.learning is not None:
+        core.learning.keep_checked_records()  # the batch run also checks the cache
+    trades: list[ClosedTrade] = []
+    assert core.trading is not None
+    core.trading.trade_observers.append(trades.append)
+    if streaming:
+        anyio.run(core.run)
+    else:
+        bars_of = batch.batch_bars_of(core)
+        assert bars_of is not None, "a fresh replay at full speed runs in batch"
+        batch.run_batch(core, bars_of(core.resume_after_ms()))
+    snap = core.snapshot()
+    store = core.store
+    return Outcome(
+        trades=[t.to_record() for t in trades],
+        events=[(e.time_s, e.kind, e.symbol, e.message, dict(e.data)) for e in core.events],
+        snapshot={
+            "bars": snap.heartbeat.bars_processed,
+            "market_time_s": snap.heartbeat.market_time_s,
+            "guard_stats": snap.guard_stats,
+            "guard_log": snap.guard_log,
+            "positions": snap.positions,
+            "realised": snap.realised_pnl_usd,
+            "unrealised": snap.unrealised_pnl_usd,
+            "closed": snap.closed_trades,
+            "symbols": snap.symbols,
+            "learning": snap.learning,
+            "rejected": dict(core.rejected_bars),
+        },
+        files={
+            **{name: store.read_json(name) for name in JSON_FILES},
+            **{name: list(store.iter_jsonl(name, with_rotated=True)) for name in JSONL_FILES},
+        },
+        engines={
+            s: (e.flow.to_state(), e.hurst.to_state(), e.flow_open_ms, e.hurst_open_ms)
+            for s, e in core.symbols.items()
+        },
+    )
+
+
+def assert_same_run(make_source: Any, tmp_path: Path, config: Config | None = None) -> Outcome:
+    config = config or Config()
+    streamed = _run(make_source, tmp_path / "streaming", streaming=True, config=config)
+    batched = _run(make_source, tmp_path / "batch", streaming=False, config=config)
+    assert batched.trades == streamed.trades  # every ledger, every float exactly
+    assert batched.snapshot == streamed.snapshot
+    assert batched.files == streamed.files  # block records, outcomes, learning history, book
+    assert batched.events == streamed.events
+    assert batched.engines == streamed.engines
+    return streamed
+
+
+def _replay(paths: list[Path], days: float | None, *, allow_no_flow: bool = False) -> Any:
+    def make(clock: SimClock) -> ReplaySource:
+        source = ReplaySource(paths, clock, allow_no_flow=allow_no_flow)
+        if days is not None:
+            source.end_ms = source.first_open_ms + int(days * DAY_MS)
+        return source
+
+    return make
+
+
+# -- real data -----------------------------------------------------------------------------
+
+
+def shared_files(shared: Path) -> list[Path]:
+    files = sorted((shared / SHARED_MONTH).glob("*-1m-2026-02.csv.gz"))
+    if not files:
+        pytest.skip(f"no 2026-02 kline files in {shared / SHARED_MONTH}")
+    return files
+
+
+@pytest.mark.slow
+def test_every_shared_2026_02_file_trades_the_same_in_batch(
+    shared_data: Path, tmp_path: Path, long_run: bool
+) -> None:
+    days = None if long_run else DAYS_PER_FILE
+    for path in shared_files(shared_data):
+        outcome = assert_same_run(_replay([path], days), tmp_path / path.name)
+        assert outcome.trades, f"{path.name}: the comparison must cover trades"
+        assert any(s.blocked for s in outcome.snapshot["guard_stats"]), path.name
+
+
+def test_shared_files_together_trade_the_same_in_batch(shared_data: Path, tmp_path: Path) -> None:
+    """Several symbols merged minute by minute: max positions and the shared book count."""
+    files = shared_files(shared_data)
+    outcome = assert_same_run(_replay(files, 1.5), tmp_path)
+    assert len({t["symbol"] for t in outcome.trades}) > 1
+
+
+def test_in_repo_excerpts_trade_the_same_in_batch(test_data: Path, tmp_path: Path) -> None:
+    files = [
+        test_data / "AVAXUSDT-1m-2026-02-head.csv.gz",
+        test_data / "LINKUSDT-1m-2026-02-noheader.csv",
+        test_data / "AVAXUSDT-1m-2023-09-zero-volume.csv.gz",
+    ]
+    for path in files:
+        assert_same_run(_replay([path], None), tmp_path / path.name)
+    # bars without taker flow (an OHLCV-only file, and one with its taker columns empty)
+    for name in ("SOLUSDT_1m_2025-01-01-head.csv.gz", "battle_hymn_BTCUSDT_1m-seam.csv.gz"):
+        path = test_data / name
+        assert_same_run(_replay([path], None, allow_no_flow=True), tmp_path / name)
+
+
+def test_a_simulated_week_trades_the_same_in_batch(tmp_path: Path) -> None:
+    """Simulated markets with whale bursts, regime switches and learning cycles."""
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    minutes = simulate_minutes(symbols, 11, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 2 * 1440) for bar in minute]
+    outcome = assert_same_run(lambda clock: ListSource(bars, clock), tmp_path)
+    assert outcome.trades
+    assert outcome.snapshot["learning"].cycles > 0
+
+
+def test_bad_bars_are_rejected_alike(tmp_path: Path) -> None:
+    """Out-of-order, duplicate and insane bars are rejected by both paths the same way."""
+    minutes = simulate_minutes(("BTCUSDT",), 3, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 600) for bar in minute]
+    bad = Bar("BTCUSDT", bars[300].open_ms + 30 * MINUTE_MS, 1.0, 0.5, 1.0, 1.0, 1.0, 0.5)
+    mixed = [*bars[:200], bars[150], bars[199], *bars[200:300], bad, *bars[300:]]
+    outcome = assert_same_run(lambda clock: ListSource(mixed, clock), tmp_path)
+    assert outcome.snapshot["rejected"]
+
+
+# -- the features alone --------------------------------------------------------------------
+
+
+def _exact(values: list[float], window: int) -> list[float]:
+    total = ExactSum()
+    units = [ExactSum.units(v) for v in values]
+    out = []
+    for i, u in enumerate(units):
+        total.add(u)
+        if i >= window:
+            total.remove(units[i - window])
+        out.append(total.value)
+    return out
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.1, 0.2, 0.3, -0.6, 1e-9, 3.0, -3.0, 0.7] * 40,  # cancellations, decimals
+        [1e15, 1.0, -1e15, 1e-3, 2.5, -1.0] * 30,  # wide: past two limbs, exact fallback
+        [float(i % 7) for i in range(500)],  # integers (AVAX volumes)
+        [0.0] * 100,
+    ],
+)
+def test_window_sums_equal_exact_sum_bit_for_bit(values: list[float]) -> None:
+    got = batch.exact_window_sums(np.array(values), 60).tolist()
+    assert got == _exact(values, 60)
+
+
+def test_flow_features_equal_the_engine_bar_by_bar() -> None:
+    minutes = simulate_minutes(("SOLUSDT",), 5, DEFAULT_START_MS, SimParams())
+    bars = [minute[0] for minute in itertools.islice(minutes, 1500)]
+    config = Config()
+    engine = WhaleFlowEngine("SOLUSDT", config.flow)
+    streamed = [engine.update(bar) for bar in bars]
+    states, end = batch.flow_features("SOLUSDT", bars, config)
+    assert states == streamed
+    assert any(s.last_bar_was_whale for s in states)
+    assert end is not None
+    assert WhaleFlowEngine.from_state("SOLUSDT", config.flow, end).to_state() == engine.to_state()
+
+
+def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
+    """A threshold set exactly at an H the tracker computed: the chunked estimate rounds
+    differently (~1e-14), and must still classify as the tracker does."""
+    rng = np.random.default_rng(7)
+    closes = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, 900)))
+    bars = [
+        Bar("X", DEFAULT_START_MS + i * MINUTE_MS, c, c, c, c, 1.0, 0.5)
+        for i, c in enumerate(closes.tolist())
+    ]
+    probe = HurstTracker(confirm_bars=1)
+    hs = [probe.update(b.close).h for b in bars]
+    # pick an H that the chunked batch gives differently from the tracker
+    windows = np.lib.stride_tricks.sliding_window_view(np.diff(np.log(closes)), 100)
+    chunked = batch._batched_h(windows, "whittle")
+    streamed_h = hs[100:]
+    # one the chunked estimate puts just above: it would read TRUE TREND without the recheck
+    above = [
+        h for h, c in zip(streamed_h, chunked.tolist(), strict=True) if h is not None and c > h
+    ]
+    knife = next((h for h in above if 0.3 < h < 0.7), None)
+    if knife is None:
+        pytest.skip("this numpy computes the chunked H bit-identically; nothing to recheck")
+    settings = {
+        "window": 100,
+        "trend_above": knife,
+        "noise_below": min(knife, 0.45),
+        "confirm_bars": 1,
+        "method": "whittle",
+        "history_len": 120,
+    }
+    tracker = HurstTracker(**settings)
+    streamed = [tracker.update(b.close) for b in bars]
+    readings, end = batch.hurst_features(bars, settings)
+    # what decides: the labels, the run, the trend sign; H itself to rounding, and exactly
+    # where an event shows it (a regime change)
+    decided = [(r.raw_regime, r.regime, r.trend_sign, r.returns_seen) for r in readings]
+    assert decided == [(r.raw_regime, r.regime, r.trend_sign, r.returns_seen) for r in streamed]
+    assert any(r.raw_regime.value == "RANDOM" and r.h == knife for r in streamed)
+    for i, (got, want) in enumerate(zip(readings, streamed, strict=True)):
+        if want.h is None:
+            assert got.h is None
+            continue
+        assert got.h is not None and abs(got.h - want.h) < 1e-12
+        if i and want.regime is not streamed[i - 1].regime:
+            assert got.h == want.h
+    assert end is not None
+    assert HurstTracker.from_state(end, **settings).to_state() == tracker.to_state()
+    assert not math.isnan(knife)
+
+
+def test_skipping_quiet_bars_changes_no_exit(
+    tmp_path: Path, test_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exit rules skipped on bars that reach no level (`quiet_exits`) give exactly the
+    trades of the rules run on every bar."""
+    from bigalpha_tui.core.trading import TradingLoop
+
+    minutes = simulate_minutes(("BTCUSDT", "SOLUSDT"), 13, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 1440) for bar in minute]
+    sources = [
+        lambda clock: ListSource(bars, clock),
+        _replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None),
+    ]
+    for i, make in enumerate(sources):
+        quick = _run(make, tmp_path / f"quick{i}", streaming=True, config=Config())
+        monkeypatch.setattr(TradingLoop, "quiet_exits", False)
+        full = _run(make, tmp_path / f"full{i}", streaming=True, config=Config())
+        monkeypatch.setattr(TradingLoop, "quiet_exits", True)
+        assert quick.trades == full.trades
+        assert quick.trades or i, "the simulated day must close trades"
+        assert quick.files == full.files
+        assert quick.events == full.events
+
+
+def test_buffered_logs_write_the_same_files_and_rotations(tmp_path: Path) -> None:
+    """A throwaway store's log lines wait in memory, then land (rotations included) exactly
+    where one append at a time puts them; a read sees every line appended before it."""
+    stores = {}
+    for mode in ("direct", "buffered"):
+        store = Store(tmp_path / mode, durable=False, jsonl_rotate_bytes=300)
+        store.buffer_logs = mode == "buffered"
+        for i in range(40):
+            store.append_jsonl("guard_blocks.jsonl", {"id": f"G-{i}", "detail": "x" * (i % 7)})
+            if i == 17:
+                assert len(list(store.iter_jsonl("guard_blocks.jsonl", with_rotated=True))) == 18
+        store.flush_logs()
+        stores[mode] = store
+    direct, buffered = (tmp_path / "direct", tmp_path / "buffered")
+    names = sorted(p.name for p in direct.iterdir() if p.name.startswith("guard_blocks"))
+    assert len(names) > 2  # the log rotated
+    assert names == sorted(p.name for p in buffered.iterdir() if p.name.startswith("guard_"))
+    for name in names:
+        assert (direct / name).read_bytes() == (buffered / name).read_bytes(), name
+
+
+def test_replay_command_runs_batch_by_default_and_streaming_on_request(
+    tmp_path: Path, test_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bigalpha_tui.replay_cmd import parser, run_loop
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    batches: list[int] = []
+    real = batch.run_batch
+
+    def counted(core: Core, bars: list[Bar]) -> None:
+        batches.append(len(bars))
+        real(core, bars)
+
+    monkeypatch.setattr(batch, "run_batch", counted)
+    path = str(test_data / "AVAXUSDT-1m-2026-02-head.csv.gz")
+    fast = run_loop(parser().parse_args([path]), tmp_path / "fast", durable=False)
+    assert batches == [fast.snapshot.heartbeat.bars_processed] == [299]
+    slow = run_loop(parser().parse_args([path, "--streaming"]), tmp_path / "slow", durable=False)
+    assert batches == [299]  # the streaming run did not batch
+    assert slow.report()["guard_report"] == fast.report()["guard_report"]
+
+
+def test_kept_outcome_records_read_as_a_fresh_read_does(tmp_path: Path) -> None:
+    """The learning loop's kept records (replay) never serve a stale or broken line: an
+    edited line, a new line and a line gone bad read exactly as without the cache."""
+    from learning_helpers import shadow
+
+    from bigalpha_tui.core.learning_store import TradeCache, read_ledgers
+    from bigalpha_tui.core.store import SHADOW_OUTCOMES
+
+    store = Store(tmp_path, durable=False)
+    for t in shadow([1.0, -2.0, 3.0]):
+        store.append_jsonl(SHADOW_OUTCOMES, t.to_record())
+    cache: TradeCache = {}
+    assert read_ledgers(store, cache) == read_ledgers(store)
+    path = store.path(SHADOW_OUTCOMES)
+    lines = path.read_bytes().splitlines(keepends=True)
+    edited = lines[1].replace(b'"pnl_usd":-2.0', b'"pnl_usd":-5.0')
+    assert edited != lines[1]
+    extra = (json.dumps(shadow([7.0])[0].to_record()) + "\n").encode()
+    path.write_bytes(lines[0] + edited + b'{"id": "broken"}\n' + lines[2] + extra)
+    kept = read_ledgers(store, cache)
+    assert kept == read_ledgers(store)
+    assert [t.pnl_usd for t in kept.shadow] == [1.0, -5.0, 3.0, 7.0]
+    assert kept.unreadable == 1
