@@ -30,7 +30,7 @@ from .flow import FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker
 from .learning import LearningLoop
 from .orders import EntryControls
-from .snapshot import Event, Heartbeat, Snapshot, SymbolView
+from .snapshot import Event, ExecutionView, Heartbeat, Snapshot, SymbolView
 from .snapshot_codec import CodecError, decode, to_json
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, RECENT_EVENTS, WHALE_FLOW, Store
@@ -53,6 +53,8 @@ class ExecutionHooks(Protocol):
     async def before_bar(self) -> None: ...
 
     def halt_reason(self) -> str | None: ...
+
+    def view(self) -> ExecutionView: ...
 
 
 @dataclass
@@ -623,6 +625,8 @@ class Core:
             entries_halted_reason=None if self.trading is None else self.entries_halted_reason(),
             paused=self.paused,
             guards_enabled=MappingProxyType(dict(self.guards_enabled)),
+            # paper (also a replay under a testnet config): no orders leave the process
+            execution=ExecutionView() if self.execution is None else self.execution.view(),
         )
         if self.learning is not None:
             snapshot = dataclasses.replace(
