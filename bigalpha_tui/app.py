@@ -176,13 +176,13 @@ class CockpitApp(App[int]):
         # in the footer on an exchange only (and `h` while entries are halted); the hidden
         # twin answers the key otherwise (check_action)
         Binding(
-            "F",
+            "F,shift+f",  # a terminal with the kitty keyboard protocol sends shift+f
             "flatten(1)",
             "Flatten",
             id="flatten",
             tooltip="close every position, cancel every order (asks twice)",
         ),
-        Binding("F", "flatten(0)", "Flatten", id="flatten-quiet", show=False),
+        Binding("F,shift+f", "flatten(0)", "Flatten", id="flatten-quiet", show=False),
         Binding(
             "h",
             "execution(1)",

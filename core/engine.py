@@ -502,6 +502,11 @@ class Core:
         self.store.write_json(RECENT_EVENTS, {"events": [to_json(e) for e in self.events]})
         self.save_engine_state()
 
+    def changed(self) -> None:
+        """Something the snapshot shows changed without a bar or an event (the exchange's
+        account read again, the outbox): the next `snapshot()` is built anew."""
+        self._snapshot = None
+
     def save_engine_state(self) -> None:
         if not self.read_only:
             self.store.write_json(ENGINE_STATE, self.engine_state())

@@ -451,6 +451,8 @@ class ExecutionLoop:
         else:
             for line in await flatten(self.broker):
                 self.emit("flatten", "", line)
+            # read the account again soon: the cockpit then shows it empty, not as before
+            self.next_reconcile_s = self.clock.now()
 
     # -- entries ----------------------------------------------------------------------------
 
@@ -611,6 +613,7 @@ class ExecutionLoop:
         self.account = report.account
         self.account_read_s = self.clock.now()
         self.account_gone = set(report.cancelled)
+        self.core.changed()
         pending = {o.id: o for o in book.pending.values()}
         for pid, fill in report.adopted_entries.items():
             order = pending.pop(pid)
@@ -696,6 +699,7 @@ class ExecutionLoop:
         }
 
     def _save(self) -> bool:
+        self.core.changed()  # the outbox or the differences: the cockpit shows them
         return self.store.write_json(EXECUTION_STATE, self.to_doc())
 
     def restore(self) -> None:

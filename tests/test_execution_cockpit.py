@@ -153,6 +153,11 @@ async def test_flatten_asks_twice_and_a_no_at_either_leaves_everything(
         assert exchange.position(SYMBOL) == 0.0 and exchange.position("ETHUSDT") == 0.0
         assert exchange.open_algos() == []
         assert any("flatten: entries paused" in m for m, _ in app.toasts)
+        shown = app.snapshot_source().execution
+        assert [p.symbol for p in shown.account_positions] == [SYMBOL, "ETHUSDT"]  # as read
+        await execution.before_bar()  # the account is read again after a flatten
+        shown = app.snapshot_source().execution
+        assert shown.account_positions == () and shown.account_orders == ()
         await execution.broker.client.aclose()
 
 
@@ -169,7 +174,7 @@ async def test_flatten_on_paper_is_off_the_footer_but_asks_and_closes(tmp_path: 
         assert "Positions of the book: 3" in shown and "Paper: no exchange" in shown
         await pilot.press("n")
         assert app.screen is app.main and not core.paused
-        await pilot.press("F", "y", "F")
+        await pilot.press("shift+f", "y", "shift+f")  # as a kitty-protocol terminal sends it
         assert core.paused
 
 

@@ -71,7 +71,7 @@ class SecondConfirm(ConfirmDialog, inherit_bindings=False):
     `y` does nothing here."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("F", "answer(True)", "Yes", id="second-yes"),
+        Binding("F,shift+f", "answer(True)", "Yes", id="second-yes"),
         Binding("n", "answer(False)", "No", id="second-no"),
         Binding("escape", "answer(False)", "Cancel", id="second-cancel", show=False),
     ]
