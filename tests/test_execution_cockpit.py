@@ -188,6 +188,7 @@ async def test_a_read_only_cockpit_has_no_flatten_and_no_acknowledge(tmp_path: P
         await pilot.press("h")  # the halt can be read
         assert isinstance(app.screen, ExecutionScreen)
         assert DOT_DIFF in screen_text(app)
+        assert "ctl ack-mismatch" in screen_text(app) and "(a)" not in screen_text(app)
         assert app.screen.check_action("acknowledge", ()) is False
         await pilot.press("a")
         assert isinstance(app.screen, ExecutionScreen)  # no question: nothing to send
@@ -298,6 +299,7 @@ async def test_live_starts_only_after_the_word_is_typed(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.screen is app.main and started == [1]
         assert app.return_code is None
+        assert "the operator typed LIVE" in app.core.snapshot().events[0].message
 
 
 @pytest.mark.anyio

@@ -163,7 +163,7 @@ def _price(snapshot: Snapshot, symbol: str, fallback: float) -> float:
 # -- the halt and the differences -------------------------------------------------------------
 
 
-def execution_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
+def execution_rows(snapshot: Snapshot, *, can_ack: bool = True) -> list[tuple[str, str]]:
     """Label and value, every line in full."""
     ex = snapshot.execution
     rows: list[tuple[str, str]] = []
@@ -172,11 +172,12 @@ def execution_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
     for i, line in enumerate(ex.mismatches, start=1):
         rows.append((f"Difference {i}", line))
     if ex.mismatches:
+        how = "a" if can_ack else "from a steering session, or `bigalpha-tui ctl ack-mismatch`"
         rows.append(
             (
                 "What to do",
                 "Look at the account on the exchange's website. Close or keep what differs"
-                " by hand, then acknowledge (a): entries open again; the same difference"
+                f" by hand, then acknowledge ({how}): entries open again; the same difference"
                 " unchanged does not halt again, a new one does.",
             )
         )
@@ -276,7 +277,8 @@ class ExecutionScreen(ModalScreen[None]):
         body.border_title = "Entries halted" if halted else "Orders and the exchange"
         acks = self.ack_possible()
         body.border_subtitle = "a: acknowledge · esc: back" if acks else "esc: back"
-        self.query_one("#execution-fields", Static).update(fields_table(execution_rows(snapshot)))
+        rows = execution_rows(snapshot, can_ack=self.can_ack)
+        self.query_one("#execution-fields", Static).update(fields_table(rows))
         self.refresh_bindings()
 
     def ack_possible(self) -> bool:
@@ -335,6 +337,7 @@ def ask_live(app: CockpitApp, ask: LiveAsk, then: Callable[[], None]) -> None:
 
     def answered(yes: bool | None) -> None:
         if yes:
+            app.core.emit("execution", "", f"live: the operator typed {ask.word}; starting")
             then()
             return
         app.fatal_message = NOT_CONFIRMED
