@@ -43,6 +43,7 @@ from bigalpha_tui.core.store import Store, make_room_for_private_file, private_o
 from bigalpha_tui.core.types import BlockReason, SourceState, SymbolState
 from bigalpha_tui.exit_watchdog import ExitWatchdog
 from bigalpha_tui.screens.events import DetailView, EventsScreen
+from bigalpha_tui.screens.execution import LiveAsk
 from bigalpha_tui.screens.guards import GuardsScreen
 from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
@@ -52,10 +53,14 @@ from bigalpha_tui.widgets.status_bar import StatusInfo
 
 #: actions that steer the bot: disabled in read-only mode
 STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "close_position"})
+STEERING |= {"flatten", "ack_mismatch"}
 #: actions that only make sense on the main screen (not under a dialog)
 MAIN_SCREEN_ONLY = STEERING | {"guards", "journal", "focus_symbol", "step_panel", "help", "quit"}
 MAIN_SCREEN_ONLY |= {"events"}
 MAIN_SCREEN_ONLY |= {"charts"}
+MAIN_SCREEN_ONLY |= {"flatten", "execution"}
+#: key pairs shown in the footer only while it matters (the other, hidden twin answers then)
+FOOTER_WHEN = ("flatten", "execution")
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -109,6 +114,8 @@ class CockpitCommands(Provider):
             ("Charts…", "charts", "c — P&L live vs shadow, price with trades, H"),
             ("Release focused symbol from probation", "release", "r"),
             ("Close focused position", "close_position", "x — at the next bar's open"),
+            ("Flatten: close every position…", "flatten(0)", "F — asks twice"),
+            ("Halt and exchange detail…", "execution(0)", "h — why entries halt; acknowledge"),
             ("Keys and help", "help", "? or F1"),
             ("Quit (state is saved, positions stay)", "quit", "q"),
         ]
@@ -166,6 +173,24 @@ class CockpitApp(App[int]):
         Binding("c", "charts", "Charts", id="charts", tooltip="P&L curve, price and H", show=False),
         Binding("r", "release", "Release", id="release", tooltip="release focused symbol"),
         Binding("x", "close_position", "Close", id="close", tooltip="close focused position"),
+        # in the footer on an exchange only (and `h` while entries are halted); the hidden
+        # twin answers the key otherwise (check_action)
+        Binding(
+            "F,shift+f",  # a terminal with the kitty keyboard protocol sends shift+f
+            "flatten(1)",
+            "Flatten",
+            id="flatten",
+            tooltip="close every position, cancel every order (asks twice)",
+        ),
+        Binding("F,shift+f", "flatten(0)", "Flatten", id="flatten-quiet", show=False),
+        Binding(
+            "h",
+            "execution(1)",
+            "Halted",
+            id="execution",
+            tooltip="why entries are halted, the differences in full; acknowledge",
+        ),
+        Binding("h", "execution(0)", "Halted", id="execution-quiet", show=False),
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit", tooltip="state is saved, positions stay"),
         Binding("ctrl+q", "quit", "Quit", id="quit-ctrl", show=False, priority=True),
@@ -189,6 +214,7 @@ class CockpitApp(App[int]):
         serve_control: bool = False,
         driver_class: type[Driver] | None = None,
         exit_watchdog: ExitWatchdog | None = None,
+        live_ask: LiveAsk | None = None,
     ) -> None:
         super().__init__(driver_class=driver_class)
         self.core = core
@@ -200,6 +226,7 @@ class CockpitApp(App[int]):
         self.watch_tty = watch_tty
         self.serve_control = serve_control
         self.exit_watchdog = exit_watchdog
+        self.live_ask = live_ask  # live: the word is typed before the core starts
         self.animation_level = "none"
         self.tick_period_s = 1.0 / self.config.ui.refresh_hz
         self.started_wall_s = wall_clock()
@@ -243,8 +270,18 @@ class CockpitApp(App[int]):
         """Once the main screen is mounted: first draw, the tick, then the core loop."""
         self.refresh_view()
         self._arm_tick()
+        if self.live_ask is not None:
+            from bigalpha_tui.screens.execution import ask_live
+
+            ask_live(self, self.live_ask, self._live_confirmed)
+            return
         if self.run_core:
             # after the first frame is out: the source's back-fill would hold it back
+            self.call_after_refresh(self._start_core)
+
+    def _live_confirmed(self) -> None:
+        self.live_ask = None
+        if self.run_core:
             self.call_after_refresh(self._start_core)
 
     def _start_core(self) -> None:
@@ -420,6 +457,12 @@ class CockpitApp(App[int]):
         ):
             return False
         allowed = self.action_allowed(action)
+        if action in FOOTER_WHEN:
+            from bigalpha_tui.screens.execution import footer_shows
+
+            # the shown twin when it matters now, else the hidden one
+            fits = footer_shows(action, self.snapshot_source()) == bool(parameters[0])
+            return allowed if fits else False
         if action in ("pause", "resume"):
             # the one that fits the state; False hides the other from the footer, and `p`
             # falls through to the binding that fits
@@ -575,6 +618,16 @@ class CockpitApp(App[int]):
             title="Close position",
         )
 
+    def action_flatten(self, shown: int = 0) -> None:
+        from bigalpha_tui.screens.execution import ask_flatten
+
+        ask_flatten(self)
+
+    def action_execution(self, shown: int = 0) -> None:
+        from bigalpha_tui.screens.execution import show_execution
+
+        show_execution(self)
+
     def confirm(self, question: str, detail: str, command: Command, *, title: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
@@ -608,7 +661,7 @@ class CockpitApp(App[int]):
             if not isinstance(entry, Binding):
                 continue
             binding = entry
-            if binding.id is None or binding.id == "quit-ctrl":
+            if binding.id is None or binding.id == "quit-ctrl" or binding.id.endswith("-quiet"):
                 continue
             if binding.action.startswith("focus_symbol"):
                 if not digits_done:
@@ -694,6 +747,9 @@ def run_app(args: argparse.Namespace) -> int:
         return 2
     duration = runtime.parse_duration(args.duration) if args.duration else None
     rt = runtime.build(args, read_only=args.read_only)
+    from bigalpha_tui.screens.execution import live_ask_for
+
+    live_ask = None if rt.core.read_only else live_ask_for(rt.config)
     log_away_from_the_screen(None if rt.core.read_only else rt.store.root / COCKPIT_LOG)
     watchdog = ExitWatchdog()
     app = CockpitApp(
@@ -703,6 +759,7 @@ def run_app(args: argparse.Namespace) -> int:
         serve_control=True,
         driver_class=CockpitDriver,
         exit_watchdog=watchdog,
+        live_ask=live_ask,
     )
 
     def final_save(code: int) -> int:

@@ -30,7 +30,7 @@ from .flow import FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker
 from .learning import LearningLoop
 from .orders import EntryControls
-from .snapshot import Event, Heartbeat, Snapshot, SymbolView
+from .snapshot import Event, ExecutionView, Heartbeat, Snapshot, SymbolView
 from .snapshot_codec import CodecError, decode, to_json
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, RECENT_EVENTS, WHALE_FLOW, Store
@@ -53,6 +53,8 @@ class ExecutionHooks(Protocol):
     async def before_bar(self) -> None: ...
 
     def halt_reason(self) -> str | None: ...
+
+    def view(self) -> ExecutionView: ...
 
 
 @dataclass
@@ -530,6 +532,11 @@ class Core:
         self.store.write_json(RECENT_EVENTS, {"events": [to_json(e) for e in self.events]})
         self.save_engine_state()
 
+    def changed(self) -> None:
+        """Something the snapshot shows changed without a bar or an event (the exchange's
+        account read again, the outbox): the next `snapshot()` is built anew."""
+        self._snapshot = None
+
     def save_engine_state(self) -> None:
         if not self.read_only:
             self.store.write_json(ENGINE_STATE, self.engine_state())
@@ -653,6 +660,8 @@ class Core:
             entries_halted_reason=None if self.trading is None else self.entries_halted_reason(),
             paused=self.paused,
             guards_enabled=MappingProxyType(dict(self.guards_enabled)),
+            # paper (also a replay under a testnet config): no orders leave the process
+            execution=ExecutionView() if self.execution is None else self.execution.view(),
         )
         if self.learning is not None:
             snapshot = dataclasses.replace(

@@ -38,7 +38,7 @@ from .exchange_broker import (
     client_order_id,
     order_side,
 )
-from .execution import account_state
+from .execution import AccountState, account_state
 from .types import Side
 
 #: Quantities closer than this share of a step are the same (float dust).
@@ -66,6 +66,7 @@ class Reconciliation:
     cancelled: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    account: AccountState | None = None  # as read during this reconciliation
 
     @property
     def halt_reason(self) -> str | None:
@@ -87,6 +88,7 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
         elif item.qty > 0.0:
             open_qty[item.position_id] = item.qty
     state = await account_state(broker.client)
+    out.account = state
     by_symbol = {i.symbol: i for i in expected if i.position_id in open_qty}
     stop_ids = {str(s.get("clientAlgoId")) for s in state.stops}
     for symbol, item in sorted(by_symbol.items()):

@@ -1,13 +1,15 @@
 """Which execution a run may start with: paper, or signed orders the operator asked for twice.
 
-`execution.mode` in the config is the first ask; for live, `--confirm-live` on the headless
-command line is the second (the cockpit's typed confirmation is not built yet, so the
-cockpit refuses live). Testnet and live need keys. Every refusal is one `ConfigError` line.
+`execution.mode` in the config is the first ask; for live, the second is `--confirm-live` on
+the headless command line, or the word typed in the cockpit before its core starts
+(`bigalpha_tui/screens/execution.py`). Testnet and live need keys. Every refusal is one
+`ConfigError` line.
 
 A testnet run routes the trading loop's orders to the exchange (`execution_loop.py`) when
 its bars are the exchange's own (source binance or coinglass); the simulator and replays
-never send orders. Live stays refused with one line in this build (docs/execution.md).
-`bigalpha-tui exchange ...` tries the keys and the exchange by hand.
+never send orders. Live stays refused with one line in this build, for the reasons in
+`LIVE_NOT_SAFE` (docs/execution.md). `bigalpha-tui exchange ...` tries the keys and the
+exchange by hand.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ PAPER = "paper"
 LIVE = "live"
 #: Sources whose bars are Binance USD-M futures' own (the market orders are sent to).
 EXCHANGE_SOURCES = ("binance", "coinglass")
+#: Why live stays refused (docs/execution.md, "not safe"): ways to lose real money that the
+#: tests against the fake exchange cannot rule out. Lift only once they are fixed or measured
+#: on the real testnet.
+LIVE_NOT_SAFE = (
+    "the routing has run only against a fake exchange, never the real testnet; a lost"
+    " answer can still open a second position (the look-up window) and a 418 ban right"
+    " after a fill can leave the position without its stop"
+)
 
 
 def check_start(
@@ -52,12 +62,8 @@ def check_start(
     if mode == PAPER:
         return None
     keys = load_keys(config, environ)
-    if mode == LIVE and not headless:
-        raise ConfigError(
-            "execution.mode 'live' from the cockpit needs its typed confirmation, which is not"
-            " built yet; run headless: --no-ui --confirm-live"
-        )
-    if mode == LIVE and not confirm_live:
+    # the cockpit asks for the typed word itself, before its core starts
+    if mode == LIVE and headless and not confirm_live:
         raise ConfigError(
             "execution.mode 'live' sends real orders with real money: add --confirm-live to"
             " start it"
@@ -66,17 +72,15 @@ def check_start(
 
 
 def refuse_unrouted(config: Config) -> None:
-    """Stop a run whose orders cannot be routed: live (routing has only run against the
-    testnet and the fake exchange), or testnet on a market that is not the exchange's (the
-    simulator, a replay)."""
+    """Stop a run whose orders cannot be routed: live (`LIVE_NOT_SAFE`), or testnet on a
+    market that is not the exchange's (the simulator, a replay)."""
     ex = config.execution
     if ex.mode == PAPER:
         return
     if ex.mode == LIVE:
         raise ConfigError(
-            f"execution.mode 'live' ({base_url(ex)}): keys found and confirmed, but this build"
-            " routes orders to the testnet only (docs/execution.md: what is not safe yet);"
-            " use execution.mode = 'testnet'"
+            f"execution.mode 'live' ({base_url(ex)}) stays refused in this build: {LIVE_NOT_SAFE}"
+            " (docs/execution.md); nothing was sent; use execution.mode = 'testnet'"
         )
     if config.source.name not in EXCHANGE_SOURCES:
         raise ConfigError(

@@ -51,16 +51,18 @@ from .engine import Core
 from .exchange import ExchangeError
 from .exchange_broker import (
     ENTRY_LEG,
+    ID_PREFIX,
     ExchangeBroker,
     ExchangeFill,
     OrderRefused,
     client_order_id,
 )
 from .exchange_reconcile import Expected, Reconciliation, closed_while_down, reconcile
-from .execution import flatten
+from .execution import AccountState, flatten
 from .exits import ExitMode, bar_exits, open_trigger
 from .orders import EntryOrder
 from .positions import DUST_SHARE, ExitLeg, Position
+from .snapshot import AccountOrderView, AccountPositionView, ExecutionView
 from .trading import TradingLoop
 from .types import ExitReason, Side
 
@@ -180,6 +182,9 @@ class ExecutionLoop:
         self._wake = anyio.Event()
         self._loss_said_day: float | None = None
         self._retry_at_s: float | None = None  # after a failure: not before this
+        self.account: AccountState | None = None  # the exchange as last read
+        self.account_read_s: float | None = None
+        self.account_gone: set[str] = set()  # client ids cancelled since that read
         self.restore()
         self.trading.router = self
         core.execution = self
@@ -297,6 +302,36 @@ class ExecutionLoop:
             self._loss_said_day = day
             self.emit("execution", "", reason, daily_pnl_usd=pnl, limit_usd=limit)
         return reason
+
+    def view(self) -> ExecutionView:
+        """What the cockpit shows of it: halts, the outbox, the account as last read."""
+        positions: tuple[AccountPositionView, ...] = ()
+        orders: list[AccountOrderView] = []
+        if self.account is not None:
+            positions = tuple(
+                AccountPositionView(symbol, qty, price)
+                for symbol, (qty, price) in sorted(self.account.positions.items())
+            )
+            for row in self.account.open_orders:
+                orders.append(_order_view(row, "clientOrderId", "type", "origQty", "price"))
+            for row in self.account.stops:
+                orders.append(_order_view(row, "clientAlgoId", "orderType", "quantity", ""))
+        return ExecutionView(
+            mode=self.config.execution.mode,
+            base_url=self.broker.client.base_url,
+            mismatches=tuple(self.mismatches),
+            unknown=tuple(self.unknown.values()),
+            not_ready=self.prepare_error,
+            waiting=tuple(
+                f"{i.symbol} {i.leg} {i.side.value} {i.qty:.6g}"
+                if i.kind is not IntentKind.FLATTEN
+                else "flatten: cancel every order, close every position"
+                for i in self.outbox
+            ),
+            account_read_s=self.account_read_s,
+            account_positions=positions,
+            account_orders=tuple(o for o in orders if o.client_id not in self.account_gone),
+        )
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -416,6 +451,8 @@ class ExecutionLoop:
         else:
             for line in await flatten(self.broker):
                 self.emit("flatten", "", line)
+            # read the account again soon: the cockpit then shows it empty, not as before
+            self.next_reconcile_s = self.clock.now()
 
     # -- entries ----------------------------------------------------------------------------
 
@@ -573,6 +610,10 @@ class ExecutionLoop:
             return None
         self.reconciliations += 1
         self.started = True
+        self.account = report.account
+        self.account_read_s = self.clock.now()
+        self.account_gone = set(report.cancelled)
+        self.core.changed()
         pending = {o.id: o for o in book.pending.values()}
         for pid, fill in report.adopted_entries.items():
             order = pending.pop(pid)
@@ -658,6 +699,7 @@ class ExecutionLoop:
         }
 
     def _save(self) -> bool:
+        self.core.changed()  # the outbox or the differences: the cockpit shows them
         return self.store.write_json(EXECUTION_STATE, self.to_doc())
 
     def restore(self) -> None:
@@ -678,6 +720,31 @@ class ExecutionLoop:
         self.mismatches = [str(m) for m in doc.get("mismatches", [])]
         self.acknowledged = {str(m) for m in doc.get("acknowledged", [])}
         self.skipped = {str(m) for m in doc.get("skipped", [])}
+
+
+def _order_view(
+    row: dict[str, Any], id_key: str, kind_key: str, qty_key: str, price_key: str
+) -> AccountOrderView:
+    cid = str(row.get(id_key, ""))
+    price = _number(row.get(price_key)) if price_key else 0.0
+    trigger = _number(row.get("stopPrice", row.get("triggerPrice")))
+    return AccountOrderView(
+        symbol=str(row.get("symbol", "")),
+        client_id=cid,
+        kind=str(row.get(kind_key, "")),
+        side=str(row.get("side", "")),
+        qty=_number(row.get(qty_key)),
+        price=price or trigger,
+        ours=cid.startswith(ID_PREFIX),
+    )
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def attach_execution(core: Core, broker: ExchangeBroker) -> ExecutionLoop:

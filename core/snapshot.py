@@ -166,6 +166,48 @@ class Event:
     data: Mapping[str, Any] = field(default_factory=_empty_data)
 
 
+@dataclass(frozen=True, slots=True)
+class AccountPositionView:
+    """A position the exchange account held when it was last read (signed quantity)."""
+
+    symbol: str
+    qty: float
+    entry_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOrderView:
+    """An open order or resting stop on the exchange when the account was last read."""
+
+    symbol: str
+    client_id: str
+    kind: str  # MARKET, LIMIT, STOP_MARKET ...
+    side: str  # BUY / SELL
+    qty: float  # 0: the whole position (a closePosition stop)
+    price: float  # limit or trigger price; 0 when it has none
+    ours: bool  # placed by this bot (client id ba-...)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionView:
+    """Orders on an exchange (testnet/live): what halts entries, what waits to be sent, and
+    the account as last read. Paper: only `mode`."""
+
+    mode: str = "paper"
+    base_url: str = ""
+    mismatches: tuple[str, ...] = ()  # unexplained differences, not yet acknowledged
+    unknown: tuple[str, ...] = ()  # orders whose outcome is unknown
+    not_ready: str | None = None  # the exchange could not be prepared
+    waiting: tuple[str, ...] = ()  # intents in the outbox, not yet sent
+    account_read_s: float | None = None  # market time of the last read; None: never read
+    account_positions: tuple[AccountPositionView, ...] = ()
+    account_orders: tuple[AccountOrderView, ...] = ()
+
+    @property
+    def on_exchange(self) -> bool:
+        return self.mode != "paper"
+
+
 def _empty_guards() -> Mapping[BlockReason, bool]:
     return MappingProxyType({})
 
@@ -193,6 +235,7 @@ class Snapshot:
     warnings: tuple[str, ...] = ()
     entries_halted_reason: str | None = None
     read_only: bool = False
+    execution: ExecutionView = field(default_factory=ExecutionView)
 
     @property
     def net_pnl_usd(self) -> float:

@@ -93,13 +93,24 @@ def test_confirm_live_on_a_paper_config_is_refused(tmp_path: Path) -> None:
     one_line(done, "--confirm-live", "'paper'")
 
 
-def test_a_keyed_confirmed_live_run_says_live_routing_is_off(tmp_path: Path) -> None:
+def test_a_keyed_confirmed_live_run_is_refused_and_says_why(tmp_path: Path) -> None:
     done = cli(
         tmp_path, *RUN, "--config", config(tmp_path, "live"), "--data-dir", str(tmp_path / "s"),
         "--confirm-live",
     )  # fmt: skip
-    one_line(done, "routes orders to the testnet only", "docs/execution.md")
+    line = one_line(done, "stays refused", "second position", "without its stop")
+    assert "docs/execution.md" in line and "nothing was sent" in line
     assert not (tmp_path / "s" / "positions_futures.json").exists()
+
+
+def test_a_live_cockpit_is_refused_before_it_asks_for_the_word(tmp_path: Path) -> None:
+    """No typed word can start live in this build: the cockpit says why before it opens."""
+    args = ("--config", config(tmp_path, "live"), "--data-dir", str(tmp_path / "s"))
+    line = one_line(cli(tmp_path, *args), "stays refused", "fake exchange")
+    assert "typed confirmation" not in line
+    assert not (tmp_path / "s" / "positions_futures.json").exists()
+    # without keys it stops at the keys first, as testnet does
+    one_line(cli(tmp_path, *args, keys=False), "needs API keys")
 
 
 @pytest.mark.parametrize("source", ["sim", "replay"])

@@ -25,6 +25,7 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("enter / space", "guards screen: switch the selected guard"),
     ("enter  /", "a row in full (events, journal, blocked, probation) / filter a list"),
     ("y  n  esc", "confirm dialogs: yes / no / cancel"),
+    ("shift+F  a", "flatten's last question: yes / halt detail (h): acknowledge"),
     ("1 … 9  esc", "charts: chart another symbol / back"),
 )
 
