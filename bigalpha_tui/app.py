@@ -61,6 +61,9 @@ MAIN_SCREEN_ONLY |= {"charts"}
 MAIN_SCREEN_ONLY |= {"flatten", "execution"}
 #: key pairs shown in the footer only while it matters (the other, hidden twin answers then)
 FOOTER_WHEN = ("flatten", "execution")
+#: narrower than this, F and h stay off the footer (they would push `? Help` and `q Quit` off
+#: it); help and the palette list them at every width
+EXCHANGE_FOOTER_MIN_WIDTH = 100
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -461,7 +464,9 @@ class CockpitApp(App[int]):
             from bigalpha_tui.screens.execution import footer_shows
 
             # the shown twin when it matters now, else the hidden one
-            fits = footer_shows(action, self.snapshot_source()) == bool(parameters[0])
+            shown = footer_shows(action, self.snapshot_source())
+            shown = shown and self.size.width >= EXCHANGE_FOOTER_MIN_WIDTH
+            fits = shown == bool(parameters[0])
             return allowed if fits else False
         if action in ("pause", "resume"):
             # the one that fits the state; False hides the other from the footer, and `p`

@@ -388,3 +388,26 @@ def test_mismatch_detail_picture(
 ) -> None:
     app = cockpit(fixture_core(tmp_path), halted_snapshot())
     assert snap_compare(app, terminal_size=size, press=["h"])  # type: ignore[operator]
+
+
+def footer_text(app: CockpitApp) -> str:
+    """The footer's row as the terminal shows it."""
+    screen = app.screen
+    strips = screen._compositor.render_strips()
+    return "".join(segment.text for segment in strips[-1])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("width", [60, 80, 100, 120])
+async def test_quit_and_help_stay_in_the_footer_on_an_exchange_halted(
+    tmp_path: Path, width: int
+) -> None:
+    """F and h join the footer on an exchange while halted, but never push `? Help` and
+    `q Quit` off it: below the width where all fit, they stay in help and the palette."""
+    app = cockpit(fixture_core(tmp_path), halted_snapshot())
+    async with app.run_test(size=(width, 24)) as pilot:
+        await pilot.pause()
+        footer = footer_text(app)
+        assert "Help" in footer and "Quit" in footer, footer
+        if width >= 120:
+            assert "Flatten" in footer and "Halted" in footer, footer

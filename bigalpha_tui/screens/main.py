@@ -138,6 +138,7 @@ class MainScreen(Screen[None]):
 
     def on_resize(self, event: Resize) -> None:
         self._apply_layout()
+        self.app.refresh_bindings()  # keys the footer shows only from some width
 
     def _apply_layout(self, *, restyle: bool = True) -> None:
         width, height = self.size
