@@ -221,6 +221,14 @@ def test_two_default_days_show_a_probation_entry_and_a_buffer_rise(tmp_path: Pat
     assert symbols["AVAXUSDT"]["slippage_buffer_bps"] > config.gates.initial_slippage_buffer_bps
     # it went on probation (and may be back by the end): the change is on record
     assert symbols["ETHUSDT"]["state_changed"] is not None
+    # every 4 h on the slot: the 150-bar backfill from 06:00 crosses 08:00, so 13 scheduled
+    # cycles in two days, the last at 08:00 and the next due at 12:00
+    learning = status["learning"]
+    assert (learning["cycles"], learning["last_cycle"], learning["next_due"]) == (
+        13,
+        "2026-01-07T08:00:00Z",
+        "2026-01-07T12:00:00Z",
+    )
 
 
 def test_the_personality_markets_stay_sane_and_realistic_for_a_day() -> None:
