@@ -159,6 +159,16 @@ def _keys_from_file(path: Path, mode: str) -> ApiKeys:
     return ApiKeys(key.strip(), secret.strip(), str(path))
 
 
+def number_or_zero(value: Any) -> float:
+    """A number from an exchange answer: a field it leaves out or empties (an order not yet
+    filled has no average price) reads as 0.0, as does anything not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def base_url(config: ExecutionConfig) -> str:
     """Where signed requests go in `config.mode` (paper sends none)."""
     if config.mode == "live":

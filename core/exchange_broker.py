@@ -37,6 +37,7 @@ from .exchange import (
     SymbolRules,
     UsdmClient,
     decimal_text,
+    number_or_zero,
 )
 from .types import Side
 
@@ -337,8 +338,8 @@ class ExchangeBroker:
         return order
 
     async def fill_of(self, symbol: str, cid: str, order: dict[str, Any]) -> ExchangeFill:
-        qty = _number(order.get("executedQty"))
-        price = _number(order.get("avgPrice"))
+        qty = number_or_zero(order.get("executedQty"))
+        price = number_or_zero(order.get("avgPrice"))
         order_id = order.get("orderId")
         oid = order_id if isinstance(order_id, int) else -1
         fee = qty * price * self.fee_bps * BPS  # the configured fee, unless the trades say
@@ -348,7 +349,7 @@ class ExchangeBroker:
                     "GET", TRADES_PATH, {"symbol": symbol, "orderId": oid}
                 )
                 paid = [
-                    _number(t.get("commission"))
+                    number_or_zero(t.get("commission"))
                     for t in trades
                     if isinstance(t, dict) and t.get("commissionAsset") == "USDT"
                 ]
@@ -363,11 +364,3 @@ def _order(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or "status" not in body:
         raise ExchangeUnknown("the order answer has no status")
     return body
-
-
-def _number(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0

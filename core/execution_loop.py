@@ -48,7 +48,7 @@ from .clock import Clock
 from .commands import Command, CommandKind
 from .config import Config
 from .engine import Core
-from .exchange import ExchangeError
+from .exchange import ExchangeError, number_or_zero
 from .exchange_broker import (
     ENTRY_LEG,
     ID_PREFIX,
@@ -726,25 +726,17 @@ def _order_view(
     row: dict[str, Any], id_key: str, kind_key: str, qty_key: str, price_key: str
 ) -> AccountOrderView:
     cid = str(row.get(id_key, ""))
-    price = _number(row.get(price_key)) if price_key else 0.0
-    trigger = _number(row.get("stopPrice", row.get("triggerPrice")))
+    price = number_or_zero(row.get(price_key)) if price_key else 0.0
+    trigger = number_or_zero(row.get("stopPrice", row.get("triggerPrice")))
     return AccountOrderView(
         symbol=str(row.get("symbol", "")),
         client_id=cid,
         kind=str(row.get(kind_key, "")),
         side=str(row.get("side", "")),
-        qty=_number(row.get(qty_key)),
+        qty=number_or_zero(row.get(qty_key)),
         price=price or trigger,
         ours=cid.startswith(ID_PREFIX),
     )
-
-
-def _number(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0
 
 
 def attach_execution(core: Core, broker: ExchangeBroker) -> ExecutionLoop:
