@@ -510,12 +510,14 @@ class CockpitApp(App[int]):
     def action_charts(self) -> None:
         from bigalpha_tui.screens.charts import ChartsScreen  # on first use: a faster start
 
+        snapshot = self.snapshot_source()
+        # the core's own start (market time), carried in its snapshot: an attached cockpit's
+        # session is the bot's, as the session line says, not the time the cockpit opened
+        start = snapshot.session.started_s
+        if start is None:
+            start = getattr(self.core, "started_market_s", None) or self.started_market_s
         screen = ChartsScreen(
-            self.config,
-            self.read_journal,
-            self.snapshot_source(),
-            self.main.focused_symbol(),
-            getattr(self.core, "started_market_s", None) or self.started_market_s,
+            self.config, self.read_journal, snapshot, self.main.focused_symbol(), start
         )
         self.push_screen(screen, lambda _: self.refresh_view())
 

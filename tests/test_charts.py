@@ -152,10 +152,11 @@ def snapshot_with_prices() -> Snapshot:
 
 
 def charts_app(data_dir: Path) -> CockpitApp:
+    """The cockpit over a core that started at SESSION_START_S (its snapshot says so)."""
     seed_journal(data_dir)
-    app = cockpit(fixture_core(data_dir), snapshot_with_prices())
-    app.started_market_s = SESSION_START_S
-    return app
+    snapshot = snapshot_with_prices()
+    session = dataclasses.replace(snapshot.session, started_s=SESSION_START_S)
+    return cockpit(fixture_core(data_dir), dataclasses.replace(snapshot, session=session))
 
 
 async def open_charts(pilot: Any) -> ChartsScreen:
@@ -320,3 +321,28 @@ async def test_the_main_screen_is_not_drawn_behind_the_charts(tmp_path: Path) ->
         await pilot.press("escape")
         await pilot.pause()
         assert bar.status.market_time_s == before.market_time_s + 90  # caught up on return
+
+
+@pytest.mark.anyio
+async def test_an_attached_cockpits_session_is_the_bots_not_the_cockpits(
+    tmp_path: Path,
+) -> None:
+    # the bot started at START_S (its snapshot says so); the cockpit opened at NOW_S: the
+    # session curve counts what the session line counts, the trades closed since the bot began
+    from bigalpha_tui.attach import AttachApp, RemoteClock, RemoteCore
+
+    seed_journal(tmp_path)
+    remote = RemoteCore(tmp_path, fed_core(tmp_path, 0).config, clock=RemoteClock(lambda: 0.0))
+    fields = snapshot_codec.encode_fields(snapshot_with_prices())
+    remote.apply_line(snapshot_codec.dumps({"t": "snap", "now": NOW_S, "d": {"set": fields}}))
+    remote.connected, remote.attaches = True, 1
+    app = AttachApp(remote, run_core=False)
+    assert remote.snapshot().session.started_s == START_S < app.started_market_s
+    since_bot = pnl_curve(journal_entries(), since_s=START_S).trades
+    assert since_bot > pnl_curve(journal_entries(), since_s=NOW_S).trades
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = await open_charts(pilot)
+        assert charts.session_start_s == START_S
+        assert str(charts.chart("session").border_title) == (
+            f"P&L this session · {since_bot} trades"
+        )
