@@ -1,7 +1,8 @@
 """Closed live trades, newest first: entry and exit time, symbol, side, size, conviction,
 regime at entry, exit reasons, hold time, P&L in $ and %, fees, and the shadow twin's P&L.
-One row per trade, keyed by trade id. Below 100 columns the exit time, size, conviction,
-regime and fees are left out (the detail view has them all).
+One row per trade, keyed by trade id. Below 100 columns the entry time, size, conviction,
+regime and fees are left out (the detail view has them all); the exit time the rows are
+sorted by stays.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("fees", "Fees"),
     ("twin", "Twin $"),
 )
-COMPACT_HIDDEN = frozenset({"exit", "size", "conviction", "regime", "fees"})
+#: narrow: the exit time stays (the rows are sorted by it, newest first), the entry goes
+COMPACT_HIDDEN = frozenset({"entry", "size", "conviction", "regime", "fees"})
 COMPACT_BELOW = 100
 
 
@@ -70,6 +72,8 @@ class JournalTable(DataTable[Text]):
     """The journal's rows; the cursor row is the trade `enter` opens."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # the footer says what enter does (DataTable's own enter binding is hidden)
+        Binding("enter", "select_cursor", "Detail"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),

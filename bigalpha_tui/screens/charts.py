@@ -26,6 +26,7 @@ from bigalpha_tui.core.snapshot import Snapshot, SymbolView
 from bigalpha_tui.core.types import Side
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.braille_chart import BrailleChart, ChartSpec, Mark, Series
+from bigalpha_tui.widgets.status_bar import StatusBar
 
 #: the glyph of each kind of fill on the price chart
 ENTRY_GLYPH = {Side.LONG: "▲", Side.SHORT: "▼"}
@@ -162,6 +163,7 @@ class ChartsScreen(Screen[None]):
         self._symbol_drawn: object = None
 
     def compose(self) -> ComposeResult:
+        yield StatusBar(id="charts-status")  # the app's status line: heartbeat, HALTED, …
         with Horizontal(id="charts-pnl"):
             yield BrailleChart(id="chart-session")
             yield BrailleChart(id="chart-history")
