@@ -128,3 +128,23 @@ async def test_a_trade_closed_while_the_journal_is_open_shows_up_and_the_cursor_
         assert len(reads) == 2
         at = table.entry_at_cursor()
         assert at is not None and at.trade.id == highlighted.trade.id
+
+
+@pytest.mark.anyio
+async def test_every_key_a_full_screens_footer_shows_is_in_help(tmp_path: Path) -> None:
+    # ctrl+r (journal, charts) was in their footers but nowhere in `?`
+    from bigalpha_tui.screens.help import NAVIGATION_KEYS
+
+    app = tour_app(tmp_path)
+    names = {"slash": "/", "escape": "esc"}
+    async with app.run_test(size=(120, 40)) as pilot:
+        in_help = " ".join(
+            [k for k, _ in NAVIGATION_KEYS] + [keys for keys, *_ in app.binding_rows()]
+        ).split()
+        for key in ("t", "e", "c"):
+            await open_screen(pilot, key)
+            for shown in footer_keys(app):
+                assert names.get(shown, shown) in in_help, (key, shown)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen is app.main

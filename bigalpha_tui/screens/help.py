@@ -26,6 +26,7 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("enter  /", "a row in full (events, journal, blocked, probation) / filter a list"),
     ("y  n  esc", "confirm dialogs: yes / no / cancel"),
     ("1 … 9  esc", "charts: chart another symbol / back"),
+    ("ctrl+r", "journal, charts: read the store's closed trades again"),
 )
 
 
