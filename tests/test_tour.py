@@ -148,3 +148,46 @@ async def test_every_key_a_full_screens_footer_shows_is_in_help(tmp_path: Path) 
             await pilot.press("escape")
             await pilot.pause()
             assert app.screen is app.main
+
+
+def wide_journal() -> Any:
+    """The seeded journal plus a trade as wide as the simulator's: a tiny BTC size, four
+    exit legs, a ten-hour hold, two-digit P&L."""
+    from snapshot_fixtures import journal_trades
+
+    from bigalpha_tui.core.journal import Journal, pair_twins
+    from bigalpha_tui.core.types import ExitReason
+
+    old, both, pre_log, shadow = journal_trades()
+    t = both[0]
+    wide = dataclasses.replace(
+        t,
+        id="L-wide",
+        qty=0.000373296,
+        exit_s=t.exit_s + 10 * 3600,
+        exit_reasons=(ExitReason.T1, ExitReason.T2, ExitReason.T3, ExitReason.STOP),
+        pnl_usd=-12.34,
+        fees_usd=10.25,
+    )
+    return Journal(pair_twins([*old, *both, *pre_log, wide], shadow))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [(120, 40), (80, 24), (60, 20)], ids=str)
+async def test_the_journal_fits_its_width_without_scrolling_sideways(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    # at 120 columns the twin's P&L fell off the right edge; at 60 the % and the twin's too
+    from bigalpha_tui.widgets.journal_table import JournalTable
+
+    app = tour_app(tmp_path)
+    journal = wide_journal()
+    app.read_journal = lambda: journal  # type: ignore[method-assign]
+    async with app.run_test(size=size) as pilot:
+        screen = await open_screen(pilot, "t")
+        table = screen.query_one(JournalTable)
+        assert table.row_count == len(journal.entries)
+        assert table.virtual_size.width <= table.size.width
+        shown = table.columns_shown()
+        for key in ("exit", "symbol", "side", "reasons", "pnl_usd", "twin"):
+            assert key in shown

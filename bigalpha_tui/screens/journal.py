@@ -24,7 +24,7 @@ from textual.widgets import Footer, Input, Static
 from bigalpha_tui.core.journal import Journal, JournalEntry
 from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.widgets import fmt
-from bigalpha_tui.widgets.journal_table import COMPACT_BELOW, JournalTable
+from bigalpha_tui.widgets.journal_table import JournalTable
 from bigalpha_tui.widgets.status_bar import StatusBar
 
 
@@ -144,11 +144,11 @@ class JournalScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.search.display = False
-        self.table.set_compact(self.app.size.width < COMPACT_BELOW)
+        self.table.fit_width(self.app.size.width)
         self.load()
 
     def on_resize(self, event: Resize) -> None:
-        self.table.set_compact(event.size.width < COMPACT_BELOW)
+        self.table.fit_width(event.size.width)
 
     @work(thread=True, exclusive=True, group="journal", exit_on_error=False)
     def load(self) -> None:
