@@ -191,3 +191,19 @@ async def test_the_journal_fits_its_width_without_scrolling_sideways(
         shown = table.columns_shown()
         for key in ("exit", "symbol", "side", "reasons", "pnl_usd", "twin"):
             assert key in shown
+
+
+@pytest.mark.anyio
+async def test_the_charts_footer_says_the_digits_chart_another_symbol(tmp_path: Path) -> None:
+    # the footer said only "esc Back  ^r Reload trades": the digits were in help alone
+    app = tour_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(pilot, "c")
+        keys = footer_keys(app)
+        assert keys.get("1") == "Symbol"
+        assert [k for k in keys if k.isdigit()] == ["1"]  # one entry for the nine
+        assert app.screen.active_bindings["1"].binding.key_display == "1…9"
+        await pilot.press("3")
+        await pilot.pause()
+        title = str(app.screen.query_one("#chart-price").border_title)
+        assert title.startswith(fixture_snapshot().symbols[2].symbol)

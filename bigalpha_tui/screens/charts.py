@@ -131,9 +131,11 @@ class ChartsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,c,q", "back", "Back", id="charts-back"),
         Binding("ctrl+r", "reload", "Reload trades", id="charts-reload"),
+        # one footer entry for the nine digit keys ("1…9 Symbol"), the others hidden
+        Binding("1", "symbol(1)", "Symbol", id="charts-symbol-1", key_display="1…9"),
         *(
             Binding(str(i), f"symbol({i})", f"Symbol {i}", id=f"charts-symbol-{i}", show=False)
-            for i in range(1, 10)
+            for i in range(2, 10)
         ),
     ]
 
