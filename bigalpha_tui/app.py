@@ -49,7 +49,7 @@ from bigalpha_tui.screens.main import MainScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.guard_log import GuardLog, block_fields
 from bigalpha_tui.widgets.probation_table import ProbationTable, probation_fields
-from bigalpha_tui.widgets.status_bar import StatusInfo
+from bigalpha_tui.widgets.status_bar import StatusBar, StatusInfo
 
 #: actions that steer the bot: disabled in read-only mode
 STEERING = frozenset({"toggle_pause", "pause", "resume", "learn", "release", "close_position"})
@@ -394,17 +394,22 @@ class CockpitApp(App[int]):
             # footer rebuilds all its keys, which would hold that frame back)
             self.call_after_refresh(self.refresh_bindings)
         # the main screen is drawn under dialogs too: its clock and heartbeat never freeze;
-        # behind a full screen (charts, journal) it is not, since Textual would repaint what
-        # changed on it through the screen on top; it catches up when it shows again
+        # behind a full screen (charts, journal, events), and under a dialog over one, it is
+        # not, since Textual would repaint what changed on it through the screen on top; it
+        # catches up when it shows again. A full screen has a status line of its own.
         screen = self.screen
-        if screen is self.main or screen.is_modal:
-            market_now = self.core.clock.now()
+        base = next((s for s in reversed(self.screen_stack) if not s.is_modal), self.main)
+        market_now = self.core.clock.now()
+        if base is self.main:
             self.main.show(snapshot, self.status_info(snapshot, market_now), market_now)
+        else:
+            for bar in base.query(StatusBar):
+                bar.status = self.status_info(snapshot, market_now)
         if isinstance(screen, GuardsScreen):
             screen.show(snapshot)
         elif isinstance(screen, EventsScreen):
             screen.show(snapshot.events)
-        elif hasattr(screen, "show_snapshot"):  # the charts (imported on first use)
+        elif hasattr(screen, "show_snapshot"):  # charts, journal (imported on first use)
             screen.show_snapshot(snapshot)
 
     def status_info(self, snapshot: Snapshot, market_now_s: float) -> StatusInfo:
@@ -534,11 +539,12 @@ class CockpitApp(App[int]):
     def action_journal(self) -> None:
         from bigalpha_tui.screens.journal import JournalScreen  # on first use: a faster start
 
-        self.push_screen(JournalScreen(self.read_journal), lambda _: self.refresh_view())
+        closed = self.snapshot_source().closed_trades  # another count later: read again
+        self.push_full_screen(JournalScreen(self.read_journal, closed))
 
     def action_events(self) -> None:
         events = EventsScreen(self.snapshot_source().events)
-        self.push_screen(events, lambda _: self.refresh_view())
+        self.push_full_screen(events)
 
     def on_guard_log_selected(self, message: GuardLog.Selected) -> None:
         """`enter` on a blocked entry: its reason in full."""
@@ -558,14 +564,22 @@ class CockpitApp(App[int]):
     def action_charts(self) -> None:
         from bigalpha_tui.screens.charts import ChartsScreen  # on first use: a faster start
 
+        snapshot = self.snapshot_source()
+        # the core's own start (market time), carried in its snapshot: an attached cockpit's
+        # session is the bot's, as the session line says, not the time the cockpit opened
+        start = snapshot.session.started_s
+        if start is None:
+            start = getattr(self.core, "started_market_s", None) or self.started_market_s
         screen = ChartsScreen(
-            self.config,
-            self.read_journal,
-            self.snapshot_source(),
-            self.main.focused_symbol(),
-            getattr(self.core, "started_market_s", None) or self.started_market_s,
+            self.config, self.read_journal, snapshot, self.main.focused_symbol(), start
         )
+        self.push_full_screen(screen)
+
+    def push_full_screen(self, screen: Screen[None]) -> None:
+        """Charts, journal, events: their status line drawn with their first frame, the main
+        screen brought up to date when they close."""
         self.push_screen(screen, lambda _: self.refresh_view())
+        self.call_after_refresh(self.refresh_view)
 
     def read_journal(self) -> Journal:
         """The store's closed trades, through a read-only store of our own (it runs in a

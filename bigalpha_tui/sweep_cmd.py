@@ -42,6 +42,7 @@ from bigalpha_tui.sweep_run import (
     RAY_LOCAL,
     Runner,
     Task,
+    check_ray_address,
     data_files,
     import_ray,
     run_all,
@@ -138,6 +139,7 @@ def cmd_sweep(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.ray is not None:
         import_ray()  # without Ray: one line now, before any work
+        check_ray_address(args.ray)  # an address that does not answer: one line, not minutes
     args.files = resolve_data_args(args.files)
     args.speed = "max"
     grid = build_grid(base_config(args), args.sets)

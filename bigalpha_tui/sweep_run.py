@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,12 @@ from bigalpha_tui.sweep_plan import Variant
 #: `--ray` without an address: start Ray on this machine (Ray's own name for that).
 RAY_LOCAL = "local"
 RAY_MISSING = "--ray needs Ray: pip install 'bigalpha-tui[cluster]'"
+#: how long `--ray=ADDRESS` waits for the address to answer before giving up: `ray.init`
+#: itself retries an unreachable cluster for minutes
+RAY_CONNECT_TIMEOUT_S = 5.0
+#: the port Ray listens on when ADDRESS names none: GCS, or the Ray Client server (ray://)
+RAY_GCS_PORT = 6379
+RAY_CLIENT_PORT = 10001
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,45 @@ def import_ray() -> ModuleType:
     except ImportError:
         raise ConfigError(RAY_MISSING) from None
     return ray
+
+
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) that `--ray=ADDRESS` will connect to; None for Ray's own words ("local",
+    "auto": a cluster found on this machine, nothing to check). ConfigError when malformed."""
+    if address in (RAY_LOCAL, "auto"):
+        return None
+    client = address.startswith("ray://")
+    rest = address.removeprefix("ray://")
+    host, sep, port_text = rest.rpartition(":")
+    if not sep:
+        host, port_text = rest, ""
+    host = host.strip("[]")  # [::1]:6379
+    if not host or (not port_text and sep):
+        raise ConfigError(f"--ray {address}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        port = int(port_text) if port_text else RAY_CLIENT_PORT if client else RAY_GCS_PORT
+    except ValueError:
+        raise ConfigError(f"--ray {address}: the port is not a number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"--ray {address}: the port is out of range")
+    return host, port
+
+
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Fail fast on a cluster address that does not answer (one TCP connect, `timeout_s`):
+    `ray.init` would retry it for minutes. ConfigError (one line, exit 2) when it does not."""
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        return
+    host, port = endpoint
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise ConfigError(
+            f"--ray {address}: cannot reach {host}:{port} within {timeout_s:g} s ({reason})"
+        ) from None
 
 
 def _ray_task(

@@ -152,10 +152,11 @@ def snapshot_with_prices() -> Snapshot:
 
 
 def charts_app(data_dir: Path) -> CockpitApp:
+    """The cockpit over a core that started at SESSION_START_S (its snapshot says so)."""
     seed_journal(data_dir)
-    app = cockpit(fixture_core(data_dir), snapshot_with_prices())
-    app.started_market_s = SESSION_START_S
-    return app
+    snapshot = snapshot_with_prices()
+    session = dataclasses.replace(snapshot.session, started_s=SESSION_START_S)
+    return cockpit(fixture_core(data_dir), dataclasses.replace(snapshot, session=session))
 
 
 async def open_charts(pilot: Any) -> ChartsScreen:
@@ -320,3 +321,91 @@ async def test_the_main_screen_is_not_drawn_behind_the_charts(tmp_path: Path) ->
         await pilot.press("escape")
         await pilot.pause()
         assert bar.status.market_time_s == before.market_time_s + 90  # caught up on return
+
+
+@pytest.mark.anyio
+async def test_an_attached_cockpits_session_is_the_bots_not_the_cockpits(
+    tmp_path: Path,
+) -> None:
+    # the bot started at START_S (its snapshot says so); the cockpit opened at NOW_S: the
+    # session curve counts what the session line counts, the trades closed since the bot began
+    from bigalpha_tui.attach import AttachApp, RemoteClock, RemoteCore
+
+    seed_journal(tmp_path)
+    remote = RemoteCore(tmp_path, fed_core(tmp_path, 0).config, clock=RemoteClock(lambda: 0.0))
+    fields = snapshot_codec.encode_fields(snapshot_with_prices())
+    remote.apply_line(snapshot_codec.dumps({"t": "snap", "now": NOW_S, "d": {"set": fields}}))
+    remote.connected, remote.attaches = True, 1
+    app = AttachApp(remote, run_core=False)
+    assert remote.snapshot().session.started_s == START_S < app.started_market_s
+    since_bot = pnl_curve(journal_entries(), since_s=START_S).trades
+    assert since_bot > pnl_curve(journal_entries(), since_s=NOW_S).trades
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = await open_charts(pilot)
+        assert charts.session_start_s == START_S
+        assert str(charts.chart("session").border_title) == (
+            f"P&L this session · {since_bot} trades"
+        )
+
+
+def status_line(bar: Any) -> str:
+    return "".join(s.text for s in bar.render_line(0))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["c", "t", "e"])
+async def test_a_full_screen_has_the_status_line_so_a_halt_shows_there(
+    tmp_path: Path, key: str
+) -> None:
+    # charts, journal and events hide the main screen: without a status line of their own a
+    # halt, an outage or a stale heartbeat went unseen while one was open
+    from bigalpha_tui.widgets.status_bar import StatusBar
+
+    app = charts_app(tmp_path)
+    snapshot = app.snapshot_source()
+    async with app.run_test(size=(80, 24)) as pilot:
+        main_bar = app.main.query_one(StatusBar)
+        await pilot.press(key)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert screen is not app.main
+        bar = screen.query_one(StatusBar)
+        assert "UTC" in status_line(bar) and "HALTED" not in status_line(bar)
+        before = main_bar.status
+        halted = dataclasses.replace(snapshot, entries_halted_reason="daily loss")
+        app.snapshot_source = lambda: halted
+        app.core.clock.advance_to(app.core.clock.now() + 90)
+        app.refresh_view()
+        await pilot.pause()
+        assert "HALTED daily loss" in status_line(bar)
+        assert bar.status.market_time_s == pytest.approx(before.market_time_s + 90)
+        assert main_bar.status == before  # the main screen stays undrawn behind it
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.main
+        assert main_bar.status.halted_reason == "daily loss"  # caught up on return
+
+
+@pytest.mark.anyio
+async def test_a_dialog_over_a_full_screen_does_not_draw_the_main_screen(tmp_path: Path) -> None:
+    # journal -> enter (a dialog): the main screen is two screens down, unseen; drawing it
+    # there repainted through both
+    from bigalpha_tui.screens.journal import TradeDetail
+    from bigalpha_tui.widgets.status_bar import StatusBar
+
+    app = charts_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        main_bar = app.main.query_one(StatusBar)
+        await pilot.press("t")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        journal_bar = app.screen.query_one(StatusBar)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TradeDetail)
+        before = main_bar.status
+        app.core.clock.advance_to(app.core.clock.now() + 90)
+        app.refresh_view()
+        assert main_bar.status == before
+        assert journal_bar.status.market_time_s == pytest.approx(before.market_time_s + 90)

@@ -159,3 +159,51 @@ def test_ray_without_ray_installed_is_one_line_and_exit_2(test_data: Path, tmp_p
         assert result.stderr.splitlines() == [
             "bigalpha-tui: --ray needs Ray: pip install 'bigalpha-tui[cluster]'"
         ]
+
+
+def test_ray_at_an_address_that_does_not_answer_is_one_line_and_exit_2_at_once(
+    test_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    # `ray.init` retries an unreachable cluster for minutes; the sweep checks the address
+    # first. Ray itself is stood in for (it is an optional extra): its init must not be reached.
+    import socket
+    import time
+    import types
+
+    from bigalpha_tui import sweep_cmd
+    from bigalpha_tui.cli import main
+
+    inits: list[object] = []
+    fake_ray = types.SimpleNamespace(init=lambda **kw: inits.append(kw))
+    monkeypatch.setattr(sweep_cmd, "import_ray", lambda: fake_ray)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = str(test_data / "AVAXUSDT-1m-2026-02-head.csv.gz")
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as exited:
+            main(["sweep", data, "--set", "exits.stop_pct=1,2", f"--ray={address}"])
+        assert exited.value.code == 2
+        assert time.monotonic() - started < 5
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.splitlines() == [
+            f"bigalpha-tui: --ray {address}: cannot reach 127.0.0.1:{port} within 5 s"
+            " (Connection refused)"
+        ]
+    assert inits == []
+
+
+def test_ray_addresses_name_the_endpoint_that_is_checked() -> None:
+    from bigalpha_tui.sweep_run import ray_endpoint
+
+    assert ray_endpoint("local") is None and ray_endpoint("auto") is None
+    assert ray_endpoint("10.0.0.5:6380") == ("10.0.0.5", 6380)
+    assert ray_endpoint("ray://head") == ("head", 10001)
+    assert ray_endpoint("head") == ("head", 6379)
+    assert ray_endpoint("[::1]:6379") == ("::1", 6379)
+    for bad in ("head:", "head:port", "head:70000", ":6379"):
+        with pytest.raises(ConfigError, match="--ray"):
+            ray_endpoint(bad)

@@ -416,6 +416,9 @@ def test_the_guard_table_says_open_while_no_blocked_twin_has_closed() -> None:
     waiting = GuardStatsView(BlockReason.FEE_EDGE, blocked=3, open_twins=1, twins_closed=0)
     assert outcome_cell(waiting)[0] == "open"
     flat = GuardStatsView(BlockReason.FEE_EDGE, blocked=3, open_twins=1, twins_closed=2)
-    assert outcome_cell(flat)[0] == "broke even, 1 open"
+    assert outcome_cell(flat)[0] == "even (1 open)"
     won = GuardStatsView(BlockReason.FEE_EDGE, blocked=3, opportunity_cost_usd=1.5, twins_closed=2)
-    assert outcome_cell(won)[0].startswith("would have made")
+    # the guards panel's words (the dialog said "would have made $1.50", the panel "cost")
+    assert outcome_cell(won)[0] == "cost $1.50"
+    lost = dataclasses.replace(won, opportunity_cost_usd=-2.0, open_twins=1)
+    assert outcome_cell(lost)[0] == "saved $2.00 (1 open)"

@@ -133,6 +133,8 @@ class EventTable(DataTable[Text]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # the footer says what enter does (DataTable's own enter binding is hidden)
+        Binding("enter", "select_cursor", "Detail"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),

@@ -101,15 +101,17 @@ class GuardTable(DataTable[Text]):
 
 
 def outcome_cell(stats: GuardStatsView) -> Cell:
-    """What the blocked trades' shadow twins did, in words ("open" while none has closed)."""
+    """What the blocked trades' shadow twins did, in the guards panel's words: "cost" (they
+    would have made money), "saved" (they would have lost it), "even"; "open" while none has
+    closed."""
     cost = stats.opportunity_cost_usd
     if not stats.blocked:
         return (fmt.DASH, "muted")
     if not stats.twins_closed:
         return ("open", "muted")
-    still_open = f", {stats.open_twins} open" if stats.open_twins else ""
+    still_open = f" ({stats.open_twins} open)" if stats.open_twins else ""
     if cost > 0:
-        return (f"would have made {fmt.usd(cost, signed=False)}{still_open}", "cost")
+        return (f"cost {fmt.usd(cost, signed=False)}{still_open}", "cost")
     if cost < 0:
-        return (f"would have lost {fmt.usd(-cost, signed=False)}{still_open}", "saved")
-    return (f"broke even{still_open}", "muted")
+        return (f"saved {fmt.usd(-cost, signed=False)}{still_open}", "saved")
+    return (f"even{still_open}", "muted")

@@ -1,7 +1,8 @@
 """Closed live trades, newest first: entry and exit time, symbol, side, size, conviction,
 regime at entry, exit reasons, hold time, P&L in $ and %, fees, and the shadow twin's P&L.
-One row per trade, keyed by trade id. Below 100 columns the exit time, size, conviction,
-regime and fees are left out (the detail view has them all).
+One row per trade, keyed by trade id. Narrower terminals leave columns out (the detail view
+has them all): conviction and fees under 130 columns; the entry time, size and regime too
+under 100 (the exit time the rows are sorted by stays); hold and P&L % too under 75.
 """
 
 from __future__ import annotations
@@ -35,8 +36,25 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("fees", "Fees"),
     ("twin", "Twin $"),
 )
-COMPACT_HIDDEN = frozenset({"exit", "size", "conviction", "regime", "fees"})
+#: narrow: the exit time stays (the rows are sorted by it, newest first), the entry goes
+COMPACT_HIDDEN = frozenset({"entry", "size", "conviction", "regime", "fees"})
 COMPACT_BELOW = 100
+#: every column needs about 122 cells: under this width conviction and fees go first (the
+#: summary line totals the fees)
+MEDIUM_HIDDEN = frozenset({"conviction", "fees"})
+MEDIUM_BELOW = 130
+#: 60-odd columns: the hold time and the % go too, so P&L $ and the twin's stay in sight
+TINY_HIDDEN = COMPACT_HIDDEN | {"hold", "pnl_pct"}
+TINY_BELOW = 75
+
+
+def hidden_at(width: int) -> frozenset[str]:
+    """The columns left out at this terminal width (the detail view has them all)."""
+    if width < TINY_BELOW:
+        return TINY_HIDDEN
+    if width < COMPACT_BELOW:
+        return COMPACT_HIDDEN
+    return MEDIUM_HIDDEN if width < MEDIUM_BELOW else frozenset()
 
 
 def money_style(x: float | None) -> str:
@@ -70,6 +88,8 @@ class JournalTable(DataTable[Text]):
     """The journal's rows; the cursor row is the trade `enter` opens."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # the footer says what enter does (DataTable's own enter binding is hidden)
+        Binding("enter", "select_cursor", "Detail"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "Top", show=False),
@@ -93,28 +113,34 @@ class JournalTable(DataTable[Text]):
         "journal-table--muted",
     }
 
-    def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
+    def __init__(self, *, width: int = MEDIUM_BELOW, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self.compact = compact
+        self.hidden = hidden_at(width)
         self.entries: dict[str, JournalEntry] = {}
         self._shown: dict[str, Row] = {}
 
     def on_mount(self) -> None:
         self._add_columns()
 
+    @property
+    def compact(self) -> bool:
+        """Narrow: only the columns that say what happened and what it made."""
+        return "entry" in self.hidden
+
     def columns_shown(self) -> list[str]:
-        return [k for k, _ in COLUMNS if not (self.compact and k in COMPACT_HIDDEN)]
+        return [k for k, _ in COLUMNS if k not in self.hidden]
 
     def _add_columns(self) -> None:
         labels = dict(COLUMNS)
         for key in self.columns_shown():
             self.add_column(labels[key], key=key)
 
-    def set_compact(self, compact: bool) -> None:
-        """Fewer columns on a narrow terminal; the rows are drawn again at once."""
-        if compact == self.compact:
+    def fit_width(self, width: int) -> None:
+        """Fewer columns on a narrower terminal; the rows are drawn again at once."""
+        hidden = hidden_at(width)
+        if hidden == self.hidden:
             return
-        self.compact = compact
+        self.hidden = hidden
         self.clear(columns=True)
         self._shown.clear()
         self._add_columns()

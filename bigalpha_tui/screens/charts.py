@@ -26,6 +26,7 @@ from bigalpha_tui.core.snapshot import Snapshot, SymbolView
 from bigalpha_tui.core.types import Side
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.braille_chart import BrailleChart, ChartSpec, Mark, Series
+from bigalpha_tui.widgets.status_bar import StatusBar
 
 #: the glyph of each kind of fill on the price chart
 ENTRY_GLYPH = {Side.LONG: "▲", Side.SHORT: "▼"}
@@ -130,9 +131,11 @@ class ChartsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,c,q", "back", "Back", id="charts-back"),
         Binding("ctrl+r", "reload", "Reload trades", id="charts-reload"),
+        # one footer entry for the nine digit keys ("1…9 Symbol"), the others hidden
+        Binding("1", "symbol(1)", "Symbol", id="charts-symbol-1", key_display="1…9"),
         *(
             Binding(str(i), f"symbol({i})", f"Symbol {i}", id=f"charts-symbol-{i}", show=False)
-            for i in range(1, 10)
+            for i in range(2, 10)
         ),
     ]
 
@@ -162,6 +165,7 @@ class ChartsScreen(Screen[None]):
         self._symbol_drawn: object = None
 
     def compose(self) -> ComposeResult:
+        yield StatusBar(id="charts-status")  # the app's status line: heartbeat, HALTED, …
         with Horizontal(id="charts-pnl"):
             yield BrailleChart(id="chart-session")
             yield BrailleChart(id="chart-history")

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Input, Static
 from bigalpha_tui.core.snapshot import Event
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventTable, event_fields, event_matches
+from bigalpha_tui.widgets.status_bar import StatusBar
 
 
 def fields_table(rows: Sequence[tuple[str, str]]) -> Table:
@@ -108,6 +109,7 @@ class EventsScreen(Screen[None]):
         self.query_text = ""
 
     def compose(self) -> ComposeResult:
+        yield StatusBar(id="events-status")  # the app's status line: heartbeat, HALTED, …
         yield Static("", id="events-summary", markup=False)
         yield Input(placeholder="symbol or text (enter: apply, esc: clear)", id="events-search")
         yield EventTable(id="events-table")

@@ -73,7 +73,8 @@ class GuardsScreen(ModalScreen[None]):
             return "Read-only session: guards are shown but cannot be switched."
         return (
             "A guard switched OFF lets through the entries it would have blocked. "
-            "Every switch is logged and persisted."
+            "Every switch is logged and persisted. Blocked trades: cost when their shadow "
+            "twins made money, saved when they lost it."
         )
 
     @property

@@ -27,6 +27,7 @@ NAVIGATION_KEYS: tuple[tuple[str, str], ...] = (
     ("y  n  esc", "confirm dialogs: yes / no / cancel"),
     ("shift+F  a", "flatten's last question: yes / halt detail (h): acknowledge"),
     ("1 … 9  esc", "charts: chart another symbol / back"),
+    ("ctrl+r", "journal, charts: read the store's closed trades again"),
 )
 
 

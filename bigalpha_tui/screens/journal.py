@@ -1,8 +1,9 @@
 """`t`: the trade journal, every closed live trade the store holds, newest first. `/` filters
 by symbol, `enter` shows the highlighted trade in full, `escape` goes back.
 
-The store is read once when the screen opens (and on `ctrl+r`), in a thread, through a
-read-only store of its own: never on the UI tick, never through the core's store.
+The store is read when the screen opens, on `ctrl+r` and when the core's closed-trade count
+moves (a trade closed while it is open), in a thread, through a read-only store of its own:
+never through the core's store. The highlighted trade keeps the cursor across a re-read.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
 from bigalpha_tui.core.journal import Journal, JournalEntry
+from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.widgets import fmt
-from bigalpha_tui.widgets.journal_table import COMPACT_BELOW, JournalTable
+from bigalpha_tui.widgets.journal_table import JournalTable
+from bigalpha_tui.widgets.status_bar import StatusBar
 
 
 def summary(entries: tuple[JournalEntry, ...], journal: Journal, symbol_filter: str) -> str:
@@ -63,7 +66,7 @@ def detail_table(entry: JournalEntry) -> Table:
         ("Held", fmt.duration(entry.hold_s)),
         ("Size", f"{fmt.qty(t.qty)} ({fmt.usd(t.notional_usd, signed=False)} notional)"),
         ("Conviction", f"{t.conviction.value}, size x{t.size_multiplier:g}"),
-        ("Regime at entry", t.entry_regime.value + (", force-held" if t.force_held else "")),
+        ("Regime at entry", t.entry_regime.label + (", force-held" if t.force_held else "")),
         ("Golden hour", "entered inside" if t.golden_hour_entry else "entered outside"),
         ("Exits", " ".join(r.value for r in t.exit_reasons)),
         ("P&L", f"{fmt.usd(t.pnl_usd)} ({fmt.pct(t.pnl_pct)}) net of fees"),
@@ -114,14 +117,18 @@ class JournalScreen(Screen[None]):
 
     AUTO_FOCUS = "#journal-table"
 
-    def __init__(self, read: Callable[[], Journal]) -> None:
+    def __init__(self, read: Callable[[], Journal], closed_trades: int | None = None) -> None:
+        """`read` returns the store's journal (run in a thread); `closed_trades` is the core's
+        count of closed trades now (a later tick with another count reads the store again)."""
         super().__init__()
         self.read = read
+        self.loaded_count = closed_trades
         self.journal = Journal()
         self.loaded = False
         self.symbol_filter = ""
 
     def compose(self) -> ComposeResult:
+        yield StatusBar(id="journal-status")  # the app's status line: heartbeat, HALTED, …
         yield Static("Reading the store…", id="journal-summary", markup=False)
         yield Input(placeholder="symbol (enter: apply, esc: clear)", id="journal-search")
         yield JournalTable(id="journal-table")
@@ -137,11 +144,11 @@ class JournalScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.search.display = False
-        self.table.set_compact(self.app.size.width < COMPACT_BELOW)
+        self.table.fit_width(self.app.size.width)
         self.load()
 
     def on_resize(self, event: Resize) -> None:
-        self.table.set_compact(event.size.width < COMPACT_BELOW)
+        self.table.fit_width(event.size.width)
 
     @work(thread=True, exclusive=True, group="journal", exit_on_error=False)
     def load(self) -> None:
@@ -149,9 +156,19 @@ class JournalScreen(Screen[None]):
         self.app.call_from_thread(self.show, journal)
 
     def show(self, journal: Journal) -> None:
+        table = self.table
+        at = table.entry_at_cursor()
         self.journal = journal
         self.loaded = True
         self._draw()
+        if at is not None and at.trade.id in table.entries:
+            table.move_cursor(row=table.get_row_index(at.trade.id), animate=False)
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """A UI tick: a trade closed since the last read, so read the store again."""
+        if snapshot.closed_trades != self.loaded_count:
+            self.loaded_count = snapshot.closed_trades
+            self.load()
 
     def _draw(self) -> None:
         entries = self.journal.for_symbol(self.symbol_filter)
