@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,7 +158,7 @@ class Core:
         # replay runs far behind the clock); otherwise at the clock's now
         at_s = self._event_time_s if self._event_time_s is not None else self.clock.now()
         event = Event(at_s, kind, symbol, message, MappingProxyType(data))
-        self.events.appendleft(event)
+        self.events.appendleft(self._folded(event))
         for observer in list(self.observers):
             try:
                 observer(event)
@@ -165,6 +166,35 @@ class Core:
                 log.exception("observer failed on %s; removed", kind)
                 self.observers.remove(observer)
         self._snapshot = None
+        return event
+
+    def _folded(self, event: Event) -> Event:
+        """The line the event log keeps: a block repeating the symbol's last line (same side
+        and guard: the golden hour blocks every signal bar of a night) replaces that line
+        with a count, so a night of blocks does not push the day's entries and exits out of
+        the log. Observers (headless, logs) still get every block; so do the counts, the
+        guard log and `guard_blocks.jsonl`."""
+        if event.kind != "block":
+            return event
+        for i, earlier in enumerate(self.events):
+            if earlier.symbol != event.symbol:
+                continue
+            same = (
+                earlier.kind == "block"
+                and earlier.data.get("reason") == event.data.get("reason")
+                and earlier.data.get("side") == event.data.get("side")
+            )
+            if not same:
+                return event
+            repeats = int(earlier.data.get("repeats", 1)) + 1
+            first_s = float(earlier.data.get("first_s", earlier.time_s))
+            del self.events[i]
+            since = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
+            return dataclasses.replace(
+                event,
+                message=f"{event.message} ({repeats}x since {since})",
+                data=MappingProxyType({**event.data, "repeats": repeats, "first_s": first_s}),
+            )
         return event
 
     # -- per-symbol engines ----------------------------------------------------------

@@ -44,18 +44,21 @@ class EventLog(RichLog):
         super().__init__(
             id=id, classes=classes, max_lines=MAX_LINES, wrap=False, markup=False, highlight=False
         )
-        self._last_shown: Event | None = None
+        # the events of the last call, by identity (held, so no id is reused meanwhile)
+        self._shown: dict[int, Event] = {}
 
     def show(self, events: Sequence[Event]) -> int:
-        """Write the events newer than the last one shown (`events` is newest first)."""
+        """Write the events not shown yet (`events` is newest first). A repeated block the
+        core folded into its symbol's last line comes as a new event on top while the line it
+        replaced leaves the log: it is written, and the lines already written stay (a tail)."""
         fresh: list[Event] = []
         for event in events:
-            if event is self._last_shown:
+            if id(event) in self._shown:
                 break
             fresh.append(event)
+        self._shown = {id(event): event for event in events}
         if not fresh:
             return 0
-        self._last_shown = fresh[0]
         for event in reversed(fresh):
             self.write(self.line(event))
         return len(fresh)
