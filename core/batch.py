@@ -44,10 +44,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .bar import Bar
 from .clock import SimClock
-from .config import Config
+from .config import Config, StrategyConfig
 from .engine import Core, SymbolEngines
 from .flow import ExactSum, FlowState, WhaleFlowEngine, flow_state
 from .hurst import HurstReading, HurstTracker, classify, confirm_step, hurst_exponents, trend_sign
+from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
 from .types import Regime
 
 FloatArray = npt.NDArray[np.float64]
@@ -285,29 +286,108 @@ def hurst_features(
     return readings, end_state
 
 
-def applied_bars(bars: Sequence[Bar]) -> dict[str, list[Bar]]:
+def applied_bars(bars: Sequence[Bar], checked: bool = False) -> dict[str, list[Bar]]:
     """Per symbol, the bars a fresh core's engines apply: later than the symbol's last
-    applied bar and sane (`Core._process_bar` rejects the rest)."""
+    applied bar and sane (`Core._process_bar` rejects the rest). `checked`: every bar
+    already passed `Bar.problem` (a replay source's parser checks each row)."""
     out: dict[str, list[Bar]] = {}
     last: dict[str, int] = {}
     for bar in bars:
-        if bar.open_ms > last.get(bar.symbol, -1) and bar.problem() is None:
-            out.setdefault(bar.symbol, []).append(bar)
-            last[bar.symbol] = bar.open_ms
+        symbol = bar.symbol
+        if bar.open_ms > last.get(symbol, -1) and (checked or bar.problem() is None):
+            own = out.get(symbol)
+            if own is None:
+                own = out[symbol] = []
+            own.append(bar)
+            last[symbol] = bar.open_ms
     return out
 
 
 def compute_features(
-    bars: Sequence[Bar], config: Config, settings: dict[str, Any]
+    bars: Sequence[Bar], config: Config, settings: dict[str, Any], checked: bool = False
 ) -> dict[str, SymbolFeatures]:
     features: dict[str, SymbolFeatures] = {}
-    for symbol, own in applied_bars(bars).items():
+    for symbol, own in applied_bars(bars, checked).items():
         flows, flow_end = flow_features(symbol, own, config)
         readings, hurst_end = hurst_features(own, settings)
         features[symbol] = SymbolFeatures(
             own, [b.open_ms for b in own], flows, readings, flow_end, hurst_end
         )
     return features
+
+
+class BatchOfi(AlphaOfi):
+    """Alpha-OFI over a symbol's bars known ahead: the OFI and ATR window sums of every
+    bar computed at once, exactly (`exact_window_sums` is correctly rounded, as
+    `math.fsum`), so `update` only looks its bar up and builds the signal the streaming
+    strategy builds. Its state (saved with the book) is the streaming one at the last bar
+    taken; `streaming()` hands that over to a plain `AlphaOfi` at the end of the run."""
+
+    def __init__(self, symbol: str, config: StrategyConfig, bars: Sequence[Bar]) -> None:
+        super().__init__(symbol, config)
+        n = len(bars)
+        high = np.fromiter((b.high for b in bars), np.float64, n)
+        low = np.fromiter((b.low for b in bars), np.float64, n)
+        close = np.fromiter((b.close for b in bars), np.float64, n)
+        volume = np.fromiter((b.volume for b in bars), np.float64, n)
+        taker = np.fromiter((b.taker_buy_volume for b in bars), np.float64, n)
+        has_flow = np.fromiter((b.has_flow for b in bars), np.bool_, n)
+        delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
+        flow_volume = np.where(has_flow, volume, 0.0)
+        ranges = high - low  # `true_range`: the first bar has no previous close
+        if n > 1:
+            previous = close[:-1]
+            ranges[1:] = np.maximum(
+                np.maximum(ranges[1:], np.abs(high[1:] - previous)), np.abs(low[1:] - previous)
+            )
+        delta_sums = exact_window_sums(delta, config.ofi_bars)
+        volume_sums = exact_window_sums(flow_volume, config.ofi_bars)
+        range_sums = exact_window_sums(ranges, config.atr_bars)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ofi = delta_sums / volume_sums
+        threshold = config.ofi_threshold
+        fires = has_flow & (volume_sums > 0.0) & ((ofi > threshold) | (ofi < -threshold))
+        fires[: max(config.ofi_bars, config.atr_bars) - 1] = False  # not warm yet
+        self._bars = bars
+        self._open_ms = [b.open_ms for b in bars]
+        self._fires = fires.tolist()
+        self._ofi = ofi.tolist()
+        self._range_sums = range_sums.tolist()
+        self._deltas = delta.tolist()
+        self._volumes = flow_volume.tolist()
+        self._true_ranges = ranges.tolist()
+        self._next = 0
+
+    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+        i = self._next
+        if i >= len(self._open_ms) or self._open_ms[i] != bar.open_ms:
+            raise RuntimeError(f"batch Alpha-OFI out of step on {bar.symbol} at {bar.open_ms}")
+        self._next = i + 1
+        if not self._fires[i]:
+            return None
+        ofi = self._ofi[i]
+        side = signal_side(ofi, self.config.ofi_threshold)
+        assert side is not None
+        atr_bps = BPS_PER_UNIT * self._range_sums[i] / self.config.atr_bars / bar.close
+        return self.signal(bar, side, ofi, atr_bps, flow, hurst)
+
+    def to_state(self) -> dict[str, Any]:
+        i = self._next
+        first_flow = max(0, i - self.config.ofi_bars)
+        return {
+            "flow": [
+                [d, v]
+                for d, v in zip(
+                    self._deltas[first_flow:i], self._volumes[first_flow:i], strict=True
+                )
+            ],
+            "ranges": self._true_ranges[max(0, i - self.config.atr_bars) : i],
+            "previous_close": self._bars[i - 1].close if i else None,
+        }
+
+    def streaming(self) -> AlphaOfi:
+        """A plain `AlphaOfi` standing where this one stands."""
+        return AlphaOfi.from_state(self.symbol, self.config, self.to_state())
 
 
 # ------------------------------------------------------------------------- the run
@@ -318,6 +398,12 @@ class BatchFeed:
 
     def __init__(self, features: dict[str, SymbolFeatures]) -> None:
         self.features = features
+        # the bars the features were computed for passed `Bar.problem` there: the core
+        # need not check them again (ids: the run's bar list keeps them alive)
+        self._sane = {id(bar) for feats in features.values() for bar in feats.bars}
+
+    def problem(self, bar: Bar) -> str | None:
+        return None if id(bar) in self._sane else bar.problem()
 
     def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None:
         feats = self.features[engines.symbol]
@@ -377,8 +463,15 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
         return
     clock = core.clock
     assert isinstance(clock, SimClock)
-    feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings()))
+    checked = bool(getattr(core.source, "bars_checked", False))
+    feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings(), checked))
     core.feature_feed = feed
+    trading = core.trading
+    if trading is not None:  # each symbol's strategy, made at its first bar, in batch
+        strategy_config = core.config.strategy
+        trading.new_strategy = lambda symbol: BatchOfi(
+            symbol, strategy_config, feed.features[symbol].bars
+        )
     core.started_market_s = clock.now()
     completed = False
     try:
@@ -391,6 +484,12 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
         completed = True
     finally:
         core.feature_feed = None
+        if trading is not None:
+            trading.new_strategy = trading.streaming_strategy
+            strategies = trading.book.strategies
+            for symbol, strategy in strategies.items():
+                if isinstance(strategy, BatchOfi):
+                    strategies[symbol] = strategy.streaming()
         if completed:
             feed.install_end_state(core)
         core.checkpoint()

@@ -131,6 +131,8 @@ class TradingLoop:
         # the journal's full history; written, never read by any decision
         self._live_log = RecentIds(store, LIVE_OUTCOMES)
         self.router: OrderRouter | None = None  # testnet/live; None: paper fills
+        #: makes a symbol's strategy at its first bar (a batch replay's knows the bars ahead)
+        self.new_strategy: Callable[[str], AlphaOfi] = self.streaming_strategy
         self.restore()
 
     @property
@@ -191,9 +193,12 @@ class TradingLoop:
     def _strategy(self, symbol: str) -> AlphaOfi:
         strategy = self.book.strategies.get(symbol)
         if strategy is None:
-            strategy = AlphaOfi(symbol, self.config.strategy)
+            strategy = self.new_strategy(symbol)
             self.book.strategies[symbol] = strategy
         return strategy
+
+    def streaming_strategy(self, symbol: str) -> AlphaOfi:
+        return AlphaOfi(symbol, self.config.strategy)
 
     # -- entries ---------------------------------------------------------------------
 

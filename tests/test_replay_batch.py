@@ -498,3 +498,52 @@ def test_a_truncated_gzip_fails_as_the_parser_says(tmp_path: Path, test_data: Pa
     streamed, whole = _read_both(path)
     assert streamed[0] == "DataError" and "cannot read" in streamed[1]
     assert whole == streamed
+
+
+def test_batch_alpha_ofi_signals_and_state_equal_the_streaming_strategy(test_data: Path) -> None:
+    """Signal for signal (every field, floats exactly) and state for state at every bar:
+    real rows with zero-volume minutes, simulated ones, and bars without taker flow."""
+    from bigalpha_tui.core.sources.replay import parse_kline_file
+    from bigalpha_tui.core.strategy import AlphaOfi
+
+    config = Config()
+    flow_engine = WhaleFlowEngine("X", config.flow)
+    tracker = HurstTracker()
+    minutes = simulate_minutes(("SOLUSDT",), 5, DEFAULT_START_MS, SimParams())
+    sets = [
+        list(parse_kline_file(test_data / "AVAXUSDT-1m-2023-09-zero-volume.csv.gz")),
+        [minute[0] for minute in itertools.islice(minutes, 400)],
+        list(
+            parse_kline_file(test_data / "battle_hymn_BTCUSDT_1m-seam.csv.gz", allow_no_flow=True)
+        ),
+    ]
+    for bars in sets:
+        symbol = bars[0].symbol
+        streaming = AlphaOfi(symbol, config.strategy)
+        batched = batch.BatchOfi(symbol, config.strategy, bars)
+        signals = 0
+        for bar in bars:
+            flow, hurst = flow_engine.update(bar), tracker.update(bar.close)
+            want = streaming.update(bar, flow, hurst)
+            assert batched.update(bar, flow, hurst) == want
+            assert batched.to_state() == streaming.to_state()
+            signals += want is not None
+        assert signals, symbol
+        assert batched.streaming().to_state() == streaming.to_state()
+
+
+def test_replay_bars_passed_the_sanity_check_the_batch_run_skips(tmp_path: Path) -> None:
+    """A replay source promises checked bars (`bars_checked`): even skipping bad rows, no
+    bar it hands over has a `Bar.problem`, so the batch run need not check them again."""
+    rows = [
+        f"{DEFAULT_START_MS + i * MINUTE_MS},10,11,9,10.5,100,"
+        f"{DEFAULT_START_MS + (i + 1) * MINUTE_MS - 1},0,0,{150 if i % 3 else 40},0,0"
+        for i in range(30)
+    ]
+    path = tmp_path / "BTCUSDT-1m-test.csv"
+    path.write_text("\n".join(rows) + "\n")
+    source = ReplaySource([path], SimClock(0.0), skip_bad_rows=True)
+    assert source.bars_checked
+    bars = source.batch_bars()
+    assert len(bars) == 10 and source.skipped_by_reason == {"taker-buy volume above volume": 20}
+    assert all(bar.problem() is None for bar in bars)

@@ -544,6 +544,8 @@ class ReplaySource:
     """
 
     name = "replay"
+    #: Every bar it yields passed `Bar.problem` (the parser checks each row it keeps).
+    bars_checked = True
 
     def __init__(
         self,
