@@ -182,7 +182,8 @@ class TradingLoop:
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable
-        if changed or not self.store.healthy or any(log.backlog for log in self._logs):
+        waiting = self._outcomes.backlog or self._live_log.backlog or self._blocks.backlog
+        if changed or not self.store.healthy or waiting:
             self.save()  # while the disk refuses, every bar retries: the first success heals
 
     def flush(self) -> None:
