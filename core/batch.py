@@ -32,6 +32,7 @@ the checkpoint and a later resume see what a streaming run leaves.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ from .config import Config, StrategyConfig
 from .engine import Core, SymbolEngines
 from .flow import ExactSum, FlowState, WhaleFlowEngine, flow_state
 from .hurst import HurstReading, HurstTracker, classify, confirm_step, hurst_exponents, trend_sign
+from .sources.replay import no_gc
 from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
 from .types import Regime
 
@@ -464,7 +466,11 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
     clock = core.clock
     assert isinstance(clock, SimClock)
     checked = bool(getattr(core.source, "bars_checked", False))
-    feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings(), checked))
+    with no_gc():
+        feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings(), checked))
+    # The bars and their features live through the run and hold no cycles to collect: out
+    # of the collector's scans (each full scan would walk a month of them again).
+    gc.freeze()
     core.feature_feed = feed
     trading = core.trading
     if trading is not None:  # each symbol's strategy, made at its first bar, in batch
@@ -483,6 +489,7 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
                 break
         completed = True
     finally:
+        gc.unfreeze()
         core.feature_feed = None
         if trading is not None:
             trading.new_strategy = trading.streaming_strategy

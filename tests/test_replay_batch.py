@@ -547,3 +547,23 @@ def test_replay_bars_passed_the_sanity_check_the_batch_run_skips(tmp_path: Path)
     bars = source.batch_bars()
     assert len(bars) == 10 and source.skipped_by_reason == {"taker-buy volume above volume": 20}
     assert all(bar.problem() is None for bar in bars)
+
+
+def test_a_batch_run_leaves_the_garbage_collector_as_it_found_it(
+    tmp_path: Path, test_data: Path
+) -> None:
+    """The batch path pauses the collector while it builds bars and features, and keeps
+    them out of its scans during the run: both undone after, also when a file is bad."""
+    import gc
+
+    bad = tmp_path / "AVAXUSDT-1m-2026-02.csv"
+    bad.write_text(
+        "1769904000000,1,2,0.5,1.5,10,1769904059999,0,0,5,0,0\n"
+        "1769904060000,1,2,0.5,1.5,10,1769904119999,0,0,abc,0,0\n"
+    )
+    source = ReplaySource([bad], SimClock(0.0))  # the first row reads well
+    with pytest.raises(Exception, match="line 2: taker-buy volume 'abc' is not a number"):
+        source.batch_bars()
+    assert gc.isenabled()
+    assert_same_run(_replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None), tmp_path)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
