@@ -17,7 +17,8 @@ Equal to the streaming engines bit for bit where a decision depends on it:
   exact floats and one float addition rounds their total correctly, like the engine. A
   column too wide for two limbs falls back to Python integers (exact, slower). The whale
   flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
-  published `FlowState` (built by the engine's own `flow_state`) follow.
+  published `FlowState` follow (`_flow_states`: the engine's `flow_state` for every bar
+  at once, the same float operations; tested equal to the engine, signed zeros included).
 - Hurst: H for all windows by `hurst_exponents` in chunks. A chunked FFT and matrix
   product round differently from the tracker's one-row call (seen: up to 7e-14), so every
   H within `H_RECHECK` of a regime threshold or at the grid's edge, every H an event shows
@@ -47,11 +48,11 @@ from .bar import Bar
 from .clock import SimClock
 from .config import Config, StrategyConfig
 from .engine import Core, SymbolEngines
-from .flow import ExactSum, FlowState, WhaleFlowEngine, flow_state
+from .flow import ExactSum, FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker, classify, confirm_step, hurst_exponents, trend_sign
 from .sources.replay import no_gc
 from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
-from .types import Regime
+from .types import Regime, WhaleDirection
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -161,34 +162,19 @@ def flow_features(
         if bar.cross_buy_ratio is not None:
             last_cross = bar.cross_buy_ratio
         cross.append(last_cross)
-    states = [
-        flow_state(
-            symbol,
-            cfg.neutral_share,
-            volume=v,
-            cvd=c,
-            whale_volume=wv,
-            whale_cvd=wc,
-            whale_bars=count,
-            window_bars=min(i + 1, window),
-            last_bar_was_whale=w,
-            cross_buy_ratio=x,
-            flow_available=f,
-        )
-        for i, (v, c, wv, wc, count, w, x, f) in enumerate(
-            zip(
-                volume_sums.tolist(),
-                cvd.tolist(),
-                whale_volume.tolist(),
-                whale_cvd.tolist(),
-                whale_count.tolist(),
-                whale.tolist(),
-                cross,
-                has_flow.tolist(),
-                strict=True,
-            )
-        )
-    ]
+    states = _flow_states(
+        symbol,
+        cfg.neutral_share,
+        volume_sums,
+        cvd,
+        whale_volume,
+        whale_cvd,
+        whale_count,
+        np.minimum(np.arange(1, n + 1), window),
+        whale,
+        cross,
+        has_flow,
+    )
     start = max(0, n - window)
     end_state = {
         "bars": [
@@ -203,6 +189,61 @@ def flow_features(
         "flow_available": bool(has_flow[-1]),
     }
     return states, end_state
+
+
+def _flow_states(
+    symbol: str,
+    neutral_share: float,
+    volume: FloatArray,
+    cvd: FloatArray,
+    whale_volume: FloatArray,
+    whale_cvd: FloatArray,
+    whale_bars: IntArray,
+    window_bars: IntArray,
+    last_bar_was_whale: npt.NDArray[np.bool_],
+    cross: list[float | None],
+    flow_available: npt.NDArray[np.bool_],
+) -> list[FlowState]:
+    """`flow.flow_state` for every bar at once: the same float operations in the same
+    order, and Python's `max`/`min` as `where` (they keep the first argument unless the
+    second is strictly beyond it: a signed zero comes out as there)."""
+    retail_volume = volume - whale_volume
+    retail_volume = np.where(retail_volume < 0.0, 0.0, retail_volume)  # max(x, 0.0)
+    retail_cvd = cvd - whale_cvd
+    with np.errstate(divide="ignore", invalid="ignore"):
+        retail_ofi = np.where(retail_volume > 0, retail_cvd / retail_volume, 0.0)
+        intensity = np.where(volume > 0, 100.0 * whale_volume / volume, 0.0)
+    retail_ofi = np.where(retail_ofi < 1.0, retail_ofi, 1.0)  # min(1.0, x)
+    retail_ofi = np.where(retail_ofi > -1.0, retail_ofi, -1.0)  # max(-1.0, x)
+    intensity = np.where(intensity < 100.0, intensity, 100.0)
+    intensity = np.where(intensity > 0.0, intensity, 0.0)
+    neutral = (
+        (whale_bars == 0)
+        | (whale_volume <= 0.0)
+        | (np.abs(whale_cvd) < neutral_share * whale_volume)
+    )
+    # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
+    code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
+    named = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
+    return [
+        FlowState(symbol, *fields)
+        for fields in zip(
+            cvd.tolist(),
+            whale_cvd.tolist(),
+            retail_cvd.tolist(),
+            whale_volume.tolist(),
+            retail_volume.tolist(),
+            whale_bars.tolist(),
+            window_bars.tolist(),
+            retail_ofi.tolist(),
+            intensity.tolist(),
+            [named[c] for c in code.tolist()],
+            last_bar_was_whale.tolist(),
+            cross,
+            flow_available.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _batched_h(windows: FloatArray, method: str) -> FloatArray:

@@ -232,17 +232,31 @@ def test_window_sums_equal_exact_sum_bit_for_bit(values: list[float]) -> None:
     assert got == _exact(values, 60)
 
 
-def test_flow_features_equal_the_engine_bar_by_bar() -> None:
+def test_flow_features_equal_the_engine_bar_by_bar(test_data: Path) -> None:
+    """Simulated whales, zero-volume minutes and bars without taker flow: every published
+    state equal to the engine's, every float bit for bit (signed zeros too)."""
+    from bigalpha_tui.core.sources.replay import parse_kline_file
+
     minutes = simulate_minutes(("SOLUSDT",), 5, DEFAULT_START_MS, SimParams())
-    bars = [minute[0] for minute in itertools.islice(minutes, 1500)]
+    sets = [
+        [minute[0] for minute in itertools.islice(minutes, 1500)],
+        list(parse_kline_file(test_data / "AVAXUSDT-1m-2023-09-zero-volume.csv.gz")),
+        list(
+            parse_kline_file(test_data / "battle_hymn_BTCUSDT_1m-seam.csv.gz", allow_no_flow=True)
+        ),
+    ]
     config = Config()
-    engine = WhaleFlowEngine("SOLUSDT", config.flow)
-    streamed = [engine.update(bar) for bar in bars]
-    states, end = batch.flow_features("SOLUSDT", bars, config)
-    assert states == streamed
-    assert any(s.last_bar_was_whale for s in states)
-    assert end is not None
-    assert WhaleFlowEngine.from_state("SOLUSDT", config.flow, end).to_state() == engine.to_state()
+    for bars in sets:
+        symbol = bars[0].symbol
+        engine = WhaleFlowEngine(symbol, config.flow)
+        streamed = [engine.update(bar) for bar in bars]
+        states, end = batch.flow_features(symbol, bars, config)
+        assert states == streamed
+        assert repr(states) == repr(streamed)
+        assert end is not None
+        restored = WhaleFlowEngine.from_state(symbol, config.flow, end)
+        assert restored.to_state() == engine.to_state()
+    assert any(s.last_bar_was_whale for s in batch.flow_features("X", sets[0], config)[0])
 
 
 def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
