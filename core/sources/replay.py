@@ -14,7 +14,8 @@ with `skip_bad_rows` malformed rows are skipped and counted per reason instead.
 
 Files are streamed: each symbol's files are chained in time order (rows at or before the
 symbol's last open time are dropped as duplicates and counted), and the symbols are merged
-by open time with `heapq.merge`.
+by open time with `heapq.merge`. A batch replay (`batch_bars`) reads each clean file at once
+instead (`clean_kline_bars`: the same bars); any other file is streamed as above.
 """
 
 from __future__ import annotations
