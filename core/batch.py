@@ -17,7 +17,8 @@ Equal to the streaming engines bit for bit where a decision depends on it:
   exact floats and one float addition rounds their total correctly, like the engine. A
   column too wide for two limbs falls back to Python integers (exact, slower). The whale
   flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
-  published `FlowState` (built by the engine's own `flow_state`) follow.
+  published `FlowState` follow (`_flow_states`: the engine's `flow_state` for every bar
+  at once, the same float operations; tested equal to the engine, signed zeros included).
 - Hurst: H for all windows by `hurst_exponents` in chunks. A chunked FFT and matrix
   product round differently from the tracker's one-row call (seen: up to 7e-14), so every
   H within `H_RECHECK` of a regime threshold or at the grid's edge, every H an event shows
@@ -32,6 +33,7 @@ the checkpoint and a later resume see what a streaming run leaves.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -44,11 +46,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .bar import Bar
 from .clock import SimClock
-from .config import Config
+from .config import Config, StrategyConfig
 from .engine import Core, SymbolEngines
-from .flow import ExactSum, FlowState, WhaleFlowEngine, flow_state
+from .flow import ExactSum, FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker, classify, confirm_step, hurst_exponents, trend_sign
-from .types import Regime
+from .sources.replay import no_gc
+from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
+from .types import Regime, WhaleDirection
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -158,34 +162,19 @@ def flow_features(
         if bar.cross_buy_ratio is not None:
             last_cross = bar.cross_buy_ratio
         cross.append(last_cross)
-    states = [
-        flow_state(
-            symbol,
-            cfg.neutral_share,
-            volume=v,
-            cvd=c,
-            whale_volume=wv,
-            whale_cvd=wc,
-            whale_bars=count,
-            window_bars=min(i + 1, window),
-            last_bar_was_whale=w,
-            cross_buy_ratio=x,
-            flow_available=f,
-        )
-        for i, (v, c, wv, wc, count, w, x, f) in enumerate(
-            zip(
-                volume_sums.tolist(),
-                cvd.tolist(),
-                whale_volume.tolist(),
-                whale_cvd.tolist(),
-                whale_count.tolist(),
-                whale.tolist(),
-                cross,
-                has_flow.tolist(),
-                strict=True,
-            )
-        )
-    ]
+    states = _flow_states(
+        symbol,
+        cfg.neutral_share,
+        volume_sums,
+        cvd,
+        whale_volume,
+        whale_cvd,
+        whale_count,
+        np.minimum(np.arange(1, n + 1), window),
+        whale,
+        cross,
+        has_flow,
+    )
     start = max(0, n - window)
     end_state = {
         "bars": [
@@ -200,6 +189,61 @@ def flow_features(
         "flow_available": bool(has_flow[-1]),
     }
     return states, end_state
+
+
+def _flow_states(
+    symbol: str,
+    neutral_share: float,
+    volume: FloatArray,
+    cvd: FloatArray,
+    whale_volume: FloatArray,
+    whale_cvd: FloatArray,
+    whale_bars: IntArray,
+    window_bars: IntArray,
+    last_bar_was_whale: npt.NDArray[np.bool_],
+    cross: list[float | None],
+    flow_available: npt.NDArray[np.bool_],
+) -> list[FlowState]:
+    """`flow.flow_state` for every bar at once: the same float operations in the same
+    order, and Python's `max`/`min` as `where` (they keep the first argument unless the
+    second is strictly beyond it: a signed zero comes out as there)."""
+    retail_volume = volume - whale_volume
+    retail_volume = np.where(retail_volume < 0.0, 0.0, retail_volume)  # max(x, 0.0)
+    retail_cvd = cvd - whale_cvd
+    with np.errstate(divide="ignore", invalid="ignore"):
+        retail_ofi = np.where(retail_volume > 0, retail_cvd / retail_volume, 0.0)
+        intensity = np.where(volume > 0, 100.0 * whale_volume / volume, 0.0)
+    retail_ofi = np.where(retail_ofi < 1.0, retail_ofi, 1.0)  # min(1.0, x)
+    retail_ofi = np.where(retail_ofi > -1.0, retail_ofi, -1.0)  # max(-1.0, x)
+    intensity = np.where(intensity < 100.0, intensity, 100.0)
+    intensity = np.where(intensity > 0.0, intensity, 0.0)
+    neutral = (
+        (whale_bars == 0)
+        | (whale_volume <= 0.0)
+        | (np.abs(whale_cvd) < neutral_share * whale_volume)
+    )
+    # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
+    code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
+    named = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
+    return [
+        FlowState(symbol, *fields)
+        for fields in zip(
+            cvd.tolist(),
+            whale_cvd.tolist(),
+            retail_cvd.tolist(),
+            whale_volume.tolist(),
+            retail_volume.tolist(),
+            whale_bars.tolist(),
+            window_bars.tolist(),
+            retail_ofi.tolist(),
+            intensity.tolist(),
+            [named[c] for c in code.tolist()],
+            last_bar_was_whale.tolist(),
+            cross,
+            flow_available.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _batched_h(windows: FloatArray, method: str) -> FloatArray:
@@ -285,29 +329,108 @@ def hurst_features(
     return readings, end_state
 
 
-def applied_bars(bars: Sequence[Bar]) -> dict[str, list[Bar]]:
+def applied_bars(bars: Sequence[Bar], checked: bool = False) -> dict[str, list[Bar]]:
     """Per symbol, the bars a fresh core's engines apply: later than the symbol's last
-    applied bar and sane (`Core._process_bar` rejects the rest)."""
+    applied bar and sane (`Core._process_bar` rejects the rest). `checked`: every bar
+    already passed `Bar.problem` (a replay source's parser checks each row)."""
     out: dict[str, list[Bar]] = {}
     last: dict[str, int] = {}
     for bar in bars:
-        if bar.open_ms > last.get(bar.symbol, -1) and bar.problem() is None:
-            out.setdefault(bar.symbol, []).append(bar)
-            last[bar.symbol] = bar.open_ms
+        symbol = bar.symbol
+        if bar.open_ms > last.get(symbol, -1) and (checked or bar.problem() is None):
+            own = out.get(symbol)
+            if own is None:
+                own = out[symbol] = []
+            own.append(bar)
+            last[symbol] = bar.open_ms
     return out
 
 
 def compute_features(
-    bars: Sequence[Bar], config: Config, settings: dict[str, Any]
+    bars: Sequence[Bar], config: Config, settings: dict[str, Any], checked: bool = False
 ) -> dict[str, SymbolFeatures]:
     features: dict[str, SymbolFeatures] = {}
-    for symbol, own in applied_bars(bars).items():
+    for symbol, own in applied_bars(bars, checked).items():
         flows, flow_end = flow_features(symbol, own, config)
         readings, hurst_end = hurst_features(own, settings)
         features[symbol] = SymbolFeatures(
             own, [b.open_ms for b in own], flows, readings, flow_end, hurst_end
         )
     return features
+
+
+class BatchOfi(AlphaOfi):
+    """Alpha-OFI over a symbol's bars known ahead: the OFI and ATR window sums of every
+    bar computed at once, exactly (`exact_window_sums` is correctly rounded, as
+    `math.fsum`), so `update` only looks its bar up and builds the signal the streaming
+    strategy builds. Its state (saved with the book) is the streaming one at the last bar
+    taken; `streaming()` hands that over to a plain `AlphaOfi` at the end of the run."""
+
+    def __init__(self, symbol: str, config: StrategyConfig, bars: Sequence[Bar]) -> None:
+        super().__init__(symbol, config)
+        n = len(bars)
+        high = np.fromiter((b.high for b in bars), np.float64, n)
+        low = np.fromiter((b.low for b in bars), np.float64, n)
+        close = np.fromiter((b.close for b in bars), np.float64, n)
+        volume = np.fromiter((b.volume for b in bars), np.float64, n)
+        taker = np.fromiter((b.taker_buy_volume for b in bars), np.float64, n)
+        has_flow = np.fromiter((b.has_flow for b in bars), np.bool_, n)
+        delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
+        flow_volume = np.where(has_flow, volume, 0.0)
+        ranges = high - low  # `true_range`: the first bar has no previous close
+        if n > 1:
+            previous = close[:-1]
+            ranges[1:] = np.maximum(
+                np.maximum(ranges[1:], np.abs(high[1:] - previous)), np.abs(low[1:] - previous)
+            )
+        delta_sums = exact_window_sums(delta, config.ofi_bars)
+        volume_sums = exact_window_sums(flow_volume, config.ofi_bars)
+        range_sums = exact_window_sums(ranges, config.atr_bars)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ofi = delta_sums / volume_sums
+        threshold = config.ofi_threshold
+        fires = has_flow & (volume_sums > 0.0) & ((ofi > threshold) | (ofi < -threshold))
+        fires[: max(config.ofi_bars, config.atr_bars) - 1] = False  # not warm yet
+        self._bars = bars
+        self._open_ms = [b.open_ms for b in bars]
+        self._fires = fires.tolist()
+        self._ofi = ofi.tolist()
+        self._range_sums = range_sums.tolist()
+        self._deltas = delta.tolist()
+        self._volumes = flow_volume.tolist()
+        self._true_ranges = ranges.tolist()
+        self._next = 0
+
+    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+        i = self._next
+        if i >= len(self._open_ms) or self._open_ms[i] != bar.open_ms:
+            raise RuntimeError(f"batch Alpha-OFI out of step on {bar.symbol} at {bar.open_ms}")
+        self._next = i + 1
+        if not self._fires[i]:
+            return None
+        ofi = self._ofi[i]
+        side = signal_side(ofi, self.config.ofi_threshold)
+        assert side is not None
+        atr_bps = BPS_PER_UNIT * self._range_sums[i] / self.config.atr_bars / bar.close
+        return self.signal(bar, side, ofi, atr_bps, flow, hurst)
+
+    def to_state(self) -> dict[str, Any]:
+        i = self._next
+        first_flow = max(0, i - self.config.ofi_bars)
+        return {
+            "flow": [
+                [d, v]
+                for d, v in zip(
+                    self._deltas[first_flow:i], self._volumes[first_flow:i], strict=True
+                )
+            ],
+            "ranges": self._true_ranges[max(0, i - self.config.atr_bars) : i],
+            "previous_close": self._bars[i - 1].close if i else None,
+        }
+
+    def streaming(self) -> AlphaOfi:
+        """A plain `AlphaOfi` standing where this one stands."""
+        return AlphaOfi.from_state(self.symbol, self.config, self.to_state())
 
 
 # ------------------------------------------------------------------------- the run
@@ -318,6 +441,12 @@ class BatchFeed:
 
     def __init__(self, features: dict[str, SymbolFeatures]) -> None:
         self.features = features
+        # the bars the features were computed for passed `Bar.problem` there: the core
+        # need not check them again (ids: the run's bar list keeps them alive)
+        self._sane = {id(bar) for feats in features.values() for bar in feats.bars}
+
+    def problem(self, bar: Bar) -> str | None:
+        return None if id(bar) in self._sane else bar.problem()
 
     def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None:
         feats = self.features[engines.symbol]
@@ -377,8 +506,19 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
         return
     clock = core.clock
     assert isinstance(clock, SimClock)
-    feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings()))
+    checked = bool(getattr(core.source, "bars_checked", False))
+    with no_gc():
+        feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings(), checked))
+    # The bars and their features live through the run and hold no cycles to collect: out
+    # of the collector's scans (each full scan would walk a month of them again).
+    gc.freeze()
     core.feature_feed = feed
+    trading = core.trading
+    if trading is not None:  # each symbol's strategy, made at its first bar, in batch
+        strategy_config = core.config.strategy
+        trading.new_strategy = lambda symbol: BatchOfi(
+            symbol, strategy_config, feed.features[symbol].bars
+        )
     core.started_market_s = clock.now()
     completed = False
     try:
@@ -390,7 +530,14 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
                 break
         completed = True
     finally:
+        gc.unfreeze()
         core.feature_feed = None
+        if trading is not None:
+            trading.new_strategy = trading.streaming_strategy
+            strategies = trading.book.strategies
+            for symbol, strategy in strategies.items():
+                if isinstance(strategy, BatchOfi):
+                    strategies[symbol] = strategy.streaming()
         if completed:
             feed.install_end_state(core)
         core.checkpoint()

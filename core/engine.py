@@ -84,6 +84,10 @@ class FeatureFeed(Protocol):
 
     def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None: ...
 
+    def problem(self, bar: Bar) -> str | None:
+        """`bar.problem()`, known ahead for the bars it was computed for."""
+        ...
+
 
 class Core:
     """The trading core of one feature store."""
@@ -245,7 +249,8 @@ class Core:
         if not (engines_fresh or trading_fresh):
             self._reject(bar, "out-of-order or duplicate bar")
             return False
-        problem = bar.problem()
+        feed = self.feature_feed
+        problem = bar.problem() if feed is None else feed.problem(bar)
         if problem is not None:
             self._reject(bar, problem)
             return False

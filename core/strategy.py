@@ -112,7 +112,17 @@ class AlphaOfi:
         side = signal_side(ofi, self.config.ofi_threshold)
         if side is None:
             return None
-        atr_bps = self.atr_bps(bar.close)
+        return self.signal(bar, side, ofi, self.atr_bps(bar.close), flow, hurst)
+
+    def signal(
+        self,
+        bar: Bar,
+        side: Side,
+        ofi: float,
+        atr_bps: float,
+        flow: FlowState,
+        hurst: HurstReading,
+    ) -> Signal:
         return Signal(
             strategy=self.config.name,
             symbol=self.symbol,

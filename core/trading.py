@@ -131,6 +131,8 @@ class TradingLoop:
         # the journal's full history; written, never read by any decision
         self._live_log = RecentIds(store, LIVE_OUTCOMES)
         self.router: OrderRouter | None = None  # testnet/live; None: paper fills
+        #: makes a symbol's strategy at its first bar (a batch replay's knows the bars ahead)
+        self.new_strategy: Callable[[str], AlphaOfi] = self.streaming_strategy
         self.restore()
 
     @property
@@ -180,7 +182,8 @@ class TradingLoop:
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable
-        if changed or not self.store.healthy or any(log.backlog for log in self._logs):
+        waiting = self._outcomes.backlog or self._live_log.backlog or self._blocks.backlog
+        if changed or not self.store.healthy or waiting:
             self.save()  # while the disk refuses, every bar retries: the first success heals
 
     def flush(self) -> None:
@@ -191,9 +194,12 @@ class TradingLoop:
     def _strategy(self, symbol: str) -> AlphaOfi:
         strategy = self.book.strategies.get(symbol)
         if strategy is None:
-            strategy = AlphaOfi(symbol, self.config.strategy)
+            strategy = self.new_strategy(symbol)
             self.book.strategies[symbol] = strategy
         return strategy
+
+    def streaming_strategy(self, symbol: str) -> AlphaOfi:
+        return AlphaOfi(symbol, self.config.strategy)
 
     # -- entries ---------------------------------------------------------------------
 
@@ -409,6 +415,13 @@ class TradingLoop:
         return exit_mode(position, at_s, regime)
 
     def _exit_position(self, position: Position, bar: Bar) -> None:
+        if (
+            self.quiet_exits
+            and (position.force_hold_until_s is None or position.released_to_ladder)
+            and not position.close_requested
+            and quiet_bar(self._band(position), position.side, bar)
+        ):
+            return  # the ladder for good (no release to make) and a quiet bar: nothing
         mode = self.mode_at(position, bar.open_ms / 1000.0)
         if mode is ExitMode.LADDER and position.force_hold_until_s is not None:
             position = self._release_to_ladder(position)
@@ -490,12 +503,13 @@ class TradingLoop:
         if position.ledger is Ledger.LIVE:
             del self.book.live[position.symbol]
             self._start_cooldown(trade)
+            record = trade.to_record()
             self.book.closed_live.append(trade)
-            self.book.closed_records.append(trade.to_record())
+            self.book.closed_records.append(record)
             self.book.realised_closed_usd += trade.pnl_usd
             self.book.closed_count += 1
             self._prune_history(trade.exit_s)
-            self._live_log.append_once(trade.to_record())
+            self._live_log.append_once(record)
         else:
             del self.book.twins[position.id]
             self.book.guard.note_twin_closed(trade)
@@ -516,8 +530,15 @@ class TradingLoop:
         keep_h = max(self.config.store.live_history_h, self.config.learning.lookback_h)
         cutoff = now_s - keep_h * HOUR_S
         if self.book.closed_live and self.book.closed_live[0].exit_s < cutoff:
-            self.book.closed_live = [t for t in self.book.closed_live if t.exit_s >= cutoff]
-            self.book.closed_records = [t.to_record() for t in self.book.closed_live]
+            book = self.book
+            records = book.closed_records
+            if len(records) != len(book.closed_live):  # never apart; if so, serialise again
+                records = [t.to_record() for t in book.closed_live]
+            kept = [
+                (t, r) for t, r in zip(book.closed_live, records, strict=True) if t.exit_s >= cutoff
+            ]
+            book.closed_live = [t for t, _ in kept]
+            book.closed_records = [r for _, r in kept]
 
     # -- exchange execution: what the router books (core/execution_loop.py) -------------
 

@@ -232,17 +232,31 @@ def test_window_sums_equal_exact_sum_bit_for_bit(values: list[float]) -> None:
     assert got == _exact(values, 60)
 
 
-def test_flow_features_equal_the_engine_bar_by_bar() -> None:
+def test_flow_features_equal_the_engine_bar_by_bar(test_data: Path) -> None:
+    """Simulated whales, zero-volume minutes and bars without taker flow: every published
+    state equal to the engine's, every float bit for bit (signed zeros too)."""
+    from bigalpha_tui.core.sources.replay import parse_kline_file
+
     minutes = simulate_minutes(("SOLUSDT",), 5, DEFAULT_START_MS, SimParams())
-    bars = [minute[0] for minute in itertools.islice(minutes, 1500)]
+    sets = [
+        [minute[0] for minute in itertools.islice(minutes, 1500)],
+        list(parse_kline_file(test_data / "AVAXUSDT-1m-2023-09-zero-volume.csv.gz")),
+        list(
+            parse_kline_file(test_data / "battle_hymn_BTCUSDT_1m-seam.csv.gz", allow_no_flow=True)
+        ),
+    ]
     config = Config()
-    engine = WhaleFlowEngine("SOLUSDT", config.flow)
-    streamed = [engine.update(bar) for bar in bars]
-    states, end = batch.flow_features("SOLUSDT", bars, config)
-    assert states == streamed
-    assert any(s.last_bar_was_whale for s in states)
-    assert end is not None
-    assert WhaleFlowEngine.from_state("SOLUSDT", config.flow, end).to_state() == engine.to_state()
+    for bars in sets:
+        symbol = bars[0].symbol
+        engine = WhaleFlowEngine(symbol, config.flow)
+        streamed = [engine.update(bar) for bar in bars]
+        states, end = batch.flow_features(symbol, bars, config)
+        assert states == streamed
+        assert repr(states) == repr(streamed)
+        assert end is not None
+        restored = WhaleFlowEngine.from_state(symbol, config.flow, end)
+        assert restored.to_state() == engine.to_state()
+    assert any(s.last_bar_was_whale for s in batch.flow_features("X", sets[0], config)[0])
 
 
 def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
@@ -386,3 +400,184 @@ def test_kept_outcome_records_read_as_a_fresh_read_does(tmp_path: Path) -> None:
     assert kept == read_ledgers(store)
     assert [t.pnl_usd for t in kept.shadow] == [1.0, -5.0, 3.0, 7.0]
     assert kept.unreadable == 1
+
+
+# -- the whole-file kline reader -----------------------------------------------------------
+
+
+def _read_both(path: Path, **options: Any) -> tuple[Any, Any]:
+    """What the streaming parser and the batch path's whole-file read give: the bars and
+    skip counts, or the error message."""
+    from bigalpha_tui.core.sources.replay import (
+        DiskReader,
+        ParseOptions,
+        ReplayStats,
+        parse_kline_file,
+    )
+
+    def outcome(read: Any) -> Any:
+        stats = ReplayStats()
+        try:
+            return list(read(stats)), dict(stats.skipped_by_reason)
+        except Exception as exc:  # the message a user sees, whatever the type
+            return type(exc).__name__, str(exc)
+
+    streamed = outcome(lambda stats: parse_kline_file(path, stats=stats, **options))
+    whole = outcome(lambda stats: DiskReader().read_all(path, None, ParseOptions(**options), stats))
+    return streamed, whole
+
+
+def test_the_whole_file_reader_reads_clean_files_at_once_as_the_parser_does(
+    test_data: Path,
+) -> None:
+    from bigalpha_tui.core.sources.replay import ParseOptions, clean_kline_bars
+
+    for name, symbol in (
+        ("AVAXUSDT-1m-2026-02-head.csv.gz", "AVAXUSDT"),
+        ("LINKUSDT-1m-2026-02-noheader.csv", "LINKUSDT"),
+        ("AVAXUSDT-1m-2023-09-zero-volume.csv.gz", "AVAXUSDT"),
+    ):
+        path = test_data / name
+        at_once = clean_kline_bars(path, symbol, ParseOptions())
+        assert at_once is not None, f"{name} is clean: read at once"
+        streamed, whole = _read_both(path)
+        assert whole == streamed == (at_once, {})
+    for name in ("SOLUSDT_1m_2025-01-01-head.csv.gz", "battle_hymn_BTCUSDT_1m-seam.csv.gz"):
+        path = test_data / name  # no taker flow: streamed, refused or read alike
+        assert clean_kline_bars(path, "X", ParseOptions(allow_no_flow=True)) is None
+        for allow in (False, True):
+            streamed, whole = _read_both(path, allow_no_flow=allow)
+            assert whole == streamed
+
+
+def _edit_row(line: str, column: int, value: str) -> str:
+    fields = line.split(",")
+    fields[column] = value
+    return ",".join(fields)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda ln: _edit_row(ln, 2, "abc"),  # non-numeric high
+        lambda ln: _edit_row(ln, 4, "nan"),  # non-finite close
+        lambda ln: _edit_row(ln, 3, "-1"),  # non-positive low
+        lambda ln: _edit_row(ln, 2, "0.001"),  # high below the others
+        lambda ln: _edit_row(ln, 5, "-3"),  # negative volume
+        lambda ln: _edit_row(ln, 9, "99999999"),  # taker-buy above volume
+        lambda ln: _edit_row(ln, 9, ""),  # empty taker-buy column
+        lambda ln: _edit_row(ln, 9, " "),  # blank taker-buy column
+        lambda ln: _edit_row(ln, 0, str(int(ln.split(",")[0]) + 1)),  # off the minute
+        lambda ln: _edit_row(ln, 0, "17699"),  # a timestamp outside 2009-2100
+        lambda ln: _edit_row(ln, 0, " " + ln.split(",")[0]),  # a padded timestamp
+        lambda ln: _edit_row(ln, 6, str(int(ln.split(",")[6]) + 240_000)),  # a 5-minute bar
+        lambda ln: _edit_row(ln, 6, ""),  # no close time (accepted)
+        lambda ln: _edit_row(ln, 6, "x"),  # a non-numeric close time
+        lambda ln: ln + ",0",  # 13 columns
+        lambda ln: ",".join(ln.split(",")[:11]),  # 11 columns
+        lambda ln: ",".join(ln.split(",")[:6]),  # an OHLCV row among klines
+        lambda ln: ln + "\n\n   ",  # blank lines (skipped)
+        lambda ln: _edit_row(ln, 1, " 1_0.5 "),  # what float() reads (accepted)
+        lambda ln: _edit_row(ln, 0, str(int(ln.split(",")[0]) // 1000)),  # epoch seconds
+        lambda ln: _edit_row(ln, 0, "2026-02-01T03:00:00Z"),  # an ISO time
+        lambda ln: _edit_row(ln, 11, "é"),  # not ASCII (an ignored column)
+        lambda ln: "open_time,open",  # a header-like row inside the data
+    ],
+)
+def test_the_whole_file_reader_fails_and_skips_as_the_parser_does(
+    tmp_path: Path, test_data: Path, edit: Any
+) -> None:
+    """A crafted bad row (or an odd but valid one): the batch path's read accepts, rejects,
+    skips and reports it exactly as the streaming parser does (same message, same line)."""
+    import gzip
+
+    source = test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"
+    lines = gzip.decompress(source.read_bytes()).decode().splitlines()
+    lines[150] = edit(lines[150])
+    for name, text in (
+        ("AVAXUSDT-1m-2026-02.csv", "\n".join(lines) + "\n"),
+        ("AVAXUSDT-1m-2026-02-crlf.csv", "\r\n".join(lines[1:])),  # no header, CRLF
+    ):
+        path = tmp_path / name
+        path.write_text(text, newline="")
+        for skip in (False, True):
+            streamed, whole = _read_both(path, skip_bad_rows=skip)
+            assert whole == streamed, (name, skip)
+
+
+def test_a_truncated_gzip_fails_as_the_parser_says(tmp_path: Path, test_data: Path) -> None:
+    data = (test_data / "AVAXUSDT-1m-2026-02-head.csv.gz").read_bytes()
+    path = tmp_path / "AVAXUSDT-1m-2026-02.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    streamed, whole = _read_both(path)
+    assert streamed[0] == "DataError" and "cannot read" in streamed[1]
+    assert whole == streamed
+
+
+def test_batch_alpha_ofi_signals_and_state_equal_the_streaming_strategy(test_data: Path) -> None:
+    """Signal for signal (every field, floats exactly) and state for state at every bar:
+    real rows with zero-volume minutes, simulated ones, and bars without taker flow."""
+    from bigalpha_tui.core.sources.replay import parse_kline_file
+    from bigalpha_tui.core.strategy import AlphaOfi
+
+    config = Config()
+    flow_engine = WhaleFlowEngine("X", config.flow)
+    tracker = HurstTracker()
+    minutes = simulate_minutes(("SOLUSDT",), 5, DEFAULT_START_MS, SimParams())
+    sets = [
+        list(parse_kline_file(test_data / "AVAXUSDT-1m-2023-09-zero-volume.csv.gz")),
+        [minute[0] for minute in itertools.islice(minutes, 400)],
+        list(
+            parse_kline_file(test_data / "battle_hymn_BTCUSDT_1m-seam.csv.gz", allow_no_flow=True)
+        ),
+    ]
+    for bars in sets:
+        symbol = bars[0].symbol
+        streaming = AlphaOfi(symbol, config.strategy)
+        batched = batch.BatchOfi(symbol, config.strategy, bars)
+        signals = 0
+        for bar in bars:
+            flow, hurst = flow_engine.update(bar), tracker.update(bar.close)
+            want = streaming.update(bar, flow, hurst)
+            assert batched.update(bar, flow, hurst) == want
+            assert batched.to_state() == streaming.to_state()
+            signals += want is not None
+        assert signals, symbol
+        assert batched.streaming().to_state() == streaming.to_state()
+
+
+def test_replay_bars_passed_the_sanity_check_the_batch_run_skips(tmp_path: Path) -> None:
+    """A replay source promises checked bars (`bars_checked`): even skipping bad rows, no
+    bar it hands over has a `Bar.problem`, so the batch run need not check them again."""
+    rows = [
+        f"{DEFAULT_START_MS + i * MINUTE_MS},10,11,9,10.5,100,"
+        f"{DEFAULT_START_MS + (i + 1) * MINUTE_MS - 1},0,0,{150 if i % 3 else 40},0,0"
+        for i in range(30)
+    ]
+    path = tmp_path / "BTCUSDT-1m-test.csv"
+    path.write_text("\n".join(rows) + "\n")
+    source = ReplaySource([path], SimClock(0.0), skip_bad_rows=True)
+    assert source.bars_checked
+    bars = source.batch_bars()
+    assert len(bars) == 10 and source.skipped_by_reason == {"taker-buy volume above volume": 20}
+    assert all(bar.problem() is None for bar in bars)
+
+
+def test_a_batch_run_leaves_the_garbage_collector_as_it_found_it(
+    tmp_path: Path, test_data: Path
+) -> None:
+    """The batch path pauses the collector while it builds bars and features, and keeps
+    them out of its scans during the run: both undone after, also when a file is bad."""
+    import gc
+
+    bad = tmp_path / "AVAXUSDT-1m-2026-02.csv"
+    bad.write_text(
+        "1769904000000,1,2,0.5,1.5,10,1769904059999,0,0,5,0,0\n"
+        "1769904060000,1,2,0.5,1.5,10,1769904119999,0,0,abc,0,0\n"
+    )
+    source = ReplaySource([bad], SimClock(0.0))  # the first row reads well
+    with pytest.raises(Exception, match="line 2: taker-buy volume 'abc' is not a number"):
+        source.batch_bars()
+    assert gc.isenabled()
+    assert_same_run(_replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None), tmp_path)
+    assert gc.isenabled() and gc.get_freeze_count() == 0

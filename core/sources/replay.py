@@ -14,11 +14,13 @@ with `skip_bad_rows` malformed rows are skipped and counted per reason instead.
 
 Files are streamed: each symbol's files are chained in time order (rows at or before the
 symbol's last open time are dropped as duplicates and counted), and the symbols are merged
-by open time with `heapq.merge`.
+by open time with `heapq.merge`. A batch replay (`batch_bars`) reads each clean file at once
+instead (`clean_kline_bars`: the same bars); any other file is streamed as above.
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import heapq
 import io
@@ -28,12 +30,15 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
 import anyio
+import numpy as np
+import numpy.typing as npt
 
 from ..bar import MINUTE_MS, Bar
 from ..clock import Clock
@@ -366,6 +371,96 @@ def parse_kline_file(
     return _bars_of_file(file_path, file_symbol, options, stats or ReplayStats())
 
 
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a block builds many lasting objects (a batch
+    replay's bars and features: not garbage, so the collector's passes only cost time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# ------------------------------------------------------------------------- a whole clean file
+
+#: Open and close times the whole-file reader takes as they are: epoch milliseconds (the
+#: streaming parser scales other magnitudes; such a file is streamed instead).
+_MS_DIGITS = range(12, 15)
+
+
+def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
+    """Every bar of a file in one pass, when the file is clean: a 12-column Binance kline
+    file (header or not) whose every row `parse_kline_row` accepts as it stands, with epoch
+    millisecond times and taker-buy volume. The bars equal the streaming parser's, float for
+    float (the same `float` reads each field; the checks are `Bar.problem`'s, per column).
+    None for anything else (a bad or skipped row, another layout or time format, a file that
+    cannot be read): the streaming parser then reads it and says what is wrong, where."""
+    try:
+        with open_kline_text(path) as stream:
+            text = stream.read()
+    except (DataError, OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError):
+        return None
+    if not text.isascii():
+        return None
+    lines = [line for line in text.split("\n") if line.strip()]
+    if lines and _is_header(lines[0]):
+        if len(lines[0].split(",")) != KLINE_COLUMNS:
+            return None
+        lines = lines[1:]
+    if not lines:
+        return None
+    rows = [line.split(",") for line in lines]
+    if any(len(row) != KLINE_COLUMNS for row in rows):
+        return None
+    columns = list(zip(*rows, strict=True))
+    try:
+        opens = _millis(columns[0])
+        closes = _millis(columns[_CLOSE_TIME_COLUMN])
+        values = [list(map(float, columns[c])) for c in (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)]
+    except ValueError:
+        return None
+    if opens is None or closes is None or not _clean(opens, closes, np.array(values)):
+        return None
+    return [
+        Bar(symbol, open_ms, o, h, low, c, volume, taker)
+        for open_ms, o, h, low, c, volume, taker in zip(opens.tolist(), *values, strict=True)
+    ]
+
+
+def _millis(texts: tuple[str, ...]) -> npt.NDArray[np.int64] | None:
+    """Epoch ms of plain digit fields (no sign, space or empty field), else None."""
+    lengths = set(map(len, texts))
+    if not lengths <= set(_MS_DIGITS) or not "".join(texts).isdigit():
+        return None
+    return np.array(list(map(int, texts)), dtype=np.int64)
+
+
+def _clean(
+    opens: npt.NDArray[np.int64], closes: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> bool:
+    """Every row passes what `parse_kline_row` checks (times, then `Bar.problem`)."""
+    o, h, low, c, volume, taker = values
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = (
+            (opens >= _EARLIEST_MS)
+            & (opens < _LATEST_MS)
+            & (opens % MINUTE_MS == 0)
+            & (closes >= opens + (MINUTE_MS - 1_000))
+            & (closes <= opens + MINUTE_MS)
+            & np.isfinite(values).all(axis=0)
+            & (np.minimum(np.minimum(o, h), np.minimum(low, c)) > 0.0)
+            & (volume >= 0.0)
+            & (taker >= 0.0)
+            & ~(taker > volume * (1.0 + 1e-9) + 1e-12)
+            & ~(h < np.maximum(np.maximum(o, c), low))
+            & ~(low > np.minimum(o, c))
+        )
+    return bool(ok.all())
+
+
 # ------------------------------------------------------------------------ where files come from
 
 
@@ -401,6 +496,19 @@ class DiskReader:
             skip_bad_rows=options.skip_bad_rows,
             stats=stats,
         )
+
+    def read_all(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> Iterable[Bar]:
+        """The file's bars at once (`clean_kline_bars`) when it is clean, else `read`'s
+        stream: the same bars, and a bad file fails where and as the stream does."""
+        stream = self.read(path, symbol, options, stats)  # the up-front checks
+        file_symbol = symbol.upper() if symbol else symbol_from_filename(path)
+        bars = clean_kline_bars(path, file_symbol, options) if file_symbol else None
+        if bars is None:
+            return stream
+        stream.close()
+        return bars
 
 
 _file_reader: FileReader = DiskReader()
@@ -452,6 +560,8 @@ class ReplaySource:
     """
 
     name = "replay"
+    #: Every bar it yields passed `Bar.problem` (the parser checks each row it keeps).
+    bars_checked = True
 
     def __init__(
         self,
@@ -506,11 +616,14 @@ class ReplaySource:
             surveyed.append(_KlineFile(path, first.symbol, first.open_ms))
         return sorted(surveyed, key=lambda f: (f.symbol, f.first_open_ms))
 
-    def _symbol_bars(self, symbol: str) -> Iterator[Bar]:
-        """One symbol's files chained in time order, without duplicate or earlier open times."""
+    def _symbol_bars(self, symbol: str, whole: bool = False) -> Iterator[Bar]:
+        """One symbol's files chained in time order, without duplicate or earlier open times.
+        `whole`: a clean file may be read at once (the reader's `read_all`), not streamed."""
         last_open_ms: int | None = None
+        read_all = getattr(self._reader, "read_all", None) if whole else None
         for file in (f for f in self._files if f.symbol == symbol):
-            for bar in self._reader.read(file.path, symbol, self.options, self.stats):
+            read = self._reader.read if read_all is None else read_all
+            for bar in read(file.path, symbol, self.options, self.stats):
                 if last_open_ms is not None and bar.open_ms <= last_open_ms:
                     self.stats.duplicates_dropped += 1
                     continue
@@ -520,10 +633,10 @@ class ReplaySource:
                 self.stats.bars += 1
                 yield bar
 
-    def merged_bars(self) -> Iterator[Bar]:
+    def merged_bars(self, whole: bool = False) -> Iterator[Bar]:
         """Every symbol's bars merged by open time (symbols of one minute in a fixed order)."""
         rank = {symbol: i for i, symbol in enumerate(self.symbols)}
-        streams = [self._symbol_bars(symbol) for symbol in self.symbols]
+        streams = [self._symbol_bars(symbol, whole) for symbol in self.symbols]
         return heapq.merge(*streams, key=lambda bar: (bar.open_ms, rank[bar.symbol]))
 
     async def bars(self, resume_after_ms: int | None = None) -> AsyncIterator[Bar]:
@@ -559,14 +672,15 @@ class ReplaySource:
         start, end = self.start_ms, self.end_ms
         out: list[Bar] = []
         try:
-            for bar in self.merged_bars():
-                if end is not None and bar.open_ms >= end:
-                    break
-                if resume_after_ms is not None and bar.open_ms <= resume_after_ms:
-                    continue
-                if start is not None and bar.open_ms < start:
-                    continue
-                out.append(bar)
+            with no_gc():
+                for bar in self.merged_bars(whole=True):
+                    if end is not None and bar.open_ms >= end:
+                        break
+                    if resume_after_ms is not None and bar.open_ms <= resume_after_ms:
+                        continue
+                    if start is not None and bar.open_ms < start:
+                        continue
+                    out.append(bar)
         except DataError as exc:
             self._fail(str(exc))
             raise
