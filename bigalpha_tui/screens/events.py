@@ -16,10 +16,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from bigalpha_tui.core.snapshot import Event
+from bigalpha_tui.screens.filtered import FilteredListScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventTable, event_fields, event_matches
 from bigalpha_tui.widgets.status_bar import StatusBar
@@ -86,7 +87,7 @@ def summary(shown: int, total: int, query: str) -> str:
     return f"{total} events · newest first · /: filter · enter: in full"
 
 
-class EventsScreen(Screen[None]):
+class EventsScreen(FilteredListScreen):
     """The event log; the app hands it the snapshot's events at each UI tick."""
 
     DEFAULT_CSS = """
@@ -106,7 +107,6 @@ class EventsScreen(Screen[None]):
     def __init__(self, events: Sequence[Event]) -> None:
         super().__init__()
         self.all_events: tuple[Event, ...] = tuple(events)
-        self.query_text = ""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="events-status")  # the app's status line: heartbeat, HALTED, …
@@ -120,8 +120,8 @@ class EventsScreen(Screen[None]):
         return self.query_one(EventTable)
 
     @property
-    def search(self) -> Input:
-        return self.query_one(Input)
+    def list_table(self) -> EventTable:
+        return self.table
 
     def on_mount(self) -> None:
         self.search.display = False
@@ -143,35 +143,10 @@ class EventsScreen(Screen[None]):
         text = summary(len(events), len(self.all_events), self.query_text)
         self.query_one("#events-summary", Static).update(text)
 
-    def action_filter(self) -> None:
-        self.search.display = True
-        self.search.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_text = event.value.strip()
+    def redraw(self) -> None:
         self._draw()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if not self.query_text:
-            self.search.display = False
-        self.table.focus()
-
-    def action_back(self) -> None:
-        if self.search.has_focus:
-            # escape in the search box clears the filter rather than leaving the screen
-            self.search.value = ""
-            self.search.display = False
-            self.table.focus()
-            return
-        self.dismiss()
-
-    def action_detail(self) -> None:
+    def open_detail(self) -> None:
         event = self.table.event_at_cursor()
         if event is not None:
             self.app.push_screen(event_detail(event))
-
-    def on_data_table_row_selected(self, event: EventTable.RowSelected) -> None:
-        # enter on the focused table arrives as a row selection, not as our binding
-        event.stop()
-        self.action_detail()

@@ -18,11 +18,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.events import Resize
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from bigalpha_tui.core.journal import Journal, JournalEntry
 from bigalpha_tui.core.snapshot import Snapshot
+from bigalpha_tui.screens.filtered import FilteredListScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.journal_table import JournalTable
 from bigalpha_tui.widgets.status_bar import StatusBar
@@ -105,7 +106,7 @@ class TradeDetail(ModalScreen[None]):
             yield Static(detail_table(self.entry), id="trade-detail")
 
 
-class JournalScreen(Screen[None]):
+class JournalScreen(FilteredListScreen):
     """The closed live trades; the app hands it a reader to run off the UI thread."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -125,7 +126,6 @@ class JournalScreen(Screen[None]):
         self.loaded_count = closed_trades
         self.journal = Journal()
         self.loaded = False
-        self.symbol_filter = ""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="journal-status")  # the app's status line: heartbeat, HALTED, …
@@ -139,8 +139,8 @@ class JournalScreen(Screen[None]):
         return self.query_one(JournalTable)
 
     @property
-    def search(self) -> Input:
-        return self.query_one(Input)
+    def list_table(self) -> JournalTable:
+        return self.table
 
     def on_mount(self) -> None:
         self.search.display = False
@@ -171,44 +171,19 @@ class JournalScreen(Screen[None]):
             self.load()
 
     def _draw(self) -> None:
-        entries = self.journal.for_symbol(self.symbol_filter)
+        entries = self.journal.for_symbol(self.query_text)
         self.table.show(entries)
-        text = summary(entries, self.journal, self.symbol_filter)
+        text = summary(entries, self.journal, self.query_text)
         self.query_one("#journal-summary", Static).update(text)
 
-    def action_filter(self) -> None:
-        self.search.display = True
-        self.search.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.symbol_filter = event.value.strip()
+    def redraw(self) -> None:
         if self.loaded:
             self._draw()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if not self.symbol_filter:
-            self.search.display = False
-        self.table.focus()
-
-    def action_back(self) -> None:
-        if self.search.has_focus:
-            # escape in the search box clears the filter rather than leaving the journal
-            self.search.value = ""
-            self.search.display = False
-            self.table.focus()
-            return
-        self.dismiss()
 
     def action_reload(self) -> None:
         self.load()
 
-    def action_detail(self) -> None:
+    def open_detail(self) -> None:
         entry = self.table.entry_at_cursor()
         if entry is not None:
             self.app.push_screen(TradeDetail(entry))
-
-    def on_data_table_row_selected(self, event: JournalTable.RowSelected) -> None:
-        # enter on the focused table arrives as a row selection, not as our binding
-        event.stop()
-        self.action_detail()
