@@ -279,18 +279,41 @@ class ExchangeBroker:
     async def _ensure_order(
         self, symbol: str, cid: str, params: dict[str, str | int]
     ) -> dict[str, Any]:
-        """Look the order up by its client id; send it only when the exchange has none."""
+        """Look the order up by its client id; send it only when the exchange has none.
+
+        An order that can open a position (not reduce-only) whose sending went unanswered is
+        not sent again here: a look-up moments later can miss an order the exchange took but
+        has not recorded yet, and a second send would double the position. It is looked up
+        once at once (found: adopted); not found, its outcome is unknown: the execution loop
+        looks it up again after `retry_after_s` and books it, or drops it when the exchange
+        still has none. A reduce-only order cannot open anything:
+        it is looked up and sent again at once."""
+        opening = params.get("reduceOnly") != "true" and params.get("closePosition") != "true"
         last: ExchangeError | None = None
         for _ in range(self.config.send_attempts):
             try:
                 found = await self.lookup(symbol, cid)
                 if found is not None:
                     return found
-                body = await self.client.request(
-                    "POST",
-                    ORDER_PATH,
-                    {**params, "newClientOrderId": cid, "newOrderRespType": "RESULT"},
-                )
+                try:
+                    body = await self.client.request(
+                        "POST",
+                        ORDER_PATH,
+                        {**params, "newClientOrderId": cid, "newOrderRespType": "RESULT"},
+                    )
+                except ExchangeUnknown as exc:  # sent; perhaps taken (429, refused: not)
+                    if not opening:
+                        raise
+                    try:
+                        found = await self.lookup(symbol, cid)
+                    except TRANSIENT:
+                        found = None  # no look either: unknown, never a second send
+                    if found is not None:
+                        return found
+                    raise OutcomeUnknown(
+                        f"{symbol}: order {cid} sent, no answer ({exc}), not found yet;"
+                        f" looked up again in {self.config.retry_after_s:g} s, never sent twice"
+                    ) from None
                 return _order(body)
             except ExchangeRejected as exc:
                 if exc.code == DUPLICATE_ID:

@@ -38,9 +38,8 @@ EXCHANGE_SOURCES = ("binance", "coinglass")
 #: tests against the fake exchange cannot rule out. Lift only once they are fixed or measured
 #: on the real testnet.
 LIVE_NOT_SAFE = (
-    "the routing has run only against a fake exchange, never the real testnet; a lost"
-    " answer can still open a second position (the look-up window) and a 418 ban right"
-    " after a fill can leave the position without its stop"
+    "the routing has run only against a fake exchange, never the real testnet; a 418 ban"
+    " right after a fill can leave the position without its stop"
 )
 
 

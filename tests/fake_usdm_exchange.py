@@ -20,8 +20,9 @@ path, or to "METHOD path"): "ok" (nothing), "429"/"418" (with Retry-After), "500
 filled, then the connection closes with no answer), "margin" (-2019), "partial" (a MARKET
 order fills `partial_share` of its quantity; the rest fills when the order is next looked
 up), "reject" (an algo order refused with -2021, as when the price already crossed the
-trigger). Not a fault but a setting: `skew_ms`, the server clock's lead over the test clock,
-which makes every request signed on the old offset fail with -1021.
+trigger), "unseen" (an order look-up answers -2013, as when the exchange took the order
+but has not recorded it yet). Not a fault but a setting: `skew_ms`, the server clock's
+lead over the test clock, which makes every request signed on the old offset fail with -1021.
 """
 
 from __future__ import annotations
@@ -423,6 +424,9 @@ def _handler(ex: FakeUsdmExchange) -> type[BaseHTTPRequestHandler]:
                 return
             if fault == "drop":
                 self._drop()
+                return
+            if fault == "unseen":  # taken, not yet recorded where look-ups read
+                self._json(400, {"code": -2013, "msg": "Order does not exist."})
                 return
             if parts.path not in SIGNED_FREE:
                 problem = self._auth(parts.query, params)

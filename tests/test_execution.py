@@ -140,13 +140,36 @@ def test_a_restart_in_the_middle_of_sending_adopts_the_order_it_sent(
 
 
 @pytest.mark.parametrize("fault", ["500", "drop"])
-def test_an_unknown_outcome_of_an_order_never_taken_sends_it_once_more(
+def test_an_unanswered_entry_is_never_sent_twice_at_once_and_a_later_look_decides(
     exchange: FakeUsdmExchange, clock: SimClock, fault: str
 ) -> None:
-    exchange.inject("POST /fapi/v1/order", fault)  # refused before the exchange looked at it
+    """A 500 or a dropped connection after sending: was the order taken? The client cannot
+    tell, so the entry's outcome is unknown; a later look (the execution loop waits
+    `retry_after_s`) finds the exchange has none, and only then is it sent."""
+    exchange.inject("POST /fapi/v1/order", fault)  # here: refused before it was looked at
+    with pytest.raises(OutcomeUnknown):
+        run(make_broker(exchange, clock), open_long())
+    assert exchange.orders_sent() == 1 and exchange.position("BTCUSDT") == 0.0
+    outcome = run(make_broker(exchange, clock), open_long())  # the later look
+    assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert exchange.orders_sent() == 2
+
+
+def test_an_entry_taken_but_not_yet_visible_to_look_ups_opens_one_position(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    """The look-up window: the exchange took the order, the answer was lost, and the look-up
+    right after misses it. Sending again would double the position; it is not sent again,
+    and the later look finds and books the one position."""
+    exchange.inject("POST /fapi/v1/order", "lost")
+    exchange.inject("GET /fapi/v1/order", "ok", "unseen")  # before sending; after the loss
+    with pytest.raises(OutcomeUnknown):
+        run(make_broker(exchange, clock), open_long())
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert exchange.orders_sent() == 1
     outcome = run(make_broker(exchange, clock), open_long())
     assert outcome.open and exchange.position("BTCUSDT") == pytest.approx(QTY)
-    assert exchange.orders_sent() == 2  # looked up, not there, sent again: one position
+    assert exchange.orders_sent() == 1 and len(exchange.open_algos("BTCUSDT")) == 1
 
 
 def test_the_stop_is_placed_when_looking_for_it_fails_at_first(

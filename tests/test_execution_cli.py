@@ -98,7 +98,7 @@ def test_a_keyed_confirmed_live_run_is_refused_and_says_why(tmp_path: Path) -> N
         tmp_path, *RUN, "--config", config(tmp_path, "live"), "--data-dir", str(tmp_path / "s"),
         "--confirm-live",
     )  # fmt: skip
-    line = one_line(done, "stays refused", "second position", "without its stop")
+    line = one_line(done, "stays refused", "fake exchange", "without its stop")
     assert "docs/execution.md" in line and "nothing was sent" in line
     assert not (tmp_path / "s" / "positions_futures.json").exists()
 
