@@ -12,10 +12,11 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable, RichLog
 
 from bigalpha_tui.core.snapshot import Event
+from bigalpha_tui.widgets.table_sync import ROW_LIST_BINDINGS
 
 from . import fmt
 
@@ -135,14 +136,7 @@ class EventTable(DataTable[Text]):
     arrive above it, and on the top row (the newest) when it was there.
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # the footer says what enter does (DataTable's own enter binding is hidden)
-        Binding("enter", "select_cursor", "Detail"),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*ROW_LIST_BINDINGS]
 
     DEFAULT_CSS = """
     EventTable { height: 1fr; }

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable
 
 from bigalpha_tui.core.journal import JournalEntry
@@ -19,7 +19,7 @@ from bigalpha_tui.core.types import Side
 
 from . import fmt
 from .positions_table import REGIME_SHORT
-from .table_sync import Cell, Row, sync_rows
+from .table_sync import ROW_LIST_BINDINGS, Cell, Row, sync_rows
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("entry", "Entry UTC"),
@@ -87,14 +87,7 @@ def journal_row(entry: JournalEntry) -> Row:
 class JournalTable(DataTable[Text]):
     """The journal's rows; the cursor row is the trade `enter` opens."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # the footer says what enter does (DataTable's own enter binding is hidden)
-        Binding("enter", "select_cursor", "Detail"),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*ROW_LIST_BINDINGS]
 
     DEFAULT_CSS = """
     JournalTable { height: 1fr; }

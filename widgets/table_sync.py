@@ -9,8 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
+
+#: the keys of a list whose rows open in full (journal, events): the footer says what enter
+#: does (DataTable's own enter binding is hidden), j/k/g/G move as in less and k9s
+ROW_LIST_BINDINGS: tuple[BindingType, ...] = (
+    Binding("enter", "select_cursor", "Detail"),
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+    Binding("g", "scroll_top", "Top", show=False),
+    Binding("G", "scroll_bottom", "Bottom", show=False),
+)
 
 #: one cell before styling: (text, component-class suffix or "" for plain)
 Cell = tuple[str, str]
