@@ -89,6 +89,14 @@ class FeatureFeed(Protocol):
         ...
 
 
+def _count(value: Any) -> int:
+    """A folded line's count as the log holds it; 1 when absent or not a sane count (a
+    restored log is a file: it may hold anything)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**53:
+        return value
+    return 1
+
+
 class Core:
     """The trading core of one feature store."""
 
@@ -190,8 +198,10 @@ class Core:
             )
             if not same:
                 return event
-            repeats = int(earlier.data.get("repeats", 1)) + 1
-            first_s = float(earlier.data.get("first_s", earlier.time_s))
+            repeats = _count(earlier.data.get("repeats")) + 1
+            first_s = earlier.data.get("first_s")
+            if not (isinstance(first_s, float) and earlier.time_s >= first_s >= 0.0):
+                first_s = earlier.time_s  # none, or spoiled in a restored log: from this line
             del self.events[i]
             since = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
             return dataclasses.replace(

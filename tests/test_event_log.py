@@ -99,3 +99,24 @@ async def test_the_main_screens_event_panel_writes_a_folded_block_once() -> None
         assert log.show([folded, entry]) == 0
         await pilot.pause()
         assert len(log.lines) == 3
+
+
+@pytest.mark.parametrize("repeats, first_s", [("x", "y"), (1e308, float("inf")), (-5, None)])
+def test_a_spoiled_count_in_the_saved_log_starts_a_fresh_count(
+    tmp_path: Path, repeats: object, first_s: object
+) -> None:
+    """The log is restored from `recent_events.json`; a count or start there that is not a
+    sane number (a hand edit, a hostile file) never stops the core: the fold counts afresh."""
+    from bigalpha_tui.core.snapshot_codec import to_json
+    from bigalpha_tui.core.store import RECENT_EVENTS, Store
+
+    data = {"reason": "GOLDEN_HOUR", "side": "LONG", "repeats": repeats, "first_s": first_s}
+    saved = Event(T0, "block", "BTCUSDT", "LONG blocked by GOLDEN_HOUR: closed", data)
+    Store(tmp_path).write_json(RECENT_EVENTS, {"events": [to_json(saved)]})
+    core = new_core(tmp_path)
+    assert core.events and core.events[0].data.get("repeats") == repeats  # restored as saved
+    core.clock.advance_to(T0 + 60)
+    block(core, "BTCUSDT")
+    (line,) = list(core.events)
+    assert line.data["repeats"] == 2 and line.data["first_s"] == T0
+    assert line.message.endswith("(2x since 01-05 08:30)")
