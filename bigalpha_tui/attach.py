@@ -26,10 +26,9 @@ from typing import Any, cast
 
 import anyio
 import anyio.abc
-from anyio.streams.buffered import BufferedByteReceiveStream
 from textual.worker import Worker
 
-from bigalpha_tui import locations
+from bigalpha_tui import locations, unixsock
 from bigalpha_tui.app import CockpitApp
 from bigalpha_tui.control import SUBSCRIBE, Reply, socket_path
 from bigalpha_tui.core import snapshot_codec as codec
@@ -160,10 +159,10 @@ class RemoteCore:
     async def _send_command(self, text: str, symbol: str = "") -> None:
         try:
             with anyio.fail_after(COMMAND_TIMEOUT_S):
-                stream = await anyio.connect_unix(socket_path(self.data_dir))
+                stream = await unixsock.connect_unix(socket_path(self.data_dir))
                 async with stream:
                     await stream.send(text.encode() + b"\n")
-                    line = await BufferedByteReceiveStream(stream).receive_until(b"\n", 1 << 16)
+                    line = await stream.receive_until(b"\n", 1 << 16)
             reply = Reply.from_line(line)
         except (OSError, TimeoutError, ValueError, anyio.EndOfStream, anyio.IncompleteRead) as exc:
             reply = Reply(False, f"{text}: not sent ({exc.__class__.__name__}: the bot went away?)")
@@ -226,13 +225,12 @@ class RemoteCore:
         self._tg = None
 
     async def _attach_once(self) -> None:
-        stream = await anyio.connect_unix(socket_path(self.data_dir))
+        stream = await unixsock.connect_unix(socket_path(self.data_dir))
         async with stream:
             await stream.send(SUBSCRIBE.encode() + b"\n")
-            reader = BufferedByteReceiveStream(stream)
             self._fields = None  # a new connection starts from a whole snapshot
             while True:
-                line = await reader.receive_until(b"\n", MAX_LINE_BYTES)
+                line = await stream.receive_until(b"\n", MAX_LINE_BYTES)
                 self.apply_line(line)
                 if not self.connected and self._fields is not None:
                     self.connected = True

@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bigalpha_tui.core import snapshot_codec as codec
 from bigalpha_tui.core.commands import parse_command
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import BigAlphaError, CommandError
 from bigalpha_tui.core.snapshot import Event
+from bigalpha_tui.unixsock import LineStream, UnixListener
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ class ControlServer:
     def __init__(self, core: Core, data_dir: Path, *, stream_period_s: float | None = None) -> None:
         self.core = core
         self.path = socket_path(data_dir)
-        self._listener: anyio.abc.SocketListener | None = None
+        self._listener: UnixListener | None = None
         self._inode: int | None = None
         self.stream_period_s = stream_period_s or 1.0 / max(core.config.ui.refresh_hz, 0.1)
         self.subscribers: list[_Subscriber] = []
@@ -173,14 +172,14 @@ class ControlServer:
                 f" socket allows ({MAX_SOCKET_PATH_BYTES}); use a shorter --data-dir"
             )
         clear_stale_socket(self.path)
-        old_umask = os.umask(0o177)  # born 0600: no moment when others could connect
+        old_umask = os.umask(0o777 & ~SOCKET_MODE)  # born 0600: never a moment others could connect
         try:
-            self._listener = await anyio.create_unix_listener(self.path, mode=SOCKET_MODE)
+            self._listener = UnixListener.bind(self.path)
         except OSError as exc:
             raise ControlError(f"cannot open the control socket {self.path}: {exc}") from None
         finally:
             os.umask(old_umask)
-        self._inode = os.stat(self.path).st_ino
+        self._inode = os.lstat(self.path).st_ino
 
     async def serve(self) -> None:
         """Answer connections until cancelled."""
@@ -198,7 +197,7 @@ class ControlServer:
                 await self._listener.aclose()
             self._listener = None
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(self.path).st_ino == self._inode:
+            if os.lstat(self.path).st_ino == self._inode:
                 self.path.unlink()
 
     async def __aenter__(self) -> ControlServer:
@@ -208,13 +207,11 @@ class ControlServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+    async def _handle(self, stream: LineStream) -> None:
         async with stream:
             try:
                 with anyio.fail_after(REQUEST_TIMEOUT_S):
-                    line = await BufferedByteReceiveStream(stream).receive_until(
-                        b"\n", MAX_REQUEST_BYTES
-                    )
+                    line = await stream.receive_until(b"\n", MAX_REQUEST_BYTES)
                 text = line.decode("utf-8", errors="replace").strip()
                 if text == SUBSCRIBE:
                     await self._stream(stream)
@@ -247,7 +244,7 @@ class ControlServer:
             }
         )
 
-    async def _stream(self, stream: anyio.abc.SocketStream) -> None:
+    async def _stream(self, stream: LineStream) -> None:
         """Send the hello and the whole snapshot, then the changes, until dropped."""
         if len(self.subscribers) >= MAX_SUBSCRIBERS:
             await stream.send(
