@@ -176,7 +176,8 @@ async def test_c_opens_the_charts_and_escape_or_q_goes_back(tmp_path: Path) -> N
             charts = await open_charts(pilot)
             session, history = charts.chart("session"), charts.chart("history")
             assert str(history.border_title) == "P&L all history · 5 trades"
-            assert str(session.border_title) == "P&L this session · 3 trades"
+            # since the bot started (at 10:00 here), as the session line counts
+            assert str(session.border_title) == "P&L bot up since 10:00 · 3 trades"
             assert history.spec.series[1].ys[-1] == pytest.approx(5.95)  # live, net of fees
             await pilot.press(back)
             assert app.screen is app.main
@@ -344,7 +345,7 @@ async def test_an_attached_cockpits_session_is_the_bots_not_the_cockpits(
         charts = await open_charts(pilot)
         assert charts.session_start_s == START_S
         assert str(charts.chart("session").border_title) == (
-            f"P&L this session · {since_bot} trades"
+            f"P&L bot up since 08:30 · {since_bot} trades"
         )
 
 

@@ -1,5 +1,5 @@
-"""`c`: charts. The account's realised P&L, live against shadow, over this session and over the
-store's whole history; the focused symbol's price with its trades' entries and exits marked;
+"""`c`: charts. The account's realised P&L, live against shadow, since the bot started and over
+the store's whole history; the focused symbol's price with its trades' entries and exits marked;
 and its Hurst H with the regime band. `1`-`9` focus another symbol, `escape` goes back.
 
 Closed trades come from the journal reader (read in a thread when the screen opens, and again
@@ -149,7 +149,8 @@ class ChartsScreen(Screen[None]):
     ) -> None:
         """`read` returns the store's journal (run in a thread); `snapshot` is the latest;
         `symbol` is the one to chart first (None: the first); `session_start_s` is market
-        time at this session's start."""
+        time at the bot's start (a restart of the bot begins a new count, as on the session
+        line; reattaching a cockpit does not)."""
         super().__init__()
         self.config = config
         self.read = read
@@ -174,7 +175,7 @@ class ChartsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#chart-session").border_title = "P&L this session"
+        self.query_one("#chart-session").border_title = self.session_label()
         self.query_one("#chart-history").border_title = "P&L all history"
         self._draw_symbol()
         self.load()
@@ -213,13 +214,19 @@ class ChartsScreen(Screen[None]):
         session = pnl_curve(entries, self.session_start_s)
         history = pnl_curve(entries)
         for name, curve, label, day, empty in (
-            ("session", session, "P&L this session", False, "No trade closed this session yet."),
+            ("session", session, self.session_label(), False, "No trade closed since then."),
             ("history", history, "P&L all history", True, "No closed trades in the store yet."),
         ):
             chart = self.chart(name)
             chart.spec = pnl_spec(curve, day=day, empty=empty)
             chart.border_title = pnl_title(curve, label)
             chart.border_subtitle = pnl_legend(curve) if curve.trades else ""
+
+    def session_label(self) -> str:
+        """`P&L bot up since 08:30`, as the session line says (with the date when the bot
+        came up on an earlier day)."""
+        now_s = self.snapshot.heartbeat.market_time_s
+        return f"P&L bot up since {fmt.clock_or_date(self.session_start_s, now_s)}"
 
     def _draw_symbol(self) -> None:
         view = None if self.symbol is None else self.snapshot.symbol(self.symbol)
