@@ -584,7 +584,12 @@ class CockpitApp(App[int]):
         if start is None:
             start = getattr(self.core, "started_market_s", None) or self.started_market_s
         screen = ChartsScreen(
-            self.config, self.read_journal, snapshot, self.main.focused_symbol(), start
+            self.config,
+            self.read_journal,
+            snapshot,
+            self.main.focused_symbol(),
+            start,
+            read_closes=self.read_saved_closes,
         )
         self.push_full_screen(screen)
 
@@ -602,6 +607,17 @@ class CockpitApp(App[int]):
         except StoreError as exc:
             self.call_from_thread(self.toast, f"Journal: {exc}", "error")
             return Journal()
+
+    def read_saved_closes(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        """The price history the store's Hurst state holds (from before the bot's start: a
+        restarted bot's snapshot has only the bars since), read as `read_journal` reads."""
+        from bigalpha_tui.core.charts import read_saved_closes
+
+        try:
+            return read_saved_closes(Store(self.core.data_dir, read_only=True))
+        except StoreError as exc:
+            self.call_from_thread(self.toast, f"Price history: {exc}", "error")
+            return {}
 
     def switch_guard(self, reason: BlockReason, on: bool) -> None:
         self.submit(guard_command(reason.value, on))
