@@ -59,6 +59,11 @@ MAIN_SCREEN_ONLY = STEERING | {"guards", "journal", "focus_symbol", "step_panel"
 MAIN_SCREEN_ONLY |= {"events"}
 MAIN_SCREEN_ONLY |= {"charts"}
 MAIN_SCREEN_ONLY |= {"flatten", "execution"}
+#: of those, the ones that also answer over a full screen (charts, journal, events), whose
+#: status line shows what they change (PAUSED, HALTED) or whose dialog opens over it; the
+#: rest act on the main screen's focus or open a screen of their own there
+FULL_SCREEN_TOO = frozenset({"toggle_pause", "pause", "resume", "learn", "help"})
+FULL_SCREEN_TOO |= {"flatten", "execution"}
 #: key pairs shown in the footer only while it matters (the other, hidden twin answers then)
 FOOTER_WHEN = ("flatten", "execution")
 #: narrower than this, F and h stay off the footer (they would push `? Help` and `q Quit` off
@@ -127,7 +132,7 @@ class CockpitCommands(Provider):
         out = []
         for title, action, help_text in entries:
             name = action.split("(")[0]
-            if app.action_allowed(name) is True:
+            if app.action_allowed(name) is True and app.works_on(name, self.screen):
                 out.append((title, action, help_text))
         return out
 
@@ -455,14 +460,8 @@ class CockpitApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.screen_stack:
             return False
-        # under a dialog the main screen's keys are off; the command palette runs its choice
-        # as it closes, so it does not count as a dialog
-        screen = self.screen
-        if (
-            action in MAIN_SCREEN_ONLY
-            and screen is not self.main
-            and not isinstance(screen, CommandPalette)
-        ):
+        # under a dialog the main screen's keys are off, over a full screen most of them
+        if not self.works_on(action, self.screen):
             return False
         allowed = self.action_allowed(action)
         if action in FOOTER_WHEN:
@@ -480,10 +479,24 @@ class CockpitApp(App[int]):
             return allowed if fits else False
         return allowed
 
+    def works_on(self, action: str, screen: Screen[object]) -> bool:
+        """Whether an app key answers while `screen` is on top: every key on the main
+        screen, the `FULL_SCREEN_TOO` keys over a full screen, none under a dialog (the
+        command palette runs its choice as it closes, so it does not count as one)."""
+        if action not in MAIN_SCREEN_ONLY or screen is self.main:
+            return True
+        if isinstance(screen, CommandPalette):
+            return True
+        return action in FULL_SCREEN_TOO and not screen.is_modal
+
     def action_allowed(self, action: str) -> bool | None:
         """Whether an action can run in this session, whatever screen is showing."""
         if action in STEERING and self.core.read_only:
             return False  # hidden from the footer and refused: this session only watches
+        if action == "execution":
+            # paper has no exchange to show: the detail only says why entries halt, if they do
+            snapshot = self.snapshot_source()
+            return snapshot.execution.on_exchange or snapshot.entries_halted_reason is not None
         # panel keys only matter when panels are tabs
         return not (action == "step_panel" and self.main.wide)
 
@@ -571,7 +584,12 @@ class CockpitApp(App[int]):
         if start is None:
             start = getattr(self.core, "started_market_s", None) or self.started_market_s
         screen = ChartsScreen(
-            self.config, self.read_journal, snapshot, self.main.focused_symbol(), start
+            self.config,
+            self.read_journal,
+            snapshot,
+            self.main.focused_symbol(),
+            start,
+            read_closes=self.read_saved_closes,
         )
         self.push_full_screen(screen)
 
@@ -589,6 +607,17 @@ class CockpitApp(App[int]):
         except StoreError as exc:
             self.call_from_thread(self.toast, f"Journal: {exc}", "error")
             return Journal()
+
+    def read_saved_closes(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        """The price history the store's Hurst state holds (from before the bot's start: a
+        restarted bot's snapshot has only the bars since), read as `read_journal` reads."""
+        from bigalpha_tui.core.charts import read_saved_closes
+
+        try:
+            return read_saved_closes(Store(self.core.data_dir, read_only=True))
+        except StoreError as exc:
+            self.call_from_thread(self.toast, f"Price history: {exc}", "error")
+            return {}
 
     def switch_guard(self, reason: BlockReason, on: bool) -> None:
         self.submit(guard_command(reason.value, on))
@@ -669,7 +698,9 @@ class CockpitApp(App[int]):
 
     def binding_rows(self) -> Iterable[tuple[str, str, str, bool]]:
         """(keys, description, tooltip, enabled) per app binding, in BINDINGS order, with the
-        keys as currently mapped (`set_keymap`) and the nine symbol keys folded into one."""
+        keys as currently mapped (`set_keymap`) and the nine symbol keys folded into one.
+        Enabled: the key answers in this session on the screen under help and dialogs."""
+        here = next((s for s in reversed(self.screen_stack) if not s.is_modal), self.main)
         keys_by_id: dict[str, list[str]] = {}
         for bindings in self._bindings.key_to_bindings.values():
             for binding in bindings:
@@ -689,8 +720,24 @@ class CockpitApp(App[int]):
                 continue
             keys = " ".join(_bracket(k) for k in keys_by_id.get(binding.id, []))
             name = binding.action.split("(")[0]
-            enabled = name not in STEERING or not self.core.read_only
-            yield (keys, binding.description, binding.tooltip, enabled)
+            enabled = self.action_allowed(name) is not False and self.works_on(name, here)
+            description, tooltip = binding.description, binding.tooltip
+            if name == "execution":
+                description, tooltip = self.execution_label()
+            yield (keys, description, tooltip, enabled)
+
+    def execution_label(self) -> tuple[str, str]:
+        """What `h` opens, in words that hold whether or not entries are halted now."""
+        snapshot = self.snapshot_source()
+        if snapshot.entries_halted_reason is not None:
+            return ("Halted", "why entries are halted now, the differences in full; acknowledge")
+        if snapshot.execution.on_exchange:
+            return (
+                "Exchange",
+                "the account as last read, orders waiting or of unknown outcome; when entries"
+                " halt, why, and the acknowledgement",
+            )
+        return ("Halt detail", "why entries are halted; on paper only while they are")
 
 
 def _bracket(key: str) -> str:

@@ -1,20 +1,29 @@
 """What the charts screen (`c`) draws, as plain data: the realised P&L curve of the live
-trades against their shadow twins, and where trades entered and left one symbol's price.
+trades against their shadow twins, where trades entered and left one symbol's price, and the
+price history before the bot's last start.
 
-Built from the journal (`journal.read_journal`, the one store reader of closed trades) and
-the snapshot; nothing here reads a file or decides anything.
+Built from the journal (`journal.read_journal`, the one store reader of closed trades), the
+saved Hurst state (`read_saved_closes`) and the snapshot; nothing here decides anything.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from .bar import MINUTE_MS
 from .journal import JournalEntry
 from .snapshot import PositionView
+from .store import HURST_CACHE, Store
 from .types import Side
+
+#: (bar close time s, close), oldest first, as `SymbolView.closes` holds them
+Closes = tuple[tuple[float, float], ...]
+BAR_S = MINUTE_MS / 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +101,56 @@ def trade_marks(
             )
     inside = (m for m in marks if start_s <= m.time_s <= end_s)
     return tuple(sorted(inside, key=lambda m: (m.time_s, m.kind != MarkKind.ENTRY)))
+
+
+# -- price history from the store -------------------------------------------------------------
+
+
+def saved_closes(doc: Mapping[str, Any] | None, bar_s: float = BAR_S) -> dict[str, Closes]:
+    """Per symbol, the closes a saved Hurst tracker (`hurst_cache.json`) stands on, oldest
+    first: its last close, at the close of the last bar it applied, and one close before it per
+    saved log return (up to `hurst.window` of them), one bar apart; a gap in the feed would
+    shift the older ones in time. Display only: a symbol whose state does not read is left
+    out, and a walk back that leaves the positive finite prices stops there."""
+    symbols = doc.get("symbols") if doc is not None else None
+    if not isinstance(symbols, Mapping):
+        return {}
+    out: dict[str, Closes] = {}
+    for symbol, state in symbols.items():
+        try:
+            last = float(state["last_close"])
+            last_open_ms = state["last_open_ms"]
+            returns = [float(r) for r in state.get("returns", ())]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if isinstance(last_open_ms, bool) or not isinstance(last_open_ms, int):
+            continue
+        if not (math.isfinite(last) and last > 0):
+            continue
+        back = [last]  # newest first
+        for r in reversed(returns):
+            try:
+                before = back[-1] * math.exp(-r)  # close_i = close_i-1 * e^r_i, walked back
+            except OverflowError:
+                break
+            if not (math.isfinite(before) and before > 0):
+                break
+            back.append(before)
+        end_s = last_open_ms / 1000.0 + bar_s
+        out[str(symbol)] = tuple(
+            (end_s - i * bar_s, price) for i, price in reversed(list(enumerate(back)))
+        )
+    return out
+
+
+def read_saved_closes(store: Store) -> dict[str, Closes]:
+    """`saved_closes` of the store's Hurst state (pass a read-only store to change nothing):
+    the price the bot saw before its last start, which its snapshot no longer carries."""
+    return saved_closes(store.read_json(HURST_CACHE))
+
+
+def price_history(live: Closes, saved: Closes, keep: int) -> Closes:
+    """The snapshot's closes with the saved ones from before them in front: the last `keep`."""
+    first_s = live[0][0] if live else math.inf
+    earlier = tuple(c for c in saved if c[0] < first_s)
+    return (earlier + live)[-keep:] if keep > 0 else ()

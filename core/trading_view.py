@@ -132,5 +132,18 @@ class SessionTally:
             self.session_part(),
             day_start_s=day_s,
             today_trades=len(today),
-            today_pnl_usd=math.fsum(today),
+            today_pnl_usd=math.fsum(today) + open_legs_usd(book, day_s),
         )
+
+
+def open_legs_usd(book: Book, since_s: float) -> float:
+    """What the exits of still-open live positions (a take-profit tier, say) made since
+    `since_s`: each leg net of its exit fee and its share of the entry fee, as its exit event
+    reports it. Once the position closes, its legs are in its trade's P&L instead (the
+    journal's figure, counted on the day the trade closed), so no leg counts twice."""
+    return math.fsum(
+        p.leg_net_pnl_usd(leg)
+        for p in book.live.values()
+        for leg in p.exits
+        if leg.time_s >= since_s
+    )

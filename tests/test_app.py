@@ -774,3 +774,83 @@ async def test_bad_input_found_at_start_ends_the_cockpit_with_status_2(tmp_path:
                 break
     assert app.return_code == 2
     assert "did you mean BTCUSDT?" in app.fatal_message
+
+
+# -- h: its label, halted or not, and paper ---------------------------------------------------
+
+
+def h_row(app: CockpitApp) -> tuple[str, str, bool]:
+    """The help screen's row for `h`: (description, tooltip, enabled)."""
+    (row,) = [(d, t, e) for keys, d, t, e in app.binding_rows() if keys.split() == ["h"]]
+    return row
+
+
+@pytest.mark.anyio
+async def test_h_reads_right_halted_or_not_and_is_no_live_key_on_paper(tmp_path: Path) -> None:
+    from bigalpha_tui.core.snapshot import ExecutionView
+    from bigalpha_tui.screens.execution import ExecutionScreen
+
+    state = {"snapshot": fixture_snapshot()}  # paper, nothing halted
+    app = cockpit(fixture_core(tmp_path))
+    app.snapshot_source = lambda: state["snapshot"]
+    palette = "Halt and exchange detail…"
+    async with app.run_test(size=(120, 40)) as pilot:
+        description, tooltip, enabled = h_row(app)
+        assert description != "Halted" and not enabled  # paper: h has nothing to show
+        assert "paper" in tooltip
+        assert palette not in [t for t, _, _ in CockpitCommands(app.screen).commands()]
+        await pilot.press("h")
+        assert app.screen is app.main
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert ("h", "Halt detail", tooltip, False) in app.screen.rows
+        await pilot.press("escape")
+
+        halted = "disk full: new entries halted until the store writes again (exits go on)"
+        state["snapshot"] = dataclasses.replace(fixture_snapshot(), entries_halted_reason=halted)
+        assert h_row(app)[0] == "Halted" and h_row(app)[2]  # paper halts when the store fails
+        await pilot.press("h")
+        assert isinstance(app.screen, ExecutionScreen)
+        await pilot.press("escape")
+
+        testnet = ExecutionView(mode="testnet", base_url="https://testnet.binancefuture.com")
+        state["snapshot"] = dataclasses.replace(fixture_snapshot(), execution=testnet)
+        description, _, enabled = h_row(app)
+        assert description == "Exchange" and enabled  # nothing halted: not "Halted"
+        assert palette in [t for t, _, _ in CockpitCommands(app.screen).commands()]
+        await pilot.press("h")
+        assert isinstance(app.screen, ExecutionScreen)
+
+
+# -- keys over a full screen ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("opener", ["c", "t", "e"])
+async def test_pause_learn_and_help_answer_over_a_full_screen(tmp_path: Path, opener: str) -> None:
+    core = fed_core(tmp_path)
+    app = cockpit(core)
+    seen = record_commands(core, CommandKind.LEARN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press(opener, "p")  # typed together: the second key is not lost
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        full = app.screen
+        assert full is not app.main
+        assert core.paused is True
+        assert full.query_one(StatusBar).status.paused  # its own status line says so
+        keys = footer_keys(app)
+        assert keys["p"] == "Resume" and keys["l"] == "Learn" and keys["question_mark"] == "Help"
+        # the footer lists only keys that answer here
+        assert not {"g", "r", "x"} & set(keys), keys
+        await pilot.press("g", "x", "r", "l")
+        assert app.screen is full and len(seen) == 1
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        rows = {description: enabled for _, description, _, enabled in app.screen.rows}
+        assert rows["Resume"] and rows["Learn"] and rows["Help"]
+        assert not rows["Guards"] and not rows["Close"] and not rows["Release"]
+        await pilot.press("escape")
+        assert app.screen is full
+        await pilot.press("p")
+        assert core.paused is False

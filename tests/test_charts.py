@@ -24,13 +24,20 @@ from snapshot_fixtures import (
 
 from bigalpha_tui.app import CockpitApp, CockpitCommands
 from bigalpha_tui.core import snapshot_codec
-from bigalpha_tui.core.charts import MarkKind, pnl_curve, trade_marks
+from bigalpha_tui.core.charts import (
+    MarkKind,
+    pnl_curve,
+    price_history,
+    saved_closes,
+    trade_marks,
+)
 from bigalpha_tui.core.config import Config, UIConfig, from_dict
 from bigalpha_tui.core.errors import ConfigError
 from bigalpha_tui.core.journal import pair_twins
 from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.core.types import Side
 from bigalpha_tui.screens.charts import ChartsScreen
+from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.braille_chart import BrailleChart, ChartSpec, Series
 
 SnapCompare = Callable[..., bool]
@@ -176,7 +183,8 @@ async def test_c_opens_the_charts_and_escape_or_q_goes_back(tmp_path: Path) -> N
             charts = await open_charts(pilot)
             session, history = charts.chart("session"), charts.chart("history")
             assert str(history.border_title) == "P&L all history · 5 trades"
-            assert str(session.border_title) == "P&L this session · 3 trades"
+            # since the bot started (at 10:00 here), as the session line counts
+            assert str(session.border_title) == "P&L bot up since 10:00 · 3 trades"
             assert history.spec.series[1].ys[-1] == pytest.approx(5.95)  # live, net of fees
             await pilot.press(back)
             assert app.screen is app.main
@@ -344,7 +352,7 @@ async def test_an_attached_cockpits_session_is_the_bots_not_the_cockpits(
         charts = await open_charts(pilot)
         assert charts.session_start_s == START_S
         assert str(charts.chart("session").border_title) == (
-            f"P&L this session · {since_bot} trades"
+            f"P&L bot up since 08:30 · {since_bot} trades"
         )
 
 
@@ -409,3 +417,54 @@ async def test_a_dialog_over_a_full_screen_does_not_draw_the_main_screen(tmp_pat
         app.refresh_view()
         assert main_bar.status == before
         assert journal_bar.status.market_time_s == pytest.approx(before.market_time_s + 90)
+
+
+# -- the price after a restart ----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_restarted_bot_charts_the_price_it_saw_before_at_once(tmp_path: Path) -> None:
+    first = fed_core(tmp_path)  # 150 minutes, then stopped: its state saved
+    first.checkpoint()
+    before = {v.symbol: v.closes for v in first.snapshot().symbols}
+    window = first.config.hurst.window
+    again = fed_core(tmp_path, minutes=0)  # restarted, no bar caught up yet
+    assert all(v.closes == () for v in again.snapshot().symbols)
+    app = cockpit(again)
+    async with app.run_test(size=(120, 40)) as pilot:
+        charts = await open_charts(pilot)
+        for key in ("1", "3"):
+            await pilot.press(key)
+            await pilot.pause()
+            symbol = charts.symbol
+            assert symbol is not None
+            series = charts.chart("price").spec.series[0]
+            # the closes the saved Hurst window stands on: its last close and one per return
+            expected = before[symbol][-(window + 1) :]
+            assert series.xs == tuple(t for t, _ in expected)
+            assert series.ys == pytest.approx([p for _, p in expected], rel=1e-9)
+            title = str(charts.chart("price").border_title)
+            assert title == f"{symbol} price {fmt.price(expected[-1][1])}"
+
+
+def test_the_saved_closes_go_before_the_snapshots_and_a_bad_state_is_left_out() -> None:
+    saved = ((60.0, 1.0), (120.0, 2.0), (180.0, 3.0))
+    live = ((180.0, 3.5), (240.0, 4.0))  # the snapshot's own close wins where both have one
+    assert price_history(live, saved, 10) == ((60.0, 1.0), (120.0, 2.0), (180.0, 3.5), (240.0, 4.0))
+    assert price_history(live, saved, 3) == ((120.0, 2.0), (180.0, 3.5), (240.0, 4.0))
+    assert price_history((), saved, 10) == saved
+    good = {"last_close": 100.0, "last_open_ms": 60_000, "returns": [math.log(1.25)]}
+    doc = {
+        "symbols": {
+            "GOOD": good,
+            "NAN": {**good, "last_close": "nan"},
+            "TEXT": {**good, "last_open_ms": "soon"},
+            "HUGE": {**good, "returns": [-1e308]},  # the walk back stops at the first bad price
+            "NONE": None,
+        }
+    }
+    closes = saved_closes(doc)
+    assert closes["GOOD"] == ((60.0, pytest.approx(80.0)), (120.0, 100.0))
+    assert closes["HUGE"] == ((120.0, 100.0),)
+    assert set(closes) == {"GOOD", "HUGE"}
+    assert saved_closes(None) == {} and saved_closes({"symbols": []}) == {}

@@ -136,7 +136,7 @@ async def test_every_key_a_full_screens_footer_shows_is_in_help(tmp_path: Path) 
     from bigalpha_tui.screens.help import NAVIGATION_KEYS
 
     app = tour_app(tmp_path)
-    names = {"slash": "/", "escape": "esc"}
+    names = {"slash": "/", "escape": "esc", "question_mark": "?"}
     async with app.run_test(size=(120, 40)) as pilot:
         in_help = " ".join(
             [k for k, _ in NAVIGATION_KEYS] + [keys for keys, *_ in app.binding_rows()]

@@ -1,13 +1,18 @@
 """One line under the status line: what the bot did and whether it made money.
 
-`Today +$14.62 │ Session since 08:30 · 11 trades · 64% won · PF live 1.84 (11) · shadow
+`Today +$14.62 │ Bot up since 08:30 · 11 trades · 64% won · PF live 1.84 (11) · shadow
 2.10 (11) · fees $3.20`
 
-Today's P&L is the market day's (00:00 UTC of the market clock) closed live trades, net of
-fees; the rest counts the trades this session closed (since the core started). The core
-computes every figure (`SessionView`); this widget only picks the longest wording that fits
-the width, dropping the least needed figures first (fees, then the words), never cutting a
-number in half.
+Today is the market day's (00:00 UTC of the market clock) realised P&L net of fees: the live
+trades closed since midnight, as the journal shows them, plus the exits (take-profit tiers)
+open positions took since midnight (`core/trading_view.py`). The rest counts the trades the
+bot closed since it started, as freqtrade and hummingbot count theirs: a cockpit attached to
+a running bot shows the bot's figures, so closing and reopening the cockpit keeps them, but a
+restart of the bot begins a new count, which is why the line says when the bot came up (and
+calls them the bot's at every width) rather than "session". The core computes every figure
+(`SessionView`); this widget only picks the longest wording that fits the width, dropping the
+least needed figures first (the start time, fees, then the words), never cutting a number in
+half.
 """
 
 from __future__ import annotations
@@ -64,22 +69,35 @@ def variants(view: SessionView) -> list[list[Piece]]:
         (f" ({view.shadow_trades})", "label"),
     ]
     fees = [DOT, ("fees ", "label"), (fmt.usd(view.fees_usd, signed=False), "")]
-    since: list[Piece] = []
-    if view.started_s is not None:
-        since = [(f" since {fmt.utc_clock(view.started_s, seconds=False)}", "label")]
     pfs = [("PF ", "label"), *live, DOT, ("shadow ", "label"), *shadow]
     rate = [DOT, *won(view)] if view.trades else []  # beside the count: no `0 trades` twice
+    bot: list[Piece] = [("Bot ", "label")]  # the bot's figures, since it (re)started
+    up = [("Bot up since ", "label"), (started(view), "")] if view.started_s is not None else []
+    timed = [[*today, BAR, *up, DOT, (trades, ""), *rate]] if up else []
     return [
-        [
-            *today, BAR, ("Session", "label"), *since, DOT, (trades, ""), *rate,
-            DOT, ("PF live ", "label"), *live, DOT, ("shadow ", "label"), *shadow, *fees,
-        ],
-        [*today, BAR, ("Session ", "label"), (trades, ""), *rate, DOT, *pfs, *fees],
-        [*today, BAR, ("Session ", "label"), *won(view), DOT, *pfs, *fees],
-        [*today, BAR, ("Session ", "label"), *won(view), DOT, *pfs],
+        *(
+            [*t, DOT, ("PF live ", "label"), *live, DOT, ("shadow ", "label"), *shadow, *fees]
+            for t in timed
+        ),
+        *([*t, DOT, *pfs, *fees] for t in timed),
+        *([*today, BAR, *up, DOT, *won(view), DOT, *pfs, *fees] for _ in timed),
+        [*today, BAR, *bot, (trades, ""), *rate, DOT, *pfs, *fees],
+        [*today, BAR, *bot, *won(view), DOT, *pfs, *fees],
+        [*today, BAR, *bot, *won(view), DOT, *pfs],
+        [*today, BAR, *bot, *won(view), DOT, ("PF ", "label"), *live, (" sh ", "label"), *shadow],
         [*today, BAR, *won(view), DOT, ("PF ", "label"), *live, (" sh ", "label"), *shadow],
         [*today, BAR, ("PF ", "label"), *live, (" sh ", "label"), *shadow],
     ]  # fmt: skip
+
+
+def started(view: SessionView) -> str:
+    """When the bot came up: `08:30`, with the date when that was before today's 00:00 UTC."""
+    start = view.started_s
+    if start is None:
+        return fmt.DASH
+    if view.day_start_s is not None and start < view.day_start_s:
+        return fmt.utc_day_minute(start)
+    return fmt.utc_clock(start, seconds=False)
 
 
 def width_of(pieces: list[Piece]) -> int:
@@ -93,7 +111,8 @@ def fit(view: SessionView, width: int) -> list[Piece]:
 
 
 class SessionFigures(Widget):
-    """Today's P&L and the session's trades, win rate, live and shadow PF and fees."""
+    """Today's P&L and, since the bot started, its trades, win rate, live and shadow PF and
+    fees."""
 
     DEFAULT_CSS = """
     SessionFigures {

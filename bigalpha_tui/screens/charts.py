@@ -1,5 +1,5 @@
-"""`c`: charts. The account's realised P&L, live against shadow, over this session and over the
-store's whole history; the focused symbol's price with its trades' entries and exits marked;
+"""`c`: charts. The account's realised P&L, live against shadow, since the bot started and over
+the store's whole history; the focused symbol's price with its trades' entries and exits marked;
 and its Hurst H with the regime band. `1`-`9` focus another symbol, `escape` goes back.
 
 Closed trades come from the journal reader (read in a thread when the screen opens, and again
@@ -9,7 +9,7 @@ app's UI tick. A chart redraws only when what it shows changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from textual import work
@@ -19,7 +19,15 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from bigalpha_tui.core.charts import MarkKind, PnlCurve, TradeMark, pnl_curve, trade_marks
+from bigalpha_tui.core.charts import (
+    Closes,
+    MarkKind,
+    PnlCurve,
+    TradeMark,
+    pnl_curve,
+    price_history,
+    trade_marks,
+)
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.journal import Journal
 from bigalpha_tui.core.snapshot import Snapshot, SymbolView
@@ -76,8 +84,7 @@ def pnl_legend(curve: PnlCurve) -> str:
     return f"[$success]live {live}[/] [$secondary]shadow {shadow}[/]"
 
 
-def price_spec(view: SymbolView | None, marks: tuple[TradeMark, ...]) -> ChartSpec:
-    closes = view.closes if view is not None else ()
+def price_spec(closes: Closes, marks: tuple[TradeMark, ...]) -> ChartSpec:
     return ChartSpec(
         series=(Series(tuple(t for t, _ in closes), tuple(p for _, p in closes), "price"),),
         marks=tuple(
@@ -146,13 +153,18 @@ class ChartsScreen(Screen[None]):
         snapshot: Snapshot,
         symbol: str | None,
         session_start_s: float,
+        read_closes: Callable[[], Mapping[str, Closes]] | None = None,
     ) -> None:
         """`read` returns the store's journal (run in a thread); `snapshot` is the latest;
         `symbol` is the one to chart first (None: the first); `session_start_s` is market
-        time at this session's start."""
+        time at the bot's start (a restart of the bot begins a new count, as on the session
+        line; reattaching a cockpit does not); `read_closes` returns the closes the store
+        holds from before the bot's start, per symbol (run in the same thread)."""
         super().__init__()
         self.config = config
         self.read = read
+        self.read_closes = read_closes
+        self.saved: Mapping[str, Closes] = {}
         self.symbol = symbol
         self.session_start_s = session_start_s
         self.journal = Journal()
@@ -174,7 +186,7 @@ class ChartsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#chart-session").border_title = "P&L this session"
+        self.query_one("#chart-session").border_title = self.session_label()
         self.query_one("#chart-history").border_title = "P&L all history"
         self._draw_symbol()
         self.load()
@@ -185,12 +197,17 @@ class ChartsScreen(Screen[None]):
     # -- data -------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="charts", exit_on_error=False)
-    def load(self) -> None:
+    def load(self, closes: bool = True) -> None:
+        """The journal; with `closes` (on opening and on ctrl+r) the saved price history too:
+        it only ever matters before the bot's start, so a new trade does not re-read it."""
         journal = self.read()
-        self.app.call_from_thread(self.show_journal, journal)
+        saved = self.read_closes() if closes and self.read_closes is not None else None
+        self.app.call_from_thread(self.show_journal, journal, saved)
 
-    def show_journal(self, journal: Journal) -> None:
+    def show_journal(self, journal: Journal, saved: Mapping[str, Closes] | None = None) -> None:
         self.journal = journal
+        if saved is not None:
+            self.saved = saved
         self._draw_pnl()
         self._draw_symbol()
 
@@ -201,7 +218,7 @@ class ChartsScreen(Screen[None]):
         self.snapshot = snapshot
         if snapshot.closed_trades != self.loaded_count:
             self.loaded_count = snapshot.closed_trades
-            self.load()
+            self.load(closes=False)
         if self.symbol is None and snapshot.symbols:
             self.symbol = snapshot.symbols[0].symbol
         self._draw_symbol()
@@ -213,7 +230,7 @@ class ChartsScreen(Screen[None]):
         session = pnl_curve(entries, self.session_start_s)
         history = pnl_curve(entries)
         for name, curve, label, day, empty in (
-            ("session", session, "P&L this session", False, "No trade closed this session yet."),
+            ("session", session, self.session_label(), False, "No trade closed since then."),
             ("history", history, "P&L all history", True, "No closed trades in the store yet."),
         ):
             chart = self.chart(name)
@@ -221,23 +238,34 @@ class ChartsScreen(Screen[None]):
             chart.border_title = pnl_title(curve, label)
             chart.border_subtitle = pnl_legend(curve) if curve.trades else ""
 
+    def session_label(self) -> str:
+        """`P&L bot up since 08:30`, as the session line says (with the date when the bot
+        came up on an earlier day)."""
+        now_s = self.snapshot.heartbeat.market_time_s
+        return f"P&L bot up since {fmt.clock_or_date(self.session_start_s, now_s)}"
+
     def _draw_symbol(self) -> None:
         view = None if self.symbol is None else self.snapshot.symbol(self.symbol)
         name = self.symbol or "no symbol"
         positions = tuple(p for p in self.snapshot.positions if p.symbol == name)
+        saved = self.saved.get(name, ())
         # a tick whose snapshot moved only elsewhere (source health, other symbols) draws nothing
-        key = (name, view, positions, self.journal)
+        key = (name, view, positions, self.journal, saved)
         if key == self._symbol_drawn:
             return
         self._symbol_drawn = key
+        # after a restart the snapshot holds only the bars since: the store has the ones before
+        closes = price_history(view.closes if view else (), saved, self.config.ui.chart_bars)
         marks: tuple[TradeMark, ...] = ()
-        if view is not None and view.closes:
-            start_s, end_s = view.closes[0][0], view.closes[-1][0]
+        if closes:
+            start_s, end_s = closes[0][0], closes[-1][0]
             marks = trade_marks(self.journal.entries, positions, name, start_s, end_s)
         price = self.chart("price")
-        price.spec = price_spec(view, marks)
-        last = fmt.price(view.price) if view is not None and view.price is not None else fmt.DASH
-        price.border_title = f"{name} price {last}"
+        price.spec = price_spec(closes, marks)
+        last_price = view.price if view is not None else None
+        if last_price is None and closes:
+            last_price = closes[-1][1]
+        price.border_title = f"{name} price {fmt.price(last_price)}"
         price.border_subtitle = LEGEND
         hurst = self.chart("hurst")
         hurst.spec = hurst_spec(view, self.config)

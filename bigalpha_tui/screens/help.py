@@ -86,11 +86,18 @@ def legend(config: Config) -> tuple[tuple[str, str], ...]:
             "slippage buffer, bps added to the fee gate's hurdle; raised when shadow trades"
             " earn much more than live ones",
         ),
-        ("Today +$14.62", "net P&L of the live trades closed since 00:00 UTC (market clock)"),
         (
-            "Session",
-            "since the core started: trades closed, share that won, profit factor of live"
-            " trades and of their shadow twins (trade counts in brackets), fees paid",
+            "Today +$14.62",
+            "realised P&L since 00:00 UTC (market clock), net of fees: the live trades closed"
+            " since then, each whole as the journal shows it, plus the tiers open positions"
+            " took since then (counted in their trade once it closes)",
+        ),
+        (
+            "Bot up since 08:30",
+            "since the bot started (a restart of the bot begins anew; reopening a cockpit"
+            " attached to it does not): trades closed, share that won, profit factor of live"
+            " trades and of their shadow twins (trade counts in brackets), fees paid;"
+            " `Bot` when narrow",
         ),
         ("♥ 3s", "wall seconds since the core last processed a bar"),
         ("▲ ▼ ×", "charts: long entry, short entry, exit (average price)"),
