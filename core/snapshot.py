@@ -123,14 +123,15 @@ class LearningView:
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
-    """Closed-trade figures for the operator: this session's (trades the core closed since it
-    started) and the market day's realised P&L.
+    """Closed-trade figures for the operator: the bot's since it came up (trades this core
+    closed since it started; a restart starts them again, as freqtrade's do) and the market
+    day's realised P&L (which survives a restart: it is read from the store).
 
     Money is net of fees. A profit factor is None with no trade (drawn `—`), `math.inf` with
     no losing trade (`core/profit_factor.py`).
     """
 
-    started_s: float | None = None  # market time the session began
+    started_s: float | None = None  # market time the bot came up
     trades: int = 0  # live trades closed this session
     wins: int = 0  # ... of which closed with a net gain
     live_pf: float | None = None
@@ -140,7 +141,7 @@ class SessionView:
     pnl_usd: float = 0.0  # net P&L of the live trades closed this session
     day_start_s: float | None = None  # 00:00 UTC of the market clock's day
     today_trades: int = 0  # live trades closed since day_start_s (this session or not)
-    today_pnl_usd: float = 0.0  # their net P&L
+    today_pnl_usd: float = 0.0  # their net P&L, plus tiers open positions took today
 
     @property
     def win_rate(self) -> float | None:
