@@ -14,7 +14,6 @@ exchange by hand.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,15 @@ from typing import Any
 from .clock import Clock
 from .config import Config, ExecutionConfig
 from .errors import ConfigError
-from .exchange import ApiKeys, ExchangeRejected, UsdmClient, base_url, load_keys
+from .exchange import (
+    ApiKeys,
+    ExchangeGarbled,
+    ExchangeRejected,
+    UsdmClient,
+    base_url,
+    exchange_number,
+    load_keys,
+)
 from .exchange_broker import ALGO_PATH, OPEN_ALGOS_PATH, ExchangeBroker
 from .ratelimit import HostRateLimiter, api_key_id
 from .types import Side
@@ -128,12 +135,16 @@ class AccountState:
 async def account_state(client: UsdmClient) -> AccountState:
     risk = await client.request("GET", POSITION_RISK_PATH)
     positions: dict[str, tuple[float, float]] = {}
-    for row in risk if isinstance(risk, list) else []:
-        if not isinstance(row, dict):
-            continue
-        amount = _float(row.get("positionAmt"))
+    if not isinstance(risk, list):
+        raise ExchangeGarbled("the exchange's positions answer is not a list")
+    for row in risk:
+        if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
+            raise ExchangeGarbled(f"the exchange's positions list holds {str(row)[:40]!r}")
+        symbol = row["symbol"]
+        amount = exchange_number(row.get("positionAmt"), f"{symbol} positionAmt")
         if amount != 0.0:
-            positions[str(row.get("symbol"))] = (amount, _float(row.get("entryPrice")))
+            price = exchange_number(row.get("entryPrice"), f"{symbol} entryPrice")
+            positions[symbol] = (amount, price)
     orders = await client.request("GET", OPEN_ORDERS_PATH)
     stops = await client.request("GET", OPEN_ALGOS_PATH)
     if isinstance(stops, dict):
@@ -175,11 +186,3 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
     if not lines:
         lines.append("nothing open: no position, no order")
     return lines
-
-
-def _float(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0

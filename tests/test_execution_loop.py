@@ -198,7 +198,8 @@ def test_a_crash_between_the_intent_and_the_send_opens_nothing_after_restart(
     assert core.trading is not None
     assert core.trading.live == {} and core.trading.pending == {}
     assert exchange.orders_sent() == 0 and exchange.position(SYMBOL) == 0.0
-    assert any("not sent before the restart" in e.message for e in core.events)
+    (cancel,) = [e for e in core.events if e.kind == "cancel"]
+    assert "never sent (the bot stopped before sending it)" in cancel.message
     assert execution.outbox == []
 
 
