@@ -157,8 +157,10 @@ async def account_state(client: UsdmClient) -> AccountState:
 
 
 async def flatten(broker: ExchangeBroker) -> list[str]:
-    """Cancel every open order and stop, then close every position with a reduce-only
-    market order (a repeat is harmless: reduce-only cannot open anything). One line each."""
+    """Cancel every open order, close every position with a reduce-only market order, then
+    cancel every stop (a repeat is harmless: reduce-only cannot open anything). The stops go
+    last: a close that cannot be sent (a ban) leaves its position with its stop. One line
+    each."""
     client = broker.client
     state = await account_state(client)
     lines: list[str] = []
@@ -167,6 +169,13 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
     for symbol in sorted(symbols):
         await client.request("DELETE", ALL_OPEN_ORDERS_PATH, {"symbol": symbol})
         lines.append(f"{symbol}: open orders cancelled")
+    minute = int(broker.clock.now() // 60)
+    for symbol, (amount, _) in sorted(state.positions.items()):
+        side = Side.LONG if amount > 0 else Side.SHORT
+        fill = await broker.close_leg(
+            f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
+        )
+        lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
     for stop in state.stops:
         symbol = str(stop.get("symbol"))
         try:
@@ -176,13 +185,6 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} cancelled")
         except ExchangeRejected as exc:
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} not cancelled ({exc})")
-    minute = int(broker.clock.now() // 60)
-    for symbol, (amount, _) in sorted(state.positions.items()):
-        side = Side.LONG if amount > 0 else Side.SHORT
-        fill = await broker.close_leg(
-            f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
-        )
-        lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
     if not lines:
         lines.append("nothing open: no position, no order")
     return lines

@@ -445,3 +445,20 @@ def test_a_symbol_whose_step_is_not_a_positive_number_is_not_traded() -> None:
 
     assert "BTCUSDT" in parse_rules(info("0.001"))
     assert parse_rules(info("NaN")) == {} and parse_rules(info("0")) == {}
+
+
+def test_flatten_keeps_the_stop_when_the_close_cannot_be_sent(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock, max_wait_s=60.0)
+
+    async def step(b: ExchangeBroker) -> list[str]:
+        await open_long()(b)
+        exchange.retry_after_s = 3600
+        exchange.inject("POST /fapi/v1/order", "418")  # the close meets a ban of an hour
+        return await flatten(b)
+
+    with pytest.raises(OutcomeUnknown):
+        run(broker, step)
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert [a.cid for a in exchange.open_algos()] == [client_order_id("L-BTC-1", "S")]
