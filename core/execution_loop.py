@@ -80,8 +80,9 @@ CLOSING = (ExitReason.T4, ExitReason.STOP, ExitReason.MANUAL)
 UNKNOWN_SENT_S = 0.0
 #: Said of an entry dropped while the exchange might still show it later.
 APPEARS_LATER = (
-    "not sent again; should the exchange show it later, a reconciliation halts entries and"
-    " lists the position the book does not hold"
+    "not sent again; the next reconciliation looks it up once more and adopts it with its"
+    " stop if the exchange shows it; after that, a position it opened would halt entries as"
+    " one the book does not hold"
 )
 
 Emit = Callable[..., Any]
@@ -195,6 +196,9 @@ class ExecutionLoop:
         self.unprotected: dict[str, str] = {}
         #: why the last reconciliation could not read the account (entries halt meanwhile)
         self.read_error: str | None = None
+        #: entries dropped as not found although perhaps sent: the first reconciliation
+        #: `retry_after_s` after the drop looks them up once more (id -> intent, dropped at)
+        self.doubtful: dict[str, tuple[Intent, float]] = {}
         self.prepared = False
         self.started = False
         self.next_reconcile_s: float | None = None
@@ -515,6 +519,9 @@ class ExecutionLoop:
             cid = client_order_id(order.id, ENTRY_LEG)
             if await self.broker.lookup(order.symbol, cid) is None:
                 self._drop_entry(order, self._not_found(intent, cid))
+                if intent.sent_s is not None:  # perhaps sent: one more look, later
+                    self.doubtful[order.id] = (intent, self.clock.now())
+                    self._save()
                 return
         try:
             outcome = await self.broker.open_position(
@@ -778,6 +785,20 @@ class ExecutionLoop:
             Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
             for o in book.pending.values()
         ]
+        # a dropped entry that was perhaps sent: looked up once more, unless its symbol is
+        # the book's again (one position per symbol: that would be a difference)
+        taken = set(book.live) | set(book.pending)
+        look_s = self.clock.now() - self.config.execution.retry_after_s
+        due = {pid for pid, (_, dropped_s) in self.doubtful.items() if dropped_s <= look_s}
+        doubtful = {
+            pid: i.order
+            for pid, (i, _) in self.doubtful.items()
+            if pid in due and i.order is not None and i.symbol not in taken
+        }
+        expected += [
+            Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
+            for o in doubtful.values()
+        ]
         self.next_reconcile_s = self.clock.now() + self.config.execution.reconcile_every_min * MIN_S
         try:
             report = await reconcile(self.broker, expected)
@@ -800,9 +821,22 @@ class ExecutionLoop:
         self.core.changed()
         pending = {o.id: o for o in book.pending.values()}
         for pid, fill in report.adopted_entries.items():
+            if pid in doubtful:
+                self._book_entry(doubtful[pid], fill)
+                self.emit(
+                    "reconcile",
+                    doubtful[pid].symbol,
+                    "an entry dropped as not taken is on the exchange after all: adopted",
+                    id=pid,
+                    ok=False,
+                )
+                continue
             order = pending.pop(pid)
             self._book_entry(order, fill)
             self.emit("reconcile", order.symbol, "entry sent before the restart: adopted", id=pid)
+        if due:  # looked at once more (or its symbol is the book's again): no longer watched
+            self.doubtful = {pid: d for pid, d in self.doubtful.items() if pid not in due}
+            self._save()
         for pid in pending:
             seen = report.dropped_entries.get(pid, "no order on the exchange")
             self.trading.drop_pending(
@@ -890,6 +924,9 @@ class ExecutionLoop:
             "acknowledged": sorted(self.acknowledged),
             "skipped": sorted(self.skipped),
             "unprotected": dict(sorted(self.unprotected.items())),
+            "doubtful": [
+                {**i.to_record(), "dropped_s": dropped_s} for i, dropped_s in self.doubtful.values()
+            ],
         }
 
     def _save(self) -> bool:
@@ -909,6 +946,9 @@ class ExecutionLoop:
             raise KeyError("outbox")
         bad: list[str] = []
         self.outbox = codec.Reader(bad).items(doc, "outbox", Intent.from_record)
+        if isinstance(doc.get("doubtful"), list):
+            doubtful = codec.Reader(bad).items(doc, "doubtful", _doubtful_from_record)
+            self.doubtful = {i.position_id: (i, dropped_s) for i, dropped_s in doubtful}
         if bad:
             self.store.set_aside_records(EXECUTION_STATE, bad)
         self.mismatches = [str(m) for m in doc.get("mismatches", [])]
@@ -917,6 +957,12 @@ class ExecutionLoop:
         unprotected = doc.get("unprotected", {})
         if isinstance(unprotected, dict):
             self.unprotected = {str(k): str(v) for k, v in unprotected.items()}
+
+
+def _doubtful_from_record(record: Any) -> tuple[Intent, float]:
+    return Intent.from_record(record), codec.non_negative(
+        codec.field(record, "dropped_s"), "dropped_s"
+    )
 
 
 def _order_view(

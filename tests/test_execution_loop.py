@@ -583,9 +583,9 @@ def test_an_unanswered_entry_still_missing_later_is_dropped_saying_it_may_be_on_
     assert f"sent 30 s ago without an answer, and the exchange still shows no order {cid}" in (
         cancel.message
     )
-    assert cid in cancel.message and "should the exchange show it later" in cancel.message
+    assert "the next reconciliation looks it up once more" in cancel.message
     assert exchange.orders_sent() == 1 and core.entries_halted_reason() is None
-    # what the message promises: should it turn up after all, entries halt and it is listed
+    # what the message promises: a position turning up that no look-up explains halts entries
     with exchange.lock:
         exchange.positions[SYMBOL] = Decimal("1.0")
     core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
@@ -791,3 +791,31 @@ def test_a_stop_missing_at_reconciliation_that_cannot_be_placed_closes_the_posit
     (trade,) = core.trading.closed_live
     assert trade.exit_reasons == (ExitReason.STOP,)
     assert execution.mismatches == [] and core.entries_halted_reason() is None
+
+
+def test_an_entry_dropped_as_not_taken_that_turns_up_later_is_adopted_with_its_stop(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")  # filled, the answer never arrives ...
+    exchange.inject("GET /fapi/v1/order", "ok", "unseen", "unseen")  # ... nor do look-ups see it
+    call(execution, execution.drain)
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # still unseen 30 s later: dropped, watched once more
+    assert core.trading is not None and core.trading.pending == {} and core.trading.live == {}
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) and exchange.open_algos() == []
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)  # survives a restart
+    assert call(execution, execution.reconcile_now) is not None
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.original_qty == pytest.approx(1.0) and live.entry_price == 100.0
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None and execution.mismatches == []
+    assert any("on the exchange after all: adopted" in e.message for e in core.events)
+    assert exchange.orders_sent() == 1
