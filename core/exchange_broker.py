@@ -10,9 +10,13 @@ which is treated as "look it up again".
 The stop lives on the exchange: right after an entry fills, a STOP_MARKET with
 `closePosition=true` (reduce-only by construction: it can only close what is held, and it
 covers whatever a tier left) is placed at the emergency stop price through the algo-order
-endpoint. A position whose stop cannot be placed is closed at once with a reduce-only market
-order: no position lives without its stop. Tiers, T4, the stop's own market exit and operator
-closes are reduce-only MARKET orders; the last one cancels the resting stop.
+endpoint, tried `send_attempts` times (each request waits at most `max_wait_s` for a
+Retry-After). A position whose stop cannot be placed is closed at once with a reduce-only
+market order; when even that cannot be sent (a long 418 ban stops every request),
+`PositionUnprotected` carries the entry's fill to the caller, which books it and lists the
+position as one without an exchange stop (execution_loop.py). Tiers, T4, the stop's own
+market exit and operator closes are reduce-only MARKET orders; the last one cancels the
+resting stop.
 
 The trading loop reaches this broker through `execution_loop.py` (an outbox drained between
 bars); tiers are market orders sent when a bar reaches them, not resting limit orders.

@@ -12,15 +12,24 @@ the exchange every `execution.reconcile_every_min`.
 Crash safety. Every order's client id derives from its position and leg, and every send is a
 look-up first (exchange_broker.py). An intent found in the outbox at start may have been sent:
 an exit is driven again (it finds its first order if there was one); an entry is only looked
-up: adopted with its stop when the exchange has it, cancelled when not (its signal is old
+up: adopted with its stop when the exchange has it, dropped when not (its signal is old
 now). An entry the book decided but whose intent never reached the disk is looked up the same
 way by the reconciliation at start. Nothing is ever sent twice under a new id.
 
 New entries halt (`halt_reason`, shown by `Core.entries_halted_reason` in the snapshot and the
-cockpit's status line) while: the exchange could not be prepared; an order's outcome is
-unknown (it is retried before every bar); a reconciliation found a difference it cannot
-explain, until the operator acknowledges it (`ctl ack-mismatch`); the live trades of the UTC
-day lost `execution.daily_loss_limit_usd`. Exits never halt.
+cockpit's status line) while: a position has no stop on the exchange and could not be closed
+either (`unprotected`: the stop, else a reduce-only close, is tried again after
+`retry_after_s`; also in `status`); the exchange could not be prepared; an order's outcome is
+unknown (it is retried before every bar); the account held a number that could not be read;
+a reconciliation found a difference it cannot explain, until the operator acknowledges it
+(`ctl ack-mismatch`); the live trades of the UTC day lost `execution.daily_loss_limit_usd`.
+Exits never halt.
+
+What a dropped entry's message says is what is known: the outbox records, on disk before
+the send, that an entry is being sent (`Intent.sent_s`). Never sent: said so. Sent without an
+answer and not found: looked up again `retry_after_s` after the send (also across a
+restart), then dropped as most likely not taken, and looked up once more by the first
+reconciliation after that (`doubtful`), which adopts it with its stop if it is there.
 
 Exits in exchange mode: tiers, T4, the operator's close and the stop leg are reduce-only market
 orders sent when the bar triggers them (tiers therefore cross the spread, where paper assumes
@@ -851,8 +860,12 @@ class ExecutionLoop:
             self.emit("reconcile", "", f"missing stop placed ({stop})")
         for pid, why in report.unprotected.items():
             position = self._live_by_id(pid)
-            if position is not None:
+            if position is None:
+                continue
+            try:
                 await self._protect(position, why)
+            except ExchangeError as exc:  # e.g. the fills that would explain it unreadable
+                self._mark_unprotected(pid, position.symbol, f"{why}; not closed ({exc})")
         for cid in report.cancelled:
             self.emit("reconcile", "", f"orphaned order cancelled ({cid})")
         self._mismatch(report.mismatches)
