@@ -661,9 +661,12 @@ class ExecutionLoop:
                 return
             why = f"the stop could not be placed ({self.broker.stop_error})"
         qty = self._to_nearest_step(position.symbol, position.open_qty)
+        # its own client id per booked leg: a retry after a lost answer finds its order, and
+        # a close after a partial one is a new order, not the old fill booked twice
+        leg = NO_STOP_LEG + (str(len(position.exits)) if position.exits else "")
         try:
             fill = await self.broker.close_leg(
-                position.id, NO_STOP_LEG, position.symbol, position.side, qty
+                position.id, leg, position.symbol, position.side, qty
             )
         except OrderRefused as exc:
             self.unprotected.pop(position.id, None)
