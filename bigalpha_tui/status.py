@@ -55,9 +55,13 @@ def execution_status(doc: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     outbox = doc.get("outbox")
     mismatches = doc.get("mismatches")
+    unprotected = doc.get("unprotected")
     return {
         "orders_waiting": len(outbox) if isinstance(outbox, list) else 0,
         "mismatches": [str(m) for m in mismatches] if isinstance(mismatches, list) else [],
+        "unprotected": (
+            [str(line) for line in unprotected.values()] if isinstance(unprotected, dict) else []
+        ),
     }
 
 
@@ -109,6 +113,8 @@ def render_execution(execution: dict[str, Any]) -> list[str]:
     if not execution:
         return []
     lines = [f"exchange: {execution['orders_waiting']} order(s) not yet sent"]
+    for line in execution.get("unprotected", []):
+        lines.append(f"  POSITION WITHOUT AN EXCHANGE STOP (entries halted): {line}")
     for mismatch in execution["mismatches"]:
         lines.append(f"  ENTRIES HALTED: {mismatch} (ctl ack-mismatch once looked at)")
     return lines

@@ -58,6 +58,8 @@ POSITION_MODE_PATH = "/fapi/v1/positionSide/dual"
 #: Binance: "Timestamp for this request is outside of the recvWindow."
 TIMESTAMP_CODE = -1021
 MS = 1000.0
+#: How much of an unreadable value a message quotes.
+GARBLED_SHOWN = 40
 
 
 class ExchangeError(BigAlphaError):
@@ -87,6 +89,11 @@ class ExchangeRateLimited(ExchangeError):
 
 class ExchangeUnknown(ExchangeError):
     """Sent, but no answer we can read (timeout, dropped connection, 5xx, bad body)."""
+
+
+class ExchangeGarbled(ExchangeUnknown):
+    """An answer arrived, but a field the bot decides on cannot be read (missing, text, NaN):
+    treated as no answer, never as 0."""
 
 
 @dataclass(frozen=True)
@@ -160,13 +167,33 @@ def _keys_from_file(path: Path, mode: str) -> ApiKeys:
 
 
 def number_or_zero(value: Any) -> float:
-    """A number from an exchange answer: a field it leaves out or empties (an order not yet
-    filled has no average price) reads as 0.0, as does anything not a finite number."""
+    """A number from an exchange answer for display only (the cockpit's list of open orders,
+    where a MARKET order's price is "0"): anything unreadable shows as 0.0. Never for a
+    number the bot decides on; that is `exchange_number`."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def exchange_number(value: Any, what: str) -> float:
+    """A number the bot decides on (a position's amount, a fill's quantity or price).
+
+    Binance sends them as decimal strings (JSON numbers are read too). A field that is
+    missing, empty, text, a bool, NaN or infinite is not 0: it raises `ExchangeGarbled`, and
+    the answer counts as unanswered (an order is looked up again later, a reconciliation
+    halts entries until a later one reads the account cleanly)."""
+    number: float | None = None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        shown = repr(value) if len(repr(value)) <= GARBLED_SHOWN else repr(value)[:GARBLED_SHOWN]
+        raise ExchangeGarbled(f"the exchange's {what} is not a number ({shown})")
+    return number
 
 
 def base_url(config: ExecutionConfig) -> str:
@@ -223,6 +250,11 @@ def parse_rules(body: Any) -> dict[str, SymbolRules]:
             )
         except (KeyError, ArithmeticError, TypeError):
             continue  # a symbol without usable filters cannot be traded by us
+        rules = out[entry["symbol"]]
+        if not all(v.is_finite() and v > 0 for v in (rules.step, rules.tick)) or not (
+            rules.min_qty.is_finite() and rules.min_notional.is_finite()
+        ):
+            del out[entry["symbol"]]  # a NaN or zero step would size every order wrong
     return out
 
 

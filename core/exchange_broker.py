@@ -10,9 +10,13 @@ which is treated as "look it up again".
 The stop lives on the exchange: right after an entry fills, a STOP_MARKET with
 `closePosition=true` (reduce-only by construction: it can only close what is held, and it
 covers whatever a tier left) is placed at the emergency stop price through the algo-order
-endpoint. A position whose stop cannot be placed is closed at once with a reduce-only market
-order: no position lives without its stop. Tiers, T4, the stop's own market exit and operator
-closes are reduce-only MARKET orders; the last one cancels the resting stop.
+endpoint, tried `send_attempts` times (each request waits at most `max_wait_s` for a
+Retry-After). A position whose stop cannot be placed is closed at once with a reduce-only
+market order; when even that cannot be sent (a long 418 ban stops every request),
+`PositionUnprotected` carries the entry's fill to the caller, which books it and lists the
+position as one without an exchange stop (execution_loop.py). Tiers, T4, the stop's own
+market exit and operator closes are reduce-only MARKET orders; the last one cancels the
+resting stop.
 
 The trading loop reaches this broker through `execution_loop.py` (an outbox drained between
 bars); tiers are market orders sent when a bar reaches them, not resting limit orders.
@@ -30,6 +34,7 @@ from .clock import Clock
 from .config import ExecutionConfig
 from .exchange import (
     ExchangeError,
+    ExchangeGarbled,
     ExchangeRateLimited,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -37,7 +42,7 @@ from .exchange import (
     SymbolRules,
     UsdmClient,
     decimal_text,
-    number_or_zero,
+    exchange_number,
 )
 from .types import Side
 
@@ -74,6 +79,17 @@ class OrderRefused(ExchangeError):
 class OutcomeUnknown(ExchangeError):
     """Every try ended without a readable answer: the order may exist. New entries must
     stop until reconciliation (or the operator) has looked at the exchange."""
+
+
+class PositionUnprotected(ExchangeError):
+    """An entry filled, but neither its stop nor the reduce-only close that replaces it
+    could be placed (a 418 ban, refusals): the position is open on the exchange with no
+    stop there. `fill` is the entry as executed (the caller books it)."""
+
+    def __init__(self, symbol: str, detail: str, fill: ExchangeFill) -> None:
+        super().__init__(f"{symbol}: position without an exchange stop: {detail}")
+        self.detail = detail
+        self.fill = fill
 
 
 def client_order_id(position_id: str, leg: str) -> str:
@@ -136,6 +152,7 @@ class ExchangeBroker:
         self.fee_bps = fee_bps
         self.stop_pct = stop_pct
         self.rules: dict[str, SymbolRules] = {}
+        self.stop_error: str | None = None  # why the last ensure_stop placed nothing
 
     async def prepare(self) -> None:
         """The server-time offset, the account's position mode (one-way: the orders carry
@@ -188,15 +205,36 @@ class ExchangeBroker:
         stop_id = await self.ensure_stop(position_id, symbol, side, fill.price)
         if stop_id is not None:
             return EntryOutcome(fill, stop_id)
-        exit_fill = await self.close_leg(position_id, NO_STOP_LEG, symbol, side, fill.qty)
+        exit_fill = await self.close_unprotected(position_id, symbol, side, fill)
         return EntryOutcome(fill, None, exit_fill)
+
+    async def close_unprotected(
+        self, position_id: str, symbol: str, side: Side, fill: ExchangeFill
+    ) -> ExchangeFill:
+        """Close `fill.qty` of a position whose stop could not be placed (reduce-only
+        market, leg Z); PositionUnprotected when even that cannot be sent."""
+        why = self.stop_error or "no stop could be placed"
+        try:
+            return await self.close_leg(position_id, NO_STOP_LEG, symbol, side, fill.qty)
+        except ExchangeError as exc:
+            raise PositionUnprotected(
+                symbol,
+                f"the stop could not be placed ({why}) and the reduce-only close could not be"
+                f" sent ({exc})",
+                fill,
+            ) from None
 
     async def ensure_stop(
         self, position_id: str, symbol: str, side: Side, entry_price: float
     ) -> str | None:
         """The position's STOP_MARKET on the exchange (placed once); None when refused or
-        every try failed."""
+        every try failed (`stop_error` then says why).
+
+        Bounded: `send_attempts` tries, each waiting at most `max_wait_s` for the rate
+        limiter (a longer ban fails that try at once) and `request_timeout_s` for the answer.
+        """
         cid = client_order_id(position_id, STOP_LEG)
+        self.stop_error = None
         trigger = self._rules(symbol).price(stop_trigger(entry_price, side, self.stop_pct))
         params: dict[str, str | int] = {
             "algoType": "CONDITIONAL",
@@ -215,10 +253,12 @@ class ExchangeBroker:
                 await self.client.request("POST", ALGO_PATH, params)
                 return cid
             except ExchangeRejected as exc:
+                self.stop_error = f"refused: {exc}"
                 if exc.code == DUPLICATE_ID:
                     continue
                 return None
-            except TRANSIENT:
+            except TRANSIENT as exc:
+                self.stop_error = f"{type(exc).__name__.removeprefix('Exchange')}: {exc}"
                 continue
         return None
 
@@ -361,8 +401,17 @@ class ExchangeBroker:
         return order
 
     async def fill_of(self, symbol: str, cid: str, order: dict[str, Any]) -> ExchangeFill:
-        qty = number_or_zero(order.get("executedQty"))
-        price = number_or_zero(order.get("avgPrice"))
+        """What the order executed. An unreadable quantity, or an unreadable or non-positive
+        average price for a quantity that did fill, raises ExchangeGarbled: the order is then
+        looked up again later, never booked at a made-up 0."""
+        qty = exchange_number(order.get("executedQty"), f"{cid} executedQty")
+        if qty < 0.0:
+            raise ExchangeGarbled(f"the exchange's {cid} executedQty is negative ({qty!r})")
+        price = 0.0  # nothing filled: there is no price, and none is booked
+        if qty > 0.0:
+            price = exchange_number(order.get("avgPrice"), f"{cid} avgPrice")
+            if price <= 0.0:
+                raise ExchangeGarbled(f"the exchange's {cid} avgPrice is {price!r} for a fill")
         order_id = order.get("orderId")
         oid = order_id if isinstance(order_id, int) else -1
         fee = qty * price * self.fee_bps * BPS  # the configured fee, unless the trades say
@@ -372,14 +421,14 @@ class ExchangeBroker:
                     "GET", TRADES_PATH, {"symbol": symbol, "orderId": oid}
                 )
                 paid = [
-                    number_or_zero(t.get("commission"))
+                    exchange_number(t.get("commission"), f"{cid} commission")
                     for t in trades
                     if isinstance(t, dict) and t.get("commissionAsset") == "USDT"
                 ]
                 if paid:
                     fee = math.fsum(paid)
             except (ExchangeRejected, *TRANSIENT):
-                pass  # the estimate stands; the trade itself is done
+                pass  # the estimate stands (also for an unreadable commission); it is done
         return ExchangeFill(cid, oid, str(order.get("status", "")), qty, price, fee)
 
 

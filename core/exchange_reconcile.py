@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exchange import ExchangeRejected
+from .exchange import ExchangeGarbled, ExchangeRejected, exchange_number
 from .exchange_broker import (
     ALGO_PATH,
+    BPS,
     ENTRY_LEG,
     ID_PREFIX,
     ORDER_PATH,
@@ -66,6 +67,10 @@ class Reconciliation:
     cancelled: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    #: pending entries not adopted: position id -> what the exchange showed of them
+    dropped_entries: dict[str, str] = field(default_factory=dict)
+    #: open positions whose stop is missing and could not be placed: position id -> why
+    unprotected: dict[str, str] = field(default_factory=dict)
     account: AccountState | None = None  # as read during this reconciliation
 
     @property
@@ -81,10 +86,12 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
     open_qty: dict[str, float] = {}  # position id -> what the book (now) holds
     for item in expected:
         if item.pending:
-            fill = await _sent_entry(broker, item)
+            fill, seen = await _sent_entry(broker, item)
             if fill is not None:
                 out.adopted_entries[item.position_id] = fill
                 open_qty[item.position_id] = fill.qty
+            else:
+                out.dropped_entries[item.position_id] = seen
         elif item.qty > 0.0:
             open_qty[item.position_id] = item.qty
     state = await account_state(broker.client)
@@ -96,9 +103,14 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
         want = item.side.sign * open_qty[item.position_id]
         if _same(broker, symbol, held, want):
             if client_order_id(item.position_id, STOP_LEG) not in stop_ids:
+                if entry_price <= 0.0:  # the stop's trigger is measured from it
+                    raise ExchangeGarbled(f"the exchange's {symbol} entryPrice is {entry_price!r}")
                 stop = await broker.ensure_stop(item.position_id, symbol, item.side, entry_price)
                 if stop is None:
-                    out.mismatches.append(f"{symbol}: position without a stop, none placed")
+                    out.unprotected[item.position_id] = (
+                        "the stop was missing on the exchange and could not be placed"
+                        f" ({broker.stop_error or 'no answer'})"
+                    )
                 else:
                     out.stops_placed.append(stop)
             continue
@@ -125,15 +137,18 @@ def _same(broker: ExchangeBroker, symbol: str, held: float, want: float) -> bool
     return abs(held - want) <= max(_step(broker, symbol) * SAME_QTY_STEPS, 1e-12)
 
 
-async def _sent_entry(broker: ExchangeBroker, item: Expected) -> ExchangeFill | None:
-    """The pending entry's fill when it was sent before the restart; None when it was not."""
+async def _sent_entry(broker: ExchangeBroker, item: Expected) -> tuple[ExchangeFill | None, str]:
+    """The pending entry's fill when the exchange executed it; else None and what the
+    look-up by its client id showed."""
     cid = client_order_id(item.position_id, ENTRY_LEG)
     order = await broker.lookup(item.symbol, cid)
     if order is None:
-        return None
+        return None, f"no order {cid} on the exchange"
     order = await broker.settle(item.symbol, cid, order)
     fill = await broker.fill_of(item.symbol, cid, order)
-    return fill if fill.qty > 0.0 else None
+    if fill.qty > 0.0:
+        return fill, ""
+    return None, f"order {cid} on the exchange filled nothing ({fill.status})"
 
 
 async def closed_while_down(
@@ -150,19 +165,19 @@ async def closed_while_down(
         for t in (trades if isinstance(trades, list) else [])
         if isinstance(t, dict) and t.get("side") == closing
     ]
-    total = math.fsum(_f(t.get("qty")) for t in rows)
+    total = math.fsum(_f(t, "qty") for t in rows)
     if not rows or not _same(broker, item.symbol, total, qty + item.closed_qty):
         return None
-    rows.sort(key=lambda t: _f(t.get("time")))
+    rows.sort(key=lambda t: _f(t, "time"))
     newest: list[dict[str, Any]] = []
     for row in reversed(rows):  # the booked legs are the older fills
-        if math.fsum(_f(t.get("qty")) for t in newest) >= qty - _step(broker, item.symbol) / 2:
+        if math.fsum(_f(t, "qty") for t in newest) >= qty - _step(broker, item.symbol) / 2:
             break
         newest.append(row)
     rows = newest[::-1]
-    done = math.fsum(_f(t.get("qty")) for t in rows)
-    price = math.fsum(_f(t.get("qty")) * _f(t.get("price")) for t in rows) / done
-    fee = math.fsum(_f(t.get("commission")) for t in rows)
+    done = math.fsum(_f(t, "qty") for t in rows)
+    price = math.fsum(_f(t, "qty") * _f(t, "price") for t in rows) / done
+    fee = math.fsum(_fee(broker, t) for t in rows)
     last = rows[-1].get("orderId")
     oid = last if isinstance(last, int) else -1
     await broker.cancel_stop(item.position_id, item.symbol)
@@ -200,9 +215,14 @@ async def _cancel(broker: ExchangeBroker, path: str, params: dict[str, str | int
         await broker.client.request("DELETE", path, params)
 
 
-def _f(value: Any) -> float:
+def _f(row: dict[str, Any], key: str) -> float:
+    """A trade's number (qty, price, time): unreadable raises ExchangeGarbled, never 0."""
+    return exchange_number(row.get(key), f"trade {row.get('id', row.get('orderId'))} {key}")
+
+
+def _fee(broker: ExchangeBroker, row: dict[str, Any]) -> float:
+    """A trade's commission; unreadable: the configured fee (as for a failed query)."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0
+        return exchange_number(row.get("commission"), "commission")
+    except ExchangeGarbled:
+        return _f(row, "qty") * _f(row, "price") * broker.fee_bps * BPS

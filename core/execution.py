@@ -14,7 +14,6 @@ exchange by hand.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,15 @@ from typing import Any
 from .clock import Clock
 from .config import Config, ExecutionConfig
 from .errors import ConfigError
-from .exchange import ApiKeys, ExchangeRejected, UsdmClient, base_url, load_keys
+from .exchange import (
+    ApiKeys,
+    ExchangeGarbled,
+    ExchangeRejected,
+    UsdmClient,
+    base_url,
+    exchange_number,
+    load_keys,
+)
 from .exchange_broker import ALGO_PATH, OPEN_ALGOS_PATH, ExchangeBroker
 from .ratelimit import HostRateLimiter, api_key_id
 from .types import Side
@@ -128,12 +135,16 @@ class AccountState:
 async def account_state(client: UsdmClient) -> AccountState:
     risk = await client.request("GET", POSITION_RISK_PATH)
     positions: dict[str, tuple[float, float]] = {}
-    for row in risk if isinstance(risk, list) else []:
-        if not isinstance(row, dict):
-            continue
-        amount = _float(row.get("positionAmt"))
+    if not isinstance(risk, list):
+        raise ExchangeGarbled("the exchange's positions answer is not a list")
+    for row in risk:
+        if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
+            raise ExchangeGarbled(f"the exchange's positions list holds {str(row)[:40]!r}")
+        symbol = row["symbol"]
+        amount = exchange_number(row.get("positionAmt"), f"{symbol} positionAmt")
         if amount != 0.0:
-            positions[str(row.get("symbol"))] = (amount, _float(row.get("entryPrice")))
+            price = exchange_number(row.get("entryPrice"), f"{symbol} entryPrice")
+            positions[symbol] = (amount, price)
     orders = await client.request("GET", OPEN_ORDERS_PATH)
     stops = await client.request("GET", OPEN_ALGOS_PATH)
     if isinstance(stops, dict):
@@ -146,8 +157,10 @@ async def account_state(client: UsdmClient) -> AccountState:
 
 
 async def flatten(broker: ExchangeBroker) -> list[str]:
-    """Cancel every open order and stop, then close every position with a reduce-only
-    market order (a repeat is harmless: reduce-only cannot open anything). One line each."""
+    """Cancel every open order, close every position with a reduce-only market order, then
+    cancel every stop (a repeat is harmless: reduce-only cannot open anything). The stops go
+    last: a close that cannot be sent (a ban) leaves its position with its stop. One line
+    each."""
     client = broker.client
     state = await account_state(client)
     lines: list[str] = []
@@ -156,6 +169,13 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
     for symbol in sorted(symbols):
         await client.request("DELETE", ALL_OPEN_ORDERS_PATH, {"symbol": symbol})
         lines.append(f"{symbol}: open orders cancelled")
+    minute = int(broker.clock.now() // 60)
+    for symbol, (amount, _) in sorted(state.positions.items()):
+        side = Side.LONG if amount > 0 else Side.SHORT
+        fill = await broker.close_leg(
+            f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
+        )
+        lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
     for stop in state.stops:
         symbol = str(stop.get("symbol"))
         try:
@@ -165,21 +185,6 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} cancelled")
         except ExchangeRejected as exc:
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} not cancelled ({exc})")
-    minute = int(broker.clock.now() // 60)
-    for symbol, (amount, _) in sorted(state.positions.items()):
-        side = Side.LONG if amount > 0 else Side.SHORT
-        fill = await broker.close_leg(
-            f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
-        )
-        lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
     if not lines:
         lines.append("nothing open: no position, no order")
     return lines
-
-
-def _float(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0

@@ -12,15 +12,24 @@ the exchange every `execution.reconcile_every_min`.
 Crash safety. Every order's client id derives from its position and leg, and every send is a
 look-up first (exchange_broker.py). An intent found in the outbox at start may have been sent:
 an exit is driven again (it finds its first order if there was one); an entry is only looked
-up: adopted with its stop when the exchange has it, cancelled when not (its signal is old
+up: adopted with its stop when the exchange has it, dropped when not (its signal is old
 now). An entry the book decided but whose intent never reached the disk is looked up the same
 way by the reconciliation at start. Nothing is ever sent twice under a new id.
 
 New entries halt (`halt_reason`, shown by `Core.entries_halted_reason` in the snapshot and the
-cockpit's status line) while: the exchange could not be prepared; an order's outcome is
-unknown (it is retried before every bar); a reconciliation found a difference it cannot
-explain, until the operator acknowledges it (`ctl ack-mismatch`); the live trades of the UTC
-day lost `execution.daily_loss_limit_usd`. Exits never halt.
+cockpit's status line) while: a position has no stop on the exchange and could not be closed
+either (`unprotected`: the stop, else a reduce-only close, is tried again after
+`retry_after_s`; also in `status`); the exchange could not be prepared; an order's outcome is
+unknown (it is retried before every bar); the account held a number that could not be read;
+a reconciliation found a difference it cannot explain, until the operator acknowledges it
+(`ctl ack-mismatch`); the live trades of the UTC day lost `execution.daily_loss_limit_usd`.
+Exits never halt.
+
+What a dropped entry's message says is what is known: the outbox records, on disk before
+the send, that an entry is being sent (`Intent.sent_s`). Never sent: said so. Sent without an
+answer and not found: looked up again `retry_after_s` after the send (also across a
+restart), then dropped as most likely not taken, and looked up once more by the first
+reconciliation after that (`doubtful`), which adopts it with its stop if it is there.
 
 Exits in exchange mode: tiers, T4, the operator's close and the stop leg are reduce-only market
 orders sent when the bar triggers them (tiers therefore cross the spread, where paper assumes
@@ -48,13 +57,16 @@ from .clock import Clock
 from .commands import Command, CommandKind
 from .config import Config
 from .engine import Core
-from .exchange import ExchangeError, number_or_zero
+from .exchange import ExchangeError, ExchangeGarbled, number_or_zero
 from .exchange_broker import (
     ENTRY_LEG,
     ID_PREFIX,
+    NO_STOP_LEG,
     ExchangeBroker,
     ExchangeFill,
     OrderRefused,
+    OutcomeUnknown,
+    PositionUnprotected,
     client_order_id,
 )
 from .exchange_reconcile import Expected, Reconciliation, closed_while_down, reconcile
@@ -73,6 +85,14 @@ BPS = 1e4
 FLATTEN_LEG = "FLAT"
 #: Closing legs that take whatever is left of a position.
 CLOSING = (ExitReason.T4, ExitReason.STOP, ExitReason.MANUAL)
+#: `Intent.sent_s` of an entry that may have been sent at a time no record says.
+UNKNOWN_SENT_S = 0.0
+#: Said of an entry dropped while the exchange might still show it later.
+APPEARS_LATER = (
+    "not sent again; the next reconciliation looks it up once more and adopts it with its"
+    " stop if the exchange shows it; after that, a position it opened would halt entries as"
+    " one the book does not hold"
+)
 
 Emit = Callable[..., Any]
 
@@ -100,6 +120,9 @@ class Intent:
     #: perhaps sent already (found in the outbox at start, or its outcome was unknown): it
     #: is only looked up, never sent anew
     restored: bool = False
+    #: an entry: when it was handed to the broker (written to disk before the send). None:
+    #: never sent; 0.0: perhaps sent, at a time not known (an outbox from an older build)
+    sent_s: float | None = None
 
     @property
     def key(self) -> str:
@@ -117,6 +140,7 @@ class Intent:
             "ref_price": self.ref_price,
             "final": self.final,
             "order": None if self.order is None else self.order.to_record(),
+            "sent_s": self.sent_s,
         }
 
     @classmethod
@@ -124,6 +148,8 @@ class Intent:
         f = codec.field
         order = record.get("order") if isinstance(record, dict) else None
         reason = record.get("reason") if isinstance(record, dict) else None
+        # no sent_s saved (an older build): it may have been sent, at a time not known
+        sent = record.get("sent_s", UNKNOWN_SENT_S) if isinstance(record, dict) else None
         return cls(
             kind=codec.choice(IntentKind, f(record, "kind"), "kind"),
             position_id=codec.text(f(record, "position_id"), "position_id"),
@@ -136,6 +162,7 @@ class Intent:
             final=codec.flag(f(record, "final"), "final"),
             order=None if order is None else EntryOrder.from_record(order),
             restored=True,
+            sent_s=None if sent is None else codec.non_negative(sent, "sent_s"),
         )
 
 
@@ -174,6 +201,13 @@ class ExecutionLoop:
         self.skipped: set[str] = set()  # legs too small to send (position/leg)
         self.prepare_error: str | None = None
         self.unknown: dict[str, str] = {}  # position id -> its order of unknown outcome
+        #: position id -> why it has no stop on the exchange (entries halt meanwhile)
+        self.unprotected: dict[str, str] = {}
+        #: why the last reconciliation could not read the account (entries halt meanwhile)
+        self.read_error: str | None = None
+        #: entries dropped as not found although perhaps sent: the first reconciliation
+        #: `retry_after_s` after the drop looks them up once more (id -> intent, dropped at)
+        self.doubtful: dict[str, tuple[Intent, float]] = {}
         self.prepared = False
         self.started = False
         self.next_reconcile_s: float | None = None
@@ -275,10 +309,22 @@ class ExecutionLoop:
     # -- halts ----------------------------------------------------------------------------
 
     def halt_reason(self) -> str | None:
+        if self.unprotected:
+            return (
+                "POSITION WITHOUT AN EXCHANGE STOP: "
+                + "; ".join(self.unprotected.values())
+                + ": new entries halted; the stop, else a reduce-only close, is tried again"
+                f" every {self.config.execution.retry_after_s:g} s"
+            )
         if self.prepare_error is not None:
             return f"exchange not ready ({self.prepare_error}): new entries halted"
         if self.unknown:
             return f"{'; '.join(self.unknown.values())}: new entries halted until it is known"
+        if self.read_error is not None:
+            return (
+                f"the exchange's account could not be read ({self.read_error}): new entries"
+                " halted until a reconciliation reads it"
+            )
         if self.mismatches:
             return (
                 "exchange and book differ: "
@@ -366,7 +412,7 @@ class ExecutionLoop:
                 await self.reconcile_now()
 
     async def drain(self) -> None:
-        if not self.outbox and self.prepared:
+        if not self.outbox and not self.unprotected and self.prepared:
             return
         if not self._retry_due() and (
             not self.prepared or all(i.position_id in self.unknown for i in self.outbox)
@@ -406,15 +452,23 @@ class ExecutionLoop:
     async def _drain_locked(self) -> None:
         """Every intent in order, per position: an order of unknown outcome holds back the
         later intents of its own position only, until `retry_after_s` has passed."""
-        waiting = set() if self._retry_due() else set(self.unknown)
+        due = self._retry_due()
+        waiting = set() if due else set(self.unknown)
+        if due:
+            await self._protect_all()
         index = 0
         while index < len(self.outbox):
             intent = self.outbox[index]
             if intent.position_id in waiting:
                 index += 1
                 continue
-            if intent.kind is IntentKind.ENTER and not self._save():
-                return  # an entry is sent only once its intent is on disk
+            if intent.kind is IntentKind.ENTER and not intent.restored:
+                # an entry is sent only once its intent, and that it is being sent, is on disk
+                sending = dataclasses.replace(intent, sent_s=self.clock.now())
+                self._replace(intent, sending)
+                intent = sending
+                if not self._save():
+                    return
             try:
                 await self._execute(intent)
             except ExchangeError as exc:  # unknown outcome or no answer: tried again later
@@ -426,12 +480,13 @@ class ExecutionLoop:
                 waiting.add(intent.position_id)
                 # perhaps sent: from now on it is looked up first, never sent anew
                 self._replace(intent, dataclasses.replace(intent, restored=True))
+                self._save()
                 index += 1
                 continue
             self.unknown.pop(intent.position_id, None)
             self._replace(intent, None)
             self._save()
-        if not self.unknown and self.prepared:
+        if not self.unknown and not self.unprotected and self.prepared:
             self._retry_at_s = None
 
     def _replace(self, intent: Intent, by: Intent | None) -> None:
@@ -469,10 +524,13 @@ class ExecutionLoop:
             self.trading.drop_pending(order.id, f"{order.symbol} holds a position already")
             return
         if intent.restored:
-            # sent before the restart, or not: look, never send an old signal
+            # sent before the restart or unanswered, or not: look, never send an old signal
             cid = client_order_id(order.id, ENTRY_LEG)
             if await self.broker.lookup(order.symbol, cid) is None:
-                self.trading.drop_pending(order.id, "not sent before the restart")
+                self._drop_entry(order, self._not_found(intent, cid))
+                if intent.sent_s is not None:  # perhaps sent: one more look, later
+                    self.doubtful[order.id] = (intent, self.clock.now())
+                    self._save()
                 return
         try:
             outcome = await self.broker.open_position(
@@ -480,6 +538,10 @@ class ExecutionLoop:
             )
         except OrderRefused as exc:
             self.trading.drop_pending(order.id, f"refused: {exc}")
+            return
+        except PositionUnprotected as exc:
+            self._book_entry(order, exc.fill)
+            self._mark_unprotected(order.id, order.symbol, exc.detail)
             return
         if outcome.fill is None:
             self.trading.drop_pending(order.id, "nothing filled on the exchange")
@@ -499,9 +561,139 @@ class ExecutionLoop:
             self.emit(
                 "order",
                 order.symbol,
-                "no stop could be placed on the exchange: closed at once",
+                f"no stop could be placed on the exchange ({self.broker.stop_error}):"
+                " closed at once with a reduce-only order",
                 id=order.id,
                 ok=False,
+            )
+            if self._live(order.id, order.symbol) is not None:  # the close filled a part
+                self._mark_unprotected(
+                    order.id,
+                    order.symbol,
+                    f"no stop could be placed ({self.broker.stop_error}) and the reduce-only"
+                    " close filled only a part",
+                )
+
+    def _not_found(self, intent: Intent, cid: str) -> str:
+        """What is known of an entry the exchange has no order for: never sent (dropped),
+        sent too recently to tell (OutcomeUnknown: looked up again later), or sent long
+        enough ago that the exchange would show it by now (dropped, and said so)."""
+        if intent.sent_s is None:
+            return f"never sent (the bot stopped before sending it); no order {cid} on the exchange"
+        wait_s = self.config.execution.retry_after_s
+        age_s = self.clock.now() - intent.sent_s
+        if intent.sent_s != UNKNOWN_SENT_S and age_s < wait_s:
+            raise OutcomeUnknown(
+                f"{intent.symbol}: order {cid} was sent {age_s:.0f} s ago without an answer and"
+                f" the exchange shows no order yet; looked up again in {wait_s - age_s:.0f} s,"
+                " never sent twice"
+            )
+        when = (
+            "before the restart (when is not on record)"
+            if intent.sent_s == UNKNOWN_SENT_S
+            else f"{age_s:.0f} s ago"
+        )
+        return (
+            f"sent {when} without an answer, and the exchange still shows no order {cid}:"
+            f" dropped as most likely not taken; {APPEARS_LATER}"
+        )
+
+    def _drop_entry(self, order: EntryOrder, why: str) -> None:
+        """Drop a pending entry; said even when the book cancelled it meanwhile."""
+        if order.symbol in self.trading.book.pending:
+            self.trading.drop_pending(order.id, why)
+        else:
+            self.emit(
+                "cancel",
+                order.symbol,
+                f"entry {order.side} (cancelled in the book meanwhile): {why}",
+                id=order.id,
+            )
+
+    # -- positions without their stop on the exchange ---------------------------------------
+
+    def _mark_unprotected(self, position_id: str, symbol: str, detail: str) -> None:
+        line = f"{symbol}: {detail}"
+        if self.unprotected.get(position_id) != line:
+            self.emit(
+                "stop",
+                symbol,
+                f"POSITION WITHOUT AN EXCHANGE STOP: {line}; new entries halted, tried again"
+                f" in {self.config.execution.retry_after_s:g} s",
+                id=position_id,
+                ok=False,
+            )
+        self.unprotected[position_id] = line
+        self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
+        self._save()
+
+    def _live_by_id(self, position_id: str) -> Position | None:
+        return next((p for p in self.trading.book.live.values() if p.id == position_id), None)
+
+    async def _protect_all(self) -> None:
+        for position_id in list(self.unprotected):
+            position = self._live_by_id(position_id)
+            if position is None:  # closed meanwhile (an exit, a flatten, an adoption)
+                self.unprotected.pop(position_id, None)
+                self._save()
+                continue
+            try:
+                await self._protect(position)
+            except ExchangeError as exc:
+                self._mark_unprotected(position.id, position.symbol, f"not protected yet ({exc})")
+
+    async def _protect(self, position: Position, why: str | None = None) -> None:
+        """Place the missing stop (unless `why` says it just failed); if it cannot be
+        placed, close the position reduce-only; if neither, it stays listed."""
+        if why is None:
+            stop = await self.broker.ensure_stop(
+                position.id, position.symbol, position.side, position.entry_price
+            )
+            if stop is not None:
+                self.unprotected.pop(position.id, None)
+                self._save()
+                self.emit(
+                    "stop",
+                    position.symbol,
+                    f"stop resting on the exchange ({stop})",
+                    id=position.id,
+                )
+                return
+            why = f"the stop could not be placed ({self.broker.stop_error})"
+        qty = self._to_nearest_step(position.symbol, position.open_qty)
+        # its own client id per booked leg: a retry after a lost answer finds its order, and
+        # a close after a partial one is a new order, not the old fill booked twice
+        leg = NO_STOP_LEG + (str(len(position.exits)) if position.exits else "")
+        try:
+            fill = await self.broker.close_leg(
+                position.id, leg, position.symbol, position.side, qty
+            )
+        except OrderRefused as exc:
+            self.unprotected.pop(position.id, None)
+            self._save()
+            await self._adopt_or_halt(position, f"its reduce-only close was refused ({exc})")
+            return
+        except ExchangeError as exc:
+            detail = f"{why} and the reduce-only close could not be sent ({exc})"
+            self._mark_unprotected(position.id, position.symbol, detail)
+            return
+        if fill.qty <= 0.0:
+            self.unprotected.pop(position.id, None)
+            self._save()
+            await self._adopt_or_halt(position, "its reduce-only close filled nothing")
+            return
+        mark = self.trading.book.marks.get(position.symbol, position.entry_price)
+        self._book_exit_fill(position.id, ExitReason.STOP, fill, mark)
+        self.emit(
+            "order",
+            position.symbol,
+            f"{why}: closed with a reduce-only order",
+            id=position.id,
+            ok=False,
+        )
+        if self._live_by_id(position.id) is not None:
+            self._mark_unprotected(
+                position.id, position.symbol, f"{why} and the reduce-only close filled a part"
             )
 
     def _book_entry(self, order: EntryOrder, fill: ExchangeFill) -> Position:
@@ -565,6 +757,9 @@ class ExecutionLoop:
         slippage = -position.side.sign * (fill.price / ref_price - 1.0) * BPS if ref_price else 0.0
         leg = ExitLeg(reason, qty, fill.price, self.clock.now(), fill.fee_usd, slippage)
         self.trading.book_exit(position, leg)
+        if position_id in self.unprotected and self._live_by_id(position_id) is None:
+            del self.unprotected[position_id]  # closed: nothing left to protect
+            self._save()
 
     async def _adopt_or_halt(self, position: Position, why: str) -> None:
         """An exit that did nothing: when the position is gone on the exchange and its
@@ -602,12 +797,34 @@ class ExecutionLoop:
             Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
             for o in book.pending.values()
         ]
+        # a dropped entry that was perhaps sent: looked up once more, unless its symbol is
+        # the book's again (one position per symbol: that would be a difference)
+        taken = set(book.live) | set(book.pending)
+        look_s = self.clock.now() - self.config.execution.retry_after_s
+        due = {pid for pid, (_, dropped_s) in self.doubtful.items() if dropped_s <= look_s}
+        doubtful = {
+            pid: i.order
+            for pid, (i, _) in self.doubtful.items()
+            if pid in due and i.order is not None and i.symbol not in taken
+        }
+        expected += [
+            Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
+            for o in doubtful.values()
+        ]
         self.next_reconcile_s = self.clock.now() + self.config.execution.reconcile_every_min * MIN_S
         try:
             report = await reconcile(self.broker, expected)
+        except ExchangeGarbled as exc:
+            # an account read wrong is worse than none: entries wait for a clean read
+            self.emit("reconcile", "", f"reconciliation failed: {exc}", ok=False)
+            self.read_error = str(exc)
+            self.next_reconcile_s = self.clock.now() + self.config.execution.retry_after_s
+            self.core.changed()
+            return None
         except ExchangeError as exc:
             self.emit("reconcile", "", f"reconciliation failed: {exc}", ok=False)
             return None
+        self.read_error = None
         self.reconciliations += 1
         self.started = True
         self.account = report.account
@@ -616,16 +833,42 @@ class ExecutionLoop:
         self.core.changed()
         pending = {o.id: o for o in book.pending.values()}
         for pid, fill in report.adopted_entries.items():
+            if pid in doubtful:
+                self._book_entry(doubtful[pid], fill)
+                self.emit(
+                    "reconcile",
+                    doubtful[pid].symbol,
+                    "an entry dropped as not taken is on the exchange after all: adopted",
+                    id=pid,
+                    ok=False,
+                )
+                continue
             order = pending.pop(pid)
             self._book_entry(order, fill)
             self.emit("reconcile", order.symbol, "entry sent before the restart: adopted", id=pid)
+        if due:  # looked at once more (or its symbol is the book's again): no longer watched
+            self.doubtful = {pid: d for pid, d in self.doubtful.items() if pid not in due}
+            self._save()
         for pid in pending:
-            self.trading.drop_pending(pid, "not sent before the restart")
+            seen = report.dropped_entries.get(pid, "no order on the exchange")
+            self.trading.drop_pending(
+                pid,
+                "decided, but no record of its sending is left (never sent, or"
+                f" {EXECUTION_STATE} was lost); {seen}: dropped; {APPEARS_LATER}",
+            )
         for pid, fill in report.adopted_exits.items():
             self._book_exit_fill(pid, ExitReason.STOP, fill, fill.price)
             self.emit("reconcile", "", "exit made on the exchange while down: adopted", id=pid)
         for stop in report.stops_placed:
             self.emit("reconcile", "", f"missing stop placed ({stop})")
+        for pid, why in report.unprotected.items():
+            position = self._live_by_id(pid)
+            if position is None:
+                continue
+            try:
+                await self._protect(position, why)
+            except ExchangeError as exc:  # e.g. the fills that would explain it unreadable
+                self._mark_unprotected(pid, position.symbol, f"{why}; not closed ({exc})")
         for cid in report.cancelled:
             self.emit("reconcile", "", f"orphaned order cancelled ({cid})")
         self._mismatch(report.mismatches)
@@ -696,6 +939,10 @@ class ExecutionLoop:
             "mismatches": list(self.mismatches),
             "acknowledged": sorted(self.acknowledged),
             "skipped": sorted(self.skipped),
+            "unprotected": dict(sorted(self.unprotected.items())),
+            "doubtful": [
+                {**i.to_record(), "dropped_s": dropped_s} for i, dropped_s in self.doubtful.values()
+            ],
         }
 
     def _save(self) -> bool:
@@ -715,11 +962,23 @@ class ExecutionLoop:
             raise KeyError("outbox")
         bad: list[str] = []
         self.outbox = codec.Reader(bad).items(doc, "outbox", Intent.from_record)
+        if isinstance(doc.get("doubtful"), list):
+            doubtful = codec.Reader(bad).items(doc, "doubtful", _doubtful_from_record)
+            self.doubtful = {i.position_id: (i, dropped_s) for i, dropped_s in doubtful}
         if bad:
             self.store.set_aside_records(EXECUTION_STATE, bad)
         self.mismatches = [str(m) for m in doc.get("mismatches", [])]
         self.acknowledged = {str(m) for m in doc.get("acknowledged", [])}
         self.skipped = {str(m) for m in doc.get("skipped", [])}
+        unprotected = doc.get("unprotected", {})
+        if isinstance(unprotected, dict):
+            self.unprotected = {str(k): str(v) for k, v in unprotected.items()}
+
+
+def _doubtful_from_record(record: Any) -> tuple[Intent, float]:
+    return Intent.from_record(record), codec.non_negative(
+        codec.field(record, "dropped_s"), "dropped_s"
+    )
 
 
 def _order_view(

@@ -21,7 +21,10 @@ filled, then the connection closes with no answer), "margin" (-2019), "partial" 
 order fills `partial_share` of its quantity; the rest fills when the order is next looked
 up), "reject" (an algo order refused with -2021, as when the price already crossed the
 trigger), "unseen" (an order look-up answers -2013, as when the exchange took the order
-but has not recorded it yet). Not a fault but a setting: `skew_ms`, the server clock's
+but has not recorded it yet), "garble:FIELD" (the request is done, but FIELD in the answer,
+in each row of a list, reads "abc"; "garble:FIELD=TEXT" gives it TEXT, e.g. "NaN"),
+"missing:FIELD" (the request is done, FIELD is left out of the answer). Not a fault but a
+setting: `skew_ms`, the server clock's
 lead over the test clock, which makes every request signed on the old offset fail with -1021.
 """
 
@@ -399,6 +402,21 @@ def exchange_info(prices: dict[str, float]) -> dict[str, Any]:
     }
 
 
+def garble(body: Any, fault: str) -> Any:
+    """The answer with one field spoilt ("garble:F", "garble:F=TEXT") or left out
+    ("missing:F"), in the body or in each row of a list."""
+    kind, _, spec = fault.partition(":")
+    name, has_text, text = spec.partition("=")
+    rows = body if isinstance(body, list) else [body]
+    for row in rows:
+        if isinstance(row, dict) and name in row:
+            if kind == "missing":
+                del row[name]
+            else:
+                row[name] = text if has_text else "abc"
+    return body
+
+
 SIGNED_FREE = ("/fapi/v1/time", "/fapi/v1/exchangeInfo", "/fapi/v1/ticker/price")
 
 
@@ -438,6 +456,8 @@ def _handler(ex: FakeUsdmExchange) -> type[BaseHTTPRequestHandler]:
             if fault == "lost":
                 self._drop()  # done on the exchange, the answer never arrives
                 return
+            if fault is not None and fault.startswith(("garble:", "missing:")):
+                body = garble(body, fault)
             self._json(status, body)
 
         def _auth(self, query: str, params: dict[str, str]) -> tuple[int, Any] | None:

@@ -20,17 +20,22 @@ from bigalpha_tui.core.config import ExecutionConfig
 from bigalpha_tui.core.errors import ConfigError
 from bigalpha_tui.core.exchange import (
     ApiKeys,
+    ExchangeGarbled,
     ExchangeRejected,
     UsdmClient,
+    exchange_number,
     load_keys,
+    parse_rules,
 )
 from bigalpha_tui.core.exchange_broker import (
     EntryOutcome,
     ExchangeBroker,
     OrderRefused,
     OutcomeUnknown,
+    PositionUnprotected,
     client_order_id,
 )
+from bigalpha_tui.core.execution import flatten
 from bigalpha_tui.core.ratelimit import HostRateLimiter
 from bigalpha_tui.core.types import Side
 
@@ -381,3 +386,79 @@ def test_a_key_file_behind_a_symlink_is_refused(tmp_path: Path) -> None:
         load_keys(keys_config(str(link)), {})
     assert "symbolic link" in str(err.value)
     assert load_keys(keys_config(str(real)), {}).secret == "s"
+
+
+@pytest.mark.parametrize(
+    "fault", ["garble:positionAmt", "garble:positionAmt=NaN", "missing:positionAmt"]
+)
+def test_flatten_never_reads_an_unreadable_position_as_none(
+    exchange: FakeUsdmExchange, clock: SimClock, fault: str
+) -> None:
+    broker = make_broker(exchange, clock)
+
+    async def step(b: ExchangeBroker) -> list[str]:
+        await open_long()(b)
+        exchange.inject("GET /fapi/v2/positionRisk", fault)
+        return await flatten(b)
+
+    with pytest.raises(ExchangeGarbled, match="BTCUSDT positionAmt is not a number"):
+        run(broker, step)
+    # before: the amount read as 0, so flatten cancelled the stop and closed nothing
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+
+
+def test_an_entry_whose_stop_and_close_are_banned_is_reported_with_its_fill(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    exchange.retry_after_s = 3600  # a ban far past max_wait_s, right after the fill
+    exchange.inject("POST /fapi/v1/algoOrder", "418")
+    with pytest.raises(PositionUnprotected) as err:
+        run(make_broker(exchange, clock, max_wait_s=60.0), open_long())
+    assert "position without an exchange stop" in str(err.value)
+    assert "reduce-only close could not be sent" in str(err.value)
+    assert err.value.fill.qty == pytest.approx(QTY) and err.value.fill.price == 50_000.0
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY) and exchange.open_algos() == []
+    assert clock.now() - START_S < 60.0  # bounded: no hanging through the ban
+
+
+@pytest.mark.parametrize("value", [None, "", "abc", "NaN", "inf", True, [1]])
+def test_an_unreadable_exchange_number_is_an_error_not_zero(value: object) -> None:
+    with pytest.raises(ExchangeGarbled, match="positionAmt is not a number"):
+        exchange_number(value, "positionAmt")
+    assert exchange_number("0.000", "positionAmt") == 0.0  # a real zero stays zero
+    assert exchange_number("-0.5", "positionAmt") == -0.5 and exchange_number(2, "x") == 2.0
+
+
+def test_a_symbol_whose_step_is_not_a_positive_number_is_not_traded() -> None:
+    def info(step: str) -> dict[str, object]:
+        return {
+            "symbols": [
+                {
+                    "symbol": "BTCUSDT",
+                    "filters": [
+                        {"filterType": "PRICE_FILTER", "tickSize": "0.1"},
+                        {"filterType": "LOT_SIZE", "stepSize": step, "minQty": "0.001"},
+                    ],
+                }
+            ]
+        }
+
+    assert "BTCUSDT" in parse_rules(info("0.001"))
+    assert parse_rules(info("NaN")) == {} and parse_rules(info("0")) == {}
+
+
+def test_flatten_keeps_the_stop_when_the_close_cannot_be_sent(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock, max_wait_s=60.0)
+
+    async def step(b: ExchangeBroker) -> list[str]:
+        await open_long()(b)
+        exchange.retry_after_s = 3600
+        exchange.inject("POST /fapi/v1/order", "418")  # the close meets a ban of an hour
+        return await flatten(b)
+
+    with pytest.raises(OutcomeUnknown):
+        run(broker, step)
+    assert exchange.position("BTCUSDT") == pytest.approx(QTY)
+    assert [a.cid for a in exchange.open_algos()] == [client_order_id("L-BTC-1", "S")]

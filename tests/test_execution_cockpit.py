@@ -235,6 +235,27 @@ async def test_the_halt_in_full_and_acknowledged_from_the_cockpit(
         await execution.broker.client.aclose()
 
 
+@pytest.mark.anyio
+async def test_a_position_without_an_exchange_stop_is_shown_loudly_and_cannot_be_acknowledged(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.retry_after_s = 3600  # the stop and its close meet a ban of an hour
+    exchange.inject("POST /fapi/v1/algoOrder", "418")
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    await run(core, execution)
+    core, execution, _ = bot(tmp_path, clock, exchange, [])  # restarted: still listed
+    app = cockpit(core)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.check_action("execution", (1,)) is True  # `h Halted` in the footer
+        await pilot.press("h")
+        assert isinstance(app.screen, ExecutionScreen)
+        text = " ".join(console_text(app).split())
+        assert "POSITION WITHOUT AN EXCHANGE STOP: BTCUSDT: the stop could not be placed" in text
+        assert app.screen.check_action("acknowledge", ()) is False  # not a difference to ack
+        await pilot.press("escape")
+        await execution.broker.client.aclose()
+
+
 # -- from an attached cockpit ------------------------------------------------------------------
 
 

@@ -198,7 +198,8 @@ def test_a_crash_between_the_intent_and_the_send_opens_nothing_after_restart(
     assert core.trading is not None
     assert core.trading.live == {} and core.trading.pending == {}
     assert exchange.orders_sent() == 0 and exchange.position(SYMBOL) == 0.0
-    assert any("not sent before the restart" in e.message for e in core.events)
+    (cancel,) = [e for e in core.events if e.kind == "cancel"]
+    assert "never sent (the bot stopped before sending it)" in cancel.message
     assert execution.outbox == []
 
 
@@ -555,3 +556,266 @@ def test_an_order_of_unknown_outcome_holds_back_only_its_own_symbol(
     assert core.entries_halted_reason() is None
     assert exchange.position(SYMBOL) == pytest.approx(1.0)
     assert exchange.orders_sent() == 3 and len(exchange.open_algos()) == 2
+
+
+# -- what an entry's message says is known of it (issue 15, defect 1) ----------------------
+
+
+def test_an_unanswered_entry_still_missing_later_is_dropped_saying_it_may_be_on_the_exchange(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "drop")  # sent; the answer never comes
+    call(execution, execution.drain)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "outcome unknown" in reason
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # looked up again: still nothing there
+    assert core.trading is not None and core.trading.pending == {} and core.trading.live == {}
+    (cancel,) = [e for e in core.events if e.kind == "cancel"]
+    cid = client_order_id(cancel.data["id"], "E")
+    assert "not sent before the restart" not in cancel.message  # it was sent
+    assert f"sent 30 s ago without an answer, and the exchange still shows no order {cid}" in (
+        cancel.message
+    )
+    assert "the next reconciliation looks it up once more" in cancel.message
+    assert exchange.orders_sent() == 1 and core.entries_halted_reason() is None
+    # what the message promises: a position turning up that no look-up explains halts entries
+    with exchange.lock:
+        exchange.positions[SYMBOL] = Decimal("1.0")
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    assert call(execution, execution.reconcile_now) is not None
+    reason = core.entries_halted_reason()
+    assert reason is not None and "BTCUSDT: exchange holds +1, the book nothing" in reason
+
+
+def test_a_restart_moments_after_an_unanswered_entry_waits_before_deciding_it_was_not_taken(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")  # filled, the answer never arrives
+    exchange.inject("GET /fapi/v1/order", "ok", "drop")
+    call(execution, execution.drain)
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+    # restarted at once; the exchange's look-ups do not show the order yet
+    exchange.inject("GET /fapi/v1/order", "unseen")
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.start)
+    assert core.trading is not None and SYMBOL in core.trading.pending  # not dropped
+    assert not any(e.kind == "cancel" for e in core.events)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "was sent 0 s ago without an answer" in reason
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # looked up again: there it is
+    live = core.trading.live[SYMBOL]
+    assert live.original_qty == pytest.approx(1.0) and exchange.orders_sent() == 1
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
+
+
+def test_an_entry_whose_outbox_record_was_lost_is_dropped_saying_what_is_known(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    (tmp_path / EXECUTION_STATE).write_text("{ torn")  # the process dies, its outbox torn
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY)
+    call(execution, execution.start)
+    assert core.trading is not None and core.trading.pending == {}
+    (cancel,) = [e for e in core.events if e.kind == "cancel"]
+    assert "not sent before the restart" not in cancel.message  # nothing says it was not
+    assert "never sent, or execution_state.json was lost" in cancel.message
+    assert f"no order {client_order_id(cancel.data['id'], 'E')} on the exchange" in cancel.message
+    assert exchange.orders_sent() == 0
+
+
+# -- numbers the exchange sends that cannot be read (defect 2) ------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault", ["garble:avgPrice", "garble:executedQty=NaN", "missing:executedQty"]
+)
+def test_an_entry_answer_with_an_unreadable_number_is_looked_up_again_not_booked_as_zero(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange, fault: str
+) -> None:
+    exchange.inject("POST /fapi/v1/order", fault)  # filled; its answer spoilt
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]  # booked from the look-up a bar later
+    assert live.entry_price == 100.0 and live.original_qty == pytest.approx(1.0)
+    assert core.trading.closed_live == []
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert exchange.orders_sent() == 1 and exchange.position(SYMBOL) == pytest.approx(1.0)
+    unknown = [e for e in core.events if e.kind == "order" and "outcome unknown" in e.message]
+    assert unknown and "is not a number" in unknown[0].message
+
+
+@pytest.mark.parametrize("fault", ["garble:positionAmt", "missing:positionAmt"])
+def test_an_unreadable_position_halts_entries_until_a_clean_read_and_changes_nothing(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange, fault: str
+) -> None:
+    bars = [*ENTRY, make_bar(15, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    exchange.inject("GET /fapi/v2/positionRisk", fault)
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    assert call(execution, execution.reconcile_now) is None
+    reason = core.entries_halted_reason()
+    assert reason is not None and "BTCUSDT positionAmt is not a number" in reason
+    assert execution.mismatches == []  # no made-up difference for the operator to ack
+    assert core.trading is not None and SYMBOL in core.trading.live
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+    assert len(exchange.open_algos(SYMBOL)) == 1
+    clock.advance(config_for(exchange).execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    assert call(execution, execution.reconcile_now) is not None  # read cleanly
+    assert core.entries_halted_reason() is None
+
+
+# -- when the stop cannot be placed (defect 3) ----------------------------------------------
+
+
+def test_a_short_ban_on_the_stop_is_waited_out_and_the_stop_rests(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.inject("POST /fapi/v1/algoOrder", "418")  # Retry-After 7 s: within max_wait_s
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
+
+
+def test_a_refused_stop_closes_the_entry_at_once_reduce_only(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    exchange.inject("POST /fapi/v1/algoOrder", "reject")  # -2021 on every try
+    exchange.inject("POST /fapi/v1/algoOrder", "reject")
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.STOP,)
+    assert exchange.position(SYMBOL) == 0.0 and exchange.open_algos() == []
+    closes = [p for m, path, p in exchange.log if m == "POST" and path == "/fapi/v1/order"]
+    assert [p.get("reduceOnly") for p in closes] == [None, "true"]
+    said = next(e for e in core.events if "closed at once" in e.message)
+    assert "-2021" in said.message
+    assert core.entries_halted_reason() is None
+
+
+def test_a_long_ban_after_the_fill_leaves_a_position_listed_without_a_stop_until_placed(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.retry_after_s = 3600  # a ban of an hour: longer than max_wait_s
+    exchange.inject("POST /fapi/v1/algoOrder", "418")
+    bars = [*ENTRY, make_bar(15, 100.0), make_bar(16, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]  # the book knows the position the exchange holds
+    assert live.entry_price == 100.0 and exchange.position(SYMBOL) == pytest.approx(1.0)
+    assert exchange.open_algos() == []
+    reason = core.snapshot().entries_halted_reason  # the cockpit's status line and `h`
+    assert reason is not None and reason.startswith("POSITION WITHOUT AN EXCHANGE STOP: BTCUSDT")
+    assert "reduce-only close could not be sent" in reason
+    text = render_status(read_status(tmp_path))
+    assert "POSITION WITHOUT AN EXCHANGE STOP (entries halted): BTCUSDT" in text
+    loud = [e for e in core.events if e.kind == "stop" and e.data.get("ok") is False]
+    assert loud and "POSITION WITHOUT AN EXCHANGE STOP" in loud[0].message
+    # a restart remembers it; once the ban is over the stop is placed and entries open
+    clock.advance(3600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, bars)
+    assert core.entries_halted_reason() == reason
+    call(execution, execution.drain)
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
+    assert "POSITION WITHOUT" not in render_status(read_status(tmp_path))
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) and exchange.orders_sent() == 1
+
+
+def test_a_stop_refused_and_a_close_banned_is_closed_reduce_only_once_the_ban_ends(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=1)
+    exchange.retry_after_s = 3600
+    exchange.inject("POST /fapi/v1/algoOrder", "reject", "reject")  # now, and on the retry
+    exchange.inject("POST /fapi/v1/order", "ok", "418")  # the entry fills; its close: banned
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)], config)
+    run(core, execution)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    reason = core.entries_halted_reason()
+    assert reason is not None and "POSITION WITHOUT AN EXCHANGE STOP" in reason
+    assert "holds requests off" in reason
+    first = [e for e in core.events if "POSITION WITHOUT" in e.message][-1]  # newest first
+    assert "-2021" in first.message and "reduce-only close could not be sent" in first.message
+    clock.advance(3600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)], config)
+    call(execution, execution.drain)
+    assert core.trading.live == {} and exchange.position(SYMBOL) == 0.0
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.STOP,)
+    assert core.entries_halted_reason() is None and exchange.open_algos() == []
+
+
+def test_a_stop_missing_at_reconciliation_that_cannot_be_placed_closes_the_position(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    run(core, execution)
+    assert core.trading is not None and SYMBOL in core.trading.live
+    with exchange.lock:  # cancelled by hand on the website
+        for algo in exchange.algos.values():
+            algo.status = "CANCELED"
+    exchange.inject("POST /fapi/v1/algoOrder", "reject", "reject", "reject")
+    core, execution, _ = bot(tmp_path, clock, exchange, [*ENTRY, make_bar(15, 100.0)])
+    assert call(execution, execution.reconcile_now) is not None
+    assert core.trading.live == {} and exchange.position(SYMBOL) == 0.0
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.STOP,)
+    assert execution.mismatches == [] and core.entries_halted_reason() is None
+
+
+def test_an_entry_dropped_as_not_taken_that_turns_up_later_is_adopted_with_its_stop(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")  # filled, the answer never arrives ...
+    exchange.inject("GET /fapi/v1/order", "ok", "unseen", "unseen")  # ... nor do look-ups see it
+    call(execution, execution.drain)
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # still unseen 30 s later: dropped, watched once more
+    assert core.trading is not None and core.trading.pending == {} and core.trading.live == {}
+    assert exchange.position(SYMBOL) == pytest.approx(1.0) and exchange.open_algos() == []
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)  # survives a restart
+    assert call(execution, execution.reconcile_now) is not None
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.original_qty == pytest.approx(1.0) and live.entry_price == 100.0
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None and execution.mismatches == []
+    assert any("on the exchange after all: adopted" in e.message for e in core.events)
+    assert exchange.orders_sent() == 1
