@@ -344,7 +344,8 @@ class ExecutionConfig:
     retry_after_s: float = _opt(
         30.0,
         "s before the exchange is tried again after it could not be prepared (clock, position"
-        " mode, symbol rules) or an order's outcome stayed unknown; bars go on meanwhile",
+        " mode, symbol rules), an order's outcome stayed unknown, or a position's stop (then its"
+        " reduce-only close) could not be placed; tried at the next bar after it; bars go on",
         min=1.0,
         max=3600.0,
     )
