@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from two_days import TwoDays, run_two_default_days
 
 
 #: The real market-data fixtures (see its README.md); tests that need them skip without it.
@@ -36,6 +37,16 @@ def shared_data() -> Path:
 def test_data() -> Path:
     """The excerpts in tests/data."""
     return TEST_DATA_DIR
+
+
+# -- two default market days, run once for the tests that read them ------------------------
+
+
+@pytest.fixture(scope="session")
+def two_default_days(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
+    """The demo's two days (about 20 s on a quiet core), run once per session: the
+    acceptance test and the personalities test only read its output and its store."""
+    return run_two_default_days(tmp_path_factory.mktemp("two-default-days"))
 
 
 # -- the reliability suite's long forms and its figures -----------------------------------
