@@ -17,8 +17,10 @@ shows progress (or, now and then, not at all: a kill during start-up), wait a ra
 
 One lane switches FEE_EDGE off before its first start (engine_state.json), the other through
 the control channel (`ctl guard FEE_EDGE off`) while running; the switch must survive every
-kill. The default 60 kills (ten of them during start-up) take about 25 s; `pytest --long`
-runs 2,000, and $BIGALPHA_CRASH_KILLS sets any other count for the default run.
+kill. The default 100 kills (16 of them during start-up) take about 35 s; `pytest --long`
+runs 2,000, and $BIGALPHA_CRASH_KILLS sets any other count for the default run. (Fewer
+default kills are not enough: the lane that checkpoints every bar moves slowly on a busy
+machine, 60 kills took it barely past its first closed trade in a full suite run.)
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from bigalpha_tui.core.store import (
 )
 from bigalpha_tui.core.types import BlockReason
 
-CI_KILLS = int(os.environ.get("BIGALPHA_CRASH_KILLS", "60"))
+CI_KILLS = int(os.environ.get("BIGALPHA_CRASH_KILLS", "100"))
 LONG_KILLS = 2000
 LANES = 2
 SEED = 20260107
