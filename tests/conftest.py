@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from two_days import TwoDays, run_two_default_days
 
 
 #: The real market-data fixtures (see its README.md); tests that need them skip without it.
@@ -38,6 +39,16 @@ def test_data() -> Path:
     return TEST_DATA_DIR
 
 
+# -- two default market days, run once for the tests that read them ------------------------
+
+
+@pytest.fixture(scope="session")
+def two_default_days(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
+    """The demo's two days (about 20 s on a quiet core), run once per session: the
+    acceptance test and the personalities test only read its output and its store."""
+    return run_two_default_days(tmp_path_factory.mktemp("two-default-days"))
+
+
 # -- the reliability suite's long forms and its figures -----------------------------------
 
 #: Figures the reliability tests report (kills survived, faults injected ...), printed in
@@ -56,6 +67,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[RELIABILITY_FIGURES] = []
+    config.addinivalue_line(
+        "markers", "long: a further case of the reliability suite, run only with --long"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long form (pytest --long)")
+    for item in items:
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -113,7 +113,11 @@ def stop_points(seed: int, start_s: float, end_s: float, count: int) -> list[flo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [7, 11, 23])
+@pytest.mark.parametrize(
+    "seed",
+    # seed 7 stops three times by a crash and twice cleanly; the others with --long
+    [7, pytest.param(11, marks=pytest.mark.long), pytest.param(23, marks=pytest.mark.long)],
+)
 def test_a_sim_run_stopped_and_resumed_makes_the_same_decisions(tmp_path: Path, seed: int) -> None:
     end_s = SIM_START_S + 30 * HOUR_S  # two golden hours, seven learning slots
     stops = stop_points(seed, SIM_START_S + HOUR_S, end_s - HOUR_S, 5)

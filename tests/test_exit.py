@@ -184,6 +184,15 @@ def test_sigterm_ends_a_cockpit_whose_terminal_stopped_reading(
 QUITS = ("q", "SIGHUP", "SIGTERM", "SIGINT", "hangup")
 CLI_RUN = (sys.executable, "-m", "bigalpha_tui.cli")
 TERMS = ("xterm-256color", "xterm")
+#: runs in the default loops: every way to quit once, both TERMs among them; --long runs 50
+SHORT_RUNS = len(QUITS)
+
+
+def quit_and_term(run: int) -> tuple[str, str]:
+    """The run's way to quit and its TERM: the first five runs take every way once with
+    alternating TERMs, the next five the other TERM each (five is odd), so ten runs hold
+    every pair."""
+    return QUITS[run % len(QUITS)], TERMS[run % len(TERMS)]
 
 
 def quit_cockpit(cockpit: PtyCockpit, how: str) -> None:
@@ -200,12 +209,13 @@ def test_quits_in_a_loop_each_exit_within_3_s(
     tmp_path: Path, cockpits: list[PtyCockpit], long_run: bool, report_figure: Callable[[str], None]
 ) -> None:
     """`q`, SIGHUP, SIGTERM, SIGINT and a closed terminal in turn, on one data folder: each
-    run saves, exits 0 within 3 s and leaves the lock free for the next (10 runs; 50 with
+    run saves, exits 0 within 3 s and leaves the lock free for the next (5 runs; 50 with
     --long)."""
     data = tmp_path / "data"
     slowest_s = 0.0
-    for run in range(50 if long_run else 10):
-        how, term = QUITS[run % len(QUITS)], TERMS[run // len(QUITS) % len(TERMS)]
+    runs = 50 if long_run else SHORT_RUNS
+    for run in range(runs):
+        how, term = quit_and_term(run)
         cockpit = PtyCockpit(data, term, tmp_path)
         cockpits.append(cockpit)
         cockpit.read_until_drawn()
@@ -219,14 +229,14 @@ def test_quits_in_a_loop_each_exit_within_3_s(
         assert saved_since(data, asked_s)
         cockpit.close()
         slowest_s = max(slowest_s, took_s)
-    report_figure(f"quits in a loop on a pty: slowest exit {slowest_s:.2f} s")
+    report_figure(f"{runs} quits in a loop on a pty: slowest exit {slowest_s:.2f} s")
 
 
 def test_attached_cockpits_quit_in_a_loop_and_the_bot_runs_on(
     tmp_path: Path, cockpits: list[PtyCockpit], long_run: bool
 ) -> None:
     """An attached cockpit ends on `q`, SIGHUP, SIGTERM, SIGINT or a closed terminal within
-    3 s, exit 0, and the bot it watched never notices (10 runs; 50 with --long)."""
+    3 s, exit 0, and the bot it watched never notices (5 runs; 50 with --long)."""
     data = tmp_path / "data"
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     env.pop("BIGALPHA_DATA_DIR", None)
@@ -237,8 +247,8 @@ def test_attached_cockpits_quit_in_a_loop_and_the_bot_runs_on(
         env=env,
     )
     try:
-        for run in range(50 if long_run else 10):
-            how, term = QUITS[run % len(QUITS)], TERMS[run // len(QUITS) % len(TERMS)]
+        for run in range(50 if long_run else SHORT_RUNS):
+            how, term = quit_and_term(run)
             cockpit = PtyCockpit(data, term, tmp_path, "attach")
             cockpits.append(cockpit)
             cockpit.read_until_drawn()
@@ -309,7 +319,8 @@ def test_quits_in_a_loop_under_tmux(
     xterm inside tmux: each exits within 3 s (4 runs; 50 with --long)."""
     data = tmp_path / "data"
     slowest_s = 0.0
-    for run in range(50 if long_run else 4):
+    runs = 50 if long_run else 4
+    for run in range(runs):
         how = ("q", "hangup", "SIGTERM")[run % 3]
         term = TERMS[run % len(TERMS)]
         cockpit = TmuxCockpit(data, term, tmp_path, server=f"bigalpha-test-{os.getpid()}")
@@ -335,4 +346,4 @@ def test_quits_in_a_loop_under_tmux(
             slowest_s = max(slowest_s, took_s)
         finally:
             cockpit.close()
-    report_figure(f"quits in a loop under tmux: slowest exit {slowest_s:.2f} s")
+    report_figure(f"{runs} quits in a loop under tmux: slowest exit {slowest_s:.2f} s")

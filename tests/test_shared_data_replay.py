@@ -44,7 +44,9 @@ def test_every_shared_kline_file_runs_through_the_engines(
         no_flow = "ohlcv" in path.parent.name or "battle_hymn_BTC" in path.name
         clock = SimClock(0.0)
         source = ReplaySource([path], clock, allow_no_flow=no_flow)
-        core = Core(Config(), source, clock, Store(tmp_path / path.name))
+        # no fsync: this is about the engines reading every file (tests/test_crash.py and
+        # tests/test_disk_faults.py cover the durable store)
+        core = Core(Config(), source, clock, Store(tmp_path / path.name, durable=False))
         fed = anyio.run(first_bars, source, core, BARS_PER_FILE)
         assert fed == BARS_PER_FILE, path.name
         assert core.rejected_bars == {}, (path.name, core.rejected_bars)

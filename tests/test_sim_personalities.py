@@ -10,16 +10,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import statistics
-import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from two_days import TwoDays
 
 from bigalpha_tui.core.bar import Bar
 from bigalpha_tui.core.config import Config
@@ -154,33 +151,10 @@ def test_on_the_misleading_market_price_moves_against_the_whales() -> None:
 # -------------------------------------------------------------- the demo, end to end
 
 
-def run_headless_two_days(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Two default market days as the acceptance test runs them, then `status --json`."""
-    env = {
-        **os.environ,
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),  # no user config is read
-        "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
-    }
-    env.pop("BIGALPHA_DATA_DIR", None)
-    data = str(tmp_path / "d")
-    cli = [sys.executable, "-m", "bigalpha_tui.cli"]
-    run = subprocess.run(
-        [*cli, "--no-ui", "--speed", "max", "--duration", "2d", "--log-format", "json",
-         "--data-dir", data],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    status = subprocess.run(
-        [*cli, "status", "--json", "--data-dir", data],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
-    assert status.returncode == 0, status.stderr
-    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    return events, json.loads(status.stdout)
-
-
 @pytest.mark.slow
-def test_two_default_days_show_a_probation_entry_and_a_buffer_rise(tmp_path: Path) -> None:
+def test_two_default_days_show_a_probation_entry_and_a_buffer_rise(
+    two_default_days: TwoDays,
+) -> None:
     # the default seed deals these two: a change to the deal must be a visible change
     assert personalities(DEFAULT_SEED, SimParams()) == {
         "AVAXUSDT": Personality.THIN,
@@ -190,7 +164,10 @@ def test_two_default_days_show_a_probation_entry_and_a_buffer_rise(tmp_path: Pat
         "LINKUSDT": Personality.PLAIN,
         "SOLUSDT": Personality.PLAIN,
     }
-    events, status = run_headless_two_days(tmp_path)
+    # the two days as the acceptance test runs them (one run per session), then `status --json`
+    assert two_default_days.run.returncode == 0, two_default_days.run.stderr
+    assert two_default_days.status.returncode == 0, two_default_days.status.stderr
+    events, status = two_default_days.events, json.loads(two_default_days.status.stdout)
     config = Config()
 
     # the misleading market loses in the golden hour and goes on probation
