@@ -196,6 +196,11 @@ def wait_for(predicate: Any, timeout_s: float) -> None:
         time.sleep(0.02)
 
 
+def open_in_saved_book(data: Path) -> int:
+    book = Store(data).read_json(POSITIONS) if (data / POSITIONS).exists() else None
+    return len(book["open"]) if isinstance(book, dict) else 0
+
+
 def in_book(record_time_s: float, symbol: str, book: dict[str, Any]) -> bool:
     """Was this record's bar applied by the saved book? (A kill can land after a bar's
     appends and before its save: that bar is re-applied after the restart, appends skipped.)"""
@@ -238,13 +243,15 @@ def test_sigkill_mid_run_then_restart_keeps_the_ledgers_consistent(tmp_path: Pat
     first = headless(data, "3d")
     try:
         wait_for(lambda: len(list(Store(data).iter_jsonl(GUARD_BLOCKS))) >= 3, timeout_s=60)
-        wait_for(lambda: (data / POSITIONS).exists(), timeout_s=10)
+        # killed while it holds positions, or the resume check below would check nothing
+        wait_for(lambda: open_in_saved_book(data) > 0, timeout_s=60)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
         if first.poll() is None:
             first.kill()
     at_kill = check_consistent(data)
+    assert at_kill["open"], "the kill landed while no position was open"
     # from the engines' checkpoint, which may be hours older, through the golden hour (every
     # live trade of the day) into the evening's blocks: a whole day adds only more blocks
     second = headless(data, "10h")
