@@ -129,6 +129,8 @@ class Core:
         self._stop = False
         self._in_step = False
         self._event_time_s: float | None = None
+        self._since_text: tuple[float, str] | None = None  # `_since`'s last answer
+        self._controls: EntryControls | None = None  # `on_bar`'s last switches
         self.paused = False
         self._store_was_healthy = True
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
@@ -203,13 +205,24 @@ class Core:
             if not (isinstance(first_s, float) and earlier.time_s >= first_s >= 0.0):
                 first_s = earlier.time_s  # none, or spoiled in a restored log: from this line
             del self.events[i]
-            since = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
-            return dataclasses.replace(
-                event,
-                message=f"{event.message} ({repeats}x since {since})",
-                data=MappingProxyType({**event.data, "repeats": repeats, "first_s": first_s}),
+            return Event(
+                event.time_s,
+                event.kind,
+                event.symbol,
+                f"{event.message} ({repeats}x since {self._since(first_s)})",
+                MappingProxyType({**event.data, "repeats": repeats, "first_s": first_s}),
             )
         return event
+
+    def _since(self, first_s: float) -> str:
+        """A folded line's start as it reads ("02-01 13:05"); a night of blocks folds into
+        one line with one start, so the text is made once."""
+        cached = self._since_text
+        if cached is not None and cached[0] == first_s:
+            return cached[1]
+        text = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
+        self._since_text = (first_s, text)
+        return text
 
     # -- per-symbol engines ----------------------------------------------------------
 
@@ -253,7 +266,7 @@ class Core:
         """Each stage applies a bar once: after a restart the engines (checkpointed every few
         minutes) and the trading book (saved at every change) may stand at different bars,
         and each skips what it has already applied."""
-        engines = self.engines(bar.symbol)
+        engines = self.symbols.get(bar.symbol) or self.engines(bar.symbol)
         engines_fresh = bar.open_ms > engines.last_open_ms
         trading_fresh = self.trading is not None and not self.trading.applied(bar)
         if not (engines_fresh or trading_fresh):
@@ -274,16 +287,15 @@ class Core:
         if engines_fresh:
             self._update_engines(engines, bar)
         engines.last_bar = bar
-        if not engines.closes or bar.close_s > engines.closes[-1][0]:
-            engines.closes.append((bar.close_s, bar.close))
+        close_s = bar.close_s
+        closes = engines.closes
+        if not closes or close_s > closes[-1][0]:
+            closes.append((close_s, bar.close))
         self.on_bar(bar, engines)
         self.note_store_health()
-        self.last_bar_ms = (
-            bar.open_ms if self.last_bar_ms is None else max(self.last_bar_ms, bar.open_ms)
-        )
-        self.heartbeat = Heartbeat(
-            bar.close_s, self.clock.wall(), self.heartbeat.bars_processed + 1
-        )
+        last_ms = self.last_bar_ms
+        self.last_bar_ms = bar.open_ms if last_ms is None or bar.open_ms > last_ms else last_ms
+        self.heartbeat = Heartbeat(close_s, self.clock.wall(), self.heartbeat.bars_processed + 1)
         self._snapshot = None
         return True
 
@@ -304,7 +316,15 @@ class Core:
         """Trading stages after the engines (strategy, gates, broker, exits)."""
         if self.trading is None:
             return
-        controls = EntryControls(self.paused, self.guards_enabled, self.entries_halted_reason())
+        paused, halted = self.paused, self.entries_halted_reason()
+        controls = self._controls
+        if (
+            controls is None
+            or controls.paused is not paused
+            or controls.halted_reason != halted
+            or controls.guards_enabled is not self.guards_enabled
+        ):  # the same switches bar after bar: one object until one changes
+            controls = self._controls = EntryControls(paused, self.guards_enabled, halted)
         flow = engines.last_flow or engines.flow.state()
         hurst = engines.last_hurst or engines.hurst.reading
         self.trading.on_bar(bar, flow, hurst, controls)

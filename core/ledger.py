@@ -42,7 +42,10 @@ class GuardTally:
     opportunity_cost_usd: float = 0.0  # > 0: the guard cost money; < 0: it saved money
 
     def with_block(self) -> GuardTally:
-        return replace(self, blocked=self.blocked + 1)
+        # every blocked signal passes here: built directly (`replace` costs ~3x more)
+        return GuardTally(
+            self.blocked + 1, self.twins_closed, self.twins_won, self.opportunity_cost_usd
+        )
 
     def with_twin_closed(self, pnl_usd: float) -> GuardTally:
         return replace(
