@@ -173,7 +173,7 @@ class Core:
         at_s = self._event_time_s if self._event_time_s is not None else self.clock.now()
         event = Event(at_s, kind, symbol, message, MappingProxyType(data))
         self.events.appendleft(self._folded(event))
-        for observer in list(self.observers):
+        for observer in list(self.observers) if self.observers else ():
             try:
                 observer(event)
             except Exception:  # an observer must never stop the core

@@ -354,20 +354,24 @@ class TradingLoop:
             twin = self._blocked_twin(decision, qty, reason)
             self.book.twins[twin.id] = twin
         self.book.guard.note_block(reason)
-        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, decision.detail)
+        detail = decision.detail
+        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, detail)
         self.book.guard_log.appendleft(view)
         self._blocks.append_once(block_record(decision, twin, new_twin))
         self._dirty = True
+        # `_value_`: an enum's value without the `value` property's cost (a block per signal
+        # bar of a closed golden hour)
+        reason_value, side_value = reason._value_, signal.side._value_
         self.emit(
             "block",
             signal.symbol,
-            f"{signal.side} blocked by {reason.value}: {decision.detail}",
-            reason=reason.value,
-            side=signal.side.value,
-            detail=decision.detail,
+            f"{side_value} blocked by {reason_value}: {detail}",
+            reason=reason_value,
+            side=side_value,
+            detail=detail,
             edge_bps=signal.expected_edge_bps,
             ofi=signal.ofi,
-            conviction=decision.size.conviction.value,
+            conviction=decision.size.conviction._value_,
             twin=twin.id,
             new_twin=new_twin,
         )
@@ -640,23 +644,25 @@ class TradingLoop:
 
 
 def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str, Any]:
+    # enum values read as `_value_` (the `value` property costs more, once per block)
     signal = decision.signal
+    blocked_by = decision.blocked_by
     return {
         "id": f"G-{signal.id}",
         "time_s": signal.time_s,
         "symbol": signal.symbol,
-        "side": signal.side.value,
-        "reason": None if decision.blocked_by is None else decision.blocked_by.value,
+        "side": signal.side._value_,
+        "reason": None if blocked_by is None else blocked_by._value_,
         "detail": decision.detail,
-        "passed": [r.value for r in decision.passed],
-        "skipped": [r.value for r in decision.skipped],
+        "passed": [r._value_ for r in decision.passed],
+        "skipped": [r._value_ for r in decision.skipped],
         "ofi": signal.ofi,
         "atr_bps": signal.atr_bps,
         "expected_edge_bps": signal.expected_edge_bps,
-        "whale_direction": signal.whale_direction.value,
+        "whale_direction": signal.whale_direction._value_,
         "retail_ofi": signal.retail_ofi,
-        "regime": signal.regime.value,
-        "conviction": decision.size.conviction.value,
+        "regime": signal.regime._value_,
+        "conviction": decision.size.conviction._value_,
         "size_multiplier": decision.size_multiplier,
         "price": signal.price,
         "twin_id": twin.id,  # the twin following this opportunity (new, or already open)
