@@ -21,6 +21,7 @@ that is skipped after a restart. What the snapshot shows is built in `trading_vi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -125,6 +126,7 @@ class TradingLoop:
         self.trade_observers: list[Callable[[ClosedTrade], None]] = []
         self._dirty = False
         self._bands: dict[str, tuple[Position, tuple[float, float]]] = {}
+        self._quiet: dict[str, tuple[Position, float, float]] = {}  # `_quiet_for`'s bands
         self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
@@ -405,14 +407,35 @@ class TradingLoop:
     # -- exits -----------------------------------------------------------------------
 
     def _run_exits(self, bar: Bar) -> None:
-        live = self.book.live.get(bar.symbol)
+        symbol, low, high = bar.symbol, bar.low, bar.high
+        live = self.book.live.get(symbol)
         if live is not None:
             if self.router is None:
-                self._exit_position(live, bar)
+                if not self._quiet_for(live, low, high):
+                    self._exit_position(live, bar)
             else:
                 self.router.exits(live, bar)  # the twins below stay on paper
-        for twin in [t for t in self.book.twins.values() if t.symbol == bar.symbol]:
-            self._exit_position(twin, bar)
+        for twin in [t for t in self.book.twins.values() if t.symbol == symbol]:
+            if not self._quiet_for(twin, low, high):
+                self._exit_position(twin, bar)
+
+    def _quiet_for(self, position: Position, low: float, high: float) -> bool:
+        """`_exit_position`'s first test, for most position-bars of a replay: a position on
+        the ladder for good, no close asked, and a bar inside its quiet band. The band is
+        kept per position object as (lo, hi), `quiet_bar` then reads `low > lo and high <
+        hi` for either side; (inf, -inf) for a position the rules must see every bar."""
+        cached = self._quiet.get(position.id)
+        if cached is None or cached[0] is not position:
+            lo, hi = math.inf, -math.inf
+            if (
+                self.quiet_exits
+                and (position.force_hold_until_s is None or position.released_to_ladder)
+                and not position.close_requested
+            ):
+                stop, nearest = self._band(position)
+                lo, hi = (stop, nearest) if position.side is Side.LONG else (nearest, stop)
+            cached = self._quiet[position.id] = (position, lo, hi)
+        return low > cached[1] and high < cached[2]
 
     def mode_at(self, position: Position, at_s: float) -> ExitMode:
         regime = self.book.last_regime.get(position.symbol, Regime.WARMING)
@@ -503,6 +526,7 @@ class TradingLoop:
 
     def _close(self, position: Position) -> None:
         self._bands.pop(position.id, None)
+        self._quiet.pop(position.id, None)
         trade = position.closed_trade()
         if position.ledger is Ledger.LIVE:
             del self.book.live[position.symbol]
