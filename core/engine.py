@@ -129,7 +129,7 @@ class Core:
         self._stop = False
         self._in_step = False
         self._event_time_s: float | None = None
-        self._since_text: tuple[float, str] | None = None  # `_since`'s last answer
+        self._since_text: dict[float, str] = {}  # `_since`'s answers
         self._controls: EntryControls | None = None  # `on_bar`'s last switches
         self.paused = False
         self._store_was_healthy = True
@@ -216,12 +216,12 @@ class Core:
 
     def _since(self, first_s: float) -> str:
         """A folded line's start as it reads ("02-01 13:05"); a night of blocks folds into
-        one line with one start, so the text is made once."""
-        cached = self._since_text
-        if cached is not None and cached[0] == first_s:
-            return cached[1]
-        text = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
-        self._since_text = (first_s, text)
+        one line per symbol with one start, so each text is made once."""
+        text = self._since_text.get(first_s)
+        if text is None:
+            if len(self._since_text) >= EVENT_LOG_LEN:
+                self._since_text.clear()
+            text = self._since_text[first_s] = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
         return text
 
     # -- per-symbol engines ----------------------------------------------------------

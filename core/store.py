@@ -478,11 +478,12 @@ class Store:
 
     # -- JSONL logs -------------------------------------------------------------------
 
-    def append_jsonl(self, name: str, record: dict[str, Any]) -> bool:
-        """Append one whole line; the fsync makes it durable before we go on."""
+    def append_jsonl(self, name: str, record: dict[str, Any], text: str | None = None) -> bool:
+        """Append one whole line; the fsync makes it durable before we go on. `text`: the
+        record's `to_json`, when the caller already made it."""
         if self.read_only:
             return True
-        line = (to_json(record) + "\n").encode()
+        line = ((to_json(record) if text is None else text) + "\n").encode()
         if self.buffer_logs:
             self._pending_lines.setdefault(name, []).append(line)
             return True

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring_ascii
 from typing import Any, Protocol
 
 from . import book as book_mod
@@ -50,6 +51,9 @@ from .types import BlockReason, ExitReason, Regime, Side, SymbolState
 
 MIN_S = 60.0
 HOUR_S = 3600.0
+
+#: A str as the json encoder writes it (ASCII, quoted and escaped): `block_line`'s texts.
+_json_str: Callable[[str], str] = encode_basestring_ascii
 
 Emit = Callable[..., Any]
 
@@ -359,7 +363,8 @@ class TradingLoop:
         detail = decision.detail
         view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, detail)
         self.book.guard_log.appendleft(view)
-        self._blocks.append_once(block_record(decision, twin, new_twin))
+        record = block_record(decision, twin, new_twin)
+        self._blocks.append_once(record, block_line(record))
         self._dirty = True
         # `_value_`: an enum's value without the `value` property's cost (a block per signal
         # bar of a closed golden hour)
@@ -692,3 +697,63 @@ def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str
         "twin_id": twin.id,  # the twin following this opportunity (new, or already open)
         "new_twin": new_twin,
     }
+
+
+_BLOCK_KEYS = (
+    "id",
+    "time_s",
+    "symbol",
+    "side",
+    "reason",
+    "detail",
+    "passed",
+    "skipped",
+    "ofi",
+    "atr_bps",
+    "expected_edge_bps",
+    "whale_direction",
+    "retail_ofi",
+    "regime",
+    "conviction",
+    "size_multiplier",
+    "price",
+    "twin_id",
+    "new_twin",
+)
+
+
+def block_line(record: Mapping[str, Any]) -> str | None:
+    """`store.to_json(record)` for a `block_record`, written out: about twice as fast as the
+    json encoder, and a block comes with every signal bar of a closed golden hour. None
+    (encode it as any record) unless the record has exactly that layout: the same keys in
+    the same order, every number a finite float, every text a str, `new_twin` a bool."""
+    if tuple(record) != _BLOCK_KEYS or type(record["new_twin"]) is not bool:
+        return None
+    r = record
+    floats = (
+        r["time_s"],
+        r["ofi"],
+        r["atr_bps"],
+        r["expected_edge_bps"],
+        r["retail_ofi"],
+        r["size_multiplier"],
+        r["price"],
+    )
+    if any(type(x) is not float for x in floats) or not math.isfinite(sum(floats)):
+        return None  # an int or a non-finite float (or an overflowing sum): the encoder's
+    t, ofi, atr, edge, retail, size, price = map(float.__repr__, floats)
+    s = _json_str
+    reason = "null" if r["reason"] is None else s(r["reason"])
+    try:
+        return (
+            f'{{"id":{s(r["id"])},"time_s":{t},"symbol":{s(r["symbol"])},'
+            f'"side":{s(r["side"])},"reason":{reason},"detail":{s(r["detail"])},'
+            f'"passed":[{",".join(map(s, r["passed"]))}],'
+            f'"skipped":[{",".join(map(s, r["skipped"]))}],"ofi":{ofi},"atr_bps":{atr},'
+            f'"expected_edge_bps":{edge},"whale_direction":{s(r["whale_direction"])},'
+            f'"retail_ofi":{retail},"regime":{s(r["regime"])},'
+            f'"conviction":{s(r["conviction"])},"size_multiplier":{size},"price":{price},'
+            f'"twin_id":{s(r["twin_id"])},"new_twin":{"true" if r["new_twin"] else "false"}}}'
+        )
+    except TypeError:  # a text that is not a str
+        return None

@@ -581,3 +581,38 @@ def test_a_batch_run_leaves_the_garbage_collector_as_it_found_it(
     assert gc.isenabled()
     assert_same_run(_replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None), tmp_path)
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_block_lines_are_the_encoders_text(tmp_path: Path) -> None:
+    """`block_line` writes a guard block exactly as the json encoder would (every record of
+    a simulated day, read back and encoded again), and hands any other layout back to it."""
+    from bigalpha_tui.core.store import GUARD_BLOCKS, to_json
+    from bigalpha_tui.core.trading import block_line
+
+    minutes = simulate_minutes(("BTCUSDT", "SOLUSDT"), 13, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 1440) for bar in minute]
+    _run(lambda clock: ListSource(bars, clock), tmp_path, streaming=True, config=Config())
+    lines = (tmp_path / GUARD_BLOCKS).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len({r["reason"] for r in records}) > 1, "the day must block for several reasons"
+    for line, record in zip(lines, records, strict=True):
+        assert block_line(record) == to_json(record) == line
+    record = records[0]
+    odd = [
+        {**record, "reason": None, "detail": 'a "quoted" d\u00e9tail\n', "skipped": ["FEE_EDGE"]},
+        {**record, "passed": [], "new_twin": True, "ofi": -0.0, "price": 1e-7, "time_s": 1e22},
+    ]
+    for edited in odd:
+        assert block_line(edited) == to_json(edited)
+    refused = [
+        {**record, "ofi": math.inf},  # the encoder writes it as a string
+        {**record, "price": math.nan},
+        {**record, "atr_bps": 1.7e308, "price": 1.7e308},  # finite, but the sum is not
+        {**record, "size_multiplier": 1},  # an int: "1", not "1.0"
+        {**record, "extra": 1},
+        {k: v for k, v in record.items() if k != "detail"},
+        {**record, "new_twin": 0},
+        {**record, "detail": 3},
+    ]
+    for edited in refused:
+        assert block_line(edited) is None
