@@ -609,6 +609,20 @@ class Store:
         )
         return target
 
+    def read_log_bytes(self, name: str) -> bytes | None:
+        """A log's file as it stands, its lines waiting in memory written first (b"" when
+        absent); None when it has rotated generations or cannot be read as a plain file
+        (`iter_jsonl_lines` then reads them and says what is wrong)."""
+        self.flush_logs(name)
+        if self.rotated_paths(name):
+            return None
+        try:
+            return _read_plain(self.path(name))
+        except FileNotFoundError:
+            return b""
+        except OSError:
+            return None
+
     def iter_jsonl(self, name: str, *, with_rotated: bool = False) -> Iterator[dict[str, Any]]:
         """The records of a log, oldest first; `with_rotated` reads NAME.4 ... NAME.1 first."""
         for _, record in self.iter_jsonl_lines(name, with_rotated=with_rotated):

@@ -616,3 +616,62 @@ def test_block_lines_are_the_encoders_text(tmp_path: Path) -> None:
     ]
     for edited in refused:
         assert block_line(edited) is None
+
+
+def test_a_grown_outcome_log_is_read_from_where_the_last_read_stopped(tmp_path: Path) -> None:
+    """With a `LogTail` the learning loop's read goes through the new lines only while the
+    log just grew, and reads exactly what a fresh read reads whatever happened to the file:
+    lines appended, one still without its newline, a line edited, a bad line, rotation."""
+    from learning_helpers import shadow
+
+    from bigalpha_tui.core.learning_store import LogTail, TradeCache, read_ledgers
+    from bigalpha_tui.core.store import SHADOW_OUTCOMES
+
+    store = Store(tmp_path, durable=False, jsonl_rotate_bytes=4000)
+    path = store.path(SHADOW_OUTCOMES)
+    cache: TradeCache = {}
+    tail = LogTail()
+    line = [
+        (json.dumps(t.to_record()) + "\n").encode()
+        for t in shadow([float(i) for i in range(1, 40)])
+    ]
+
+    def same(grown: bool) -> None:
+        kept = read_ledgers(store, cache, tail)
+        assert kept == read_ledgers(store)
+        if grown:  # read through the tail: it stands at the file's last whole line
+            data = path.read_bytes()
+            assert tail.data == data[: data.rfind(b"\n") + 1] and tail.lines
+
+    same(grown=False)  # no log yet
+    path.write_bytes(b"".join(line[:3]))
+    same(grown=True)
+    with path.open("ab") as fh:
+        fh.write(line[3] + line[4][:20])  # the last line still being written: unreadable
+    same(grown=False)
+    with path.open("ab") as fh:
+        fh.write(line[4][20:])
+    same(grown=True)
+    assert [t.pnl_usd for t in read_ledgers(store, cache, tail).shadow] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"pnl_usd": 2.0', b'"pnl_usd": 9.0'))  # same length
+    same(grown=False)
+    assert [t.pnl_usd for t in read_ledgers(store, cache, tail).shadow][1] == 9.0
+    with path.open("ab") as fh:
+        fh.write(b'{"id": "broken"}\n' + line[5])
+    same(grown=False)
+    assert read_ledgers(store, cache, tail).unreadable == 1
+    path.write_bytes(path.read_bytes().replace(b'{"id": "broken"}\n', b""))
+    same(grown=True)
+    with path.open("ab") as fh:
+        fh.write(line[6].rstrip(b"\n"))  # a whole record, its newline not written yet
+    same(grown=True)
+    assert len(read_ledgers(store, cache, tail).shadow) == 7
+    with path.open("ab") as fh:
+        fh.write(b"\n")
+    same(grown=True)
+    for record in shadow([float(i) for i in range(10, 40)]):  # past 4000 bytes: rotated
+        store.append_jsonl(SHADOW_OUTCOMES, record.to_record())
+    assert store.rotated_paths(SHADOW_OUTCOMES)
+    same(grown=False)
+    assert len(read_ledgers(store, cache, tail).shadow) == 7 + 30
