@@ -66,26 +66,28 @@ def _parse_trades(
 
 @dataclass
 class LogTail:
-    """What the last read of the outcome log saw: its whole lines (bytes) and each line's
-    trade. A replay's learning loop reads the whole log every cycle; while the file only
-    grows (the same bytes, then more lines) a read goes through the new lines alone, so a
-    long replay does not read its growing log again and again (quadratic in its length)."""
+    """What the last read of the outcome log saw: its whole lines (bytes) and their trades
+    of one ledger. A replay's learning loop reads the whole log every cycle; while the file
+    only grows (the same bytes, then more lines) a read goes through the new lines alone,
+    so a long replay does not read its growing log again and again (quadratic in its
+    length)."""
 
     data: bytes = b""
-    lines: list[tuple[bytes, ClosedTrade]] = field(default_factory=list)
+    ledger: Ledger | None = None
+    trades: list[ClosedTrade] = field(default_factory=list)
 
     def reset(self) -> None:
-        self.data, self.lines = b"", []
+        self.data, self.ledger, self.trades = b"", None, []
 
 
 def _read_grown_log(
-    store: Store, ledger: Ledger, cache: TradeCache, seen: TradeCache, tail: LogTail
+    store: Store, ledger: Ledger, cache: TradeCache, tail: LogTail
 ) -> list[ClosedTrade] | None:
     """The log's trades through `tail`: the lines after the bytes read last time. None when
     the file is not the last one grown (edited, cut, rotated, unreadable) or holds a line
     that does not read: the full read then reads it, and counts and reports what it finds."""
     data = store.read_log_bytes(SHADOW_OUTCOMES)
-    if data is None or not data.startswith(tail.data):
+    if data is None or not data.startswith(tail.data) or tail.ledger not in (None, ledger):
         return None
     pieces = data[len(tail.data) :].split(b"\n")
     # every piece but the last ended with a newline; the last is a line without one
@@ -93,7 +95,7 @@ def _read_grown_log(
     raws = [piece + b"\n" for piece in pieces[:-1]]
     if pieces[-1]:
         raws.append(pieces[-1])
-    new: list[tuple[bytes, ClosedTrade]] = []
+    new: list[ClosedTrade] = []
     for raw in raws:
         trade = cache.get(raw)
         if trade is None:
@@ -104,13 +106,14 @@ def _read_grown_log(
                 trade = ClosedTrade.from_record(record)
             except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
                 return None  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        new.append((raw, trade))
+        new.append(trade)
     whole = new if not pieces[-1] else new[:-1]
-    tail.lines.extend(whole)
+    tail.ledger = ledger
+    tail.trades.extend(t for t in whole if t.ledger is ledger)
     tail.data = data[: len(data) - len(pieces[-1])]
-    lines = tail.lines if whole is new else [*tail.lines, new[-1]]
-    seen.update(lines)
-    return [trade for _, trade in lines if trade.ledger is ledger]
+    if whole is new:
+        return list(tail.trades)
+    return [*tail.trades, *(t for t in new[-1:] if t.ledger is ledger)]
 
 
 def _parse_log_trades(
@@ -122,8 +125,10 @@ def _parse_log_trades(
 ) -> tuple[list[ClosedTrade], int]:
     """The outcome log's trades; a line read before (same bytes) is not decoded again, and
     with `tail` a log that only grew is read from where the last read stopped."""
-    if tail is not None and seen is not None:
-        grown = _read_grown_log(store, ledger, cache, seen, tail)
+    if tail is not None:
+        # the lines it reads are kept in `tail`, not in `seen`: after a full read the
+        # next read checks them again (once), a cache of every line would be a second copy
+        grown = _read_grown_log(store, ledger, cache, tail)
         if grown is not None:
             return grown, 0
         tail.reset()
