@@ -730,29 +730,31 @@ def block_line(record: Mapping[str, Any]) -> str | None:
     if tuple(record) != _BLOCK_KEYS or type(record["new_twin"]) is not bool:
         return None
     r = record
-    floats = (
-        r["time_s"],
-        r["ofi"],
-        r["atr_bps"],
-        r["expected_edge_bps"],
-        r["retail_ofi"],
-        r["size_multiplier"],
-        r["price"],
-    )
-    if any(type(x) is not float for x in floats) or not math.isfinite(sum(floats)):
+    t, ofi, atr, edge = r["time_s"], r["ofi"], r["atr_bps"], r["expected_edge_bps"]
+    retail, size, price = r["retail_ofi"], r["size_multiplier"], r["price"]
+    if not (
+        type(t) is float
+        and type(ofi) is float
+        and type(atr) is float
+        and type(edge) is float
+        and type(retail) is float
+        and type(size) is float
+        and type(price) is float
+        and math.isfinite(t + ofi + atr + edge + retail + size + price)
+    ):
         return None  # an int or a non-finite float (or an overflowing sum): the encoder's
-    t, ofi, atr, edge, retail, size, price = map(float.__repr__, floats)
+    f = float.__repr__
     s = _json_str
-    reason = "null" if r["reason"] is None else s(r["reason"])
     try:
+        reason = "null" if r["reason"] is None else s(r["reason"])
         return (
-            f'{{"id":{s(r["id"])},"time_s":{t},"symbol":{s(r["symbol"])},'
+            f'{{"id":{s(r["id"])},"time_s":{f(t)},"symbol":{s(r["symbol"])},'
             f'"side":{s(r["side"])},"reason":{reason},"detail":{s(r["detail"])},'
             f'"passed":[{",".join(map(s, r["passed"]))}],'
-            f'"skipped":[{",".join(map(s, r["skipped"]))}],"ofi":{ofi},"atr_bps":{atr},'
-            f'"expected_edge_bps":{edge},"whale_direction":{s(r["whale_direction"])},'
-            f'"retail_ofi":{retail},"regime":{s(r["regime"])},'
-            f'"conviction":{s(r["conviction"])},"size_multiplier":{size},"price":{price},'
+            f'"skipped":[{",".join(map(s, r["skipped"]))}],"ofi":{f(ofi)},"atr_bps":{f(atr)},'
+            f'"expected_edge_bps":{f(edge)},"whale_direction":{s(r["whale_direction"])},'
+            f'"retail_ofi":{f(retail)},"regime":{s(r["regime"])},'
+            f'"conviction":{s(r["conviction"])},"size_multiplier":{f(size)},"price":{f(price)},'
             f'"twin_id":{s(r["twin_id"])},"new_twin":{"true" if r["new_twin"] else "false"}}}'
         )
     except TypeError:  # a text that is not a str

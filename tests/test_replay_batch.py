@@ -613,6 +613,7 @@ def test_block_lines_are_the_encoders_text(tmp_path: Path) -> None:
         {k: v for k, v in record.items() if k != "detail"},
         {**record, "new_twin": 0},
         {**record, "detail": 3},
+        {**record, "reason": 3},
     ]
     for edited in refused:
         assert block_line(edited) is None
