@@ -596,6 +596,7 @@ class Core:
         self.store.write_json(HURST_CACHE, {"symbols": hurst})
         self.store.write_json(RECENT_EVENTS, {"events": [to_json(e) for e in self.events]})
         self.save_engine_state()
+        self.store.flush_logs()  # a throwaway store's state files, kept in memory until here
 
     def changed(self) -> None:
         """Something the snapshot shows changed without a bar or an event (the exchange's

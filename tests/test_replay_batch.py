@@ -676,3 +676,25 @@ def test_a_grown_outcome_log_is_read_from_where_the_last_read_stopped(tmp_path: 
     assert store.rotated_paths(SHADOW_OUTCOMES)
     same(grown=False)
     assert len(read_ledgers(store, cache, tail).shadow) == 7 + 30
+
+
+def test_a_throwaway_stores_state_files_wait_in_memory_until_the_flush(tmp_path: Path) -> None:
+    """A buffered store keeps each state file's last version in memory (reads see it) and
+    writes it at `flush_logs`, the same bytes a direct store writes at once."""
+    from bigalpha_tui.core.store import GUARD_BLOCKS, POSITIONS
+
+    direct = Store(tmp_path / "direct", durable=False)
+    buffered = Store(tmp_path / "buffered", durable=False)
+    buffered.buffer_logs = True
+    for i in range(3):
+        for store in (direct, buffered):
+            assert store.write_json(POSITIONS, {"n": i, "x": 0.1 * i})
+        assert (
+            buffered.read_json(POSITIONS) == direct.read_json(POSITIONS) == {"n": i, "x": 0.1 * i}
+        )
+    assert not buffered.path(POSITIONS).exists()
+    assert buffered.flush_logs(GUARD_BLOCKS)  # a log's flush leaves the state files waiting
+    assert not buffered.path(POSITIONS).exists()
+    assert buffered.flush_logs()
+    assert buffered.path(POSITIONS).read_bytes() == direct.path(POSITIONS).read_bytes()
+    assert buffered.read_json(POSITIONS) == {"n": 2, "x": 0.2}
