@@ -532,7 +532,8 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
     try:
         for bar in bars:
             clock.advance_to(bar.close_s)
-            core.apply_commands()
+            if core.commands:
+                core.apply_commands()
             core.step_at(bar, checkpoints=False)
             if core.stopping:
                 break

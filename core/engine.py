@@ -119,7 +119,9 @@ class Core:
         self.events: deque[Event] = deque(maxlen=EVENT_LOG_LEN)
         self.observers: list[Callable[[Event], None]] = []
         self.step_observers: list[Callable[[], None]] = []
-        self.heartbeat = Heartbeat()
+        # the heartbeat's figures, set every bar; the `Heartbeat` is made when read
+        self._beat: tuple[float | None, float | None, int] = (None, None, 0)
+        self._heartbeat: Heartbeat | None = Heartbeat()
         self.rejected_bars: dict[str, int] = {}
         self.last_bar_ms: int | None = None
         self.started_market_s: float | None = None
@@ -158,6 +160,14 @@ class Core:
                 "nothing to acknowledge: execution.mode is paper"
             )
         self.restore()
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """When the core last processed a bar (market and wall time) and how many it did."""
+        beat = self._heartbeat
+        if beat is None:
+            beat = self._heartbeat = Heartbeat(*self._beat)
+        return beat
 
     # -- observers --------------------------------------------------------------------
 
@@ -295,7 +305,8 @@ class Core:
         self.note_store_health()
         last_ms = self.last_bar_ms
         self.last_bar_ms = bar.open_ms if last_ms is None or bar.open_ms > last_ms else last_ms
-        self.heartbeat = Heartbeat(close_s, self.clock.wall(), self.heartbeat.bars_processed + 1)
+        self._beat = (close_s, self.clock.wall(), self._beat[2] + 1)
+        self._heartbeat = None
         self._snapshot = None
         return True
 
