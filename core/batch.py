@@ -439,14 +439,20 @@ class BatchOfi(AlphaOfi):
 class BatchFeed:
     """The core's engine stage during a batch run: the precomputed features, in order."""
 
-    def __init__(self, features: dict[str, SymbolFeatures]) -> None:
+    def __init__(self, features: dict[str, SymbolFeatures], checked: bool = False) -> None:
         self.features = features
-        # the bars the features were computed for passed `Bar.problem` there: the core
-        # need not check them again (ids: the run's bar list keeps them alive)
-        self._sane = {id(bar) for feats in features.values() for bar in feats.bars}
+        # `checked`: the source ran `Bar.problem` on every bar (a replay source's parser);
+        # else the bars the features were computed for passed it there: the core need not
+        # check them again (ids: the run's bar list keeps them alive)
+        self._checked = checked
+        self._sane = (
+            set() if checked else {id(bar) for feats in features.values() for bar in feats.bars}
+        )
 
     def problem(self, bar: Bar) -> str | None:
-        return None if id(bar) in self._sane else bar.problem()
+        if self._checked or id(bar) in self._sane:
+            return None
+        return bar.problem()
 
     def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None:
         feats = self.features[engines.symbol]
@@ -508,7 +514,9 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
     assert isinstance(clock, SimClock)
     checked = bool(getattr(core.source, "bars_checked", False))
     with no_gc():
-        feed = BatchFeed(compute_features(bars, core.config, core.tracker_settings(), checked))
+        feed = BatchFeed(
+            compute_features(bars, core.config, core.tracker_settings(), checked), checked
+        )
     # The bars and their features live through the run and hold no cycles to collect: out
     # of the collector's scans (each full scan would walk a month of them again).
     gc.freeze()
@@ -524,7 +532,8 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
     try:
         for bar in bars:
             clock.advance_to(bar.close_s)
-            core.apply_commands()
+            if core.commands:
+                core.apply_commands()
             core.step_at(bar, checkpoints=False)
             if core.stopping:
                 break

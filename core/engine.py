@@ -119,7 +119,9 @@ class Core:
         self.events: deque[Event] = deque(maxlen=EVENT_LOG_LEN)
         self.observers: list[Callable[[Event], None]] = []
         self.step_observers: list[Callable[[], None]] = []
-        self.heartbeat = Heartbeat()
+        # the heartbeat's figures, set every bar; the `Heartbeat` is made when read
+        self._beat: tuple[float | None, float | None, int] = (None, None, 0)
+        self._heartbeat: Heartbeat | None = Heartbeat()
         self.rejected_bars: dict[str, int] = {}
         self.last_bar_ms: int | None = None
         self.started_market_s: float | None = None
@@ -129,6 +131,8 @@ class Core:
         self._stop = False
         self._in_step = False
         self._event_time_s: float | None = None
+        self._since_text: dict[float, str] = {}  # `_since`'s answers
+        self._controls: EntryControls | None = None  # `on_bar`'s last switches
         self.paused = False
         self._store_was_healthy = True
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
@@ -157,6 +161,14 @@ class Core:
             )
         self.restore()
 
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """When the core last processed a bar (market and wall time) and how many it did."""
+        beat = self._heartbeat
+        if beat is None:
+            beat = self._heartbeat = Heartbeat(*self._beat)
+        return beat
+
     # -- observers --------------------------------------------------------------------
 
     @property
@@ -171,7 +183,7 @@ class Core:
         at_s = self._event_time_s if self._event_time_s is not None else self.clock.now()
         event = Event(at_s, kind, symbol, message, MappingProxyType(data))
         self.events.appendleft(self._folded(event))
-        for observer in list(self.observers):
+        for observer in list(self.observers) if self.observers else ():
             try:
                 observer(event)
             except Exception:  # an observer must never stop the core
@@ -203,13 +215,24 @@ class Core:
             if not (isinstance(first_s, float) and earlier.time_s >= first_s >= 0.0):
                 first_s = earlier.time_s  # none, or spoiled in a restored log: from this line
             del self.events[i]
-            since = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
-            return dataclasses.replace(
-                event,
-                message=f"{event.message} ({repeats}x since {since})",
-                data=MappingProxyType({**event.data, "repeats": repeats, "first_s": first_s}),
+            return Event(
+                event.time_s,
+                event.kind,
+                event.symbol,
+                f"{event.message} ({repeats}x since {self._since(first_s)})",
+                MappingProxyType({**event.data, "repeats": repeats, "first_s": first_s}),
             )
         return event
+
+    def _since(self, first_s: float) -> str:
+        """A folded line's start as it reads ("02-01 13:05"); a night of blocks folds into
+        one line per symbol with one start, so each text is made once."""
+        text = self._since_text.get(first_s)
+        if text is None:
+            if len(self._since_text) >= EVENT_LOG_LEN:
+                self._since_text.clear()
+            text = self._since_text[first_s] = time.strftime("%m-%d %H:%M", time.gmtime(first_s))
+        return text
 
     # -- per-symbol engines ----------------------------------------------------------
 
@@ -253,7 +276,7 @@ class Core:
         """Each stage applies a bar once: after a restart the engines (checkpointed every few
         minutes) and the trading book (saved at every change) may stand at different bars,
         and each skips what it has already applied."""
-        engines = self.engines(bar.symbol)
+        engines = self.symbols.get(bar.symbol) or self.engines(bar.symbol)
         engines_fresh = bar.open_ms > engines.last_open_ms
         trading_fresh = self.trading is not None and not self.trading.applied(bar)
         if not (engines_fresh or trading_fresh):
@@ -274,16 +297,16 @@ class Core:
         if engines_fresh:
             self._update_engines(engines, bar)
         engines.last_bar = bar
-        if not engines.closes or bar.close_s > engines.closes[-1][0]:
-            engines.closes.append((bar.close_s, bar.close))
+        close_s = bar.close_s
+        closes = engines.closes
+        if not closes or close_s > closes[-1][0]:
+            closes.append((close_s, bar.close))
         self.on_bar(bar, engines)
         self.note_store_health()
-        self.last_bar_ms = (
-            bar.open_ms if self.last_bar_ms is None else max(self.last_bar_ms, bar.open_ms)
-        )
-        self.heartbeat = Heartbeat(
-            bar.close_s, self.clock.wall(), self.heartbeat.bars_processed + 1
-        )
+        last_ms = self.last_bar_ms
+        self.last_bar_ms = bar.open_ms if last_ms is None or bar.open_ms > last_ms else last_ms
+        self._beat = (close_s, self.clock.wall(), self._beat[2] + 1)
+        self._heartbeat = None
         self._snapshot = None
         return True
 
@@ -304,7 +327,15 @@ class Core:
         """Trading stages after the engines (strategy, gates, broker, exits)."""
         if self.trading is None:
             return
-        controls = EntryControls(self.paused, self.guards_enabled, self.entries_halted_reason())
+        paused, halted = self.paused, self.entries_halted_reason()
+        controls = self._controls
+        if (
+            controls is None
+            or controls.paused is not paused
+            or controls.halted_reason != halted
+            or controls.guards_enabled is not self.guards_enabled
+        ):  # the same switches bar after bar: one object until one changes
+            controls = self._controls = EntryControls(paused, self.guards_enabled, halted)
         flow = engines.last_flow or engines.flow.state()
         hurst = engines.last_hurst or engines.hurst.reading
         self.trading.on_bar(bar, flow, hurst, controls)
@@ -576,6 +607,7 @@ class Core:
         self.store.write_json(HURST_CACHE, {"symbols": hurst})
         self.store.write_json(RECENT_EVENTS, {"events": [to_json(e) for e in self.events]})
         self.save_engine_state()
+        self.store.flush_logs()  # a throwaway store's state files, kept in memory until here
 
     def changed(self) -> None:
         """Something the snapshot shows changed without a bar or an event (the exchange's

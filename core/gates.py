@@ -62,11 +62,12 @@ class GoldenHourGate:
 
     def __init__(self, window: GoldenHour) -> None:
         self.window = window
+        self._closed = f"outside the golden hour ({window.describe()})"  # the window is frozen
 
     def check(self, ctx: GateContext) -> str | None:
         if self.window.is_open(ctx.signal.time_s):
             return None
-        return f"outside the golden hour ({self.window.describe()})"
+        return self._closed
 
 
 class CooldownGate:
@@ -158,6 +159,7 @@ class GatePipeline:
             self.fee_edge,
             WhaleConflictGate(),
         )
+        self._steps = tuple((g, g.reason, g.reason in SWITCHABLE_GUARDS) for g in self.gates)
 
     def decide(
         self, ctx: GateContext, size: SizeBreakdown, guards_enabled: Mapping[BlockReason, bool]
@@ -166,15 +168,15 @@ class GatePipeline:
         skipped: list[BlockReason] = []
         blocked_by: BlockReason | None = None
         detail = ""
-        for gate in self.gates:
-            if gate.reason in SWITCHABLE_GUARDS and not guards_enabled.get(gate.reason, True):
-                skipped.append(gate.reason)
+        for gate, reason, switchable in self._steps:
+            if switchable and not guards_enabled.get(reason, True):
+                skipped.append(reason)
                 continue
             why = gate.check(ctx)
             if why is not None:
-                blocked_by, detail = gate.reason, why
+                blocked_by, detail = reason, why
                 break
-            passed.append(gate.reason)
+            passed.append(reason)
         return Decision(
             signal=ctx.signal,
             passed=tuple(passed),

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import CommandError
 from .learning_cycle import CycleReport, CycleTrigger, run_cycle
 from .learning_schedule import LearningSchedule, slot_at
-from .learning_store import TradeCache, read_ledgers
+from .learning_store import LogTail, TradeCache, read_ledgers
 from .probation import ProbationTransition, SymbolStatus, initial_status, release
 from .snapshot import LearningView, SymbolView
 from .store import LEARNING_HISTORY, SYMBOL_STATES, Store
@@ -59,6 +59,7 @@ class LearningLoop:
         self._as_of: Mapping[str, SymbolStatus] | None = None
         # the outcomes read last cycle, already checked (`keep_checked_records`)
         self._trade_cache: TradeCache | None = None
+        self._log_tail: LogTail | None = None  # and how far the log was read
         self.restore()
 
     def keep_checked_records(self) -> None:
@@ -67,6 +68,7 @@ class LearningLoop:
         memory between cycles, which a long live run does not need)."""
         if self._trade_cache is None:
             self._trade_cache = {}
+            self._log_tail = LogTail()
 
     # -- persistence ---------------------------------------------------------------
 
@@ -193,7 +195,7 @@ class LearningLoop:
     def _run(
         self, now_s: float, trigger: CycleTrigger, slot_s: float | None, missed: int
     ) -> CycleReport:
-        ledgers = read_ledgers(self.store, self._trade_cache)
+        ledgers = read_ledgers(self.store, self._trade_cache, self._log_tail)
         report = run_cycle(
             now_s,
             ledgers.live,

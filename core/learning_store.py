@@ -7,6 +7,7 @@ included), the symbol states and the schedule in `symbol_states.json`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +64,74 @@ def _parse_trades(
     return trades, bad
 
 
+@dataclass
+class LogTail:
+    """What the last read of the outcome log saw: its whole lines (bytes) and their trades
+    of one ledger. A replay's learning loop reads the whole log every cycle; while the file
+    only grows (the same bytes, then more lines) a read goes through the new lines alone,
+    so a long replay does not read its growing log again and again (quadratic in its
+    length)."""
+
+    data: bytes = b""
+    ledger: Ledger | None = None
+    trades: list[ClosedTrade] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.data, self.ledger, self.trades = b"", None, []
+
+
+def _read_grown_log(
+    store: Store, ledger: Ledger, cache: TradeCache, tail: LogTail
+) -> list[ClosedTrade] | None:
+    """The log's trades through `tail`: the lines after the bytes read last time. None when
+    the file is not the last one grown (edited, cut, rotated, unreadable) or holds a line
+    that does not read: the full read then reads it, and counts and reports what it finds."""
+    data = store.read_log_bytes(SHADOW_OUTCOMES)
+    if data is None or not data.startswith(tail.data) or tail.ledger not in (None, ledger):
+        return None
+    pieces = data[len(tail.data) :].split(b"\n")
+    # every piece but the last ended with a newline; the last is a line without one
+    # (a write in progress or torn: read now, not kept, as the full read reads it) or b""
+    raws = [piece + b"\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        raws.append(pieces[-1])
+    new: list[ClosedTrade] = []
+    for raw in raws:
+        trade = cache.get(raw)
+        if trade is None:
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                if not isinstance(record, dict):
+                    return None
+                trade = ClosedTrade.from_record(record)
+            except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+                return None  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        new.append(trade)
+    whole = new if not pieces[-1] else new[:-1]
+    tail.ledger = ledger
+    tail.trades.extend(t for t in whole if t.ledger is ledger)
+    tail.data = data[: len(data) - len(pieces[-1])]
+    if whole is new:
+        return list(tail.trades)
+    return [*tail.trades, *(t for t in new[-1:] if t.ledger is ledger)]
+
+
 def _parse_log_trades(
-    store: Store, ledger: Ledger, cache: TradeCache, seen: TradeCache | None
+    store: Store,
+    ledger: Ledger,
+    cache: TradeCache,
+    seen: TradeCache | None,
+    tail: LogTail | None = None,
 ) -> tuple[list[ClosedTrade], int]:
-    """The outcome log's trades; a line read before (same bytes) is not decoded again."""
+    """The outcome log's trades; a line read before (same bytes) is not decoded again, and
+    with `tail` a log that only grew is read from where the last read stopped."""
+    if tail is not None:
+        # the lines it reads are kept in `tail`, not in `seen`: after a full read the
+        # next read checks them again (once), a cache of every line would be a second copy
+        grown = _read_grown_log(store, ledger, cache, tail)
+        if grown is not None:
+            return grown, 0
+        tail.reset()
     trades: list[ClosedTrade] = []
     bad = 0
     lines = store.iter_jsonl_lines(SHADOW_OUTCOMES, with_rotated=True, known=cache)
@@ -86,10 +151,13 @@ def _parse_log_trades(
     return trades, bad
 
 
-def read_ledgers(store: Store, cache: TradeCache | None = None) -> LedgerRead:
+def read_ledgers(
+    store: Store, cache: TradeCache | None = None, tail: LogTail | None = None
+) -> LedgerRead:
     """Closed live trades and shadow outcomes as the store holds them now. `cache` (kept by
     the caller between reads) spares re-checking records read before: it is left holding
-    the records of this read only."""
+    the records of this read only. `tail` (kept too, with a cache) spares reading again the
+    part of the outcome log the last read saw, while the log only grew."""
     seen: TradeCache | None = None if cache is None else {}
     live, bad_live = _parse_trades(
         closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE, cache, seen
@@ -99,7 +167,7 @@ def read_ledgers(store: Store, cache: TradeCache | None = None) -> LedgerRead:
             store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW
         )
     else:
-        shadow, bad_shadow = _parse_log_trades(store, Ledger.SHADOW, cache, seen)
+        shadow, bad_shadow = _parse_log_trades(store, Ledger.SHADOW, cache, seen, tail)
     if cache is not None and seen is not None:
         cache.clear()
         cache.update(seen)

@@ -42,7 +42,10 @@ class GuardTally:
     opportunity_cost_usd: float = 0.0  # > 0: the guard cost money; < 0: it saved money
 
     def with_block(self) -> GuardTally:
-        return replace(self, blocked=self.blocked + 1)
+        # every blocked signal passes here: built directly (`replace` costs ~3x more)
+        return GuardTally(
+            self.blocked + 1, self.twins_closed, self.twins_won, self.opportunity_cost_usd
+        )
 
     def with_twin_closed(self, pnl_usd: float) -> GuardTally:
         return replace(
@@ -123,23 +126,26 @@ class RecentIds:
         self.store = store
         self.name = name
         self.ids: set[str] = set(tail_ids(store, name))
-        self.backlog: list[dict[str, Any]] = []  # records the disk refused, oldest first
+        # records the disk refused, oldest first (with their JSON text, when the caller made it)
+        self.backlog: list[tuple[dict[str, Any], str | None]] = []
 
-    def append_once(self, record: dict[str, Any]) -> bool:
+    def append_once(self, record: dict[str, Any], text: str | None = None) -> bool:
         """Append `record` unless its id is already there; False when skipped. A record the
-        disk refuses waits in the backlog and goes first at the next append or `flush`."""
+        disk refuses waits in the backlog and goes first at the next append or `flush`.
+        `text`: the record as `store.to_json` writes it, made by the caller (faster)."""
         record_id = str(record["id"])
         if record_id in self.ids:
             return False
         self.ids.add(record_id)
-        self.backlog.append(record)
+        self.backlog.append((record, text))
         self.flush()
         return True
 
     def flush(self) -> bool:
         """Write the backlog in order; True when nothing is left waiting."""
         while self.backlog:
-            if not self.store.append_jsonl(self.name, self.backlog[0]):
+            record, text = self.backlog[0]
+            if not self.store.append_jsonl(self.name, record, text):
                 return False
             self.backlog.pop(0)
         return True

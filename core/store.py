@@ -332,9 +332,11 @@ class Store:
         self.read_only = read_only
         self.durable = durable  # False: no fsync (a throwaway folder: replay, tests)
         # True (a throwaway replay's store): log lines wait in memory until the log is read,
-        # `flush_logs` or the end of the run, then go to disk in one write per log
+        # `flush_logs` or the end of the run, then go to disk in one write per log; a state
+        # file's last version waits until `flush_logs` (reads see it)
         self.buffer_logs = False
         self._pending_lines: dict[str, list[bytes]] = {}
+        self._pending_docs: dict[str, bytes] = {}
         self.jsonl_rotate_bytes = jsonl_rotate_bytes
         self.warnings: list[StoreWarning] = []
         self.write_failures = 0
@@ -393,6 +395,12 @@ class Store:
         if self.read_only:
             return True
         data = to_json({"schema_version": SCHEMA_VERSION, **payload}).encode()
+        if self.buffer_logs:  # a throwaway store: the last version is written at the flush
+            self._pending_docs[name] = data
+            return True
+        return self._write_doc(name, data)
+
+    def _write_doc(self, name: str, data: bytes) -> bool:
         odd = not_a_plain_file(self.path(name))
         if odd is not None and self.quarantine(name, odd.reason) is None:
             self._write_failed(name, odd)
@@ -410,7 +418,8 @@ class Store:
         """The payload of a state file, None when absent or set aside as unreadable."""
         path = self.path(name)
         try:
-            raw = _read_plain(path)
+            pending = self._pending_docs.get(name)
+            raw = _read_plain(path) if pending is None else pending
         except FileNotFoundError:
             return None
         except NotAPlainFile as exc:
@@ -478,25 +487,31 @@ class Store:
 
     # -- JSONL logs -------------------------------------------------------------------
 
-    def append_jsonl(self, name: str, record: dict[str, Any]) -> bool:
-        """Append one whole line; the fsync makes it durable before we go on."""
+    def append_jsonl(self, name: str, record: dict[str, Any], text: str | None = None) -> bool:
+        """Append one whole line; the fsync makes it durable before we go on. `text`: the
+        record's `to_json`, when the caller already made it."""
         if self.read_only:
             return True
-        line = (to_json(record) + "\n").encode()
+        line = ((to_json(record) if text is None else text) + "\n").encode()
         if self.buffer_logs:
             self._pending_lines.setdefault(name, []).append(line)
             return True
         return self._append_lines(name, [line])
 
     def flush_logs(self, name: str | None = None) -> bool:
-        """Write the log lines waiting in memory (`buffer_logs`); False when the disk refused
-        (the lines it refused are dropped: only a throwaway store buffers)."""
+        """Write the log lines waiting in memory (`buffer_logs`), and with no `name` the
+        state files too; False when the disk refused (what it refused is dropped: only a
+        throwaway store buffers)."""
         names = list(self._pending_lines) if name is None else [name]
         ok = True
         for log_name in names:
             lines = self._pending_lines.pop(log_name, None)
             if lines:
                 ok = self._append_lines(log_name, lines) and ok
+        if name is None:  # and every state file waiting (a throwaway store's)
+            while self._pending_docs:
+                doc_name = next(iter(self._pending_docs))
+                ok = self._write_doc(doc_name, self._pending_docs.pop(doc_name)) and ok
         return ok
 
     def _append_lines(self, name: str, lines: list[bytes]) -> bool:
@@ -607,6 +622,20 @@ class Store:
             f" as {target.name}",
         )
         return target
+
+    def read_log_bytes(self, name: str) -> bytes | None:
+        """A log's file as it stands, its lines waiting in memory written first (b"" when
+        absent); None when it has rotated generations or cannot be read as a plain file
+        (`iter_jsonl_lines` then reads them and says what is wrong)."""
+        self.flush_logs(name)
+        if self.rotated_paths(name):
+            return None
+        try:
+            return _read_plain(self.path(name))
+        except FileNotFoundError:
+            return b""
+        except OSError:
+            return None
 
     def iter_jsonl(self, name: str, *, with_rotated: bool = False) -> Iterator[dict[str, Any]]:
         """The records of a log, oldest first; `with_rotated` reads NAME.4 ... NAME.1 first."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -51,7 +51,9 @@ class ClosedTrade:
         return 100.0 * self.pnl_usd / self.notional_usd if self.notional_usd else 0.0
 
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
+        # `asdict` without its deep copy (every field is immutable): ~10x cheaper, and a
+        # replay closes a twin every few bars
+        record = {name: getattr(self, name) for name in _TRADE_FIELDS}
         record["exit_reasons"] = [r.value for r in self.exit_reasons]
         return record
 
@@ -87,3 +89,6 @@ class ClosedTrade:
             force_held=codec.flag(record.get("force_held", False), "force_held"),
             size_multiplier=codec.positive(record.get("size_multiplier", 1.0), "size_multiplier"),
         )
+
+
+_TRADE_FIELDS = tuple(f.name for f in fields(ClosedTrade))

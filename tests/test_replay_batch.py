@@ -581,3 +581,120 @@ def test_a_batch_run_leaves_the_garbage_collector_as_it_found_it(
     assert gc.isenabled()
     assert_same_run(_replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None), tmp_path)
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_block_lines_are_the_encoders_text(tmp_path: Path) -> None:
+    """`block_line` writes a guard block exactly as the json encoder would (every record of
+    a simulated day, read back and encoded again), and hands any other layout back to it."""
+    from bigalpha_tui.core.store import GUARD_BLOCKS, to_json
+    from bigalpha_tui.core.trading import block_line
+
+    minutes = simulate_minutes(("BTCUSDT", "SOLUSDT"), 13, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 1440) for bar in minute]
+    _run(lambda clock: ListSource(bars, clock), tmp_path, streaming=True, config=Config())
+    lines = (tmp_path / GUARD_BLOCKS).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len({r["reason"] for r in records}) > 1, "the day must block for several reasons"
+    for line, record in zip(lines, records, strict=True):
+        assert block_line(record) == to_json(record) == line
+    record = records[0]
+    odd = [
+        {**record, "reason": None, "detail": 'a "quoted" d\u00e9tail\n', "skipped": ["FEE_EDGE"]},
+        {**record, "passed": [], "new_twin": True, "ofi": -0.0, "price": 1e-7, "time_s": 1e22},
+    ]
+    for edited in odd:
+        assert block_line(edited) == to_json(edited)
+    refused = [
+        {**record, "ofi": math.inf},  # the encoder writes it as a string
+        {**record, "price": math.nan},
+        {**record, "atr_bps": 1.7e308, "price": 1.7e308},  # finite, but the sum is not
+        {**record, "size_multiplier": 1},  # an int: "1", not "1.0"
+        {**record, "extra": 1},
+        {k: v for k, v in record.items() if k != "detail"},
+        {**record, "new_twin": 0},
+        {**record, "detail": 3},
+        {**record, "reason": 3},
+    ]
+    for edited in refused:
+        assert block_line(edited) is None
+
+
+def test_a_grown_outcome_log_is_read_from_where_the_last_read_stopped(tmp_path: Path) -> None:
+    """With a `LogTail` the learning loop's read goes through the new lines only while the
+    log just grew, and reads exactly what a fresh read reads whatever happened to the file:
+    lines appended, one still without its newline, a line edited, a bad line, rotation."""
+    from learning_helpers import shadow
+
+    from bigalpha_tui.core.learning_store import LogTail, TradeCache, read_ledgers
+    from bigalpha_tui.core.store import SHADOW_OUTCOMES
+
+    store = Store(tmp_path, durable=False, jsonl_rotate_bytes=4000)
+    path = store.path(SHADOW_OUTCOMES)
+    cache: TradeCache = {}
+    tail = LogTail()
+    line = [
+        (json.dumps(t.to_record()) + "\n").encode()
+        for t in shadow([float(i) for i in range(1, 40)])
+    ]
+
+    def same(grown: bool) -> None:
+        kept = read_ledgers(store, cache, tail)
+        assert kept == read_ledgers(store)
+        if grown:  # read through the tail: it stands at the file's last whole line
+            data = path.read_bytes()
+            assert tail.data == data[: data.rfind(b"\n") + 1] and tail.trades
+
+    same(grown=False)  # no log yet
+    path.write_bytes(b"".join(line[:3]))
+    same(grown=True)
+    with path.open("ab") as fh:
+        fh.write(line[3] + line[4][:20])  # the last line still being written: unreadable
+    same(grown=False)
+    with path.open("ab") as fh:
+        fh.write(line[4][20:])
+    same(grown=True)
+    assert [t.pnl_usd for t in read_ledgers(store, cache, tail).shadow] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"pnl_usd": 2.0', b'"pnl_usd": 9.0'))  # same length
+    same(grown=False)
+    assert [t.pnl_usd for t in read_ledgers(store, cache, tail).shadow][1] == 9.0
+    with path.open("ab") as fh:
+        fh.write(b'{"id": "broken"}\n' + line[5])
+    same(grown=False)
+    assert read_ledgers(store, cache, tail).unreadable == 1
+    path.write_bytes(path.read_bytes().replace(b'{"id": "broken"}\n', b""))
+    same(grown=True)
+    with path.open("ab") as fh:
+        fh.write(line[6].rstrip(b"\n"))  # a whole record, its newline not written yet
+    same(grown=True)
+    assert len(read_ledgers(store, cache, tail).shadow) == 7
+    with path.open("ab") as fh:
+        fh.write(b"\n")
+    same(grown=True)
+    for record in shadow([float(i) for i in range(10, 40)]):  # past 4000 bytes: rotated
+        store.append_jsonl(SHADOW_OUTCOMES, record.to_record())
+    assert store.rotated_paths(SHADOW_OUTCOMES)
+    same(grown=False)
+    assert len(read_ledgers(store, cache, tail).shadow) == 7 + 30
+
+
+def test_a_throwaway_stores_state_files_wait_in_memory_until_the_flush(tmp_path: Path) -> None:
+    """A buffered store keeps each state file's last version in memory (reads see it) and
+    writes it at `flush_logs`, the same bytes a direct store writes at once."""
+    from bigalpha_tui.core.store import GUARD_BLOCKS, POSITIONS
+
+    direct = Store(tmp_path / "direct", durable=False)
+    buffered = Store(tmp_path / "buffered", durable=False)
+    buffered.buffer_logs = True
+    for i in range(3):
+        for store in (direct, buffered):
+            assert store.write_json(POSITIONS, {"n": i, "x": 0.1 * i})
+        assert (
+            buffered.read_json(POSITIONS) == direct.read_json(POSITIONS) == {"n": i, "x": 0.1 * i}
+        )
+    assert not buffered.path(POSITIONS).exists()
+    assert buffered.flush_logs(GUARD_BLOCKS)  # a log's flush leaves the state files waiting
+    assert not buffered.path(POSITIONS).exists()
+    assert buffered.flush_logs()
+    assert buffered.path(POSITIONS).read_bytes() == direct.path(POSITIONS).read_bytes()
+    assert buffered.read_json(POSITIONS) == {"n": 2, "x": 0.2}

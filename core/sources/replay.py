@@ -29,7 +29,7 @@ import re
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -412,10 +412,12 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
         lines = lines[1:]
     if not lines:
         return None
-    rows = [line.split(",") for line in lines]
-    if any(len(row) != KLINE_COLUMNS for row in rows):
+    commas = KLINE_COLUMNS - 1
+    if any(line.count(",") != commas for line in lines):
         return None
-    columns = list(zip(*rows, strict=True))
+    # every line has the 12 fields: the file's fields in one list, column c every 12th
+    fields = ",".join(lines).split(",")
+    columns = [fields[c::KLINE_COLUMNS] for c in range(KLINE_COLUMNS)]
     try:
         opens = _millis(columns[0])
         closes = _millis(columns[_CLOSE_TIME_COLUMN])
@@ -430,7 +432,7 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
     ]
 
 
-def _millis(texts: tuple[str, ...]) -> npt.NDArray[np.int64] | None:
+def _millis(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
     """Epoch ms of plain digit fields (no sign, space or empty field), else None."""
     lengths = set(map(len, texts))
     if not lengths <= set(_MS_DIGITS) or not "".join(texts).isdigit():
