@@ -38,3 +38,40 @@ def _three_figures(a: float) -> str:
     if a >= 0.9995:
         return f"{a:.2f}"
     return f"{a:.3f}"
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def price(x: float | None) -> str:
+    """Prices with decimals that suit their size: 94,251.2 / 3,215.24 / 138.41 / 2.2403."""
+    if not finite(x):
+        return DASH
+    assert x is not None
+    a = abs(x)
+    if a >= 10_000:
+        return f"{x:,.1f}"
+    if a >= 100:
+        return f"{x:,.2f}"
+    if a >= 1:
+        return f"{x:.4f}"
+    return f"{x:.6f}"
+
+
+def qty(x: float) -> str:
+    """Position size in base units, 4 significant figures."""
+    if not math.isfinite(x):
+        return DASH
+    return f"{x:.4g}"
+
+
+def usd(x: float | None, *, signed: bool = True) -> str:
+    """Money in quote currency: +$12.30, -$1.2k for large amounts."""
+    if not finite(x):
+        return DASH
+    assert x is not None
+    sign = "-" if x < 0 else ("+" if signed else "")
+    a = abs(x)
+    body = f"{a:,.2f}" if a < 10_000 else compact(a)
+    return f"{sign}${body}"

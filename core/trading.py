@@ -28,7 +28,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, Protocol
 
 from . import book as book_mod
-from . import codec
+from . import codec, numfmt
 from .bar import Bar
 from .book import Book
 from .broker import Fill, PaperBroker
@@ -330,7 +330,7 @@ class TradingLoop:
         self.emit(
             "entry",
             live.symbol,
-            f"{live.side} {live.original_qty:.6g} @ {live.entry_price:.6g}"
+            f"{live.side} {numfmt.qty(live.original_qty)} @ {numfmt.price(live.entry_price)}"
             f" ({live.conviction.value} {live.size_multiplier:g}x,"
             f" {live.entry_regime.label}, slippage {live.entry_slippage_bps:.1f} bps){hold}",
             id=live.id,
@@ -515,12 +515,13 @@ class TradingLoop:
     def _announce_exits(self, position: Position, legs: int) -> None:
         for leg in position.exits[-legs:]:
             left = position.open_qty
-            tail = "closed" if position.is_closed else f"{left:.6g} left"
+            tail = "closed" if position.is_closed else f"{numfmt.qty(left)} left"
             self.emit(
                 "exit",
                 position.symbol,
-                f"{leg.reason.value} {position.side} {leg.qty:.6g} @ {leg.price:.6g}"
-                f" ({position.leg_net_pnl_usd(leg):+.2f} USD), {tail}",
+                f"{leg.reason.value} {position.side} {numfmt.qty(leg.qty)}"
+                f" @ {numfmt.price(leg.price)} ({numfmt.usd(position.leg_net_pnl_usd(leg))}),"
+                f" {tail}",
                 id=position.id,
                 reason=leg.reason.value,
                 qty=leg.qty,

@@ -325,6 +325,23 @@ def test_exit_events_add_up_to_the_trade_pnl_the_report_counts(tmp_path: Path) -
     assert sum(legs) == pytest.approx(trade.pnl_usd, abs=1e-12)
 
 
+def test_entry_and_exit_lines_write_numbers_as_the_cockpit_does(tmp_path: Path) -> None:
+    """The event log (cockpit, headless, logs) reads `@ 100.00 (+$0.12)`, not
+    `@ 100.01 (+0.1234 USD)` beside a panel that shows `+$0.12`."""
+    from bigalpha_tui.core import numfmt
+
+    loop, events = recording_loop(tmp_path)
+    feed(loop, [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)])
+    feed(loop, [make_bar(16, 100.0, open=100.0, high=100.6), make_bar(17, 100.0, low=98.9)])
+    ((entry, data),) = events.of("entry")
+    assert f"@ {numfmt.price(float(data['price']))} (" in entry  # type: ignore[arg-type]
+    assert f" {numfmt.qty(float(data['qty']))} @" in entry  # type: ignore[arg-type]
+    for message, leg in events.of("exit"):
+        assert f"({numfmt.usd(float(leg['pnl_usd']))})" in message  # type: ignore[arg-type]
+        assert " USD)" not in message
+    assert events.of("exit")[-1][0].endswith(", closed")
+
+
 def test_a_pause_cancels_an_entry_not_yet_filled_and_says_so(tmp_path: Path) -> None:
     bars = [*warm_bars(), signal_bar(14, Side.LONG), make_bar(15, 100.0)]
     core = Core(quiet_config(), ListSource(bars), SimClock(T0_MS / 1000), Store(tmp_path))

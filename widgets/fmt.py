@@ -1,8 +1,9 @@
 """Display formatting shared by the cockpit widgets: numbers, money, times, arrows.
 
 Pure functions of their arguments (no widget state), so every widget draws a value the same
-way and the rules are testable without an app. The ones headless output prints too
-(`compact`) live in `core/numfmt.py`, which imports neither textual nor rich.
+way and the rules are testable without an app. The ones headless output and the
+core's event messages print too (`compact`, `price`, `qty`, `usd`) live in `core/numfmt.py`,
+which imports neither textual nor rich.
 """
 
 from __future__ import annotations
@@ -10,33 +11,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from bigalpha_tui.core.numfmt import DASH, INFINITY, compact
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
-def price(x: float | None) -> str:
-    """Prices with decimals that suit their size: 94,251.2 / 3,215.24 / 138.41 / 2.2403."""
-    if not finite(x):
-        return DASH
-    assert x is not None
-    a = abs(x)
-    if a >= 10_000:
-        return f"{x:,.1f}"
-    if a >= 100:
-        return f"{x:,.2f}"
-    if a >= 1:
-        return f"{x:.4f}"
-    return f"{x:.6f}"
-
-
-def qty(x: float) -> str:
-    """Position size in base units, 4 significant figures."""
-    if not math.isfinite(x):
-        return DASH
-    return f"{x:.4g}"
+from bigalpha_tui.core.numfmt import DASH as DASH
+from bigalpha_tui.core.numfmt import INFINITY as INFINITY
+from bigalpha_tui.core.numfmt import compact as compact
+from bigalpha_tui.core.numfmt import finite as finite
+from bigalpha_tui.core.numfmt import price as price
+from bigalpha_tui.core.numfmt import qty as qty
+from bigalpha_tui.core.numfmt import usd as usd
 
 
 def pct(x: float | None, *, decimals: int = 2) -> str:
@@ -44,17 +25,6 @@ def pct(x: float | None, *, decimals: int = 2) -> str:
     if not finite(x):
         return DASH
     return f"{x:+.{decimals}f}%"
-
-
-def usd(x: float | None, *, signed: bool = True) -> str:
-    """Money in quote currency: +$12.30, -$1.2k for large amounts."""
-    if not finite(x):
-        return DASH
-    assert x is not None
-    sign = "-" if x < 0 else ("+" if signed else "")
-    a = abs(x)
-    body = f"{a:,.2f}" if a < 10_000 else compact(a)
-    return f"{sign}${body}"
 
 
 def profit_factor(pf: float | None) -> str:
