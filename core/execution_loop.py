@@ -19,8 +19,10 @@ way by the reconciliation at start. Nothing is ever sent twice under a new id.
 New entries halt (`halt_reason`, shown by `Core.entries_halted_reason` in the snapshot and the
 cockpit's status line) while: a position has no stop on the exchange and could not be closed
 either (`unprotected`: the stop, else a reduce-only close, is tried again after
-`retry_after_s`; also in `status`); the exchange could not be prepared; an order's outcome is
-unknown (it is retried before every bar); the account held a number that could not be read;
+`retry_after_s`, or when the exchange's 418/429 hold-off ends if sooner; `serve` wakes for
+it between bars; also in `status`); the exchange could not be prepared; an order's outcome
+is unknown (looked up again after `retry_after_s`; an answer that came but could not be read
+at once, then at the next drain); the account held a number that could not be read;
 a reconciliation found a difference it cannot explain, until the operator acknowledges it
 (`ctl ack-mismatch`); the live trades of the UTC day lost `execution.daily_loss_limit_usd`.
 Exits never halt.
@@ -35,11 +37,16 @@ not; found, it is adopted at its real fill with its stop. It is watched until an
 its symbol is booked (a late fill would then show as a quantity that differs, under that
 entry's stop, which closes the whole position).
 
+A position on the exchange that no order of ours explains is a difference that halts
+entries, and is left alone: no stop of ours is placed on it (docs/execution.md says why).
+
 Exits in exchange mode: tiers, T4, the operator's close and the stop leg are reduce-only market
 orders sent when the bar triggers them (tiers therefore cross the spread, where paper assumes
-a resting limit). A leg refused because the position is gone (the stop on the exchange fired
-first) is booked at the exchange's own closing fills. A tier smaller than the exchange's
-quantity step is skipped (said once); T4 or the stop later closes everything left.
+a resting limit). A closing leg that fills only a part is booked for it and its rest is sent
+at once under a new client id (`_exit`); the stop rests until nothing is left. A leg refused
+because the position is gone (the stop on the exchange fired first) is booked at the
+exchange's own closing fills. A tier smaller than the exchange's quantity step is skipped
+(said once); T4 or the stop later closes everything left.
 """
 
 from __future__ import annotations
