@@ -1056,3 +1056,27 @@ def test_a_position_without_a_stop_is_retried_between_bars_when_the_ban_ends(
     assert placed_after and placed_after[0] < 5.0  # at the ban's end, not 600 s (or 30 s) later
     assert core.entries_halted_reason() is None
     assert exchange.orders_sent() == 1 and exchange.position(SYMBOL) == pytest.approx(1.0)
+
+
+def test_a_dropped_entry_saved_by_an_older_build_is_still_watched(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "drop")  # sent; no answer, and never taken
+    call(execution, execution.drain)
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # dropped as most likely not taken: watched
+    store = Store(tmp_path)
+    doc = store.read_json(EXECUTION_STATE)
+    assert isinstance(doc, dict) and doc["doubtful"][0]["looked"] is False
+    del doc["doubtful"][0]["looked"]  # as the build before this one wrote it
+    store.write_json(EXECUTION_STATE, doc)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    assert not any(e.kind == "store_warning" for e in core.events)
+    ((intent, _, looked),) = execution.doubtful.values()
+    assert intent.symbol == SYMBOL and looked is False
