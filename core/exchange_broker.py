@@ -280,7 +280,9 @@ class ExchangeBroker:
         final: bool = True,
     ) -> ExchangeFill:
         """A reduce-only market exit of `qty` of the position (a tier, T4, the stop, the
-        operator); `final` cancels the resting stop afterwards."""
+        operator); `final` cancels the resting stop afterwards, once the whole `qty` filled
+        (a close that filled a part, then expired or was cancelled, leaves the rest under
+        its stop)."""
         amount = self._rules(symbol).qty(qty)
         params: dict[str, str | int] = {
             "symbol": symbol,
@@ -290,7 +292,7 @@ class ExchangeBroker:
             "reduceOnly": "true",
         }
         fill = await self._market(symbol, client_order_id(position_id, leg), params)
-        if final:
+        if final and fill.qty >= float(amount) - float(self._rules(symbol).step) / 2:
             await self.cancel_stop(position_id, symbol)
         return fill
 

@@ -12,9 +12,13 @@ explained and repaired, or reported as a mismatch that halts new entries:
   up to it (the stop fired while the bot was down): the exit is adopted at those fills;
 - one of our orders or stops (client id `ba-...`) that serves no position: cancelled;
 - an order that is not ours: left alone, listed;
+- a position the book does not hold, on a symbol where an entry of ours was dropped as most
+  likely not taken (`watched`): that entry is looked up by its client id; when it is what
+  opened the position, it is adopted at its real fill and its stop placed;
 - anything else (a position the book does not know, a quantity that differs, a position gone
   without the fills to explain it): a mismatch. `halt_reason` is then set; the operator
-  looks, and acknowledges.
+  looks, and acknowledges. A position no order of ours explains is left alone: no stop of
+  ours is placed on it (docs/execution.md says why).
 """
 
 from __future__ import annotations
@@ -81,7 +85,16 @@ class Reconciliation:
         return "exchange and book differ: " + "; ".join(self.mismatches)
 
 
-async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Reconciliation:
+#: Said of a position no order of ours explains (the bot places no stop on it).
+LEFT_ALONE = "no order of the bot's explains it: left alone, no stop placed for it"
+
+
+async def reconcile(
+    broker: ExchangeBroker, expected: Sequence[Expected], watched: Sequence[Expected] = ()
+) -> Reconciliation:
+    """`expected`: the book's positions and the entries it may have sent (each pending one is
+    looked up). `watched`: entries dropped as most likely not taken, looked up only when the
+    exchange holds a position on their symbol that the book does not."""
     out = Reconciliation()
     open_qty: dict[str, float] = {}  # position id -> what the book (now) holds
     for item in expected:
@@ -97,6 +110,15 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
     state = await account_state(broker.client)
     out.account = state
     by_symbol = {i.symbol: i for i in expected if i.position_id in open_qty}
+    for item in watched:
+        held, _ = state.positions.get(item.symbol, (0.0, 0.0))
+        if item.symbol in by_symbol or held * item.side.sign <= 0.0:
+            continue
+        fill, _ = await _sent_entry(broker, item)
+        if fill is not None:  # the dropped entry was taken after all: it opened this position
+            out.adopted_entries[item.position_id] = fill
+            open_qty[item.position_id] = fill.qty
+            by_symbol[item.symbol] = item
     stop_ids = {str(s.get("clientAlgoId")) for s in state.stops}
     for symbol, item in sorted(by_symbol.items()):
         held, entry_price = state.positions.get(symbol, (0.0, 0.0))
@@ -123,7 +145,9 @@ async def reconcile(broker: ExchangeBroker, expected: Sequence[Expected]) -> Rec
         out.mismatches.append(f"{symbol}: book holds {want:+g}, exchange {held:+g}")
     for symbol, (held, _) in sorted(state.positions.items()):
         if symbol not in by_symbol:
-            out.mismatches.append(f"{symbol}: exchange holds {held:+g}, the book nothing")
+            out.mismatches.append(
+                f"{symbol}: exchange holds {held:+g}, the book nothing ({LEFT_ALONE})"
+            )
     await _cancel_orphans(broker, state.stops, state.open_orders, set(open_qty), out)
     return out
 

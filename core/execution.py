@@ -170,14 +170,25 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
         await client.request("DELETE", ALL_OPEN_ORDERS_PATH, {"symbol": symbol})
         lines.append(f"{symbol}: open orders cancelled")
     minute = int(broker.clock.now() // 60)
+    partly: set[str] = set()  # closed in part only: their stops stay for the rest
     for symbol, (amount, _) in sorted(state.positions.items()):
         side = Side.LONG if amount > 0 else Side.SHORT
         fill = await broker.close_leg(
             f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
         )
         lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
+        rules = broker.rules.get(symbol)
+        half_step = float(rules.step) / 2 if rules is not None else 0.0
+        if fill.qty < abs(amount) - half_step:
+            partly.add(symbol)
+            lines.append(
+                f"{symbol}: {abs(amount) - fill.qty:g} left open (the close filled a part)"
+            )
     for stop in state.stops:
         symbol = str(stop.get("symbol"))
+        if symbol in partly:
+            lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} left resting for the rest")
+            continue
         try:
             await client.request(
                 "DELETE", ALGO_PATH, {"symbol": symbol, "algoId": str(stop.get("algoId"))}

@@ -19,8 +19,10 @@ way by the reconciliation at start. Nothing is ever sent twice under a new id.
 New entries halt (`halt_reason`, shown by `Core.entries_halted_reason` in the snapshot and the
 cockpit's status line) while: a position has no stop on the exchange and could not be closed
 either (`unprotected`: the stop, else a reduce-only close, is tried again after
-`retry_after_s`; also in `status`); the exchange could not be prepared; an order's outcome is
-unknown (it is retried before every bar); the account held a number that could not be read;
+`retry_after_s`, or when the exchange's 418/429 hold-off ends if sooner; `serve` wakes for
+it between bars; also in `status`); the exchange could not be prepared; an order's outcome
+is unknown (looked up again after `retry_after_s`; an answer that came but could not be read
+at once, then at the next drain); the account held a number that could not be read;
 a reconciliation found a difference it cannot explain, until the operator acknowledges it
 (`ctl ack-mismatch`); the live trades of the UTC day lost `execution.daily_loss_limit_usd`.
 Exits never halt.
@@ -28,14 +30,23 @@ Exits never halt.
 What a dropped entry's message says is what is known: the outbox records, on disk before
 the send, that an entry is being sent (`Intent.sent_s`). Never sent: said so. Sent without an
 answer and not found: looked up again `retry_after_s` after the send (also across a
-restart), then dropped as most likely not taken, and looked up once more by the first
-reconciliation after that (`doubtful`), which adopts it with its stop if it is there.
+restart), then dropped as most likely not taken, and watched (`doubtful`): the first
+reconciliation `retry_after_s` after the drop looks it up once more, and every later one
+looks it up again whenever the exchange holds a position on its symbol that the book does
+not; found, it is adopted at its real fill with its stop. It is watched until an entry on
+its symbol is booked (a late fill would then show as a quantity that differs, under that
+entry's stop, which closes the whole position).
+
+A position on the exchange that no order of ours explains is a difference that halts
+entries, and is left alone: no stop of ours is placed on it (docs/execution.md says why).
 
 Exits in exchange mode: tiers, T4, the operator's close and the stop leg are reduce-only market
 orders sent when the bar triggers them (tiers therefore cross the spread, where paper assumes
-a resting limit). A leg refused because the position is gone (the stop on the exchange fired
-first) is booked at the exchange's own closing fills. A tier smaller than the exchange's
-quantity step is skipped (said once); T4 or the stop later closes everything left.
+a resting limit). A closing leg that fills only a part is booked for it and its rest is sent
+at once under a new client id (`_exit`); the stop rests until nothing is left. A leg refused
+because the position is gone (the stop on the exchange fired first) is booked at the
+exchange's own closing fills. A tier smaller than the exchange's quantity step is skipped
+(said once); T4 or the stop later closes everything left.
 """
 
 from __future__ import annotations
@@ -69,7 +80,13 @@ from .exchange_broker import (
     PositionUnprotected,
     client_order_id,
 )
-from .exchange_reconcile import Expected, Reconciliation, closed_while_down, reconcile
+from .exchange_reconcile import (
+    LEFT_ALONE,
+    Expected,
+    Reconciliation,
+    closed_while_down,
+    reconcile,
+)
 from .execution import AccountState, flatten
 from .exits import ExitMode, bar_exits, open_trigger
 from .orders import EntryOrder
@@ -89,9 +106,9 @@ CLOSING = (ExitReason.T4, ExitReason.STOP, ExitReason.MANUAL)
 UNKNOWN_SENT_S = 0.0
 #: Said of an entry dropped while the exchange might still show it later.
 APPEARS_LATER = (
-    "not sent again; the next reconciliation looks it up once more and adopts it with its"
-    " stop if the exchange shows it; after that, a position it opened would halt entries as"
-    " one the book does not hold"
+    "not sent again; the next reconciliation looks it up once more, and later ones again"
+    " whenever the exchange holds a position on its symbol that the book does not; it is"
+    " adopted with its stop if the exchange shows it"
 )
 
 Emit = Callable[..., Any]
@@ -201,13 +218,18 @@ class ExecutionLoop:
         self.skipped: set[str] = set()  # legs too small to send (position/leg)
         self.prepare_error: str | None = None
         self.unknown: dict[str, str] = {}  # position id -> its order of unknown outcome
+        #: positions whose order answered unreadably: the exchange took it, so it is looked
+        #: up at the next drain, not `retry_after_s` later (its stop waits for its fill)
+        self.look_soon: set[str] = set()
         #: position id -> why it has no stop on the exchange (entries halt meanwhile)
         self.unprotected: dict[str, str] = {}
         #: why the last reconciliation could not read the account (entries halt meanwhile)
         self.read_error: str | None = None
-        #: entries dropped as not found although perhaps sent: the first reconciliation
-        #: `retry_after_s` after the drop looks them up once more (id -> intent, dropped at)
-        self.doubtful: dict[str, tuple[Intent, float]] = {}
+        #: entries dropped as not found although perhaps sent (id -> intent, dropped at, looked
+        #: at once more): the first reconciliation `retry_after_s` after the drop looks them
+        #: up once more, later ones whenever the exchange holds a position on their symbol
+        #: that the book does not; watched until an entry on their symbol is booked
+        self.doubtful: dict[str, tuple[Intent, float, bool]] = {}
         self.prepared = False
         self.started = False
         self.next_reconcile_s: float | None = None
@@ -314,7 +336,8 @@ class ExecutionLoop:
                 "POSITION WITHOUT AN EXCHANGE STOP: "
                 + "; ".join(self.unprotected.values())
                 + ": new entries halted; the stop, else a reduce-only close, is tried again"
-                f" every {self.config.execution.retry_after_s:g} s"
+                f" every {self.config.execution.retry_after_s:g} s (or when the exchange's"
+                " hold-off ends, if sooner), between bars too"
             )
         if self.prepare_error is not None:
             return f"exchange not ready ({self.prepare_error}): new entries halted"
@@ -403,7 +426,7 @@ class ExecutionLoop:
         so a quiet market still gets its reconciliation)."""
         every_s = self.config.execution.reconcile_every_min * MIN_S
         while True:
-            with anyio.move_on_after(every_s):
+            with anyio.move_on_after(self._serve_wait_s(every_s)):
                 await self._wake.wait()
             self._wake = anyio.Event()
             await self.drain()
@@ -411,11 +434,25 @@ class ExecutionLoop:
             if due is None or self.clock.now() >= due:
                 await self.reconcile_now()
 
+    def _serve_wait_s(self, every_s: float) -> float:
+        """How long `serve` sleeps: until the next reconciliation, or, while a position has
+        no stop on the exchange, until its retry is due (not only at the next bar)."""
+        if not self.unprotected:
+            return every_s
+        now = self.clock.now()
+        retry_at = now if self._retry_at_s is None else self._retry_at_s
+        floor_s = self.config.execution.min_request_interval_s  # never a busy loop
+        return min(every_s, max(floor_s, retry_at - now))
+
     async def drain(self) -> None:
         if not self.outbox and not self.unprotected and self.prepared:
             return
         if not self._retry_due() and (
-            not self.prepared or all(i.position_id in self.unknown for i in self.outbox)
+            not self.prepared
+            or all(
+                i.position_id in self.unknown and i.position_id not in self.look_soon
+                for i in self.outbox
+            )
         ):
             return  # the bars go on; the exchange is tried again later
         async with self._lock:
@@ -453,7 +490,7 @@ class ExecutionLoop:
         """Every intent in order, per position: an order of unknown outcome holds back the
         later intents of its own position only, until `retry_after_s` has passed."""
         due = self._retry_due()
-        waiting = set() if due else set(self.unknown)
+        waiting = set() if due else set(self.unknown) - self.look_soon
         if due:
             await self._protect_all()
         index = 0
@@ -470,13 +507,36 @@ class ExecutionLoop:
                 if not self._save():
                     return
             try:
-                await self._execute(intent)
+                try:
+                    await self._execute(intent)
+                except ExchangeGarbled as exc:
+                    if intent.restored and intent.position_id in self.look_soon:
+                        raise
+                    # the exchange answered, so it took the order; its numbers could not be
+                    # read: looked up once at once (an entry has no stop until it is booked)
+                    self.emit(
+                        "order",
+                        intent.symbol,
+                        f"{intent.symbol} {intent.leg}: answer unreadable ({exc}); looked up"
+                        " at once, never sent again",
+                        id=intent.position_id,
+                        ok=False,
+                    )
+                    looked = dataclasses.replace(intent, restored=True)
+                    self._replace(intent, looked)
+                    intent = looked
+                    self._save()
+                    await self._execute(intent)
             except ExchangeError as exc:  # unknown outcome or no answer: tried again later
                 message = f"{intent.symbol} {intent.leg}: outcome unknown ({exc})"
                 if self.unknown.get(intent.position_id) != message:
                     self.emit("order", intent.symbol, message, id=intent.position_id, ok=False)
                 self.unknown[intent.position_id] = message
                 self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
+                if isinstance(exc, ExchangeGarbled):
+                    self.look_soon.add(intent.position_id)  # again at the next drain
+                else:  # unanswered: the look-up window matters (a look too soon can miss it)
+                    self.look_soon.discard(intent.position_id)
                 waiting.add(intent.position_id)
                 # perhaps sent: from now on it is looked up first, never sent anew
                 self._replace(intent, dataclasses.replace(intent, restored=True))
@@ -484,6 +544,7 @@ class ExecutionLoop:
                 index += 1
                 continue
             self.unknown.pop(intent.position_id, None)
+            self.look_soon.discard(intent.position_id)
             self._replace(intent, None)
             self._save()
         if not self.unknown and not self.unprotected and self.prepared:
@@ -528,8 +589,8 @@ class ExecutionLoop:
             cid = client_order_id(order.id, ENTRY_LEG)
             if await self.broker.lookup(order.symbol, cid) is None:
                 self._drop_entry(order, self._not_found(intent, cid))
-                if intent.sent_s is not None:  # perhaps sent: one more look, later
-                    self.doubtful[order.id] = (intent, self.clock.now())
+                if intent.sent_s is not None:  # perhaps sent: watched, looked up later
+                    self.doubtful[order.id] = (intent, self.clock.now(), False)
                     self._save()
                 return
         try:
@@ -624,7 +685,11 @@ class ExecutionLoop:
                 ok=False,
             )
         self.unprotected[position_id] = line
-        self._retry_at_s = self.clock.now() + self.config.execution.retry_after_s
+        now = self.clock.now()
+        self._retry_at_s = now + self.config.execution.retry_after_s
+        held_until = self.broker.client.limiter.paused_until  # a 418/429 hold-off
+        if now < held_until < self._retry_at_s:
+            self._retry_at_s = held_until  # the first moment a request can go again
         self._save()
 
     def _live_by_id(self, position_id: str) -> Position | None:
@@ -698,9 +763,16 @@ class ExecutionLoop:
 
     def _book_entry(self, order: EntryOrder, fill: ExchangeFill) -> Position:
         slippage = order.side.sign * (fill.price / order.signal_price - 1.0) * BPS
-        return self.trading.book_entry(
+        position = self.trading.book_entry(
             order, Fill(fill.price, slippage, fill.fee_usd), fill.qty, self.clock.now()
         )
+        # one position per symbol: an entry dropped earlier on it can no longer be adopted
+        # as its own (a late fill of it would show as a quantity that differs)
+        watched = {p: d for p, d in self.doubtful.items() if d[0].symbol != order.symbol}
+        if len(watched) != len(self.doubtful):
+            self.doubtful = watched
+            self._save()
+        return position
 
     # -- exits ------------------------------------------------------------------------------
 
@@ -709,26 +781,51 @@ class ExecutionLoop:
         return position if position is not None and position.id == position_id else None
 
     async def _exit(self, intent: Intent) -> None:
+        """Send the leg and book what it filled. A closing leg that filled only a part (the
+        rest expired or was cancelled) is booked for that part, and the rest is sent at once
+        as a new order with its own client id (`<leg><legs booked>`: T44, STOP2, ...), so a
+        look-up never finds the part already booked; the stop rests until nothing is left.
+        Still open after `send_attempts` such orders: tried again after `retry_after_s`."""
+        assert intent.reason is not None
         position = self._live(intent.position_id, intent.symbol)
         if position is None:
             return  # closed meanwhile (adopted by a reconciliation, a flatten)
-        if intent.reason in position.tiers_taken:
+        if not intent.final and intent.reason in position.tiers_taken:
             return  # booked before the restart; only the outbox did not say so yet
-        qty = position.open_qty if intent.final else min(intent.qty, position.open_qty)
-        if intent.final:
-            qty = self._to_nearest_step(intent.symbol, qty)
-        try:
-            fill = await self.broker.close_leg(
-                position.id, intent.leg, position.symbol, position.side, qty, final=intent.final
+        for _ in range(self.config.execution.send_attempts):
+            leg = intent.leg
+            if intent.final and any(x.reason is intent.reason for x in position.exits):
+                leg = f"{intent.leg}{len(position.exits)}"  # a part of it is booked already
+            qty = position.open_qty if intent.final else min(intent.qty, position.open_qty)
+            if intent.final:
+                qty = self._to_nearest_step(intent.symbol, qty)
+            try:
+                fill = await self.broker.close_leg(
+                    position.id, leg, position.symbol, position.side, qty, final=intent.final
+                )
+            except OrderRefused as exc:
+                await self._adopt_or_halt(position, f"{leg} refused ({exc})")
+                return
+            if fill.qty <= 0.0:
+                await self._adopt_or_halt(position, f"{leg} filled nothing")
+                return
+            self._book_exit_fill(position.id, intent.reason, fill, intent.ref_price, intent.final)
+            position = self._live(intent.position_id, intent.symbol)
+            if not intent.final or position is None:
+                return
+            self.emit(
+                "order",
+                intent.symbol,
+                f"{leg} filled {fill.qty:.6g} of {qty:.6g}; the rest ({position.open_qty:.6g})"
+                " is sent as a new order; the stop rests meanwhile",
+                id=intent.position_id,
+                ok=False,
             )
-        except OrderRefused as exc:
-            await self._adopt_or_halt(position, f"{intent.leg} refused ({exc})")
-            return
-        if fill.qty <= 0.0:
-            await self._adopt_or_halt(position, f"{intent.leg} filled nothing")
-            return
-        assert intent.reason is not None
-        self._book_exit_fill(position.id, intent.reason, fill, intent.ref_price, intent.final)
+        raise OutcomeUnknown(
+            f"{intent.symbol} {intent.leg}: {position.open_qty:.6g} still open after"
+            f" {self.config.execution.send_attempts} closes that filled only a part; tried again"
+            f" in {self.config.execution.retry_after_s:g} s, the stop rests meanwhile"
+        )
 
     def _to_nearest_step(self, symbol: str, qty: float) -> float:
         """A closing quantity rounded to the nearest step (the broker rounds down, which
@@ -797,23 +894,30 @@ class ExecutionLoop:
             Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
             for o in book.pending.values()
         ]
-        # a dropped entry that was perhaps sent: looked up once more, unless its symbol is
-        # the book's again (one position per symbol: that would be a difference)
+        # a dropped entry that was perhaps sent: looked up once more `retry_after_s` after
+        # the drop, and again whenever the exchange holds a position on its symbol that the
+        # book does not; not while its symbol is the book's (one position per symbol)
         taken = set(book.live) | set(book.pending)
         look_s = self.clock.now() - self.config.execution.retry_after_s
-        due = {pid for pid, (_, dropped_s) in self.doubtful.items() if dropped_s <= look_s}
         doubtful = {
             pid: i.order
-            for pid, (i, _) in self.doubtful.items()
-            if pid in due and i.order is not None and i.symbol not in taken
+            for pid, (i, _, _) in self.doubtful.items()
+            if i.order is not None and i.symbol not in taken
         }
-        expected += [
+        due = {
+            pid
+            for pid, (_, dropped_s, looked) in self.doubtful.items()
+            if pid in doubtful and not looked and dropped_s <= look_s
+        }
+        sent = [
             Expected(o.id, o.symbol, o.side, 0.0, int(o.signal_close_s * 1000), pending=True)
             for o in doubtful.values()
         ]
+        expected += [e for e in sent if e.position_id in due]
+        watched = [e for e in sent if e.position_id not in due]
         self.next_reconcile_s = self.clock.now() + self.config.execution.reconcile_every_min * MIN_S
         try:
-            report = await reconcile(self.broker, expected)
+            report = await reconcile(self.broker, expected, watched)
         except ExchangeGarbled as exc:
             # an account read wrong is worse than none: entries wait for a clean read
             self.emit("reconcile", "", f"reconciliation failed: {exc}", ok=False)
@@ -835,6 +939,7 @@ class ExecutionLoop:
         for pid, fill in report.adopted_entries.items():
             if pid in doubtful:
                 self._book_entry(doubtful[pid], fill)
+                self._explained(doubtful[pid].symbol)
                 self.emit(
                     "reconcile",
                     doubtful[pid].symbol,
@@ -846,8 +951,11 @@ class ExecutionLoop:
             order = pending.pop(pid)
             self._book_entry(order, fill)
             self.emit("reconcile", order.symbol, "entry sent before the restart: adopted", id=pid)
-        if due:  # looked at once more (or its symbol is the book's again): no longer watched
-            self.doubtful = {pid: d for pid, d in self.doubtful.items() if pid not in due}
+        looked = {pid for pid in due if pid in self.doubtful}
+        if looked:  # looked at once more; still watched for a position on its symbol
+            for pid in looked:
+                intent, dropped_s, _ = self.doubtful[pid]
+                self.doubtful[pid] = (intent, dropped_s, True)
             self._save()
         for pid in pending:
             seen = report.dropped_entries.get(pid, "no order on the exchange")
@@ -883,6 +991,15 @@ class ExecutionLoop:
                 mismatches=list(report.mismatches),
             )
         return report
+
+    def _explained(self, symbol: str) -> None:
+        """A position reported as one the book does not hold is now the book's: that
+        difference no longer halts entries."""
+        unheld = f"{symbol}: exchange holds "
+        kept = [m for m in self.mismatches if not (m.startswith(unheld) and LEFT_ALONE in m)]
+        if len(kept) != len(self.mismatches):
+            self.mismatches = kept
+            self._save()
 
     def _mismatch(self, found: list[str]) -> None:
         new = [m for m in found if m not in self.acknowledged and m not in self.mismatches]
@@ -941,7 +1058,8 @@ class ExecutionLoop:
             "skipped": sorted(self.skipped),
             "unprotected": dict(sorted(self.unprotected.items())),
             "doubtful": [
-                {**i.to_record(), "dropped_s": dropped_s} for i, dropped_s in self.doubtful.values()
+                {**i.to_record(), "dropped_s": dropped_s, "looked": looked}
+                for i, dropped_s, looked in self.doubtful.values()
             ],
         }
 
@@ -964,7 +1082,7 @@ class ExecutionLoop:
         self.outbox = codec.Reader(bad).items(doc, "outbox", Intent.from_record)
         if isinstance(doc.get("doubtful"), list):
             doubtful = codec.Reader(bad).items(doc, "doubtful", _doubtful_from_record)
-            self.doubtful = {i.position_id: (i, dropped_s) for i, dropped_s in doubtful}
+            self.doubtful = {d[0].position_id: d for d in doubtful}
         if bad:
             self.store.set_aside_records(EXECUTION_STATE, bad)
         self.mismatches = [str(m) for m in doc.get("mismatches", [])]
@@ -975,10 +1093,11 @@ class ExecutionLoop:
             self.unprotected = {str(k): str(v) for k, v in unprotected.items()}
 
 
-def _doubtful_from_record(record: Any) -> tuple[Intent, float]:
-    return Intent.from_record(record), codec.non_negative(
-        codec.field(record, "dropped_s"), "dropped_s"
-    )
+def _doubtful_from_record(record: Any) -> tuple[Intent, float, bool]:
+    dropped_s = codec.non_negative(codec.field(record, "dropped_s"), "dropped_s")
+    # an older build kept only entries not yet looked at once more
+    looked = record.get("looked", False) if isinstance(record, dict) else False
+    return Intent.from_record(record), dropped_s, codec.flag(looked, "looked")
 
 
 def _order_view(

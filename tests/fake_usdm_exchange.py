@@ -19,7 +19,10 @@ path, or to "METHOD path"): "ok" (nothing), "429"/"418" (with Retry-After), "500
 (the connection closes before the order is looked at), "lost" (the order is accepted and
 filled, then the connection closes with no answer), "margin" (-2019), "partial" (a MARKET
 order fills `partial_share` of its quantity; the rest fills when the order is next looked
-up), "reject" (an algo order refused with -2021, as when the price already crossed the
+up), "partial-expired" (a MARKET order fills `partial_share` and the rest expires at once:
+status EXPIRED, as when the book runs dry), "partial-stuck" (a MARKET order fills
+`partial_share` and the rest never fills: look-ups show it PARTIALLY_FILLED until it is
+cancelled), "reject" (an algo order refused with -2021, as when the price already crossed the
 trigger), "unseen" (an order look-up answers -2013, as when the exchange took the order
 but has not recorded it yet), "garble:FIELD" (the request is done, but FIELD in the answer,
 in each row of a list, reads "abc"; "garble:FIELD=TEXT" gives it TEXT, e.g. "NaN"),
@@ -267,10 +270,13 @@ class FakeUsdmExchange:
                 return 400, {"code": -2019, "msg": "Margin is insufficient."}
         order = FakeOrder(self._id(), cid, symbol, side, qty, reduce)
         self.orders[order.order_id] = order
-        if fault == "partial":
+        if fault in ("partial", "partial-expired", "partial-stuck"):
             part = (qty * Decimal(repr(self.partial_share)) / STEP).to_integral_value() * STEP
             self._execute(order, part, price)
-            order.pending_fill_price = price
+            if fault == "partial":
+                order.pending_fill_price = price
+            elif fault == "partial-expired":
+                order.status = "EXPIRED"
         else:
             self._execute(order, qty, price)
         return 200, order.record()

@@ -25,6 +25,7 @@ from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config, replace
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.errors import ConfigError
+from bigalpha_tui.core.exchange_reconcile import LEFT_ALONE
 from bigalpha_tui.core.execution_loop import ExecutionLoop
 from bigalpha_tui.core.snapshot import (
     AccountOrderView,
@@ -41,7 +42,7 @@ from bigalpha_tui.screens.execution import (
 )
 from bigalpha_tui.screens.help import HelpScreen
 
-ETH_DIFF = "ETHUSDT: exchange holds +0.5, the book nothing"
+ETH_DIFF = f"ETHUSDT: exchange holds +0.5, the book nothing ({LEFT_ALONE})"
 DOT_DIFF = "DOTUSDT: exchange holds -150, the book nothing"
 
 
@@ -217,7 +218,7 @@ async def test_the_halt_in_full_and_acknowledged_from_the_cockpit(
         assert isinstance(app.screen, ExecutionScreen)
         text = screen_text(app)
         assert f"Difference 1  {ETH_DIFF}" in " ".join(console_text(app).split("│"))
-        assert "ctl ack-mismatch" in text  # the halt reason, in full
+        assert "ctl ack-mismatch" in " ".join(text.split())  # the halt reason, in full
         await pilot.press("a")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")  # not acknowledged: still halted
@@ -265,7 +266,9 @@ async def test_an_attached_cockpit_acknowledges_and_flattens_on_the_bot(
 ) -> None:
     core, execution = await idle_bot_with_a_position(short_tmp, clock, exchange)
     await execution.reconcile_now()  # ETHUSDT -0.5: a difference, entries halt
-    assert execution.mismatches == ["ETHUSDT: exchange holds -0.5, the book nothing"]
+    assert execution.mismatches == [
+        f"ETHUSDT: exchange holds -0.5, the book nothing ({LEFT_ALONE})"
+    ]
     remote = RemoteCore(short_tmp, core.config, retry_s=0.05)
     app = AttachApp(remote, wall_clock=wall_clock)
     server = ControlServer(core, short_tmp, stream_period_s=0.05)

@@ -655,13 +655,13 @@ def test_an_entry_answer_with_an_unreadable_number_is_looked_up_again_not_booked
     core, execution, _ = bot(tmp_path, clock, exchange, bars)
     run(core, execution)
     assert core.trading is not None
-    live = core.trading.live[SYMBOL]  # booked from the look-up a bar later
+    live = core.trading.live[SYMBOL]  # booked from the look-up made at once
     assert live.entry_price == 100.0 and live.original_qty == pytest.approx(1.0)
     assert core.trading.closed_live == []
     assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
     assert exchange.orders_sent() == 1 and exchange.position(SYMBOL) == pytest.approx(1.0)
-    unknown = [e for e in core.events if e.kind == "order" and "outcome unknown" in e.message]
-    assert unknown and "is not a number" in unknown[0].message
+    unreadable = [e for e in core.events if e.kind == "order" and "unreadable" in e.message]
+    assert unreadable and "is not a number" in unreadable[0].message
 
 
 @pytest.mark.parametrize("fault", ["garble:positionAmt", "missing:positionAmt"])
@@ -819,3 +819,264 @@ def test_an_entry_dropped_as_not_taken_that_turns_up_later_is_adopted_with_its_s
     assert core.entries_halted_reason() is None and execution.mismatches == []
     assert any("on the exchange after all: adopted" in e.message for e in core.events)
     assert exchange.orders_sent() == 1
+
+
+# -- safety leftovers (issue 15): late entries, unreadable answers, partial closes, timers ---
+
+
+def test_a_dropped_entry_that_turns_up_after_its_one_more_look_is_adopted_with_its_stop(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "lost")  # filled, the answer never arrives ...
+    # ... and the exchange's look-ups miss it at once, 30 s later and 30 s after the drop
+    exchange.inject("GET /fapi/v1/order", "ok", "unseen", "unseen", "unseen")
+    call(execution, execution.drain)
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # dropped as most likely not taken
+    assert core.trading is not None and core.trading.pending == {} and core.trading.live == {}
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    assert call(execution, execution.reconcile_now) is not None  # the one more look: unseen
+    assert core.trading is not None and core.trading.live == {}
+    assert exchange.open_algos() == []  # the position is there, with no stop yet
+    # a later reconciliation (a restart in between) sees the position and looks again
+    clock.advance(config.execution.reconcile_every_min * 60)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    assert call(execution, execution.reconcile_now) is not None
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]  # booked with its real fill
+    assert live.original_qty == pytest.approx(1.0) and live.entry_price == 100.0
+    assert live.entry_fee_usd == pytest.approx(100.0 * FEE)
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert execution.mismatches == [] and core.entries_halted_reason() is None
+    assert any("on the exchange after all: adopted" in e.message for e in core.events)
+    assert exchange.orders_sent() == 1 and execution.doubtful == {}
+
+
+def test_a_position_no_order_of_ours_explains_halts_and_is_left_without_a_stop(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    with exchange.lock:  # opened by hand on the website: no client id of ours
+        exchange.positions["ETHUSDT"] = Decimal("0.5")
+        exchange.entry_prices["ETHUSDT"] = Decimal("3000")
+        exchange.prices["ETHUSDT"] = 3000.0
+    core, execution, _ = bot(tmp_path, clock, exchange, [])
+    call(execution, execution.start)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "ETHUSDT: exchange holds +0.5, the book nothing" in reason
+    assert "no order of the bot's explains it: left alone, no stop placed for it" in reason
+    assert exchange.open_algos() == [] and exchange.orders_sent() == 0
+    assert exchange.position("ETHUSDT") == 0.5
+
+
+def test_an_unreadable_entry_answer_is_looked_up_at_once_and_booked_with_its_stop(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, retry_after_s=600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "garble:avgPrice")  # filled; its answer spoilt
+    call(execution, execution.drain)  # the same drain looks it up, not 600 s later
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.entry_price == 100.0 and live.original_qty == pytest.approx(1.0)
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert exchange.orders_sent() == 1 and core.entries_halted_reason() is None
+
+
+def test_an_entry_answer_unreadable_twice_is_looked_up_at_the_next_drain_never_sent_again(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, retry_after_s=600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "garble:avgPrice")
+    # the look-up before the send finds nothing; the look at once reads a spoilt answer too
+    exchange.inject("GET /fapi/v1/order", "ok", "garble:avgPrice", "garble:avgPrice")
+    halted: list[str | None] = []
+
+    async def session() -> None:
+        try:
+            await execution.drain()
+            assert core.trading is not None and SYMBOL not in core.trading.live
+            assert exchange.open_algos() == []
+            halted.append(core.entries_halted_reason())
+            clock.advance(60.0)  # the next bar's drain, far within retry_after_s
+            await execution.drain()
+        finally:
+            await execution.broker.client.aclose()
+
+    anyio.run(session)
+    assert halted[0] is not None and "outcome unknown" in halted[0]
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.entry_price == 100.0 and live.original_qty == pytest.approx(1.0)
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert core.entries_halted_reason() is None
+    assert exchange.orders_sent() == 1  # only ever looked up after the first send
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)
+
+
+LADDER = [
+    *ENTRY,
+    make_bar(15, 100.0, high=100.2, low=99.8),
+    make_bar(16, 100.5, open=100.0, high=100.6),  # T1 at 100.5
+    make_bar(17, 102.0, open=100.5, high=102.1),  # T2, T3 and T4
+]
+
+
+@pytest.mark.parametrize("fault", ["partial-expired", "partial-stuck"])
+def test_a_last_leg_filled_in_part_books_the_part_once_and_closes_the_rest(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange, fault: str
+) -> None:
+    # the entry, T1, T2, T3 fill; T4 fills half, the rest expires (or never fills)
+    exchange.inject("POST /fapi/v1/order", "ok", "ok", "ok", "ok", fault)
+    core, execution, _ = bot(tmp_path, clock, exchange, LADDER)
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert (
+        trade.exit_reasons == (ExitReason.T1, ExitReason.T2, ExitReason.T3) + (ExitReason.T4,) * 2
+    )
+    assert trade.exit_price == pytest.approx((100.5 + 3 * 102.0) / 4)
+    assert trade.fees_usd == pytest.approx(FEE * (100.0 + 100.5 / 4 + 3 * 102.0 / 4))
+    assert exchange.position(SYMBOL) == 0.0 and exchange.open_algos() == []
+    reduce = [p for m, path, p in exchange.log if m == "POST" and p.get("reduceOnly") == "true"]
+    assert [p["quantity"] for p in reduce] == ["0.25"] * 4 + ["0.125"]
+    ids = [p["newClientOrderId"] for p in reduce]
+    assert len(set(ids)) == 5 and ids[-1] == client_order_id(trade.id, "T44")
+    assert core.entries_halted_reason() is None
+
+
+def test_the_rest_of_a_last_leg_filled_in_part_keeps_its_stop_until_closed_after_a_ban(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    exchange.retry_after_s = 3600  # the close of the rest meets a ban of an hour
+    exchange.inject("POST /fapi/v1/order", "ok", "ok", "ok", "ok", "partial-expired", "418")
+    core, execution, _ = bot(tmp_path, clock, exchange, LADDER)
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]  # the part booked once, the rest open in the book ...
+    assert live.exits[-1].reason is ExitReason.T4 and live.exits[-1].qty == pytest.approx(0.125)
+    assert live.open_qty == pytest.approx(0.125) == exchange.position(SYMBOL)
+    # ... and on the exchange under its stop, which a final leg filled in part left resting
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    reason = core.entries_halted_reason()
+    assert reason is not None and "outcome unknown" in reason
+    clock.advance(3600.0)
+    core, execution, _ = bot(tmp_path, clock, exchange, LADDER)  # restarted after the ban
+    run(core, execution)
+    assert core.trading is not None and core.trading.live == {}
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons[-2:] == (ExitReason.T4, ExitReason.T4)
+    # the part is booked once: its fee and quantity are not counted twice
+    assert trade.fees_usd == pytest.approx(FEE * (100.0 + 100.5 / 4 + 3 * 102.0 / 4))
+    assert trade.exit_price == pytest.approx((100.5 + 3 * 102.0) / 4)
+    assert exchange.position(SYMBOL) == 0.0 and exchange.open_algos() == []
+    assert core.entries_halted_reason() is None
+
+
+def test_a_close_without_a_stop_filled_in_part_closes_the_rest_under_a_new_id(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=1)
+    exchange.inject("POST /fapi/v1/algoOrder", "reject", "reject")  # now, and on the retry
+    exchange.inject("POST /fapi/v1/order", "ok", "partial-stuck")  # the entry; its close: half
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    run(core, execution)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert live.open_qty == pytest.approx(0.5) == exchange.position(SYMBOL)
+    reason = core.entries_halted_reason()
+    assert reason is not None and "POSITION WITHOUT AN EXCHANGE STOP" in reason
+    assert "filled only a part" in reason
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # the stop is refused again: the rest is closed
+    assert core.trading.live == {} and exchange.position(SYMBOL) == 0.0
+    (trade,) = core.trading.closed_live
+    assert trade.exit_reasons == (ExitReason.STOP, ExitReason.STOP)
+    # the half booked once, then the rest: each fee once, the whole position at 100
+    assert trade.fees_usd == pytest.approx(FEE * 200.0) and trade.exit_price == 100.0
+    closes = [p for m, path, p in exchange.log if m == "POST" and p.get("reduceOnly") == "true"]
+    assert [p["quantity"] for p in closes] == ["1", "0.5"]
+    assert [p["newClientOrderId"] for p in closes] == [
+        client_order_id(trade.id, "Z"),
+        client_order_id(trade.id, "Z1"),
+    ]
+    assert core.entries_halted_reason() is None
+
+
+def test_a_position_without_a_stop_is_retried_between_bars_when_the_ban_ends(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    # a ban of 2 s, longer than the 1 s the bot may wait inline; retries every 600 s, and
+    # a reconciliation only every 30 s: only a retry at the ban's end is quick
+    config = config_for(exchange, max_wait_s=1.0, retry_after_s=600.0, reconcile_every_min=0.5)
+    exchange.retry_after_s = 2
+    exchange.inject("POST /fapi/v1/algoOrder", "418")
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    placed_after: list[float] = []
+
+    async def session() -> None:
+        try:
+            await execution.drain()  # the entry fills; its stop and its close are banned
+            assert core.trading is not None and SYMBOL in core.trading.live
+            assert exchange.open_algos() == [] and execution.unprotected
+            with anyio.fail_after(10.0):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(execution.serve)  # no bar comes: only its timer can retry
+                    await anyio.sleep(0.2)
+                    clock.advance(2.0)  # the ban is over
+                    started = anyio.current_time()
+                    while not exchange.open_algos(SYMBOL):
+                        await anyio.sleep(0.05)
+                    placed_after.append(anyio.current_time() - started)
+                    tg.cancel_scope.cancel()
+        finally:
+            await execution.broker.client.aclose()
+
+    anyio.run(session)
+    assert core.trading is not None
+    live = core.trading.live[SYMBOL]
+    assert [a.cid for a in exchange.open_algos(SYMBOL)] == [client_order_id(live.id, "S")]
+    assert placed_after and placed_after[0] < 5.0  # at the ban's end, not 600 s (or 30 s) later
+    assert core.entries_halted_reason() is None
+    assert exchange.orders_sent() == 1 and exchange.position(SYMBOL) == pytest.approx(1.0)
+
+
+def test_a_dropped_entry_saved_by_an_older_build_is_still_watched(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    for bar in ENTRY:
+        clock.advance_to(bar.close_s)
+        core.process_bar(bar)
+    exchange.inject("POST /fapi/v1/order", "drop")  # sent; no answer, and never taken
+    call(execution, execution.drain)
+    clock.advance(config.execution.retry_after_s)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    call(execution, execution.drain)  # dropped as most likely not taken: watched
+    store = Store(tmp_path)
+    doc = store.read_json(EXECUTION_STATE)
+    assert isinstance(doc, dict) and doc["doubtful"][0]["looked"] is False
+    del doc["doubtful"][0]["looked"]  # as the build before this one wrote it
+    store.write_json(EXECUTION_STATE, doc)
+    core, execution, _ = bot(tmp_path, clock, exchange, ENTRY, config)
+    assert not any(e.kind == "store_warning" for e in core.events)
+    ((intent, _, looked),) = execution.doubtful.values()
+    assert intent.symbol == SYMBOL and looked is False
