@@ -136,16 +136,28 @@ class CockpitCommands(Provider):
                 out.append((title, action, help_text))
         return out
 
+    def entries(self) -> list[tuple[str, Callable[[], object], str, bool]]:
+        """(title, callback, help, listed before typing) for ours, then Textual's own
+        (Theme, Screenshot, …): one provider, so ours always come first (two providers
+        would answer in the order of a set, which changes from run to run)."""
+        out = [(t, self._runner(action), h, True) for t, action, h in self.commands()]
+        system = sorted(self.app.get_system_commands(self.screen), key=lambda c: c.title)
+        for command in system:
+            out.append((command.title, command.callback, command.help, command.discover))
+        return out
+
     async def discover(self) -> Hits:
-        for title, action, help_text in self.commands():
-            yield DiscoveryHit(title, self._runner(action), help=help_text)
+        for title, callback, help_text, listed in self.entries():
+            if listed:
+                yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, action, help_text in self.commands():
+        for title, callback, help_text, _ in self.entries():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), self._runner(action), help=help_text)
+                # the palette sorts by score and keeps this order between equal scores
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
     def _runner(self, action: str) -> Callable[[], object]:
         async def run() -> None:
@@ -160,7 +172,8 @@ class CockpitApp(App[int]):
     TITLE = "bigalpha-tui"
     CSS = load_css()
     ENABLE_COMMAND_PALETTE = True
-    COMMANDS = App.COMMANDS | {CockpitCommands}
+    # Textual's system commands (Theme, Screenshot, …) come through ours, after them
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {CockpitCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # one key, two bindings: the footer says what `p` does now (check_action hides the other)
