@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -57,6 +57,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 variant = "error" if self.body is not None else "warning"
                 yield Button(self.YES_LABEL, id="yes", variant=variant, compact=True)
                 yield Button("No  (n / esc)", id="no", compact=True)
+        yield Footer()  # this dialog's keys, not those of the screen beneath
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -69,6 +69,7 @@ class DetailView(ModalScreen[None]):
             body.border_title = self.title_text
             body.border_subtitle = "esc: back"
             yield Static(fields_table(self.rows), id="detail-fields")
+        yield Footer()  # this dialog's keys, not those of the screen beneath
 
 
 def event_detail(event: Event) -> DetailView:

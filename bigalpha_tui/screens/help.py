@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from bigalpha_tui.core.config import Config
 
@@ -129,6 +129,7 @@ class HelpScreen(ModalScreen[None]):
             body.border_title = self.title_text
             body.border_subtitle = "esc to close"
             yield Static(self._table(), id="help-keys")
+        yield Footer()  # this dialog's keys, not those of the screen beneath
 
     def _table(self) -> Group:
         """Three sections, keys (or marks) in one column and what they do in the other, so a

@@ -104,6 +104,7 @@ class TradeDetail(ModalScreen[None]):
             body.border_title = f"{t.symbol} {t.side.value} {fmt.utc_day_minute(t.exit_s)}"
             body.border_subtitle = "esc: back"
             yield Static(detail_table(self.entry), id="trade-detail")
+        yield Footer()  # this dialog's keys, not those of the screen beneath
 
 
 class JournalScreen(FilteredListScreen):
