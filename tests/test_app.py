@@ -463,6 +463,17 @@ def test_journal_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_journal(tmp_path, snap_compare, (120, 40))
 
 
+def test_journal_filtered_60x20(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """At 60 columns the summary takes a second row rather than cut the filter off."""
+
+    async def filtered(pilot: Any) -> None:
+        await open_journal(pilot)
+        await pilot.press("slash", *"btc", "enter")
+        await pilot.pause()
+
+    assert snap_compare(journal_app(tmp_path), terminal_size=(60, 20), run_before=filtered)
+
+
 def test_trade_detail_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
     async def detail(pilot: Any) -> None:
         await open_journal(pilot)

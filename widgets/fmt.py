@@ -9,7 +9,10 @@ which imports neither textual nor rich.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
+
+from rich.cells import cell_len
 
 from bigalpha_tui.core.numfmt import DASH as DASH
 from bigalpha_tui.core.numfmt import INFINITY as INFINITY
@@ -108,3 +111,21 @@ def time_left(seconds: float) -> str:
 
 def trend_arrow(sign: int) -> str:
     return "▲" if sign > 0 else "▼" if sign < 0 else "▶"
+
+
+def fit_parts(parts: Sequence[str], width: int, sep: str = " · ") -> str:
+    """`parts` joined by `sep`, starting a new line before a part that would not fit in
+    `width` columns, so a narrow terminal wraps a summary between its parts, never inside
+    one ("net +$5.95" stays whole) and never cuts the last one off."""
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        joined = f"{line}{sep}{part}" if line else part
+        if line and cell_len(joined) > width:
+            lines.append(line)
+            line = part
+        else:
+            line = joined
+    if line:
+        lines.append(line)
+    return "\n".join(lines)

@@ -28,9 +28,16 @@ from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.journal_table import JournalTable
 from bigalpha_tui.widgets.status_bar import StatusBar
 
+#: columns the summary line's padding takes (cockpit.tcss: `padding: 0 1`)
+SUMMARY_PADDING = 2
 
-def summary(entries: tuple[JournalEntry, ...], journal: Journal, symbol_filter: str) -> str:
-    """One line over the table: how many trades, their net P&L and fees, the twins' P&L."""
+
+def summary(
+    entries: tuple[JournalEntry, ...], journal: Journal, symbol_filter: str, width: int = 0
+) -> str:
+    """The line over the table: how many trades, their net P&L and fees, the twins' P&L.
+    Given a `width`, a second line takes the parts that do not fit (at 60 columns a filter
+    or large sums would be cut), each part whole."""
     if not entries:
         what = f"No closed trades match {symbol_filter!r}." if symbol_filter else ""
         return what or "No closed live trades in the store yet."
@@ -49,7 +56,7 @@ def summary(entries: tuple[JournalEntry, ...], journal: Journal, symbol_filter: 
         parts.append(f"filter {symbol_filter.upper()}")
     if journal.unreadable:
         parts.append(f"{journal.unreadable} unreadable left out")
-    return " · ".join(parts)
+    return fmt.fit_parts(parts, width) if width > 0 else " · ".join(parts)
 
 
 def detail_table(entry: JournalEntry) -> Table:
@@ -150,6 +157,7 @@ class JournalScreen(FilteredListScreen):
 
     def on_resize(self, event: Resize) -> None:
         self.table.fit_width(event.size.width)
+        self.redraw()  # the summary wraps to the new width
 
     @work(thread=True, exclusive=True, group="journal", exit_on_error=False)
     def load(self) -> None:
@@ -174,7 +182,8 @@ class JournalScreen(FilteredListScreen):
     def _draw(self) -> None:
         entries = self.journal.for_symbol(self.query_text)
         self.table.show(entries)
-        text = summary(entries, self.journal, self.query_text)
+        width = self.app.size.width - SUMMARY_PADDING
+        text = summary(entries, self.journal, self.query_text, width)
         self.query_one("#journal-summary", Static).update(text)
 
     def redraw(self) -> None:
