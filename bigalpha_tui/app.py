@@ -7,6 +7,7 @@ core's command queue; their results come back as "command" events and show as to
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,6 +15,7 @@ import select
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from importlib import resources
 from logging.handlers import RotatingFileHandler
@@ -21,14 +23,16 @@ from pathlib import Path
 from typing import ClassVar, TextIO
 
 import anyio
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.driver import Driver
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import AwaitMount
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
@@ -72,6 +76,20 @@ EXCHANGE_FOOTER_MIN_WIDTH = 100
 SOURCE_OK = {SourceState.OK, SourceState.WARMING, SourceState.FINISHED}
 #: each saves the state and ends the cockpit, like `q`
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+
+#: longest wait for a key to be handled (or a screen to be built) before the next typed key
+#: goes on regardless: a key whose widget went away mid-way is never reported handled
+KEY_WAIT_S = 0.25
+
+
+class KeyHandled(Message):
+    """Sent after a key to the widget the key went to: it bubbles up behind the key, so its
+    arrival at the app says the key was handled all the way up (bindings included)."""
+
+    def __init__(self, token: object) -> None:
+        super().__init__()
+        self.token = token
 
 
 def load_css() -> str:
@@ -259,6 +277,11 @@ class CockpitApp(App[int]):
         self._tick_timer: Timer | None = None
         self._quitting = False
         self._footer_paused = False
+        # typed keys wait here while the one before is on its way (see on_event)
+        self._typed: deque[events.Key] = deque()
+        self._key_in_flight: object | None = None
+        self._key_watchdog: Timer | None = None
+        self._mount_waits: set[asyncio.Task[None]] = set()
         symbols = [v.symbol for v in self.snapshot_source().symbols] or list(
             self.config.source.symbols
         )
@@ -281,6 +304,71 @@ class CockpitApp(App[int]):
         """Textual's key panel, however asked for, is our help screen (esc closes it)."""
         if self.check_action("help", ()):
             self.action_help()
+
+    # -- typed keys, one at a time ------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """Keys typed in one burst (`e/sol`, a paste) are handed on one at a time: each once
+        the one before was handled all the way up and the focus it moved has moved, and
+        never to a screen still being built. Textual hands each key to whatever has focus
+        when it arrives, so `/sol` typed fast went to the list under the search box and its
+        `l` ran Learn, and keys after `e` went to the screen being replaced."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._typed.append(event)
+            if self._key_in_flight is None:
+                await self._next_key()
+            elif self._key_watchdog is None:
+                self._key_watchdog = self.set_timer(KEY_WAIT_S, self._key_waited_too_long)
+            return
+        await super().on_event(event)
+
+    async def _next_key(self) -> None:
+        if self._key_in_flight is not None or not self._typed:
+            return
+        screen = self.screen
+        token = object()
+        self._key_in_flight = token
+        if not screen.is_mounted:  # being built: its widgets and focus are not there yet
+            task = asyncio.create_task(self._when_mounted(screen, token))
+            self._mount_waits.add(task)
+            task.add_done_callback(self._mount_waits.discard)
+            return
+        event = self._typed.popleft()
+        target = self.focused or screen  # where Textual sends a key no priority key takes
+        await super().on_event(event)
+        if event.is_forwarded:
+            target.post_message(KeyHandled(token))  # it follows the key up
+        else:
+            self.call_later(self._key_done, token)
+
+    async def _when_mounted(self, screen: Screen[object], token: object) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._mounted(screen), KEY_WAIT_S)
+        self.call_later(self._key_done, token)
+
+    @staticmethod
+    async def _mounted(screen: Screen[object]) -> None:
+        await AwaitMount(screen, [screen])
+
+    def on_key_handled(self, message: KeyHandled) -> None:
+        message.stop()
+        # after whatever the key queued here (a focus move) has run
+        self.call_later(self._key_done, message.token)
+
+    async def _key_done(self, token: object) -> None:
+        if token is not self._key_in_flight:
+            return  # given up on by the watchdog
+        self._key_in_flight = None
+        if self._key_watchdog is not None:
+            self._key_watchdog.stop()
+            self._key_watchdog = None
+        await self._next_key()
+
+    async def _key_waited_too_long(self) -> None:
+        self._key_watchdog = None
+        token = self._key_in_flight
+        if token is not None:
+            await self._key_done(token)
 
     def on_mount(self) -> None:
         self.core.observers.append(self.on_core_event)

@@ -877,7 +877,8 @@ def screen_rows(app: CockpitApp) -> list[str]:
 
     svg = app.export_screenshot()
     rows: dict[float, list[tuple[float, str]]] = {}
-    for match in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+    text_node = r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>'
+    for match in re.finditer(text_node, svg):
         x, y, text = float(match[1]), float(match[2]), html.unescape(match[3])
         rows.setdefault(y, []).append((x, text))
     lines = []
@@ -997,4 +998,22 @@ async def test_a_dialog_opened_by_a_burst_gets_the_rest_of_it(tmp_path: Path) ->
         await pilot.pause()
         await pilot.pause()
         assert isinstance(app.screen, GuardsScreen)  # n closed the dialog, g opened guards
+    assert seen == []
+
+
+@pytest.mark.anyio
+async def test_a_search_typed_fast_on_an_open_list_runs_no_cockpit_key(tmp_path: Path) -> None:
+    """`/sol` in one read on the events screen: all of `sol` goes into the search box; the
+    `l` no longer reaches the list under it and from there the cockpit's Learn."""
+    core = fed_core(tmp_path)
+    app = cockpit(core)
+    seen = record_commands(core, CommandKind.LEARN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        for key, char in [("slash", "/"), ("s", "s"), ("o", "o"), ("l", "l")]:
+            app.post_message(events.Key(key, char))
+        await pilot.pause()
+        await pilot.pause()
+        assert getattr(app.screen, "query_text", None) == "sol"
     assert seen == []
