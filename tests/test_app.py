@@ -1017,3 +1017,18 @@ async def test_a_search_typed_fast_on_an_open_list_runs_no_cockpit_key(tmp_path:
         await pilot.pause()
         assert getattr(app.screen, "query_text", None) == "sol"
     assert seen == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("opener", ["t", "e", "c"])
+async def test_at_60_columns_a_full_screens_footer_keeps_help_and_back(
+    tmp_path: Path, opener: str
+) -> None:
+    app = journal_app(tmp_path)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.press(opener)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen is not app.main
+        footer = bottom_row_words(app)
+    assert "esc Back" in footer and "? Help" in footer, footer

@@ -17,7 +17,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from bigalpha_tui.core.charts import (
     Closes,
@@ -34,6 +33,7 @@ from bigalpha_tui.core.snapshot import Snapshot, SymbolView
 from bigalpha_tui.core.types import Side
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.braille_chart import BrailleChart, ChartSpec, Mark, Series
+from bigalpha_tui.widgets.fitted_footer import FittedFooter
 from bigalpha_tui.widgets.status_bar import StatusBar
 
 #: the glyph of each kind of fill on the price chart
@@ -183,7 +183,7 @@ class ChartsScreen(Screen[None]):
             yield BrailleChart(id="chart-history")
         yield BrailleChart(id="chart-price")
         yield BrailleChart(id="chart-hurst")
-        yield Footer()
+        yield FittedFooter()  # `esc Back` and `? Help` stay at 60 columns
 
     def on_mount(self) -> None:
         self.query_one("#chart-session").border_title = self.session_label()

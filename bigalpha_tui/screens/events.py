@@ -23,6 +23,7 @@ from bigalpha_tui.core.snapshot import Event
 from bigalpha_tui.screens.filtered import FilteredListScreen
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventTable, event_fields, event_matches
+from bigalpha_tui.widgets.fitted_footer import FittedFooter
 from bigalpha_tui.widgets.status_bar import StatusBar
 
 
@@ -114,7 +115,7 @@ class EventsScreen(FilteredListScreen):
         yield Static("", id="events-summary", markup=False)
         yield Input(placeholder="symbol or text (enter: apply, esc: clear)", id="events-search")
         yield EventTable(id="events-table")
-        yield Footer()
+        yield FittedFooter()  # `esc Back` and `? Help` stay at 60 columns
 
     @property
     def table(self) -> EventTable:

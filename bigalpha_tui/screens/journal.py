@@ -25,6 +25,7 @@ from bigalpha_tui.core.journal import Journal, JournalEntry
 from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.screens.filtered import FilteredListScreen
 from bigalpha_tui.widgets import fmt
+from bigalpha_tui.widgets.fitted_footer import FittedFooter
 from bigalpha_tui.widgets.journal_table import JournalTable
 from bigalpha_tui.widgets.status_bar import StatusBar
 
@@ -140,7 +141,7 @@ class JournalScreen(FilteredListScreen):
         yield Static("Reading the store…", id="journal-summary", markup=False)
         yield Input(placeholder="symbol (enter: apply, esc: clear)", id="journal-search")
         yield JournalTable(id="journal-table")
-        yield Footer()
+        yield FittedFooter()  # `esc Back` and `? Help` stay at 60 columns
 
     @property
     def table(self) -> JournalTable:

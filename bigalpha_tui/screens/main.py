@@ -25,6 +25,8 @@ from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.core.types import SymbolState
 from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.event_log import EventLog
+from bigalpha_tui.widgets.fitted_footer import COMPACT_BELOW as FOOTER_COMPACT_BELOW
+from bigalpha_tui.widgets.fitted_footer import TIGHT_BELOW as FOOTER_TIGHT_BELOW
 from bigalpha_tui.widgets.guard_log import GuardLog
 from bigalpha_tui.widgets.guard_summary import GuardSummary
 from bigalpha_tui.widgets.positions_table import PositionsTable
@@ -46,8 +48,6 @@ XWIDE_MIN_WIDTH = 160
 POSITIONS_ROWS = 7  # title rule + header + max_positions (5) rows
 LOWER_MIN_ROWS = 9  # title rule + header + 6 symbols + 1
 FIXED_ROWS = 3  # status line, session figures, footer
-#: below this width the footer packs its keys tighter, so `?` and `q` stay on screen
-FOOTER_COMPACT_BELOW = 80
 
 
 class MarketPanel(Vertical):
@@ -153,7 +153,7 @@ class MainScreen(Screen[None]):
         self.set_class(not self.wide, "-narrow", update=False)
         self.set_class(self.xwide, "-xwide", update=False)
         # the palette's key goes first when even a compact footer is full (ctrl+p still works)
-        self.set_class(width < FOOTER_COMPACT_BELOW - 10, "-footer-tight", update=False)
+        self.set_class(width < FOOTER_TIGHT_BELOW, "-footer-tight", update=False)
         if restyle and set(self.classes) != before:
             self.update_node_styles()
         self.query_one(PositionsTable).fit_width(width)
