@@ -483,6 +483,15 @@ def test_trade_detail_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(journal_app(tmp_path), terminal_size=(80, 24), run_before=detail)
 
 
+def test_trade_detail_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    async def detail(pilot: Any) -> None:
+        await open_journal(pilot)
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+
+    assert snap_compare(journal_app(tmp_path), terminal_size=(120, 40), run_before=detail)
+
+
 # -- help, palette, quit --------------------------------------------------------------------
 
 
