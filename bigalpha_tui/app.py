@@ -325,6 +325,9 @@ class CockpitApp(App[int]):
     async def _next_key(self) -> None:
         if self._key_in_flight is not None or not self._typed:
             return
+        if not self.screen_stack:
+            self._typed.clear()  # shutting down: nothing to type into
+            return
         screen = self.screen
         token = object()
         self._key_in_flight = token
@@ -336,9 +339,8 @@ class CockpitApp(App[int]):
         event = self._typed.popleft()
         target = self.focused or screen  # where Textual sends a key no priority key takes
         await super().on_event(event)
-        if event.is_forwarded:
-            target.post_message(KeyHandled(token))  # it follows the key up
-        else:
+        # the marker follows the key up; a widget that already closed takes neither
+        if not (event.is_forwarded and target.post_message(KeyHandled(token))):
             self.call_later(self._key_done, token)
 
     async def _when_mounted(self, screen: Screen[object], token: object) -> None:
