@@ -1041,3 +1041,16 @@ async def test_at_60_columns_a_full_screens_footer_keeps_help_and_back(
         assert app.screen is not app.main
         footer = bottom_row_words(app)
     assert "esc Back" in footer and "? Help" in footer, footer
+
+
+@pytest.mark.anyio
+async def test_the_palette_still_finds_textuals_commands_by_name(tmp_path: Path) -> None:
+    from textual.command import CommandList
+
+    app = fixture_app(tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("ctrl+p", *"screensh")
+        await pilot.pause(0.5)
+        options = app.screen.query_one(CommandList)
+        first = options.get_option_at_index(0).prompt
+        assert "Screenshot" in str(getattr(first, "plain", first))
