@@ -73,6 +73,8 @@ class Reconciliation:
     mismatches: list[str] = field(default_factory=list)
     #: pending entries not adopted: position id -> what the exchange showed of them
     dropped_entries: dict[str, str] = field(default_factory=dict)
+    #: of those, the ones the exchange has no order for (they may still show up later)
+    unseen_entries: set[str] = field(default_factory=set)
     #: open positions whose stop is missing and could not be placed: position id -> why
     unprotected: dict[str, str] = field(default_factory=dict)
     account: AccountState | None = None  # as read during this reconciliation
@@ -85,6 +87,8 @@ class Reconciliation:
         return "exchange and book differ: " + "; ".join(self.mismatches)
 
 
+#: What a pending entry's look-up said when the exchange has no order with its client id.
+NO_ORDER = "no order "
 #: Said of a position no order of ours explains (the bot places no stop on it).
 LEFT_ALONE = "no order of the bot's explains it: left alone, no stop placed for it"
 
@@ -105,6 +109,8 @@ async def reconcile(
                 open_qty[item.position_id] = fill.qty
             else:
                 out.dropped_entries[item.position_id] = seen
+                if seen.startswith(NO_ORDER):
+                    out.unseen_entries.add(item.position_id)
         elif item.qty > 0.0:
             open_qty[item.position_id] = item.qty
     state = await account_state(broker.client)
@@ -167,7 +173,7 @@ async def _sent_entry(broker: ExchangeBroker, item: Expected) -> tuple[ExchangeF
     cid = client_order_id(item.position_id, ENTRY_LEG)
     order = await broker.lookup(item.symbol, cid)
     if order is None:
-        return None, f"no order {cid} on the exchange"
+        return None, f"{NO_ORDER}{cid} on the exchange"
     order = await broker.settle(item.symbol, cid, order)
     fill = await broker.fill_of(item.symbol, cid, order)
     if fill.qty > 0.0:

@@ -637,7 +637,9 @@ def test_an_unanswered_entry_still_missing_later_is_dropped_saying_it_may_be_on_
     assert f"sent 30 s ago without an answer, and the exchange still shows no order {cid}" in (
         cancel.message
     )
-    assert "the next reconciliation looks it up once more" in cancel.message
+    assert "looked up again every 30 s (and before a new entry on BTCUSDT is sent)" in (
+        cancel.message
+    )
     assert exchange.orders_sent() == 1 and core.entries_halted_reason() is None
     # what the message promises: a position turning up that no look-up explains halts entries
     held_by_hand(exchange, SYMBOL, "1.0", 100.0)
@@ -685,6 +687,9 @@ def test_an_entry_whose_outbox_record_was_lost_is_dropped_saying_what_is_known(
     assert "never sent, or execution_state.json was lost" in cancel.message
     assert f"no order {client_order_id(cancel.data['id'], 'E')} on the exchange" in cancel.message
     assert exchange.orders_sent() == 0
+    # what the message promises: it may have been sent, so it is watched for a late fill
+    assert "looked up again every 30 s" in cancel.message
+    assert list(execution.doubtful) == [cancel.data["id"]]
 
 
 # -- numbers the exchange sends that cannot be read (defect 2) ------------------------------
@@ -1062,3 +1067,83 @@ def test_a_dropped_entry_saved_by_an_older_build_is_still_watched(
     assert not any(e.kind == "store_warning" for e in core.events)
     ((intent, _, looked),) = execution.doubtful.values()
     assert intent.symbol == SYMBOL and looked is False
+
+
+# -- leftovers (issue 15): a dropped entry's late fill, flatten's rest, a differing quantity --
+
+
+def test_a_dropped_entry_that_turns_up_is_adopted_with_its_stop_at_the_next_bar(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    # reconciliations only every hour: only the drains' own look-ups can find it in time
+    config = config_for(exchange, send_attempts=2, reconcile_every_min=60.0)
+    # the entry fills, its answer is lost; the look at once and the one 60 s later (when it
+    # is dropped) miss it; from then on the exchange shows it
+    lose_the_entry_answer(exchange, "unseen", "unseen")
+    bars = [*AFTER, make_bar(17, 100.0), make_bar(18, 100.0)]
+    core, execution, _ = bot(tmp_path, clock, exchange, bars, config)
+    run(core, execution)
+    (dropped,) = [e for e in core.events if "dropped as most likely not taken" in e.message]
+    assert exchange.position(SYMBOL) == pytest.approx(1.0)  # one position, not two
+    live = stop_rests(exchange, core)  # adopted, its stop on the exchange
+    assert live.id == dropped.data["id"] and live.original_qty == pytest.approx(1.0)
+    assert live.entry_price == 100.0 and live.entry_fee_usd == pytest.approx(100.0 * FEE)
+    # within one bar of the drop (the next drain), not at the next reconciliation
+    assert live.entry_s - dropped.time_s <= 60.0
+    assert execution.reconciliations == 1  # the one at start
+    assert any("on the exchange after all: adopted" in e.message for e in core.events)
+    assert exchange.orders_sent() == 1 and execution.doubtful == {}
+    assert execution.mismatches == [] and core.entries_halted_reason() is None
+
+
+def test_a_dropped_entry_is_looked_up_between_bars_on_the_retry_timer(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2, retry_after_s=1.0, reconcile_every_min=60.0)
+    core, execution = decided(tmp_path, clock, exchange, config)
+    lose_the_entry_answer(exchange, "unseen", "unseen")
+    placed_after: list[float] = []
+
+    async def steps() -> None:
+        await execution.drain()  # sent, its answer lost, not seen at once
+        clock.advance(config.execution.retry_after_s)
+        await execution.drain()  # not seen again: dropped as most likely not taken
+        assert core.trading is not None and core.trading.live == {} and execution.doubtful
+        assert exchange.open_algos() == [] and exchange.position(SYMBOL) == pytest.approx(1.0)
+        execution.next_reconcile_s = clock.now() + 3600.0  # none due within the test
+        with anyio.fail_after(10.0):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(execution.serve)  # no bar comes: only its timer can look
+                await anyio.sleep(0.2)
+                clock.advance(config.execution.retry_after_s)
+                started = anyio.current_time()
+                while not exchange.open_algos(SYMBOL):
+                    await anyio.sleep(0.05)
+                placed_after.append(anyio.current_time() - started)
+                tg.cancel_scope.cancel()
+
+    session(execution, steps)
+    live = stop_rests(exchange, core)
+    assert live.original_qty == pytest.approx(1.0) and placed_after[0] < 5.0
+    assert execution.reconciliations == 0 and exchange.orders_sent() == 1
+
+
+def test_a_dropped_entry_the_exchange_shows_as_filling_nothing_is_no_longer_watched(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=2)
+    core, execution = drop_an_unseen_entry(tmp_path, clock, exchange, config)
+    with exchange.lock:  # it turns out it was taken, and expired with nothing filled
+        order = next(iter(exchange.orders.values()))
+        order.status, order.executed, order.quote = "EXPIRED", Decimal(0), Decimal(0)
+        exchange.positions.clear()
+    core, execution = restart(tmp_path, clock, exchange, config, after_s=30.0)
+    drain(execution)
+    assert execution.doubtful == {}  # known now: nothing to watch for
+    assert core.trading is not None and core.trading.live == {}
+    said = [e for e in core.events if "filled nothing" in e.message]
+    assert said and "no longer watched" in said[0].message
+    before = len(exchange.log)
+    core, execution = restart(tmp_path, clock, exchange, config, after_s=30.0)
+    drain(execution)
+    assert [p for _, p, _ in exchange.log[before:]].count("/fapi/v1/order") == 0  # not again
