@@ -1147,3 +1147,21 @@ def test_a_dropped_entry_the_exchange_shows_as_filling_nothing_is_no_longer_watc
     core, execution = restart(tmp_path, clock, exchange, config, after_s=30.0)
     drain(execution)
     assert [p for _, p, _ in exchange.log[before:]].count("/fapi/v1/order") == 0  # not again
+
+
+def test_an_adopted_entry_whose_quantity_differs_gets_its_stop_and_the_difference_halts(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    core, execution = decided(tmp_path, clock, exchange, config_for(exchange, send_attempts=2))
+    lose_the_entry_answer(exchange)
+    drain(execution)  # sent, answer lost, then the process dies ...
+    (tmp_path / EXECUTION_STATE).write_text("{ torn")  # ... its outbox unreadable
+    with exchange.lock:  # and half as much again added by hand meanwhile
+        exchange.positions[SYMBOL] += Decimal("0.5")
+    core, execution = restart(tmp_path, clock, exchange)
+    start(execution)  # the reconciliation adopts the entry the exchange filled
+    live = stop_rests(exchange, core)  # its stop rests (closePosition: the whole 1.5)
+    assert live.original_qty == pytest.approx(1.0) and exchange.position(SYMBOL) == 1.5
+    reason = core.entries_halted_reason()  # and the difference is still said, and halts
+    assert reason is not None and "BTCUSDT: book holds +1, exchange +1.5" in reason
+    assert exchange.orders_sent() == 1
