@@ -89,7 +89,7 @@ from .exchange_reconcile import (
     closed_while_down,
     reconcile,
 )
-from .execution import AccountState, flatten
+from .execution import FLATTEN_LEG, AccountState, flatten
 from .exits import ExitMode, bar_exits, open_trigger
 from .orders import EntryOrder
 from .positions import DUST_SHARE, ExitLeg, Position
@@ -101,7 +101,6 @@ EXECUTION_STATE = "execution_state.json"
 MIN_S = 60.0
 DAY_S = 86_400.0
 BPS = 1e4
-FLATTEN_LEG = "FLAT"
 #: Closing legs that take whatever is left of a position.
 CLOSING = (ExitReason.T4, ExitReason.STOP, ExitReason.MANUAL)
 #: `Intent.sent_s` of an entry that may have been sent at a time no record says.
@@ -573,10 +572,17 @@ class ExecutionLoop:
         elif intent.kind is IntentKind.EXIT:
             await self._exit(intent)
         else:
-            for line in await flatten(self.broker):
+            done = await flatten(self.broker)
+            for line in done.lines:
                 self.emit("flatten", "", line)
             # read the account again soon: the cockpit then shows it empty, not as before
             self.next_reconcile_s = self.clock.now()
+            if done.left:  # kept in the outbox: the flatten is driven again later
+                rest = ", ".join(f"{symbol} {qty:+g}" for symbol, qty in sorted(done.left.items()))
+                raise OutcomeUnknown(
+                    f"flatten: {rest} still open, under their stops; tried again in"
+                    f" {self.config.execution.retry_after_s:g} s"
+                )
 
     # -- entries ----------------------------------------------------------------------------
 

@@ -1165,3 +1165,30 @@ def test_an_adopted_entry_whose_quantity_differs_gets_its_stop_and_the_differenc
     reason = core.entries_halted_reason()  # and the difference is still said, and halts
     assert reason is not None and "BTCUSDT: book holds +1, exchange +1.5" in reason
     assert exchange.orders_sent() == 1
+
+
+def test_a_flatten_whose_close_fills_a_part_is_driven_again_until_nothing_is_left(
+    tmp_path: Path, clock: SimClock, exchange: FakeUsdmExchange
+) -> None:
+    config = config_for(exchange, send_attempts=1)
+    held_by_hand(exchange, "ETHUSDT", "-0.5")  # a position the book does not hold
+    core, execution, _ = bot(tmp_path, clock, exchange, [], config)
+    seen: list[Any] = []
+
+    async def steps() -> None:
+        await execution.start()
+        core.submit(Command(CommandKind.FLATTEN, on=True))
+        exchange.inject("POST /fapi/v1/order", "partial-expired")  # the close fills half
+        await execution.drain()
+        seen.extend([exchange.position("ETHUSDT"), core.entries_halted_reason()])
+        clock.advance(config.execution.retry_after_s)
+        await execution.drain()  # the flatten is driven again: the rest is closed
+
+    session(execution, steps)
+    held, reason = seen
+    assert held == pytest.approx(-0.25)
+    assert reason is not None and "flatten: ETHUSDT -0.25 still open" in reason
+    said = [e.message for e in core.events if e.kind == "flatten"]
+    assert any("ETHUSDT: -0.25 STILL OPEN after 1 close(s)" in m for m in said)
+    assert exchange.position("ETHUSDT") == 0.0 and execution.outbox == []
+    assert "flatten" not in (core.entries_halted_reason() or "")
