@@ -707,6 +707,8 @@ class ExecutionLoop:
     def _watched(self) -> dict[str, EntryOrder]:
         """The dropped entries that can still be adopted: not on a symbol the book holds, nor
         on one whose entry of unknown outcome may be on the exchange (it is looked up itself)."""
+        if not self.doubtful:
+            return {}  # the usual case, at every drain
         held = set(self.trading.book.live)
         held |= {i.symbol for i in self.outbox if i.kind is IntentKind.ENTER and i.restored}
         return {
