@@ -247,17 +247,7 @@ class ExecutionLoop:
     # -- what the trading loop hands over (inside a bar: nothing is sent here) ------------
 
     def enter(self, order: EntryOrder) -> None:
-        intent = Intent(
-            IntentKind.ENTER,
-            order.id,
-            order.symbol,
-            order.side,
-            order.qty,
-            ENTRY_LEG,
-            ref_price=order.signal_price,
-            order=order,
-        )
-        self._add(intent)
+        self._add(_entry_intent(order))
 
     def exits(self, position: Position, bar: Bar) -> None:
         """The exit legs `bar` triggers for a live position, as paper's `_exit_position`
@@ -1085,7 +1075,7 @@ class ExecutionLoop:
                 + (self._appears_later(order.symbol) if unseen else "not sent again"),
             )
             if unseen:
-                self._watch(_perhaps_sent(order))
+                self._watch(_entry_intent(order, sent_s=UNKNOWN_SENT_S))
         for pid, fill in report.adopted_exits.items():
             self._book_exit_fill(pid, ExitReason.STOP, fill, fill.price)
             self.emit("reconcile", "", "exit made on the exchange while down: adopted", id=pid)
@@ -1215,8 +1205,8 @@ class ExecutionLoop:
             self.unprotected = {str(k): str(v) for k, v in unprotected.items()}
 
 
-def _perhaps_sent(order: EntryOrder) -> Intent:
-    """The entry intent of `order`, perhaps sent at a time no record says."""
+def _entry_intent(order: EntryOrder, sent_s: float | None = None) -> Intent:
+    """The intent of entry `order`; with `sent_s`, one perhaps sent (only looked up)."""
     return Intent(
         IntentKind.ENTER,
         order.id,
@@ -1226,8 +1216,8 @@ def _perhaps_sent(order: EntryOrder) -> Intent:
         ENTRY_LEG,
         ref_price=order.signal_price,
         order=order,
-        restored=True,
-        sent_s=UNKNOWN_SENT_S,
+        restored=sent_s is not None,
+        sent_s=sent_s,
     )
 
 

@@ -225,6 +225,23 @@ def stop_rests(ex: FakeUsdmExchange, core: Core) -> Position:
     return live
 
 
+async def serve_until_a_stop_rests(
+    execution: ExecutionLoop, clock: SimClock, ex: FakeUsdmExchange, advance_s: float
+) -> float:
+    """Run the task beside the core with no bar coming, move the clock `advance_s` on, and
+    return the (wall) seconds until a stop rests on SYMBOL (at most 10 s)."""
+    with anyio.fail_after(10.0):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(execution.serve)
+            await anyio.sleep(0.2)
+            clock.advance(advance_s)
+            started = anyio.current_time()
+            while not ex.open_algos(SYMBOL):
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    return anyio.current_time() - started
+
+
 def held_by_hand(ex: FakeUsdmExchange, symbol: str, qty: str, price: float = 3000.0) -> None:
     """A position opened on the website: no order of the bot's explains it."""
     with ex.lock:
@@ -1029,16 +1046,8 @@ def test_a_position_without_a_stop_is_retried_between_bars_when_the_ban_ends(
         await execution.drain()  # the entry fills; its stop and its close are banned
         assert core.trading is not None and SYMBOL in core.trading.live
         assert exchange.open_algos() == [] and execution.unprotected
-        with anyio.fail_after(10.0):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(execution.serve)  # no bar comes: only its timer can retry
-                await anyio.sleep(0.2)
-                clock.advance(2.0)  # the ban is over
-                started = anyio.current_time()
-                while not exchange.open_algos(SYMBOL):
-                    await anyio.sleep(0.05)
-                placed_after.append(anyio.current_time() - started)
-                tg.cancel_scope.cancel()
+        # no bar comes: only its timer can retry; then the ban is over
+        placed_after.append(await serve_until_a_stop_rests(execution, clock, exchange, 2.0))
 
     session(execution, steps)
     stop_rests(exchange, core)
@@ -1111,16 +1120,9 @@ def test_a_dropped_entry_is_looked_up_between_bars_on_the_retry_timer(
         assert core.trading is not None and core.trading.live == {} and execution.doubtful
         assert exchange.open_algos() == [] and exchange.position(SYMBOL) == pytest.approx(1.0)
         execution.next_reconcile_s = clock.now() + 3600.0  # none due within the test
-        with anyio.fail_after(10.0):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(execution.serve)  # no bar comes: only its timer can look
-                await anyio.sleep(0.2)
-                clock.advance(config.execution.retry_after_s)
-                started = anyio.current_time()
-                while not exchange.open_algos(SYMBOL):
-                    await anyio.sleep(0.05)
-                placed_after.append(anyio.current_time() - started)
-                tg.cancel_scope.cancel()
+        # no bar comes: only its timer can look; then the next look falls due
+        after_s = config.execution.retry_after_s
+        placed_after.append(await serve_until_a_stop_rests(execution, clock, exchange, after_s))
 
     session(execution, steps)
     live = stop_rests(exchange, core)
