@@ -3,7 +3,8 @@
     bigalpha-tui exchange check                 keys, clock offset, positions, orders, stops
     bigalpha-tui exchange roundtrip SYMBOL      testnet only: a small long, its stop, its close
     bigalpha-tui exchange flatten --yes         cancel every order and stop, close every
-                                                position (live: also --confirm-live)
+                                                position, again for what a partial close
+                                                left (live: also --confirm-live)
 
 Keys come from BINANCE_API_KEY/BINANCE_API_SECRET or execution.key_file, and are never
 printed. Exit status: 0 done, 1 the exchange did not do what was asked (the line says what
@@ -158,6 +159,7 @@ async def _flatten(broker: ExchangeBroker) -> int:
     from bigalpha_tui.core.execution import flatten
 
     await broker.prepare()
-    for line in await flatten(broker):
+    done = await flatten(broker)
+    for line in done.lines:
         print(line)
-    return 0
+    return EXIT_FAILED if done.left else 0

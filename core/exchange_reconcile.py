@@ -15,8 +15,11 @@ explained and repaired, or reported as a mismatch that halts new entries:
 - a position the book does not hold, on a symbol where an entry of ours was dropped as most
   likely not taken (`watched`): that entry is looked up by its client id; when it is what
   opened the position, it is adopted at its real fill and its stop placed;
-- anything else (a position the book does not know, a quantity that differs, a position gone
-  without the fills to explain it): a mismatch. `halt_reason` is then set; the operator
+- a position of the book (or an entry adopted now) whose quantity on the exchange differs,
+  on the same side: a mismatch, and its stop is placed if missing (a `closePosition` stop
+  guards whatever the exchange holds);
+- anything else (a position the book does not know, a quantity on the other side, a position
+  gone without the fills to explain it): a mismatch. `halt_reason` is then set; the operator
   looks, and acknowledges. A position no order of ours explains is left alone: no stop of
   ours is placed on it (docs/execution.md says why).
 """
@@ -73,6 +76,8 @@ class Reconciliation:
     mismatches: list[str] = field(default_factory=list)
     #: pending entries not adopted: position id -> what the exchange showed of them
     dropped_entries: dict[str, str] = field(default_factory=dict)
+    #: of those, the ones the exchange has no order for (they may still show up later)
+    unseen_entries: set[str] = field(default_factory=set)
     #: open positions whose stop is missing and could not be placed: position id -> why
     unprotected: dict[str, str] = field(default_factory=dict)
     account: AccountState | None = None  # as read during this reconciliation
@@ -85,6 +90,8 @@ class Reconciliation:
         return "exchange and book differ: " + "; ".join(self.mismatches)
 
 
+#: What a pending entry's look-up said when the exchange has no order with its client id.
+NO_ORDER = "no order "
 #: Said of a position no order of ours explains (the bot places no stop on it).
 LEFT_ALONE = "no order of the bot's explains it: left alone, no stop placed for it"
 
@@ -105,6 +112,8 @@ async def reconcile(
                 open_qty[item.position_id] = fill.qty
             else:
                 out.dropped_entries[item.position_id] = seen
+                if seen.startswith(NO_ORDER):
+                    out.unseen_entries.add(item.position_id)
         elif item.qty > 0.0:
             open_qty[item.position_id] = item.qty
     state = await account_state(broker.client)
@@ -124,17 +133,7 @@ async def reconcile(
         held, entry_price = state.positions.get(symbol, (0.0, 0.0))
         want = item.side.sign * open_qty[item.position_id]
         if _same(broker, symbol, held, want):
-            if client_order_id(item.position_id, STOP_LEG) not in stop_ids:
-                if entry_price <= 0.0:  # the stop's trigger is measured from it
-                    raise ExchangeGarbled(f"the exchange's {symbol} entryPrice is {entry_price!r}")
-                stop = await broker.ensure_stop(item.position_id, symbol, item.side, entry_price)
-                if stop is None:
-                    out.unprotected[item.position_id] = (
-                        "the stop was missing on the exchange and could not be placed"
-                        f" ({broker.stop_error or 'no answer'})"
-                    )
-                else:
-                    out.stops_placed.append(stop)
+            await _ensure_stop(broker, item, entry_price, stop_ids, out)
             continue
         if held == 0.0:
             exit_fill = await closed_while_down(broker, item, open_qty[item.position_id])
@@ -143,6 +142,10 @@ async def reconcile(
                 del open_qty[item.position_id]
                 continue
         out.mismatches.append(f"{symbol}: book holds {want:+g}, exchange {held:+g}")
+        if held * item.side.sign > 0.0:
+            # the same side, another quantity: the stop (closePosition) guards what the
+            # exchange holds; the difference is still said, and halts entries
+            await _ensure_stop(broker, item, entry_price, stop_ids, out)
     for symbol, (held, _) in sorted(state.positions.items()):
         if symbol not in by_symbol:
             out.mismatches.append(
@@ -150,6 +153,29 @@ async def reconcile(
             )
     await _cancel_orphans(broker, state.stops, state.open_orders, set(open_qty), out)
     return out
+
+
+async def _ensure_stop(
+    broker: ExchangeBroker,
+    item: Expected,
+    entry_price: float,
+    stop_ids: set[str],
+    out: Reconciliation,
+) -> None:
+    """Place the position's stop when it is missing (its trigger measured from the
+    exchange's entry price); one that cannot be placed is listed as unprotected."""
+    if client_order_id(item.position_id, STOP_LEG) in stop_ids:
+        return
+    if entry_price <= 0.0:  # the stop's trigger is measured from it
+        raise ExchangeGarbled(f"the exchange's {item.symbol} entryPrice is {entry_price!r}")
+    stop = await broker.ensure_stop(item.position_id, item.symbol, item.side, entry_price)
+    if stop is None:
+        out.unprotected[item.position_id] = (
+            "the stop was missing on the exchange and could not be placed"
+            f" ({broker.stop_error or 'no answer'})"
+        )
+    else:
+        out.stops_placed.append(stop)
 
 
 def _step(broker: ExchangeBroker, symbol: str) -> float:
@@ -167,7 +193,7 @@ async def _sent_entry(broker: ExchangeBroker, item: Expected) -> tuple[ExchangeF
     cid = client_order_id(item.position_id, ENTRY_LEG)
     order = await broker.lookup(item.symbol, cid)
     if order is None:
-        return None, f"no order {cid} on the exchange"
+        return None, f"{NO_ORDER}{cid} on the exchange"
     order = await broker.settle(item.symbol, cid, order)
     fill = await broker.fill_of(item.symbol, cid, order)
     if fill.qty > 0.0:

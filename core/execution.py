@@ -23,14 +23,14 @@ from .config import Config, ExecutionConfig
 from .errors import ConfigError
 from .exchange import (
     ApiKeys,
+    ExchangeError,
     ExchangeGarbled,
-    ExchangeRejected,
     UsdmClient,
     base_url,
     exchange_number,
     load_keys,
 )
-from .exchange_broker import ALGO_PATH, OPEN_ALGOS_PATH, ExchangeBroker
+from .exchange_broker import ALGO_PATH, OPEN_ALGOS_PATH, ExchangeBroker, OrderRefused
 from .ratelimit import HostRateLimiter, api_key_id
 from .types import Side
 
@@ -38,6 +38,9 @@ POSITION_RISK_PATH = "/fapi/v2/positionRisk"
 OPEN_ORDERS_PATH = "/fapi/v1/openOrders"
 ALL_OPEN_ORDERS_PATH = "/fapi/v1/allOpenOrders"
 PAPER = "paper"
+MINUTE_S = 60.0
+#: The leg of a flatten's close in its client id (FLAT, then FLAT1... for repeats).
+FLATTEN_LEG = "FLAT"
 LIVE = "live"
 #: Sources whose bars are Binance USD-M futures' own (the market orders are sent to).
 EXCHANGE_SOURCES = ("binance", "coinglass")
@@ -156,11 +159,24 @@ async def account_state(client: UsdmClient) -> AccountState:
     )
 
 
-async def flatten(broker: ExchangeBroker) -> list[str]:
-    """Cancel every open order, close every position with a reduce-only market order, then
-    cancel every stop (a repeat is harmless: reduce-only cannot open anything). The stops go
-    last: a close that cannot be sent (a ban) leaves its position with its stop. One line
-    each."""
+@dataclass(frozen=True, slots=True)
+class Flattened:
+    """What a flatten did (one line each) and what it left open: symbol -> signed quantity
+    as last read (a close that kept filling only a part, or could not be sent)."""
+
+    lines: list[str]
+    left: dict[str, float]
+
+
+async def flatten(broker: ExchangeBroker) -> Flattened:
+    """Cancel every open order, close every position with reduce-only market orders, then
+    cancel every stop (a repeat is harmless: reduce-only cannot open anything).
+
+    A close that fills only a part is followed by another for the rest, up to
+    `send_attempts` closes a symbol, each bounded as every order is (tries, `max_wait_s`,
+    fill polls). A symbol still open after them, or whose close could not be sent (a ban),
+    keeps its stops and is in `left`; the lines say so. The stops go last: a close that
+    cannot be sent leaves its position with its stop."""
     client = broker.client
     state = await account_state(client)
     lines: list[str] = []
@@ -169,24 +185,16 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
     for symbol in sorted(symbols):
         await client.request("DELETE", ALL_OPEN_ORDERS_PATH, {"symbol": symbol})
         lines.append(f"{symbol}: open orders cancelled")
-    minute = int(broker.clock.now() // 60)
-    partly: set[str] = set()  # closed in part only: their stops stay for the rest
+    minute = int(broker.clock.now() // MINUTE_S)
+    left: dict[str, float] = {}
+    closes: dict[str, int] = {}
     for symbol, (amount, _) in sorted(state.positions.items()):
-        side = Side.LONG if amount > 0 else Side.SHORT
-        fill = await broker.close_leg(
-            f"FLAT-{symbol}-{minute}", "FLAT", symbol, side, abs(amount), final=False
-        )
-        lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
-        rules = broker.rules.get(symbol)
-        half_step = float(rules.step) / 2 if rules is not None else 0.0
-        if fill.qty < abs(amount) - half_step:
-            partly.add(symbol)
-            lines.append(
-                f"{symbol}: {abs(amount) - fill.qty:g} left open (the close filled a part)"
-            )
+        rest, closes[symbol] = await _close_all(broker, symbol, amount, minute, lines)
+        if rest != 0.0:
+            left[symbol] = rest
     for stop in state.stops:
         symbol = str(stop.get("symbol"))
-        if symbol in partly:
+        if symbol in left:
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} left resting for the rest")
             continue
         try:
@@ -194,8 +202,70 @@ async def flatten(broker: ExchangeBroker) -> list[str]:
                 "DELETE", ALGO_PATH, {"symbol": symbol, "algoId": str(stop.get("algoId"))}
             )
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} cancelled")
-        except ExchangeRejected as exc:
+        except ExchangeError as exc:
             lines.append(f"{symbol}: stop {stop.get('clientAlgoId')} not cancelled ({exc})")
+    for symbol, rest in sorted(left.items()):
+        lines.append(
+            f"{symbol}: {rest:+g} STILL OPEN after {closes[symbol]} close(s); its stops stay;"
+            " run flatten again"
+        )
     if not lines:
         lines.append("nothing open: no position, no order")
-    return lines
+    return Flattened(lines, left)
+
+
+async def _close_all(
+    broker: ExchangeBroker, symbol: str, amount: float, minute: int, lines: list[str]
+) -> tuple[float, int]:
+    """Close the signed `amount` reduce-only until the exchange holds none of it, at most
+    `send_attempts` closes; what is left (as last read) and how many closes were sent.
+
+    Each close's client id derives from the minute, the symbol and the amount it closes
+    (and, when a close of the same amount filled nothing, how many were sent before): a
+    retry after a lost answer, or a re-run within the minute, finds that close instead of
+    sending it twice, and the close of a rest (another amount) is a new order."""
+    sent: dict[float, int] = {}
+    left = amount
+    count = 0
+    for _ in range(broker.config.send_attempts):
+        side = Side.LONG if left > 0 else Side.SHORT
+        again = sent.get(left, 0)
+        sent[left] = again + 1
+        leg = FLATTEN_LEG + (str(again) if again else "")
+        count += 1
+        try:
+            fill = await broker.close_leg(
+                f"FLAT-{symbol}-{left!r}-{minute}", leg, symbol, side, abs(left), final=False
+            )
+            lines.append(f"{symbol}: closed {side} {fill.qty:g} @ {fill.price:g}")
+        except OrderRefused as exc:
+            lines.append(f"{symbol}: close refused ({exc})")
+            refused = True
+        except ExchangeError as exc:  # no answer, a ban: what is left is as last read
+            lines.append(f"{symbol}: close not sent or its outcome unknown ({exc})")
+            return left, count
+        else:
+            refused = False
+        before = left
+        try:
+            left = await position_amount(client=broker.client, symbol=symbol)
+        except ExchangeError as exc:
+            lines.append(f"{symbol}: what is left could not be read ({exc})")
+            return before, count
+        if left == 0.0 or (refused and left == before):
+            return left, count  # closed, or refused again for the same: no point
+        if left * amount < 0.0:  # the other side now: not ours to close here
+            return left, count
+    return left, count
+
+
+async def position_amount(client: UsdmClient, symbol: str) -> float:
+    """The signed quantity the account holds on `symbol` (0.0: none)."""
+    rows = await client.request("GET", POSITION_RISK_PATH, {"symbol": symbol})
+    if not isinstance(rows, list):
+        raise ExchangeGarbled("the exchange's positions answer is not a list")
+    total = 0.0
+    for row in rows:
+        if isinstance(row, dict) and row.get("symbol") == symbol:
+            total += exchange_number(row.get("positionAmt"), f"{symbol} positionAmt")
+    return total

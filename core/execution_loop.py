@@ -30,12 +30,14 @@ Exits never halt.
 What a dropped entry's message says is what is known: the outbox records, on disk before
 the send, that an entry is being sent (`Intent.sent_s`). Never sent: said so. Sent without an
 answer and not found: looked up again `retry_after_s` after the send (also across a
-restart), then dropped as most likely not taken, and watched (`doubtful`): the first
-reconciliation `retry_after_s` after the drop looks it up once more, and every later one
-looks it up again whenever the exchange holds a position on its symbol that the book does
-not; found, it is adopted at its real fill with its stop. It is watched until an entry on
-its symbol is booked (a late fill would then show as a quantity that differs, under that
-entry's stop, which closes the whole position).
+restart), then dropped as most likely not taken, and watched (`doubtful`, as is a pending
+entry whose outbox record was lost and that the exchange does not show): the drains look it
+up by its client id every `retry_after_s` (before a bar, or from `serve`, which wakes for it
+between bars) and always before a new entry on its symbol is sent; reconciliations look too.
+Found filled, it is adopted at its real fill and its stop placed at once (a new entry on its
+symbol is then not sent: one position per symbol); found having filled nothing, it is no
+longer watched. It is watched until an entry on its symbol is booked (a late fill would then
+show as a quantity that differs, under that entry's stop, which closes the whole position).
 
 A position on the exchange that no order of ours explains is a difference that halts
 entries, and is left alone: no stop of ours is placed on it (docs/execution.md says why).
@@ -87,7 +89,7 @@ from .exchange_reconcile import (
     closed_while_down,
     reconcile,
 )
-from .execution import AccountState, flatten
+from .execution import FLATTEN_LEG, AccountState, flatten
 from .exits import ExitMode, bar_exits, open_trigger
 from .orders import EntryOrder
 from .positions import DUST_SHARE, ExitLeg, Position
@@ -99,17 +101,10 @@ EXECUTION_STATE = "execution_state.json"
 MIN_S = 60.0
 DAY_S = 86_400.0
 BPS = 1e4
-FLATTEN_LEG = "FLAT"
 #: Closing legs that take whatever is left of a position.
 CLOSING = (ExitReason.T4, ExitReason.STOP, ExitReason.MANUAL)
 #: `Intent.sent_s` of an entry that may have been sent at a time no record says.
 UNKNOWN_SENT_S = 0.0
-#: Said of an entry dropped while the exchange might still show it later.
-APPEARS_LATER = (
-    "not sent again; the next reconciliation looks it up once more, and later ones again"
-    " whenever the exchange holds a position on its symbol that the book does not; it is"
-    " adopted with its stop if the exchange shows it"
-)
 
 Emit = Callable[..., Any]
 
@@ -238,6 +233,8 @@ class ExecutionLoop:
         self._wake = anyio.Event()
         self._loss_said_day: float | None = None
         self._retry_at_s: float | None = None  # after a failure: not before this
+        #: when the watched dropped entries (`doubtful`) are looked up next (None: at once)
+        self._watch_at_s: float | None = None
         self.account: AccountState | None = None  # the exchange as last read
         self.account_read_s: float | None = None
         self.account_gone: set[str] = set()  # client ids cancelled since that read
@@ -250,17 +247,7 @@ class ExecutionLoop:
     # -- what the trading loop hands over (inside a bar: nothing is sent here) ------------
 
     def enter(self, order: EntryOrder) -> None:
-        intent = Intent(
-            IntentKind.ENTER,
-            order.id,
-            order.symbol,
-            order.side,
-            order.qty,
-            ENTRY_LEG,
-            ref_price=order.signal_price,
-            order=order,
-        )
-        self._add(intent)
+        self._add(_entry_intent(order))
 
     def exits(self, position: Position, bar: Bar) -> None:
         """The exit legs `bar` triggers for a live position, as paper's `_exit_position`
@@ -436,22 +423,31 @@ class ExecutionLoop:
 
     def _serve_wait_s(self, every_s: float) -> float:
         """How long `serve` sleeps: until the next reconciliation, or, while a position has
-        no stop on the exchange, until its retry is due (not only at the next bar)."""
-        if not self.unprotected:
-            return every_s
+        no stop on the exchange, until its retry is due, or, while a dropped entry is
+        watched, until its next look-up (not only at the next bar)."""
         now = self.clock.now()
-        retry_at = now if self._retry_at_s is None else self._retry_at_s
+        wake: list[float] = []
+        if self.unprotected:
+            wake.append(now if self._retry_at_s is None else self._retry_at_s)
+        if self._watched():
+            wake.append(now if self._watch_at_s is None else self._watch_at_s)
+        if not wake:
+            return every_s
         floor_s = self.config.execution.min_request_interval_s  # never a busy loop
-        return min(every_s, max(floor_s, retry_at - now))
+        return min(every_s, max(floor_s, min(wake) - now))
 
     async def drain(self) -> None:
-        if not self.outbox and not self.unprotected and self.prepared:
+        watch = self._watch_due()
+        if not self.outbox and not self.unprotected and self.prepared and not watch:
             return
         if not self._retry_due() and (
             not self.prepared
-            or all(
-                i.position_id in self.unknown and i.position_id not in self.look_soon
-                for i in self.outbox
+            or (
+                not watch
+                and all(
+                    i.position_id in self.unknown and i.position_id not in self.look_soon
+                    for i in self.outbox
+                )
             )
         ):
             return  # the bars go on; the exchange is tried again later
@@ -493,6 +489,7 @@ class ExecutionLoop:
         waiting = set() if due else set(self.unknown) - self.look_soon
         if due:
             await self._protect_all()
+        await self._look_watched()  # before a new entry on its symbol is sent
         index = 0
         while index < len(self.outbox):
             intent = self.outbox[index]
@@ -565,10 +562,17 @@ class ExecutionLoop:
         elif intent.kind is IntentKind.EXIT:
             await self._exit(intent)
         else:
-            for line in await flatten(self.broker):
+            done = await flatten(self.broker)
+            for line in done.lines:
                 self.emit("flatten", "", line)
             # read the account again soon: the cockpit then shows it empty, not as before
             self.next_reconcile_s = self.clock.now()
+            if done.left:  # kept in the outbox: the flatten is driven again later
+                rest = ", ".join(f"{symbol} {qty:+g}" for symbol, qty in sorted(done.left.items()))
+                raise OutcomeUnknown(
+                    f"flatten: {rest} still open, under their stops; tried again in"
+                    f" {self.config.execution.retry_after_s:g} s"
+                )
 
     # -- entries ----------------------------------------------------------------------------
 
@@ -590,8 +594,7 @@ class ExecutionLoop:
             if await self.broker.lookup(order.symbol, cid) is None:
                 self._drop_entry(order, self._not_found(intent, cid))
                 if intent.sent_s is not None:  # perhaps sent: watched, looked up later
-                    self.doubtful[order.id] = (intent, self.clock.now(), False)
-                    self._save()
+                    self._watch(intent)
                 return
         try:
             outcome = await self.broker.open_position(
@@ -656,7 +659,7 @@ class ExecutionLoop:
         )
         return (
             f"sent {when} without an answer, and the exchange still shows no order {cid}:"
-            f" dropped as most likely not taken; {APPEARS_LATER}"
+            f" dropped as most likely not taken; {self._appears_later(intent.symbol)}"
         )
 
     def _drop_entry(self, order: EntryOrder, why: str) -> None:
@@ -670,6 +673,111 @@ class ExecutionLoop:
                 f"entry {order.side} (cancelled in the book meanwhile): {why}",
                 id=order.id,
             )
+
+    # -- entries dropped as not taken, still watched ----------------------------------------
+
+    def _appears_later(self, symbol: str) -> str:
+        """Said of an entry dropped while the exchange might still show it later."""
+        return (
+            f"not sent again; looked up again every {self.config.execution.retry_after_s:g} s"
+            f" (and before a new entry on {symbol} is sent), and adopted with its stop if the"
+            " exchange shows it"
+        )
+
+    def _watch(self, intent: Intent) -> None:
+        """Watch an entry dropped as not taken although perhaps sent; it was just looked
+        up, so the next look is `retry_after_s` later."""
+        now = self.clock.now()
+        self.doubtful[intent.position_id] = (intent, now, False)
+        look_at = now + self.config.execution.retry_after_s
+        if self._watch_at_s is None or look_at < self._watch_at_s:
+            self._watch_at_s = look_at
+        self._save()
+
+    def _watched(self) -> dict[str, EntryOrder]:
+        """The dropped entries that can still be adopted: not on a symbol the book holds, nor
+        on one whose entry of unknown outcome may be on the exchange (it is looked up itself)."""
+        if not self.doubtful:
+            return {}  # the usual case, at every drain
+        held = set(self.trading.book.live)
+        held |= {i.symbol for i in self.outbox if i.kind is IntentKind.ENTER and i.restored}
+        return {
+            pid: intent.order
+            for pid, (intent, _, _) in self.doubtful.items()
+            if intent.order is not None and intent.symbol not in held
+        }
+
+    def _watch_due(self) -> bool:
+        """The watched entries are looked up `retry_after_s` after their last look (at once
+        after a restart), and always before a new entry on their symbol is sent."""
+        watched = self._watched()
+        if not watched:
+            return False
+        if self._watch_at_s is None or self.clock.now() >= self._watch_at_s:
+            return True
+        symbols = {order.symbol for order in watched.values()}
+        return any(
+            i.kind is IntentKind.ENTER and not i.restored and i.symbol in symbols
+            for i in self.outbox
+        )
+
+    async def _look_watched(self) -> None:
+        """Look each watched entry up by its client id (paced by the rate limiter, one
+        request each): one the exchange filled after all is adopted with its stop; one it
+        shows as finished with nothing filled is no longer watched."""
+        if not self._watch_due():
+            return
+        self._watch_at_s = self.clock.now() + self.config.execution.retry_after_s
+        for pid, order in self._watched().items():
+            if pid not in self.doubtful or order.symbol in self.trading.book.live:
+                continue  # adopted meanwhile, or its symbol is the book's now
+            cid = client_order_id(pid, ENTRY_LEG)
+            try:
+                found = await self.broker.lookup(order.symbol, cid)
+                if found is None:
+                    self._looked(pid)
+                    continue
+                found = await self.broker.settle(order.symbol, cid, found)
+                fill = await self.broker.fill_of(order.symbol, cid, found)
+            except ExchangeError:
+                continue  # a ban, no answer, an unreadable one: looked up again later
+            if fill.qty > 0.0:
+                await self._adopt_dropped(order, fill)
+                continue
+            del self.doubtful[pid]
+            self._save()
+            self.emit(
+                "order",
+                order.symbol,
+                f"an entry dropped as not taken is on the exchange after all ({cid},"
+                f" {fill.status}) and filled nothing: no longer watched",
+                id=pid,
+            )
+
+    def _looked(self, position_id: str) -> None:
+        """Looked at once more since its drop: the reconciliation's own look is not needed."""
+        intent, dropped_s, looked = self.doubtful[position_id]
+        if not looked:
+            self.doubtful[position_id] = (intent, dropped_s, True)
+            self._save()
+
+    async def _adopt_dropped(self, order: EntryOrder, fill: ExchangeFill) -> None:
+        """Book an entry dropped as not taken that the exchange filled after all, and place
+        its stop at once (else close it reduce-only, else list it as without a stop)."""
+        position = self._book_entry(order, fill)
+        self._explained(order.symbol)
+        self.emit(
+            "order",
+            order.symbol,
+            "an entry dropped as not taken is on the exchange after all: adopted at its fill"
+            f" ({fill.qty:.6g} @ {fill.price:.6g})",
+            id=order.id,
+            ok=False,
+        )
+        try:
+            await self._protect(position)
+        except ExchangeError as exc:
+            self._mark_unprotected(position.id, position.symbol, f"not protected yet ({exc})")
 
     # -- positions without their stop on the exchange ---------------------------------------
 
@@ -957,13 +1065,17 @@ class ExecutionLoop:
                 intent, dropped_s, _ = self.doubtful[pid]
                 self.doubtful[pid] = (intent, dropped_s, True)
             self._save()
-        for pid in pending:
+        for pid, order in pending.items():
             seen = report.dropped_entries.get(pid, "no order on the exchange")
+            unseen = pid in report.unseen_entries  # perhaps sent: it may still show up
             self.trading.drop_pending(
                 pid,
                 "decided, but no record of its sending is left (never sent, or"
-                f" {EXECUTION_STATE} was lost); {seen}: dropped; {APPEARS_LATER}",
+                f" {EXECUTION_STATE} was lost); {seen}: dropped; "
+                + (self._appears_later(order.symbol) if unseen else "not sent again"),
             )
+            if unseen:
+                self._watch(_entry_intent(order, sent_s=UNKNOWN_SENT_S))
         for pid, fill in report.adopted_exits.items():
             self._book_exit_fill(pid, ExitReason.STOP, fill, fill.price)
             self.emit("reconcile", "", "exit made on the exchange while down: adopted", id=pid)
@@ -1091,6 +1203,22 @@ class ExecutionLoop:
         unprotected = doc.get("unprotected", {})
         if isinstance(unprotected, dict):
             self.unprotected = {str(k): str(v) for k, v in unprotected.items()}
+
+
+def _entry_intent(order: EntryOrder, sent_s: float | None = None) -> Intent:
+    """The intent of entry `order`; with `sent_s`, one perhaps sent (only looked up)."""
+    return Intent(
+        IntentKind.ENTER,
+        order.id,
+        order.symbol,
+        order.side,
+        order.qty,
+        ENTRY_LEG,
+        ref_price=order.signal_price,
+        order=order,
+        restored=sent_s is not None,
+        sent_s=sent_s,
+    )
 
 
 def _doubtful_from_record(record: Any) -> tuple[Intent, float, bool]:

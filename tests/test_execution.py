@@ -35,7 +35,7 @@ from bigalpha_tui.core.exchange_broker import (
     PositionUnprotected,
     client_order_id,
 )
-from bigalpha_tui.core.execution import flatten
+from bigalpha_tui.core.execution import Flattened, flatten
 from bigalpha_tui.core.ratelimit import HostRateLimiter
 from bigalpha_tui.core.types import Side
 
@@ -452,13 +452,79 @@ def test_flatten_keeps_the_stop_when_the_close_cannot_be_sent(
 ) -> None:
     broker = make_broker(exchange, clock, max_wait_s=60.0)
 
-    async def step(b: ExchangeBroker) -> list[str]:
+    async def step(b: ExchangeBroker) -> Flattened:
         await open_long()(b)
         exchange.retry_after_s = 3600
         exchange.inject("POST /fapi/v1/order", "418")  # the close meets a ban of an hour
         return await flatten(b)
 
-    with pytest.raises(OutcomeUnknown):
-        run(broker, step)
+    result = run(broker, step)  # gives up at once (bounded), and says what is left
+    assert result.left == {"BTCUSDT": pytest.approx(QTY)}
+    said = [line for line in result.lines if "STILL OPEN" in line]
+    assert said and "BTCUSDT: +0.004 STILL OPEN" in said[0] and "run flatten again" in said[0]
+    assert any("outcome unknown" in line for line in result.lines)
     assert exchange.position("BTCUSDT") == pytest.approx(QTY)
     assert [a.cid for a in exchange.open_algos()] == [client_order_id("L-BTC-1", "S")]
+    assert clock.now() - START_S < 60.0
+
+
+# -- flatten closes what a partial close left (issue 15 leftovers) ---------------------------
+
+
+def test_flatten_closes_the_rest_of_a_close_that_filled_a_part(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock)
+
+    async def step(b: ExchangeBroker) -> Flattened:
+        await open_long()(b)
+        exchange.inject("POST /fapi/v1/order", "partial-expired")  # the close fills half
+        return await flatten(b)
+
+    result = run(broker, step)
+    assert exchange.position("BTCUSDT") == 0.0 and exchange.open_algos() == []
+    assert result.left == {} and "BTCUSDT: closed LONG 0.002 @ 50000" in result.lines
+    closes = [p for m, _, p in exchange.log if m == "POST" and p.get("reduceOnly") == "true"]
+    assert [p["quantity"] for p in closes] == ["0.004", "0.002"]
+    assert len({p["newClientOrderId"] for p in closes}) == 2  # the rest under its own id
+
+
+def test_flatten_that_gives_up_says_what_is_left_and_a_rerun_that_minute_closes_it(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock, send_attempts=2)
+
+    async def step(b: ExchangeBroker) -> tuple[Flattened, float, list[str], Flattened]:
+        await open_long()(b)
+        exchange.inject("POST /fapi/v1/order", "partial-expired", "partial-expired")
+        first = await flatten(b)  # two closes, each filling half: 0.001 left
+        held = exchange.position("BTCUSDT")
+        stops = [a.cid for a in exchange.open_algos()]
+        return first, held, stops, await flatten(b)  # run again, the same minute
+
+    first, held, stops, again = run(broker, step)
+    assert first.left == {"BTCUSDT": pytest.approx(0.001)} and held == pytest.approx(0.001)
+    assert stops == [client_order_id("L-BTC-1", "S")]  # the rest keeps its stop
+    said = [line for line in first.lines if "STILL OPEN" in line]
+    assert said and "BTCUSDT: +0.001 STILL OPEN after 2 close(s)" in said[0]
+    assert again.left == {} and exchange.position("BTCUSDT") == 0.0
+    assert exchange.open_algos() == []
+    closes = [p for m, _, p in exchange.log if m == "POST" and p.get("reduceOnly") == "true"]
+    assert [p["quantity"] for p in closes] == ["0.004", "0.002", "0.001"]
+    assert len({p["newClientOrderId"] for p in closes}) == 3
+
+
+def test_flatten_after_a_lost_answer_finds_its_close_and_sends_it_once(
+    exchange: FakeUsdmExchange, clock: SimClock
+) -> None:
+    broker = make_broker(exchange, clock)
+
+    async def step(b: ExchangeBroker) -> Flattened:
+        await open_long()(b)
+        exchange.inject("POST /fapi/v1/order", "lost")  # the close fills, its answer is lost
+        return await flatten(b)
+
+    result = run(broker, step)
+    assert result.left == {} and exchange.position("BTCUSDT") == 0.0
+    closes = [p for m, _, p in exchange.log if m == "POST" and p.get("reduceOnly") == "true"]
+    assert [p["quantity"] for p in closes] == ["0.004"]  # looked up by its id: not twice

@@ -206,6 +206,24 @@ def test_exchange_flatten_needs_yes_and_then_closes_everything(
     assert exchange.position("BTCUSDT") == 0.0
 
 
+def test_exchange_flatten_says_what_is_left_exits_1_and_a_rerun_closes_the_rest(
+    tmp_path: Path, exchange: FakeUsdmExchange
+) -> None:
+    path = config(tmp_path, "testnet", exchange.url, "send_attempts = 1\n")
+    with exchange.lock:
+        exchange.positions["BTCUSDT"] = Decimal("-0.006")
+        exchange.entry_prices["BTCUSDT"] = Decimal("50000")
+    exchange.inject("POST /fapi/v1/order", "partial-expired")  # its one close fills half
+    done = cli(tmp_path, "exchange", "flatten", "--yes", "--config", path)
+    assert done.returncode == 1, done.stderr
+    assert "BTCUSDT: -0.003 STILL OPEN after 1 close(s); its stops stay" in done.stdout
+    assert exchange.position("BTCUSDT") == pytest.approx(-0.003)
+    again = cli(tmp_path, "exchange", "flatten", "--yes", "--config", path)  # the same minute
+    assert again.returncode == 0, again.stderr
+    assert "BTCUSDT: closed SHORT 0.003 @ 50000" in again.stdout
+    assert exchange.position("BTCUSDT") == 0.0
+
+
 def test_exchange_in_paper_mode_sends_nothing(tmp_path: Path, exchange: FakeUsdmExchange) -> None:
     path = config(tmp_path, "paper", exchange.url)
     one_line(cli(tmp_path, "exchange", "check", "--config", path), "'paper'")
