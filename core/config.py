@@ -345,7 +345,8 @@ class ExecutionConfig:
         30.0,
         "s before the exchange is tried again after it could not be prepared (clock, position"
         " mode, symbol rules), an order's outcome stayed unknown, or a position's stop (then its"
-        " reduce-only close) could not be placed; tried at the next bar after it; bars go on",
+        " reduce-only close) could not be placed; also how often a dropped entry is looked up"
+        " again; bars go on meanwhile",
         min=1.0,
         max=3600.0,
     )

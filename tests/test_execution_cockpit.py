@@ -15,6 +15,7 @@ import anyio
 import pytest
 from fake_usdm_exchange import API_KEY, API_SECRET, FakeUsdmExchange, usdm_exchange
 from snapshot_fixtures import START_S, cockpit, fixture_core, fixture_snapshot, wall_clock
+from test_app import screen_rows
 from test_execution_loop import ENTRY, bot
 from trading_helpers import SYMBOL, T0_MS
 
@@ -216,6 +217,8 @@ async def test_the_halt_in_full_and_acknowledged_from_the_cockpit(
         assert app.check_action("execution", (1,)) is True  # `h Halted` in the footer
         await pilot.press("h")
         assert isinstance(app.screen, ExecutionScreen)
+        footer = " ".join(screen_rows(app)[-1].split())  # the dialog's keys, not the main's
+        assert "esc Back" in footer and "a Acknowledge" in footer and "Pause" not in footer
         text = screen_text(app)
         assert f"Difference 1  {ETH_DIFF}" in " ".join(console_text(app).split("│"))
         assert "ctl ack-mismatch" in " ".join(text.split())  # the halt reason, in full
@@ -316,6 +319,8 @@ async def test_live_starts_only_after_the_word_is_typed(tmp_path: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, LiveConfirmScreen)
         assert "fapi.binance.com" in console_text(app) and "1000 USDT" in console_text(app)
+        footer = " ".join(screen_rows(app)[-1].split())
+        assert "esc Cancel" in footer and "Pause" not in footer, footer
         await pilot.press("F")  # no steering while asked: the keys go to the word
         await pilot.pause()
         assert started == [] and not app.core.paused

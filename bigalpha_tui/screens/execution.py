@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.config import Config
@@ -259,6 +259,7 @@ class ExecutionScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="execution-body"):
             yield Static(id="execution-fields")
+        yield Footer()  # this dialog's keys, not those of the screen beneath
 
     def on_mount(self) -> None:
         self.show_snapshot(self.snapshot)
@@ -392,6 +393,7 @@ class LiveConfirmScreen(ModalScreen[bool]):
             dialog.border_title = "Live trading"
             yield Static(text, id="live-text")
             yield Input(placeholder=ask.word, id="live-word")
+        yield Footer()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
