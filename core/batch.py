@@ -401,12 +401,14 @@ class BatchOfi(AlphaOfi):
         self._true_ranges = ranges.tolist()
         self._next = 0
 
-    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+    def update(
+        self, bar: Bar, flow: FlowState, hurst: HurstReading, wanted: bool = True
+    ) -> Signal | None:
         i = self._next
         if i >= len(self._open_ms) or self._open_ms[i] != bar.open_ms:
             raise RuntimeError(f"batch Alpha-OFI out of step on {bar.symbol} at {bar.open_ms}")
         self._next = i + 1
-        if not self._fires[i]:
+        if not (wanted and self._fires[i]):
             return None
         ofi = self._ofi[i]
         side = signal_side(ofi, self.config.ofi_threshold)

@@ -96,15 +96,19 @@ class AlphaOfi:
     def atr_bps(self, close: float) -> float:
         return BPS_PER_UNIT * math.fsum(self._ranges) / len(self._ranges) / close
 
-    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+    def update(
+        self, bar: Bar, flow: FlowState, hurst: HurstReading, wanted: bool = True
+    ) -> Signal | None:
         """Take one closed bar; a signal when the window is warm and OFI is past the threshold.
 
         A bar without taker flow (OHLCV-only data) gives no signal: the imbalance is unknown.
+        `wanted` False: the bar still moves the windows, but no signal is made (the trading
+        loop would drop it unread: the symbol already holds a position or an entry order).
         """
         self._ranges.append(true_range(bar.high, bar.low, self._previous_close))
         self._previous_close = bar.close
         self._flow.append((bar.delta, bar.volume) if bar.has_flow else (0.0, 0.0))
-        if not bar.has_flow or not self.warm:
+        if not (wanted and bar.has_flow and self.warm):
             return None
         ofi = self.ofi()
         if ofi is None:

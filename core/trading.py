@@ -179,12 +179,17 @@ class TradingLoop:
             return
         self._fill_pending(bar, controls)
         self._run_exits(bar)
-        signal = self._strategy(bar.symbol).update(bar, flow, hurst)
+        symbol, book = bar.symbol, self.book
+        # one position per symbol: a signal on a symbol holding a position or an entry order
+        # would be dropped unread (`_on_signal`'s first test; nothing counts or logs it), so
+        # the strategy only moves its windows and makes none
+        wanted = symbol not in book.live and symbol not in book.pending
+        signal = self._strategy(symbol).update(bar, flow, hurst, wanted)
         if signal is not None:
             self._on_signal(signal, controls)
-        self.book.last_open_ms[bar.symbol] = bar.open_ms
-        self.book.last_regime[bar.symbol] = hurst.regime
-        self.book.marks[bar.symbol] = bar.close
+        book.last_open_ms[symbol] = bar.open_ms
+        book.last_regime[symbol] = hurst.regime
+        book.marks[symbol] = bar.close
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable

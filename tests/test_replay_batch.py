@@ -535,13 +535,20 @@ def test_batch_alpha_ofi_signals_and_state_equal_the_streaming_strategy(test_dat
         symbol = bars[0].symbol
         streaming = AlphaOfi(symbol, config.strategy)
         batched = batch.BatchOfi(symbol, config.strategy, bars)
+        unwanted = AlphaOfi(symbol, config.strategy)  # asked for no signal on odd bars
+        unwanted_batch = batch.BatchOfi(symbol, config.strategy, bars)
         signals = 0
-        for bar in bars:
+        for k, bar in enumerate(bars):
             flow, hurst = flow_engine.update(bar), tracker.update(bar.close)
             want = streaming.update(bar, flow, hurst)
             assert batched.update(bar, flow, hurst) == want
             assert batched.to_state() == streaming.to_state()
             signals += want is not None
+            wanted = k % 2 == 0
+            for other in (unwanted, unwanted_batch):
+                # not wanted: no signal, but the windows move as if it were
+                assert other.update(bar, flow, hurst, wanted) == (want if wanted else None)
+                assert other.to_state() == streaming.to_state()
         assert signals, symbol
         assert batched.streaming().to_state() == streaming.to_state()
 
