@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .frozen import fast_init
 from .types import Regime
 
 FloatArray = npt.NDArray[np.float64]
@@ -332,6 +333,7 @@ def trend_sign(net_log_return: float) -> int:
     return 1 if net_log_return > 0 else -1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HurstReading:
     """One bar's Hurst view of a symbol: H with its +- band, raw and published regime."""

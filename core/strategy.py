@@ -21,12 +21,14 @@ from . import codec
 from .bar import Bar
 from .config import StrategyConfig
 from .flow import FlowState
+from .frozen import fast_init
 from .hurst import HurstReading
 from .types import Regime, Side, WhaleDirection
 
 BPS_PER_UNIT = 10_000.0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """An entry signal at the close of one bar, with the features that produced it."""
