@@ -26,12 +26,13 @@ from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.flow import ExactSum, WhaleFlowEngine
-from bigalpha_tui.core.hurst import HurstTracker
+from bigalpha_tui.core.hurst import HurstReading, HurstTracker
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
 from bigalpha_tui.core.store import JSON_FILES, JSONL_FILES, Store
 from bigalpha_tui.core.trades import ClosedTrade
+from bigalpha_tui.core.types import Regime
 
 SHARED_MONTH = "binance_um_klines_1m"
 DAY_MS = 86_400_000
@@ -705,3 +706,43 @@ def test_a_throwaway_stores_state_files_wait_in_memory_until_the_flush(tmp_path:
     assert buffered.flush_logs()
     assert buffered.path(POSITIONS).read_bytes() == direct.path(POSITIONS).read_bytes()
     assert buffered.read_json(POSITIONS) == {"n": 2, "x": 0.2}
+
+
+@pytest.mark.parametrize("confirm_bars", [1, 2, 5, 40])
+def test_hurst_features_confirm_and_sign_as_the_tracker_for_any_confirmation(
+    confirm_bars: int,
+) -> None:
+    """The labels, the confirmation run and the published regime come from column
+    arithmetic: equal to the tracker's `confirm_step` bar by bar, with runs shorter and
+    longer than the confirmation, flat stretches (no H: WARMING again) and flat net
+    returns (a sign of 0, decided by `fsum`)."""
+    rng = np.random.default_rng(confirm_bars)
+    steps = rng.normal(0.0, 1e-3, 1500)
+    steps[400:560] = 0.0  # a flat market: every window inside it has no H
+    steps[900:1000] = np.tile([2e-3, -2e-3], 50)  # a bounce: H at the grid's edge
+    closes = 100.0 * np.exp(np.cumsum(steps))
+    bars = [
+        Bar("X", DEFAULT_START_MS + i * MINUTE_MS, c, c, c, c, 1.0, 0.5)
+        for i, c in enumerate(closes.tolist())
+    ]
+    settings = {
+        "window": 100,
+        "trend_above": 0.5,
+        "noise_below": 0.45,
+        "confirm_bars": confirm_bars,
+        "method": "whittle",
+        "history_len": 120,
+    }
+    tracker = HurstTracker(**settings)
+    streamed = [tracker.update(b.close) for b in bars]
+    readings, end = batch.hurst_features(bars, settings)
+
+    def decided(r: HurstReading) -> tuple[object, ...]:
+        return (r.raw_regime, r.regime, r.trend_sign, r.returns_seen, r.h is None)
+
+    assert [decided(r) for r in readings] == [decided(r) for r in streamed]
+    kinds = {r.raw_regime for r in streamed}
+    assert Regime.WARMING in kinds and len(kinds) >= 3
+    assert {r.trend_sign for r in streamed} == {-1, 0, 1}
+    assert end is not None
+    assert HurstTracker.from_state(end, **settings).to_state() == tracker.to_state()
