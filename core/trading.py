@@ -728,6 +728,9 @@ _BLOCK_KEYS = (
 )
 
 
+_LISTS = (list, tuple)  # what the json encoder writes as a list
+
+
 def block_line(record: Mapping[str, Any]) -> str | None:
     """`store.to_json(record)` for a `block_record`, written out: about twice as fast as the
     json encoder, and a block comes with every signal bar of a closed golden hour. None
@@ -735,6 +738,8 @@ def block_line(record: Mapping[str, Any]) -> str | None:
     the same order, every number a finite float, every text a str, `new_twin` a bool."""
     if tuple(record) != _BLOCK_KEYS or type(record["new_twin"]) is not bool:
         return None
+    if type(record["passed"]) not in _LISTS or type(record["skipped"]) not in _LISTS:
+        return None  # a str would be joined letter by letter; the encoder writes it whole
     r = record
     t, ofi, atr, edge = r["time_s"], r["ofi"], r["atr_bps"], r["expected_edge_bps"]
     retail, size, price = r["retail_ofi"], r["size_multiplier"], r["price"]

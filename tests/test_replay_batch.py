@@ -625,6 +625,17 @@ def test_block_lines_are_the_encoders_text(tmp_path: Path) -> None:
     ]
     for edited in refused:
         assert block_line(edited) is None
+    # gate lists: a tuple is written as a list; a str or a nested list is handed back
+    tuple_lists = {**record, "passed": tuple(record["passed"])}
+    assert block_line(tuple_lists) == to_json(tuple_lists)  # a tuple is written as a list
+    for edited in (
+        {**record, "passed": "".join(record["passed"][:1]) or "FEE_EDGE"},  # a str, not a list
+        {**record, "symbol": [record["symbol"]]},
+        {**record, "symbol": (record["symbol"],)},
+        {**record, "skipped": [["FEE_EDGE"]]},
+    ):
+        assert block_line(edited) is None
+        assert to_json(edited) != to_json(record)
 
 
 def test_a_grown_outcome_log_is_read_from_where_the_last_read_stopped(tmp_path: Path) -> None:
