@@ -757,3 +757,34 @@ def test_hurst_features_confirm_and_sign_as_the_tracker_for_any_confirmation(
     assert {r.trend_sign for r in streamed} == {-1, 0, 1}
     assert end is not None
     assert HurstTracker.from_state(end, **settings).to_state() == tracker.to_state()
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["1769904000000", "1769904059999", "9999999999999", "0000000000000"],  # one width
+        ["176990400000", "1769904000000", "17699040000000"],  # 12, 13 and 14 digits
+        ["1769904000000", "176990400000a"],
+        ["1769904000000", "17699040000/0"],  # "/" is just below "0"
+        ["1769904000000", "17699040000:0"],  # ":" just above "9"
+        ["1769904000000", " 769904000000"],
+        ["1769904000000", "+769904000000"],
+        ["1769904000000", "-769904000000"],
+        ["1769904000000", "1769904000.00"],
+        ["17699040000000000"],  # too wide
+        ["1769904000000", ""],
+        [],
+    ],
+)
+def test_the_whole_file_reader_reads_times_as_int_does(texts: list[str]) -> None:
+    """Epoch-ms columns: read as a digit matrix when every field has one width, exactly
+    the integers `int` reads; anything but plain digits of 12-14 characters: None."""
+    from bigalpha_tui.core.sources.replay import _millis
+
+    plain = bool(texts) and all(t.isdigit() and 12 <= len(t) <= 14 for t in texts)
+    got = _millis(texts)
+    if not plain:
+        assert got is None
+        return
+    assert got is not None and got.dtype == np.int64
+    assert got.tolist() == [int(t) for t in texts]
