@@ -417,7 +417,8 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
         return None
     # every line has the 12 fields: the file's fields in one list, column c every 12th
     fields = ",".join(lines).split(",")
-    columns = [fields[c::KLINE_COLUMNS] for c in range(KLINE_COLUMNS)]
+    used = (0, 1, 2, 3, 4, 5, _CLOSE_TIME_COLUMN, _TAKER_BUY_COLUMN)  # the rest is not read
+    columns = {c: fields[c::KLINE_COLUMNS] for c in used}
     try:
         opens = _millis(columns[0])
         closes = _millis(columns[_CLOSE_TIME_COLUMN])
