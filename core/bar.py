@@ -6,9 +6,12 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .frozen import fast_init
+
 MINUTE_MS = 60_000
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Bar:
     """One symbol-interval. Buy volume = taker-buy volume; sell = volume - taker-buy.
@@ -38,7 +41,7 @@ class Bar:
 
     @property
     def close_s(self) -> float:
-        return self.close_ms / 1000.0
+        return (self.open_ms + self.interval_ms) / 1000.0  # close_ms / 1000, one call less
 
     @property
     def open_time(self) -> datetime:

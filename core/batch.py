@@ -49,7 +49,7 @@ from .clock import SimClock
 from .config import Config, StrategyConfig
 from .engine import Core, SymbolEngines
 from .flow import ExactSum, FlowState, WhaleFlowEngine
-from .hurst import HurstReading, HurstTracker, classify, confirm_step, hurst_exponents, trend_sign
+from .hurst import HurstReading, HurstTracker, hurst_exponents, trend_sign
 from .sources.replay import no_gc
 from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
 from .types import Regime, WhaleDirection
@@ -254,6 +254,48 @@ def _batched_h(windows: FloatArray, method: str) -> FloatArray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+#: `classify`'s labels as codes for the column arithmetic of `hurst_features`.
+_REGIME_OF_CODE = (Regime.WARMING, Regime.TRUE_TREND, Regime.NOISE, Regime.RANDOM)
+_WARMING, _TREND, _NOISE, _RANDOM = range(4)
+
+
+def _regime_codes(h: FloatArray, trend_above: float, noise_below: float) -> IntArray:
+    """`classify` for every H at once (nan: WARMING; the same strict comparisons)."""
+    codes: IntArray = np.where(
+        np.isnan(h),
+        _WARMING,
+        np.where(h > trend_above, _TREND, np.where(h < noise_below, _NOISE, _RANDOM)),
+    ).astype(np.int64)
+    return codes
+
+
+def _confirmed_codes(raw: IntArray, confirm_bars: int) -> tuple[IntArray, int]:
+    """`confirm_step` over every bar at once, from a fresh tracker (candidate WARMING, run
+    0): a label's run counts its equal raw labels in a row (the first bar starts a run of
+    1 either way), a bar whose run reaches `confirm_bars` publishes its label, and every
+    bar shows the last label published (WARMING before any). Also the run at the end."""
+    m = raw.size
+    if m == 0:
+        return raw.copy(), 0
+    index = np.arange(m)
+    starts = np.ones(m, dtype=np.bool_)
+    starts[1:] = raw[1:] != raw[:-1]
+    run_start = np.maximum.accumulate(np.where(starts, index, 0))
+    run = index - run_start + 1
+    last = np.maximum.accumulate(np.where(run >= confirm_bars, index, -1))
+    published: IntArray = np.where(last >= 0, raw[np.maximum(last, 0)], _WARMING)
+    return published, int(run[-1])
+
+
+def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
+    """`trend_sign` of each window's net log return: the quick sum where it is clearly
+    away from flat, an exact `fsum` where it is within `NET_RETURN_RECHECK` of zero."""
+    signs: list[int] = np.where(net > 0.0, 1, -1).tolist()
+    for k in np.flatnonzero(np.abs(net) < NET_RETURN_RECHECK).tolist():
+        signs[k] = trend_sign(math.fsum(returns[k : k + window]))
+    return signs
+
+
 def hurst_features(
     bars: Sequence[Bar], settings: dict[str, Any]
 ) -> tuple[list[HurstReading], dict[str, Any] | None]:
@@ -284,38 +326,38 @@ def hurst_features(
         | (h <= 0.01 + H_RECHECK)
         | (h >= 0.99 - H_RECHECK)
     )
-    for k in np.flatnonzero(near).tolist():
-        h[k] = alone(k)
-    raws = [classify(x, tracker.trend_above, tracker.noise_below) for x in h.tolist()]
-    candidate, run, published = Regime.WARMING, 0, Regime.WARMING
-    regimes: list[Regime] = []
-    for raw in raws:
-        candidate, run, published = confirm_step(
-            candidate, run, published, raw, tracker.confirm_bars
-        )
-        regimes.append(published)
-    # an H an event shows (the published regime changed) is the tracker's own value
-    previous = Regime.WARMING
-    for k, regime in enumerate(regimes):
-        if regime is not previous:
+    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
+
+    def recheck(ks: npt.NDArray[np.bool_]) -> None:
+        for k in np.flatnonzero(ks & ~own).tolist():
             h[k] = alone(k)
-        previous = regime
+        own[ks] = True
+
+    recheck(near)
+    raw_codes = _regime_codes(h, tracker.trend_above, tracker.noise_below)
+    codes, run_end = _confirmed_codes(raw_codes, tracker.confirm_bars)
+    # an H an event shows (the published regime changed) is the tracker's own value
+    if count:
+        recheck(codes != np.concatenate(([_WARMING], codes[:-1])))
     history_from = max(0, count - tracker.history_len)
-    for k in range(history_from, count):
-        h[k] = alone(k)
-    signs: list[int] = []
-    for k, quick in enumerate(net.tolist()):
-        exact = math.fsum(returns[k : k + window]) if abs(quick) < NET_RETURN_RECHECK else quick
-        signs.append(trend_sign(exact))
+    recheck(np.arange(count) >= history_from)
+    signs = _signs(net, returns, window)
     band = tracker.band
     readings = [
         HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, i)
         for i in range(min(n, window))
     ]
-    for k, (x, raw, regime, sign) in enumerate(zip(h.tolist(), raws, regimes, signs, strict=True)):
-        readings.append(
-            HurstReading(None if math.isnan(x) else x, band, raw, regime, sign, window + k)
+    named = _REGIME_OF_CODE
+    raws = [named[c] for c in raw_codes.tolist()]
+    regimes = [named[c] for c in codes.tolist()]
+    readings += [
+        HurstReading(None if x != x else x, band, raw, regime, sign, seen)  # x != x: nan
+        for x, raw, regime, sign, seen in zip(
+            h.tolist(), raws, regimes, signs, range(window, window + count), strict=True
         )
+    ]
+    candidate, published = (raws[-1], regimes[-1]) if count else (Regime.WARMING,) * 2
+    run = run_end
     end_state = {
         "last_close": closes[-1],
         "returns": returns[-window:],
@@ -401,12 +443,14 @@ class BatchOfi(AlphaOfi):
         self._true_ranges = ranges.tolist()
         self._next = 0
 
-    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+    def update(
+        self, bar: Bar, flow: FlowState, hurst: HurstReading, wanted: bool = True
+    ) -> Signal | None:
         i = self._next
         if i >= len(self._open_ms) or self._open_ms[i] != bar.open_ms:
             raise RuntimeError(f"batch Alpha-OFI out of step on {bar.symbol} at {bar.open_ms}")
         self._next = i + 1
-        if not self._fires[i]:
+        if not (wanted and self._fires[i]):
             return None
         ofi = self._ofi[i]
         side = signal_side(ofi, self.config.ofi_threshold)
@@ -517,9 +561,11 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
         feed = BatchFeed(
             compute_features(bars, core.config, core.tracker_settings(), checked), checked
         )
-    # The bars and their features live through the run and hold no cycles to collect: out
-    # of the collector's scans (each full scan would walk a month of them again).
-    gc.freeze()
+        # The bars and their features live through the run and hold no cycles to collect:
+        # out of the collector's scans (each full scan would walk a month of them again).
+        # Frozen before the collector is back on: else its first pass, due at once after
+        # so many allocations, walks all of them one more time (0.2 s a month).
+        gc.freeze()
     core.feature_feed = feed
     trading = core.trading
     if trading is not None:  # each symbol's strategy, made at its first bar, in batch

@@ -18,9 +18,11 @@ from typing import Any
 
 from .bar import Bar
 from .config import FlowConfig
+from .frozen import fast_init
 from .types import WhaleDirection
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FlowState:
     """What the whale CVD engine knows about one symbol after its last bar."""

@@ -25,12 +25,14 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .config import GateConfig
+from .frozen import fast_init
 from .golden_hour import GoldenHour
 from .sizing import SizeBreakdown
 from .strategy import Signal
 from .types import SWITCHABLE_GUARDS, BlockReason
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GateContext:
     """Everything a gate may look at besides the signal itself."""
@@ -124,6 +126,7 @@ class WhaleConflictGate:
         return f"whales are {'buying' if whale.sign > 0 else 'selling'} against a {ctx.signal.side}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What the gates made of one signal, and the size it would trade at."""

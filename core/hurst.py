@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .frozen import fast_init
 from .types import Regime
 
 FloatArray = npt.NDArray[np.float64]
@@ -233,6 +234,8 @@ def _refine_minimum(contrast: FloatArray) -> FloatArray:
 
     A minimum at the edge of the grid stays there: H is reported within [0.01, 0.99].
     """
+    if contrast.shape[0] == 1:
+        return _refine_one(contrast[0])
     rows = np.arange(contrast.shape[0])
     at = contrast.argmin(axis=1)
     best = np.minimum(np.maximum(at, 1), contrast.shape[1] - 2)
@@ -244,6 +247,25 @@ def _refine_minimum(contrast: FloatArray) -> FloatArray:
     h[at == 0] = _H_GRID[0]
     h[at == contrast.shape[1] - 1] = _H_GRID[-1]
     return h
+
+
+def _refine_one(contrast: FloatArray) -> FloatArray:
+    """`_refine_minimum` of one row (the tracker's call, every bar) with Python floats:
+    the same IEEE operations in the same order, so the same H to the bit, without the
+    dozen small array operations (13.6 -> 1.5 us)."""
+    last = contrast.shape[0] - 1
+    at = int(contrast.argmin())
+    if at == 0 or at == last:
+        return np.array([_GRID_FIRST if at == 0 else _GRID_LAST])
+    left, mid, right = contrast[at - 1 : at + 2].tolist()
+    curvature = left - 2 * mid + right
+    offset = 0.5 * (left - right) / max(curvature, 1e-300) if curvature > 0 else 0.0
+    return np.array([_GRID_AT[at] + offset * _GRID_STEP])
+
+
+_GRID_AT: list[float] = _H_GRID.tolist()
+_GRID_FIRST, _GRID_LAST = _GRID_AT[0], _GRID_AT[-1]
+_GRID_STEP = float(_H_GRID[1] - _H_GRID[0])
 
 
 # ------------------------------------------------------------------------------ R/S-AL
@@ -332,6 +354,7 @@ def trend_sign(net_log_return: float) -> int:
     return 1 if net_log_return > 0 else -1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HurstReading:
     """One bar's Hurst view of a symbol: H with its +- band, raw and published regime."""

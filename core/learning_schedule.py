@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .frozen import fast_init
 from .probation import optional_time_s
 
 
@@ -24,6 +25,7 @@ def slot_at(now_s: float, interval_s: float) -> float:
     return math.floor(now_s / interval_s) * interval_s
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LearningSchedule:
     """When cycles ran and are due. `last_slot_s` None: no market time seen yet."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .frozen import fast_init
 from .snapshot import GuardStatsView
 from .store import Store, from_finite, private_opener
 from .trades import ClosedTrade
@@ -32,6 +33,7 @@ from .types import BlockReason
 TAIL_BYTES = 1 << 20
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GuardTally:
     """Running figures of one guard (reason code)."""

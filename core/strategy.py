@@ -21,12 +21,14 @@ from . import codec
 from .bar import Bar
 from .config import StrategyConfig
 from .flow import FlowState
+from .frozen import fast_init
 from .hurst import HurstReading
 from .types import Regime, Side, WhaleDirection
 
 BPS_PER_UNIT = 10_000.0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """An entry signal at the close of one bar, with the features that produced it."""
@@ -96,15 +98,19 @@ class AlphaOfi:
     def atr_bps(self, close: float) -> float:
         return BPS_PER_UNIT * math.fsum(self._ranges) / len(self._ranges) / close
 
-    def update(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> Signal | None:
+    def update(
+        self, bar: Bar, flow: FlowState, hurst: HurstReading, wanted: bool = True
+    ) -> Signal | None:
         """Take one closed bar; a signal when the window is warm and OFI is past the threshold.
 
         A bar without taker flow (OHLCV-only data) gives no signal: the imbalance is unknown.
+        `wanted` False: the bar still moves the windows, but no signal is made (the trading
+        loop would drop it unread: the symbol already holds a position or an entry order).
         """
         self._ranges.append(true_range(bar.high, bar.low, self._previous_close))
         self._previous_close = bar.close
         self._flow.append((bar.delta, bar.volume) if bar.has_flow else (0.0, 0.0))
-        if not bar.has_flow or not self.warm:
+        if not (wanted and bar.has_flow and self.warm):
             return None
         ofi = self.ofi()
         if ofi is None:

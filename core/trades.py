@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from . import codec
+from .frozen import fast_init
 from .types import BlockReason, Conviction, ExitReason, Regime, Side
 
 
@@ -17,6 +18,7 @@ class Ledger(StrEnum):
     BLOCKED = "blocked"  # the shadow twin of a blocked signal (guard opportunity cost)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClosedTrade:
     """One round trip, all exits done. Money in quote currency, net of fees."""

@@ -179,12 +179,17 @@ class TradingLoop:
             return
         self._fill_pending(bar, controls)
         self._run_exits(bar)
-        signal = self._strategy(bar.symbol).update(bar, flow, hurst)
+        symbol, book = bar.symbol, self.book
+        # one position per symbol: a signal on a symbol holding a position or an entry order
+        # would be dropped unread (`_on_signal`'s first test; nothing counts or logs it), so
+        # the strategy only moves its windows and makes none
+        wanted = symbol not in book.live and symbol not in book.pending
+        signal = self._strategy(symbol).update(bar, flow, hurst, wanted)
         if signal is not None:
             self._on_signal(signal, controls)
-        self.book.last_open_ms[bar.symbol] = bar.open_ms
-        self.book.last_regime[bar.symbol] = hurst.regime
-        self.book.marks[bar.symbol] = bar.close
+        book.last_open_ms[symbol] = bar.open_ms
+        book.last_regime[symbol] = hurst.regime
+        book.marks[symbol] = bar.close
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable
@@ -723,6 +728,9 @@ _BLOCK_KEYS = (
 )
 
 
+_LISTS = (list, tuple)  # what the json encoder writes as a list
+
+
 def block_line(record: Mapping[str, Any]) -> str | None:
     """`store.to_json(record)` for a `block_record`, written out: about twice as fast as the
     json encoder, and a block comes with every signal bar of a closed golden hour. None
@@ -730,6 +738,8 @@ def block_line(record: Mapping[str, Any]) -> str | None:
     the same order, every number a finite float, every text a str, `new_twin` a bool."""
     if tuple(record) != _BLOCK_KEYS or type(record["new_twin"]) is not bool:
         return None
+    if type(record["passed"]) not in _LISTS or type(record["skipped"]) not in _LISTS:
+        return None  # a str would be joined letter by letter; the encoder writes it whole
     r = record
     t, ofi, atr, edge = r["time_s"], r["ofi"], r["atr_bps"], r["expected_edge_bps"]
     retail, size, price = r["retail_ofi"], r["size_multiplier"], r["price"]

@@ -425,3 +425,33 @@ def test_state_that_is_not_a_full_mapping_is_refused(state: Any) -> None:
 def test_nonsense_settings_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         HurstTracker(**kwargs)
+
+
+def test_one_window_is_refined_to_the_bit_as_in_a_batch() -> None:
+    """The tracker's one-row call refines its grid minimum with Python floats: the same H,
+    bit for bit, as the same row inside a batch (interior minima, both grid edges, flat
+    contrast rows and a NaN)."""
+    from bigalpha_tui.core.hurst import _refine_minimum
+
+    rng = np.random.default_rng(11)
+    rows = [rng.normal(0.0, 1.0, 99) for _ in range(300)]
+    rows += [np.cumsum(np.abs(rng.normal(0.0, 1.0, 99))), -np.arange(99.0)]  # edge minima
+    rows += [np.zeros(99), np.full(99, 2.0), np.where(np.arange(99) == 40, np.nan, 1.0)]
+    rows += [(np.arange(99.0) - 37.3) ** 2]  # a clean parabola
+    batch = _refine_minimum(np.array(rows))
+    for row, want in zip(rows, batch.tolist(), strict=True):
+        got = _refine_minimum(row[np.newaxis, :])
+        assert got.shape == (1,)
+        assert got.tobytes() == np.array([want]).tobytes()
+
+
+def test_the_tracker_gives_the_batched_estimators_h_for_its_window() -> None:
+    """`hurst_exponent` of one window equals that row of `hurst_exponents` to within the
+    matrix product's rounding, and its refinement path keeps H inside the grid."""
+    rng = np.random.default_rng(5)
+    windows = rng.normal(0.0, 1e-3, (64, 100))
+    batch = hurst_exponents(windows)
+    for row, want in zip(windows, batch.tolist(), strict=True):
+        got = hurst_exponent(row)
+        assert abs(got - want) < 1e-12
+        assert 0.01 <= got <= 0.99

@@ -26,12 +26,13 @@ from bigalpha_tui.core.clock import SimClock
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.flow import ExactSum, WhaleFlowEngine
-from bigalpha_tui.core.hurst import HurstTracker
+from bigalpha_tui.core.hurst import HurstReading, HurstTracker
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
 from bigalpha_tui.core.store import JSON_FILES, JSONL_FILES, Store
 from bigalpha_tui.core.trades import ClosedTrade
+from bigalpha_tui.core.types import Regime
 
 SHARED_MONTH = "binance_um_klines_1m"
 DAY_MS = 86_400_000
@@ -535,13 +536,20 @@ def test_batch_alpha_ofi_signals_and_state_equal_the_streaming_strategy(test_dat
         symbol = bars[0].symbol
         streaming = AlphaOfi(symbol, config.strategy)
         batched = batch.BatchOfi(symbol, config.strategy, bars)
+        unwanted = AlphaOfi(symbol, config.strategy)  # asked for no signal on odd bars
+        unwanted_batch = batch.BatchOfi(symbol, config.strategy, bars)
         signals = 0
-        for bar in bars:
+        for k, bar in enumerate(bars):
             flow, hurst = flow_engine.update(bar), tracker.update(bar.close)
             want = streaming.update(bar, flow, hurst)
             assert batched.update(bar, flow, hurst) == want
             assert batched.to_state() == streaming.to_state()
             signals += want is not None
+            wanted = k % 2 == 0
+            for other in (unwanted, unwanted_batch):
+                # not wanted: no signal, but the windows move as if it were
+                assert other.update(bar, flow, hurst, wanted) == (want if wanted else None)
+                assert other.to_state() == streaming.to_state()
         assert signals, symbol
         assert batched.streaming().to_state() == streaming.to_state()
 
@@ -617,6 +625,17 @@ def test_block_lines_are_the_encoders_text(tmp_path: Path) -> None:
     ]
     for edited in refused:
         assert block_line(edited) is None
+    # gate lists: a tuple is written as a list; a str or a nested list is handed back
+    tuple_lists = {**record, "passed": tuple(record["passed"])}
+    assert block_line(tuple_lists) == to_json(tuple_lists)  # a tuple is written as a list
+    for edited in (
+        {**record, "passed": "".join(record["passed"][:1]) or "FEE_EDGE"},  # a str, not a list
+        {**record, "symbol": [record["symbol"]]},
+        {**record, "symbol": (record["symbol"],)},
+        {**record, "skipped": [["FEE_EDGE"]]},
+    ):
+        assert block_line(edited) is None
+        assert to_json(edited) != to_json(record)
 
 
 def test_a_grown_outcome_log_is_read_from_where_the_last_read_stopped(tmp_path: Path) -> None:
@@ -698,3 +717,74 @@ def test_a_throwaway_stores_state_files_wait_in_memory_until_the_flush(tmp_path:
     assert buffered.flush_logs()
     assert buffered.path(POSITIONS).read_bytes() == direct.path(POSITIONS).read_bytes()
     assert buffered.read_json(POSITIONS) == {"n": 2, "x": 0.2}
+
+
+@pytest.mark.parametrize("confirm_bars", [1, 2, 5, 40])
+def test_hurst_features_confirm_and_sign_as_the_tracker_for_any_confirmation(
+    confirm_bars: int,
+) -> None:
+    """The labels, the confirmation run and the published regime come from column
+    arithmetic: equal to the tracker's `confirm_step` bar by bar, with runs shorter and
+    longer than the confirmation, flat stretches (no H: WARMING again) and flat net
+    returns (a sign of 0, decided by `fsum`)."""
+    rng = np.random.default_rng(confirm_bars)
+    steps = rng.normal(0.0, 1e-3, 1500)
+    steps[400:560] = 0.0  # a flat market: every window inside it has no H
+    steps[900:1000] = np.tile([2e-3, -2e-3], 50)  # a bounce: H at the grid's edge
+    closes = 100.0 * np.exp(np.cumsum(steps))
+    bars = [
+        Bar("X", DEFAULT_START_MS + i * MINUTE_MS, c, c, c, c, 1.0, 0.5)
+        for i, c in enumerate(closes.tolist())
+    ]
+    settings = {
+        "window": 100,
+        "trend_above": 0.5,
+        "noise_below": 0.45,
+        "confirm_bars": confirm_bars,
+        "method": "whittle",
+        "history_len": 120,
+    }
+    tracker = HurstTracker(**settings)
+    streamed = [tracker.update(b.close) for b in bars]
+    readings, end = batch.hurst_features(bars, settings)
+
+    def decided(r: HurstReading) -> tuple[object, ...]:
+        return (r.raw_regime, r.regime, r.trend_sign, r.returns_seen, r.h is None)
+
+    assert [decided(r) for r in readings] == [decided(r) for r in streamed]
+    kinds = {r.raw_regime for r in streamed}
+    assert Regime.WARMING in kinds and len(kinds) >= 3
+    assert {r.trend_sign for r in streamed} == {-1, 0, 1}
+    assert end is not None
+    assert HurstTracker.from_state(end, **settings).to_state() == tracker.to_state()
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["1769904000000", "1769904059999", "9999999999999", "0000000000000"],  # one width
+        ["176990400000", "1769904000000", "17699040000000"],  # 12, 13 and 14 digits
+        ["1769904000000", "176990400000a"],
+        ["1769904000000", "17699040000/0"],  # "/" is just below "0"
+        ["1769904000000", "17699040000:0"],  # ":" just above "9"
+        ["1769904000000", " 769904000000"],
+        ["1769904000000", "+769904000000"],
+        ["1769904000000", "-769904000000"],
+        ["1769904000000", "1769904000.00"],
+        ["17699040000000000"],  # too wide
+        ["1769904000000", ""],
+        [],
+    ],
+)
+def test_the_whole_file_reader_reads_times_as_int_does(texts: list[str]) -> None:
+    """Epoch-ms columns: read as a digit matrix when every field has one width, exactly
+    the integers `int` reads; anything but plain digits of 12-14 characters: None."""
+    from bigalpha_tui.core.sources.replay import _millis
+
+    plain = bool(texts) and all(t.isdigit() and 12 <= len(t) <= 14 for t in texts)
+    got = _millis(texts)
+    if not plain:
+        assert got is None
+        return
+    assert got is not None and got.dtype == np.int64
+    assert got.tolist() == [int(t) for t in texts]

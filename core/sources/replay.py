@@ -417,7 +417,8 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
         return None
     # every line has the 12 fields: the file's fields in one list, column c every 12th
     fields = ",".join(lines).split(",")
-    columns = [fields[c::KLINE_COLUMNS] for c in range(KLINE_COLUMNS)]
+    used = (0, 1, 2, 3, 4, 5, _CLOSE_TIME_COLUMN, _TAKER_BUY_COLUMN)  # the rest is not read
+    columns = {c: fields[c::KLINE_COLUMNS] for c in used}
     try:
         opens = _millis(columns[0])
         closes = _millis(columns[_CLOSE_TIME_COLUMN])
@@ -433,9 +434,22 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
 
 
 def _millis(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
-    """Epoch ms of plain digit fields (no sign, space or empty field), else None."""
+    """Epoch ms of plain digit fields (no sign, space or empty field), else None. Fields
+    all of one width (every time of a month has 13 digits) are read as a digit matrix:
+    exact integer arithmetic, a tenth of the time of `int` per field."""
     lengths = set(map(len, texts))
-    if not lengths <= set(_MS_DIGITS) or not "".join(texts).isdigit():
+    if not lengths <= set(_MS_DIGITS):
+        return None
+    joined = "".join(texts)
+    if len(lengths) == 1 and joined.isascii():
+        (width,) = lengths
+        digits = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, width) - 48
+        if (digits > 9).any():  # below "0" wraps around to above 9 (unsigned)
+            return None
+        scale = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+        values: npt.NDArray[np.int64] = digits.astype(np.int64) @ scale
+        return values
+    if not joined.isdigit():
         return None
     return np.array(list(map(int, texts)), dtype=np.int64)
 
