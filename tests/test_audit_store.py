@@ -1,0 +1,56 @@
+"""The store's in-memory buffering (a throwaway replay's) against hostile use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bigalpha_tui.core.store import GUARD_BLOCKS, POSITIONS, Store
+
+
+def test_a_durable_store_refuses_to_buffer(tmp_path: Path) -> None:
+    """Live, sim and a replay into a kept folder write through at once: asking a durable
+    store to buffer is a programming error, refused before anything waits in memory."""
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match="durable"):
+        store.buffer_logs = True
+    assert store.buffer_logs is False
+    assert store.write_json(POSITIONS, {"n": 1})
+    assert store.append_jsonl(GUARD_BLOCKS, {"id": "G-1"})
+    other = Store(tmp_path, read_only=True)  # another reader sees both at once
+    assert other.read_json(POSITIONS) == {"n": 1}
+    assert [r["id"] for r in other.iter_jsonl(GUARD_BLOCKS)] == ["G-1"]
+
+
+def test_buffering_switched_off_writes_what_waits_and_reads_the_disk_again(
+    tmp_path: Path,
+) -> None:
+    """Before, a state file written while buffering kept answering reads after buffering
+    was switched off: a newer version written straight to disk was never seen (stale)."""
+    store = Store(tmp_path, durable=False)
+    store.buffer_logs = True
+    store.write_json(POSITIONS, {"n": 1})
+    store.append_jsonl(GUARD_BLOCKS, {"id": "G-1"})
+    assert not store.path(POSITIONS).exists()
+    store.buffer_logs = False
+    assert Store(tmp_path, read_only=True).read_json(POSITIONS) == {"n": 1}
+    assert [r["id"] for r in Store(tmp_path, read_only=True).iter_jsonl(GUARD_BLOCKS)] == ["G-1"]
+    store.write_json(POSITIONS, {"n": 2})
+    assert store.read_json(POSITIONS) == {"n": 2}
+
+
+def test_a_pending_state_file_is_read_even_where_a_symlink_now_stands(tmp_path: Path) -> None:
+    """A buffered state file answers reads from memory; at the flush, a symlink put in its
+    place meanwhile is set aside, never written through."""
+    store = Store(tmp_path, durable=False)
+    store.buffer_logs = True
+    store.write_json(POSITIONS, {"n": 1})
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}")
+    store.path(POSITIONS).symlink_to(target)
+    assert store.read_json(POSITIONS) == {"n": 1}
+    assert store.flush_logs()
+    assert target.read_text() == "{}"
+    assert not store.path(POSITIONS).is_symlink()
+    assert Store(tmp_path, read_only=True).read_json(POSITIONS) == {"n": 1}
