@@ -237,12 +237,33 @@ class UnixListener:
             self._accept_log.end()
             return LineStream(client)
 
-    async def serve(self, handler: Callable[[LineStream], Awaitable[None]]) -> None:
-        """Accept connections until cancelled, each handled in its own task."""
+    async def serve(
+        self, handler: Callable[[LineStream], Awaitable[None]], max_connections: int = 0
+    ) -> None:
+        """Accept connections until cancelled, each handled in its own task. With
+        `max_connections`, no more are open at once: the next waits in the listen backlog
+        until one closes (a burst of clients cannot take every file descriptor the
+        process needs for its store)."""
+        limiter = anyio.Semaphore(max_connections) if max_connections > 0 else None
+
+        async def handle(stream: LineStream) -> None:
+            try:
+                await handler(stream)
+            finally:
+                if limiter is not None:
+                    limiter.release()
+
         async with anyio.create_task_group() as tg:
             while True:
-                stream = await self.accept()
-                tg.start_soon(handler, stream)
+                if limiter is not None:
+                    await limiter.acquire()
+                try:
+                    stream = await self.accept()
+                except BaseException:
+                    if limiter is not None:
+                        limiter.release()
+                    raise
+                tg.start_soon(handle, stream)
 
     async def aclose(self) -> None:
         if not self._io.closed:

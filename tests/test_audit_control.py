@@ -220,3 +220,46 @@ async def test_accept_errors_of_one_connection_are_passed_over() -> None:
             tg.cancel_scope.cancel()
         await listener.aclose()
     assert served == [b"hello"] and errors == []
+
+
+async def test_a_burst_holds_no_more_connections_than_allowed_and_all_are_served() -> None:
+    """With `max_connections` the listener leaves the rest in the backlog: never more open
+    at once (each holds a descriptor the store needs), and every one is served in turn."""
+    open_now = 0
+    most = 0
+    served: list[bytes] = []
+
+    async def handler(stream: LineStream) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        try:
+            async with stream:
+                served.append(await stream.receive_until(b"\n", 100))
+                await anyio.sleep(0.01)
+        finally:
+            open_now -= 1
+
+    with tempfile.TemporaryDirectory(prefix="ba-") as folder:
+        path = Path(folder) / "s.sock"
+        listener = UnixListener.bind(path, backlog=64)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handler, 4)
+
+            def burst() -> None:
+                clients = []
+                for i in range(40):
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.connect(os.fspath(path))
+                    sock.sendall(b"%d\n" % i)
+                    clients.append(sock)
+                for sock in clients:
+                    sock.settimeout(5.0)
+                    assert sock.recv(10) == b""  # served and closed
+                    sock.close()
+
+            await anyio.to_thread.run_sync(burst)
+            tg.cancel_scope.cancel()
+        await listener.aclose()
+    assert sorted(served, key=int) == [b"%d" % i for i in range(40)]
+    assert most == 4
