@@ -704,7 +704,16 @@ class Store:
 
     def quarantine(self, name: str, reason: str) -> Path | None:
         """Move an unreadable file aside, never overwrite it, and tell the operator."""
+        self._write_pending_doc(name)  # what the reader read is what is set aside
         return self._set_aside(name, self.path(name), reason)
+
+    def _write_pending_doc(self, name: str) -> None:
+        """A state file waiting in memory (`buffer_logs`) goes to disk now: a read of it
+        found it wanting, and what is set aside must be it, not an older version on disk
+        (nor may it go on answering reads after being set aside)."""
+        pending = self._pending_docs.pop(name, None)
+        if pending is not None:
+            self._write_doc(name, pending)
 
     def set_aside_records(self, name: str, reasons: list[str]) -> Path | None:
         """Some records of a state file did not read and were left out, the rest are in use:
@@ -716,6 +725,7 @@ class Store:
         if self.read_only:
             self._warn(name, f"{len(reasons)} record(s) left out: {shown} (read-only)")
             return None
+        self._write_pending_doc(name)
         target = self._free_name(name, "corrupt")
         try:
             atomic_write_bytes(target, _read_plain(self.path(name)), durable=self.durable)

@@ -54,3 +54,38 @@ def test_a_pending_state_file_is_read_even_where_a_symlink_now_stands(tmp_path: 
     assert target.read_text() == "{}"
     assert not store.path(POSITIONS).is_symlink()
     assert Store(tmp_path, read_only=True).read_json(POSITIONS) == {"n": 1}
+
+
+def _refuse(doc: dict[str, object]) -> object:
+    raise ValueError("unexpected")
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_a_state_file_set_aside_is_gone_from_a_buffered_store_too(
+    tmp_path: Path, buffered: bool
+) -> None:
+    """A state file its reader refuses is set aside and reads as absent afterwards. Before,
+    a buffered store's version in memory was not: the rename found nothing on disk ('could
+    not set it aside'), reads kept returning it and the flush wrote it back."""
+    store = Store(tmp_path, durable=False, now=lambda: 1_767_600_000.0)
+    store.buffer_logs = buffered
+    store.write_json(POSITIONS, {"n": 1})
+    assert store.load_or_quarantine(POSITIONS, _refuse) is None
+    assert store.read_json(POSITIONS) is None
+    store.flush_logs()
+    assert not store.path(POSITIONS).exists()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(f"{POSITIONS}.corrupt")]
+    assert len(kept) == 1 and b'"n":1' in kept[0].read_bytes()
+    assert not any("could not set it aside" in w.message for w in store.warnings)
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_records_set_aside_keep_a_copy_of_the_version_that_was_read(
+    tmp_path: Path, buffered: bool
+) -> None:
+    store = Store(tmp_path, durable=False, now=lambda: 1_767_600_000.0)
+    store.buffer_logs = buffered
+    store.write_json(POSITIONS, {"n": 1})
+    store.write_json(POSITIONS, {"n": 2})
+    copy = store.set_aside_records(POSITIONS, ["record 3: bad"])
+    assert copy is not None and b'"n":2' in copy.read_bytes()
