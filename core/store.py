@@ -410,6 +410,9 @@ class Store:
             return True
         data = to_json({"schema_version": SCHEMA_VERSION, **payload}).encode()
         if self._buffer_logs:  # a throwaway store: the last version is written at the flush
+            # moved to the end: the flush writes in the order of the last writes, as a direct
+            # store's files were last written (the book saved after the engines stays so)
+            self._pending_docs.pop(name, None)
             self._pending_docs[name] = data
             return True
         return self._write_doc(name, data)

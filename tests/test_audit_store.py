@@ -89,3 +89,24 @@ def test_records_set_aside_keep_a_copy_of_the_version_that_was_read(
     store.write_json(POSITIONS, {"n": 2})
     copy = store.set_aside_records(POSITIONS, ["record 3: bad"])
     assert copy is not None and b'"n":2' in copy.read_bytes()
+
+
+def test_the_flush_writes_state_files_in_the_order_of_their_last_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill during the flush leaves what a kill at that moment of a direct run would: the
+    files last written first are on disk first (before, the order of their first writes)."""
+    from bigalpha_tui.core.store import ENGINE_STATE
+
+    store = Store(tmp_path, durable=False)
+    store.buffer_logs = True
+    written: list[str] = []
+    real = store._write_doc
+    monkeypatch.setattr(
+        store, "_write_doc", lambda name, data: written.append(name) or real(name, data)
+    )
+    store.write_json(ENGINE_STATE, {"n": 1})
+    store.write_json(POSITIONS, {"n": 1})
+    store.write_json(ENGINE_STATE, {"n": 2})
+    store.flush_logs()
+    assert written == [POSITIONS, ENGINE_STATE]
