@@ -227,6 +227,28 @@ def test_microsecond_files_give_the_millisecond_files_bars(tmp_path: Path) -> No
         assert read(path, ParseOptions(), whole=True) == ms, name
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_the_whole_file_reader_scales_times_as_the_streaming_parser(whole: bool) -> None:
+    """s, ms, us and ns by magnitude (leading zeros included), one width or mixed."""
+    from bigalpha_tui.core.sources.replay import _epoch_ms, _scale_to_ms
+
+    for texts in (
+        ["1769904000000000", "1769904060000000"],  # us
+        ["1769904059999999", "1769904119999999"],  # us close times
+        ["001769904000", "001769904060"],  # seconds, zero-padded to 12
+        ["0001769904000000", "1769904060000"],  # ms padded to 16, mixed widths
+        ["176990400000000000", "176990400006000000"],  # 18 digits: ns range
+    ):
+        got = _epoch_ms(texts, whole=whole)
+        rests = any(
+            int(t) >= 10**14 and int(t) % (10**6 if int(t) >= 10**17 else 10**3) for t in texts
+        )
+        if whole and rests:
+            assert got is None  # the streaming parser refuses such an open time
+        else:
+            assert got is not None and got.tolist() == [_scale_to_ms(int(t)) for t in texts]
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

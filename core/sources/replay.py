@@ -419,16 +419,18 @@ def no_gc() -> Iterator[None]:
 
 # ------------------------------------------------------------------------- a whole clean file
 
-#: Open and close times the whole-file reader takes as they are: epoch milliseconds (the
-#: streaming parser scales other magnitudes; such a file is streamed instead).
-_MS_DIGITS = range(12, 15)
+#: Widths of the open and close times the whole-file reader reads (epoch ms has 13 digits,
+#: us, Binance's spot archives since 2025, 16; 18 still fit an int64), scaled by magnitude
+#: as the streaming parser scales them; a file with other times is streamed instead.
+_TIME_DIGITS = range(12, 19)
 
 
 def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
     """Every bar of a file in one pass, when the file is clean: a 12-column Binance kline
     file (header or not) whose every row `parse_kline_row` accepts as it stands, with epoch
-    millisecond times and taker-buy volume. The bars equal the streaming parser's, float for
-    float (the same `float` reads each field; the checks are `Bar.problem`'s, per column).
+    times in digits (ms, or us) and taker-buy volume. The bars equal the streaming parser's,
+    float for float (the same `float` reads each field; the checks are `Bar.problem`'s, per
+    column).
     None for anything else (a bad or skipped row, another layout or time format, a file that
     cannot be read): the streaming parser then reads it and says what is wrong, where."""
     try:
@@ -453,8 +455,8 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
     used = (0, 1, 2, 3, 4, 5, _CLOSE_TIME_COLUMN, _TAKER_BUY_COLUMN)  # the rest is not read
     columns = {c: fields[c::KLINE_COLUMNS] for c in used}
     try:
-        opens = _millis(columns[0])
-        closes = _millis(columns[_CLOSE_TIME_COLUMN])
+        opens = _epoch_ms(columns[0], whole=True)
+        closes = _epoch_ms(columns[_CLOSE_TIME_COLUMN], whole=False)
         values = [list(map(float, columns[c])) for c in (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)]
     except ValueError:
         return None
@@ -466,12 +468,26 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
     ]
 
 
-def _millis(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
-    """Epoch ms of plain digit fields (no sign, space or empty field), else None. Fields
+def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | None:
+    """Epoch ms of plain digit fields as `_scale_to_ms` makes them (s, ms, us or ns by
+    magnitude), else None. `whole` (open times): None when one is not a whole millisecond
+    (the streaming parser then refuses that row)."""
+    values = _digits(texts)
+    if values is None:
+        return None
+    per_ms = np.where(values >= 10**17, 1_000_000, np.where(values >= 10**14, 1_000, 1))
+    if whole and (values % per_ms).any():
+        return None
+    scaled: npt.NDArray[np.int64] = np.where(values < 10**11, values * 1_000, values // per_ms)
+    return scaled
+
+
+def _digits(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
+    """The values of plain digit fields (no sign, space or empty field), else None. Fields
     all of one width (every time of a month has 13 digits) are read as a digit matrix:
     exact integer arithmetic, a tenth of the time of `int` per field."""
     lengths = set(map(len, texts))
-    if not lengths <= set(_MS_DIGITS):
+    if not lengths <= set(_TIME_DIGITS):
         return None
     joined = "".join(texts)
     if len(lengths) == 1 and joined.isascii():
