@@ -48,6 +48,9 @@ RESULT_TIMEOUT_S = 30.0  # a command queued behind a bar in flight
 SUBSCRIBE = "subscribe"
 STREAM_VERSION = 1
 MAX_SUBSCRIBERS = 16
+#: connections served at once (subscribers included); more wait in the listen backlog, so a
+#: burst of clients never takes the file descriptors the store needs to save
+MAX_CONNECTIONS = 64
 SUBSCRIBER_QUEUE = 4  # lines waiting for one subscriber; one more and it is dropped
 SEND_TIMEOUT_S = 5.0  # one line not taken by the client within this: dropped
 #: sun_path holds 108 bytes with the terminating NUL on Linux (104 on the BSDs).
@@ -188,7 +191,7 @@ class ControlServer:
         assert self._listener is not None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._publish)
-            await self._listener.serve(self._handle)
+            await self._listener.serve(self._handle, MAX_CONNECTIONS)
 
     async def aclose(self) -> None:
         """Stop listening and remove the socket (only if it is still ours)."""

@@ -17,6 +17,8 @@ when a line is longer than allowed, `anyio.BrokenResourceError` when the connect
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -26,8 +28,19 @@ from types import TracebackType
 import anyio
 import anyio.lowlevel
 
+from bigalpha_tui.core.logrepeats import RepeatedLog
+
 RECEIVE_BYTES = 65536
 LISTEN_BACKLOG = 16
+#: accept() out of descriptors or memory (a burst of clients holding them): wait this long,
+#: then accept again, instead of spinning on a listener that stays readable or giving up
+ACCEPT_RETRY_S = 0.1
+#: accept() errors that concern one connection (gone before it was accepted): the next one
+_ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+#: accept() errors of a moment (descriptors or memory run out): wait, then accept again
+_ACCEPT_WAIT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+log = logging.getLogger(__name__)
 
 
 class _Waiter:
@@ -120,7 +133,9 @@ class LineStream:
                 line = bytes(self._buffer[:at])
                 del self._buffer[: at + len(delimiter)]
                 return line
-            if len(self._buffer) >= max_bytes:
+            if len(self._buffer) >= max_bytes + len(delimiter):
+                # no line of at most max_bytes can end here any more (a line of exactly
+                # max_bytes is taken however its delimiter arrives: with it or later)
                 raise anyio.DelimiterNotFound(max_bytes)
             searched = max(0, len(self._buffer) - len(delimiter) + 1)
             if self._io.closed:
@@ -179,6 +194,7 @@ class UnixListener:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._io = _Waiter(sock)
+        self._accept_log = RepeatedLog(log, logging.WARNING)  # once, then counted
 
     @classmethod
     def bind(cls, path: Path | str, backlog: int = LISTEN_BACKLOG) -> UnixListener:
@@ -196,6 +212,9 @@ class UnixListener:
         return cls(sock)
 
     async def accept(self) -> LineStream:
+        """The next connection. A client gone before it was accepted is passed over; out of
+        descriptors (EMFILE) or memory, it waits `ACCEPT_RETRY_S` and accepts again, so a
+        burst of clients never ends `serve` (only a broken listener does)."""
         await anyio.lowlevel.checkpoint()
         while True:
             if self._io.closed:
@@ -206,15 +225,45 @@ class UnixListener:
                 await self._io.wait(readable=True)
                 continue
             except OSError as exc:
+                if exc.errno in _ACCEPT_SKIP:
+                    continue
+                if exc.errno in _ACCEPT_WAIT:
+                    self._accept_log.log(
+                        "accept", f"control socket: cannot accept ({exc.strerror}); waiting"
+                    )
+                    await anyio.sleep(ACCEPT_RETRY_S)
+                    continue
                 raise anyio.BrokenResourceError from exc
+            self._accept_log.end()
             return LineStream(client)
 
-    async def serve(self, handler: Callable[[LineStream], Awaitable[None]]) -> None:
-        """Accept connections until cancelled, each handled in its own task."""
+    async def serve(
+        self, handler: Callable[[LineStream], Awaitable[None]], max_connections: int = 0
+    ) -> None:
+        """Accept connections until cancelled, each handled in its own task. With
+        `max_connections`, no more are open at once: the next waits in the listen backlog
+        until one closes (a burst of clients cannot take every file descriptor the
+        process needs for its store)."""
+        limiter = anyio.Semaphore(max_connections) if max_connections > 0 else None
+
+        async def handle(stream: LineStream) -> None:
+            try:
+                await handler(stream)
+            finally:
+                if limiter is not None:
+                    limiter.release()
+
         async with anyio.create_task_group() as tg:
             while True:
-                stream = await self.accept()
-                tg.start_soon(handler, stream)
+                if limiter is not None:
+                    await limiter.acquire()
+                try:
+                    stream = await self.accept()
+                except BaseException:
+                    if limiter is not None:
+                        limiter.release()
+                    raise
+                tg.start_soon(handle, stream)
 
     async def aclose(self) -> None:
         if not self._io.closed:

@@ -331,10 +331,7 @@ class Store:
         self.root = Path(root)
         self.read_only = read_only
         self.durable = durable  # False: no fsync (a throwaway folder: replay, tests)
-        # True (a throwaway replay's store): log lines wait in memory until the log is read,
-        # `flush_logs` or the end of the run, then go to disk in one write per log; a state
-        # file's last version waits until `flush_logs` (reads see it)
-        self.buffer_logs = False
+        self._buffer_logs = False  # `buffer_logs`: a throwaway store's only
         self._pending_lines: dict[str, list[bytes]] = {}
         self._pending_docs: dict[str, bytes] = {}
         self.jsonl_rotate_bytes = jsonl_rotate_bytes
@@ -353,6 +350,23 @@ class Store:
         self.make_owner_only()
         for name in JSONL_FILES:
             self.repair_torn_tail(name)
+
+    @property
+    def buffer_logs(self) -> bool:
+        """True (a throwaway replay's store): log lines wait in memory until the log is
+        read, `flush_logs` or the end of the run, then go to disk in one write per log; a
+        state file's last version waits until `flush_logs` (reads see it). A durable store
+        (live, sim, a replay into a kept folder) refuses it: what it saves must be on disk
+        when the call returns, not lost with the process."""
+        return self._buffer_logs
+
+    @buffer_logs.setter
+    def buffer_logs(self, on: bool) -> None:
+        if on and self.durable:
+            raise ValueError("a durable store never buffers its writes (durable=False first)")
+        if not on:
+            self.flush_logs()
+        self._buffer_logs = on
 
     def _refuse_linked_folders(self) -> None:
         for folder in (self.root, *(self.root / sub for sub in SUB_FOLDERS)):
@@ -395,7 +409,10 @@ class Store:
         if self.read_only:
             return True
         data = to_json({"schema_version": SCHEMA_VERSION, **payload}).encode()
-        if self.buffer_logs:  # a throwaway store: the last version is written at the flush
+        if self._buffer_logs:  # a throwaway store: the last version is written at the flush
+            # moved to the end: the flush writes in the order of the last writes, as a direct
+            # store's files were last written (the book saved after the engines stays so)
+            self._pending_docs.pop(name, None)
             self._pending_docs[name] = data
             return True
         return self._write_doc(name, data)
@@ -493,7 +510,7 @@ class Store:
         if self.read_only:
             return True
         line = ((to_json(record) if text is None else text) + "\n").encode()
-        if self.buffer_logs:
+        if self._buffer_logs:
             self._pending_lines.setdefault(name, []).append(line)
             return True
         return self._append_lines(name, [line])
@@ -690,7 +707,16 @@ class Store:
 
     def quarantine(self, name: str, reason: str) -> Path | None:
         """Move an unreadable file aside, never overwrite it, and tell the operator."""
+        self._write_pending_doc(name)  # what the reader read is what is set aside
         return self._set_aside(name, self.path(name), reason)
+
+    def _write_pending_doc(self, name: str) -> None:
+        """A state file waiting in memory (`buffer_logs`) goes to disk now: a read of it
+        found it wanting, and what is set aside must be it, not an older version on disk
+        (nor may it go on answering reads after being set aside)."""
+        pending = self._pending_docs.pop(name, None)
+        if pending is not None:
+            self._write_doc(name, pending)
 
     def set_aside_records(self, name: str, reasons: list[str]) -> Path | None:
         """Some records of a state file did not read and were left out, the rest are in use:
@@ -702,6 +728,7 @@ class Store:
         if self.read_only:
             self._warn(name, f"{len(reasons)} record(s) left out: {shown} (read-only)")
             return None
+        self._write_pending_doc(name)
         target = self._free_name(name, "corrupt")
         try:
             atomic_write_bytes(target, _read_plain(self.path(name)), durable=self.durable)

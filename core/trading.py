@@ -736,6 +736,8 @@ def block_line(record: Mapping[str, Any]) -> str | None:
     json encoder, and a block comes with every signal bar of a closed golden hour. None
     (encode it as any record) unless the record has exactly that layout: the same keys in
     the same order, every number a finite float, every text a str, `new_twin` a bool."""
+    if type(record) is not dict:  # a Mapping the encoder refuses, or a dict subclass whose
+        return None  # iteration order may not be the order of the items the encoder writes
     if tuple(record) != _BLOCK_KEYS or type(record["new_twin"]) is not bool:
         return None
     if type(record["passed"]) not in _LISTS or type(record["skipped"]) not in _LISTS:

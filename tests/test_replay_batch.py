@@ -771,18 +771,19 @@ def test_hurst_features_confirm_and_sign_as_the_tracker_for_any_confirmation(
         ["1769904000000", "+769904000000"],
         ["1769904000000", "-769904000000"],
         ["1769904000000", "1769904000.00"],
-        ["17699040000000000"],  # too wide
+        ["1769904000000000", "1769904059999999"],  # microseconds (16 digits)
+        ["1769904000000000000"],  # too wide (19)
         ["1769904000000", ""],
         [],
     ],
 )
 def test_the_whole_file_reader_reads_times_as_int_does(texts: list[str]) -> None:
-    """Epoch-ms columns: read as a digit matrix when every field has one width, exactly
-    the integers `int` reads; anything but plain digits of 12-14 characters: None."""
-    from bigalpha_tui.core.sources.replay import _millis
+    """Epoch time columns: read as a digit matrix when every field has one width, exactly
+    the integers `int` reads; anything but plain digits of 12-18 characters: None."""
+    from bigalpha_tui.core.sources.replay import _digits
 
-    plain = bool(texts) and all(t.isdigit() and 12 <= len(t) <= 14 for t in texts)
-    got = _millis(texts)
+    plain = bool(texts) and all(t.isdigit() and 12 <= len(t) <= 18 for t in texts)
+    got = _digits(texts)
     if not plain:
         assert got is None
         return

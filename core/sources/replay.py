@@ -32,7 +32,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -55,6 +56,11 @@ _TAKER_BUY_COLUMN = 9
 #: Accepted open times: 2009-01-01 (before any crypto exchange) up to 2100-01-01 UTC.
 _EARLIEST_MS = 1_230_768_000_000
 _LATEST_MS = 4_102_444_800_000
+#: Digits of the longest accepted epoch time (2100 in nanoseconds has 19): longer is refused
+#: before it is made into an int
+_MAX_TIME_DIGITS = 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 NO_FLOW = "no taker-buy volume"
 NO_FLOW_ADVICE = (
@@ -105,34 +111,58 @@ class ReplayStats:
 
 
 def parse_epoch_ms(text: str) -> int:
-    """Open time of a row as UTC epoch ms: epoch s/ms/us/ns by magnitude, or ISO text."""
+    """Open time of a row as UTC epoch ms: epoch s/ms/us/ns by magnitude, or ISO text. A
+    time given finer than the millisecond (us, ns, a fraction) that is not a whole one
+    opens no minute: refused, never rounded onto one."""
     if text.isascii() and text.isdigit():  # the common case, kept fast
-        epoch_ms = _scale_to_ms(int(text))
+        if len(text.lstrip("0")) > _MAX_TIME_DIGITS:  # int() refuses 4,300 digits and more
+            raise _outside_years(text)
+        epoch_ms = _scale_to_ms(int(text), whole=text)
     else:
         epoch_ms = _text_to_ms(text.strip())
     if not _EARLIEST_MS <= epoch_ms < _LATEST_MS:
-        raise RowError("bad timestamp", f"open time {text.strip()[:40]!r} is outside 2009-2100")
+        raise _outside_years(text)
     return epoch_ms
 
 
-def _scale_to_ms(number: int) -> int:
-    """Epoch seconds, ms, us or ns by magnitude (Binance uses ms, and us for spot since 2025)."""
-    if number >= 10**17:
-        return number // 1_000_000
-    if number >= 10**14:
-        return number // 1_000
+def _outside_years(text: str) -> RowError:
+    return RowError("bad timestamp", f"open time {text.strip()[:40]!r} is outside 2009-2100")
+
+
+def _not_on_a_minute(text: str) -> RowError:
+    return RowError("not on a minute boundary", f"open time {text.strip()} is not on a minute")
+
+
+def _scale_to_ms(number: int, whole: str | None = None) -> int:
+    """Epoch seconds, ms, us or ns by magnitude (Binance uses ms, and us for spot since 2025).
+    `whole`: the open time's text, refused when a rest below the millisecond is dropped."""
+    for at_least, per_ms in ((10**17, 1_000_000), (10**14, 1_000)):
+        if number >= at_least:
+            ms, rest = divmod(number, per_ms)
+            if rest and whole is not None:
+                raise _not_on_a_minute(whole)
+            return ms
     if number >= 10**11:
         return number
     return number * 1_000
 
 
 def _text_to_ms(value: str) -> int:
+    """A number in another notation (1.7699e12, 1769904000.5, +1769904000000), read exactly,
+    else an ISO date-time."""
     if not value:
         raise RowError("bad timestamp", "empty open time")
     try:
-        return _scale_to_ms(int(float(value)))
-    except (ValueError, OverflowError):
+        number = Decimal(value)
+    except InvalidOperation:
         return _iso_to_ms(value)
+    if not number.is_finite():
+        return _iso_to_ms(value)  # 'nan', 'inf': not a date either
+    if number.adjusted() >= _MAX_TIME_DIGITS:  # 1e999999999: never made into an int
+        raise _outside_years(value)
+    if number != number.to_integral_value():
+        raise _not_on_a_minute(value)  # a fraction of a second or millisecond
+    return _scale_to_ms(int(number), whole=value)
 
 
 def _iso_to_ms(value: str) -> int:
@@ -140,9 +170,12 @@ def _iso_to_ms(value: str) -> int:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return round(moment.timestamp() * 1000)
+        ms, rest = divmod((moment - _EPOCH) // _MICROSECOND, 1_000)
     except (ValueError, OverflowError, OSError):
         raise RowError("bad timestamp", f"open time {value[:40]!r} is not a date") from None
+    if rest:
+        raise _not_on_a_minute(value)
+    return ms
 
 
 def _number(text: str, column: str) -> float:
@@ -386,16 +419,18 @@ def no_gc() -> Iterator[None]:
 
 # ------------------------------------------------------------------------- a whole clean file
 
-#: Open and close times the whole-file reader takes as they are: epoch milliseconds (the
-#: streaming parser scales other magnitudes; such a file is streamed instead).
-_MS_DIGITS = range(12, 15)
+#: Widths of the open and close times the whole-file reader reads (epoch ms has 13 digits,
+#: us, Binance's spot archives since 2025, 16; 18 still fit an int64), scaled by magnitude
+#: as the streaming parser scales them; a file with other times is streamed instead.
+_TIME_DIGITS = range(12, 19)
 
 
 def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
     """Every bar of a file in one pass, when the file is clean: a 12-column Binance kline
     file (header or not) whose every row `parse_kline_row` accepts as it stands, with epoch
-    millisecond times and taker-buy volume. The bars equal the streaming parser's, float for
-    float (the same `float` reads each field; the checks are `Bar.problem`'s, per column).
+    times in digits (ms, or us) and taker-buy volume. The bars equal the streaming parser's,
+    float for float (the same `float` reads each field; the checks are `Bar.problem`'s, per
+    column).
     None for anything else (a bad or skipped row, another layout or time format, a file that
     cannot be read): the streaming parser then reads it and says what is wrong, where."""
     try:
@@ -420,8 +455,8 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
     used = (0, 1, 2, 3, 4, 5, _CLOSE_TIME_COLUMN, _TAKER_BUY_COLUMN)  # the rest is not read
     columns = {c: fields[c::KLINE_COLUMNS] for c in used}
     try:
-        opens = _millis(columns[0])
-        closes = _millis(columns[_CLOSE_TIME_COLUMN])
+        opens = _epoch_ms(columns[0], whole=True)
+        closes = _epoch_ms(columns[_CLOSE_TIME_COLUMN], whole=False)
         values = [list(map(float, columns[c])) for c in (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)]
     except ValueError:
         return None
@@ -433,12 +468,26 @@ def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar
     ]
 
 
-def _millis(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
-    """Epoch ms of plain digit fields (no sign, space or empty field), else None. Fields
+def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | None:
+    """Epoch ms of plain digit fields as `_scale_to_ms` makes them (s, ms, us or ns by
+    magnitude), else None. `whole` (open times): None when one is not a whole millisecond
+    (the streaming parser then refuses that row)."""
+    values = _digits(texts)
+    if values is None:
+        return None
+    per_ms = np.where(values >= 10**17, 1_000_000, np.where(values >= 10**14, 1_000, 1))
+    if whole and (values % per_ms).any():
+        return None
+    scaled: npt.NDArray[np.int64] = np.where(values < 10**11, values * 1_000, values // per_ms)
+    return scaled
+
+
+def _digits(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
+    """The values of plain digit fields (no sign, space or empty field), else None. Fields
     all of one width (every time of a month has 13 digits) are read as a digit matrix:
     exact integer arithmetic, a tenth of the time of `int` per field."""
     lengths = set(map(len, texts))
-    if not lengths <= set(_MS_DIGITS):
+    if not lengths <= set(_TIME_DIGITS):
         return None
     joined = "".join(texts)
     if len(lengths) == 1 and joined.isascii():
