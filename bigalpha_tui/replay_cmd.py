@@ -9,14 +9,17 @@ one, never the operator's live store. Progress goes to stderr, only when stderr 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,19 +126,46 @@ def count_rows(paths: Iterable[Path]) -> int:
     return total
 
 
+#: stopping a replay (a process manager's SIGTERM, a closed SSH session's SIGHUP) unwinds it
+#: like ctrl+c, so its temporary folder is removed; exit status 128 + the signal, as a shell
+#: reports a process the signal ended
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stopped_by_signals_as_exits() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a replay run from a test's thread)
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        for each in EXIT_SIGNALS:  # a second signal while unwinding must not cut the clean-up
+            signal.signal(each, signal.SIG_IGN)
+        print(f"replay: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    previous = {each: signal.signal(each, stop) for each in EXIT_SIGNALS}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+
+
 def cmd_replay(argv: list[str]) -> int:
     from bigalpha_tui import runtime
 
     args = parser().parse_args(argv)
     args.files = resolve_data_args(args.files)
     temporary = args.data_dir is None
-    data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-replay-")) if temporary else None
-    try:
-        # a temporary folder is thrown away at the end: no fsync (3.5x faster on a month)
-        report = run_replay(args, data_dir or Path(args.data_dir), durable=not temporary)
-    finally:
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with stopped_by_signals_as_exits():  # the finally below runs on SIGTERM/SIGHUP too
+        data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-replay-")) if temporary else None
+        try:
+            # a temporary folder is thrown away at the end: no fsync (3.5x faster on a month)
+            report = run_replay(args, data_dir or Path(args.data_dir), durable=not temporary)
+        finally:
+            if data_dir is not None:
+                shutil.rmtree(data_dir, ignore_errors=True)
     report["data_dir"] = "(temporary, removed)" if temporary else str(Path(args.data_dir))
     report.update(account_figures(runtime.effective_config(args), report["live"]["net_pnl_usd"]))
     if args.json:

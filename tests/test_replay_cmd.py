@@ -6,8 +6,10 @@ import gzip
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +206,31 @@ def test_streaming_flag_gives_the_same_report_as_the_default_batch(
         reports.append(report)
     assert reports[0]["live"]["trades"] > 0
     assert reports[0] == reports[1]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_replay_stopped_by_a_signal_removes_its_temporary_folder(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A process manager's SIGTERM (or a closed session's SIGHUP) mid-replay left
+    /tmp/bigalpha-replay-* behind with the run's store in it."""
+    files = write_klines(tmp_path, minutes=4 * 1440)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bigalpha_tui.cli", "replay", "--streaming", *map(str, files)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not any(scratch.glob("bigalpha-replay-*/*")):  # the run has begun writing
+        assert proc.poll() is None and time.monotonic() < deadline, "the replay never started"
+        time.sleep(0.01)
+    proc.send_signal(stop)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + stop, err
+    assert err.strip().splitlines() == [f"replay: stopped by {stop.name}"]
+    assert list(scratch.iterdir()) == []
