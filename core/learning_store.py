@@ -46,10 +46,21 @@ def _parse_trades(
     cache: TradeCache | None = None,
     seen: TradeCache | None = None,
 ) -> tuple[list[ClosedTrade], int]:
+    keyed = ((repr(record) if cache is not None else "", record) for record in records)
+    return _to_trades(keyed, ledger, cache, seen)
+
+
+def _to_trades(
+    keyed: Iterable[tuple[str | bytes, Any]],
+    ledger: Ledger,
+    cache: TradeCache | None,
+    seen: TradeCache | None,
+) -> tuple[list[ClosedTrade], int]:
+    """`ledger`'s trades of (key, record) pairs, a key found in `cache` not checked again;
+    every trade read goes into `seen` under its key; the second value counts bad records."""
     trades: list[ClosedTrade] = []
     bad = 0
-    for record in records:
-        key = repr(record) if cache is not None else ""
+    for key, record in keyed:
         trade = cache.get(key) if cache is not None else None
         if trade is None:
             try:
@@ -132,23 +143,9 @@ def _parse_log_trades(
         if grown is not None:
             return grown, 0
         tail.reset()
-    trades: list[ClosedTrade] = []
-    bad = 0
+    # a line in `cache` comes without its record (None): not decoded again
     lines = store.iter_jsonl_lines(SHADOW_OUTCOMES, with_rotated=True, known=cache)
-    for raw, record in lines:
-        if record is None:
-            trade = cache[raw]
-        else:
-            try:
-                trade = ClosedTrade.from_record(record)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                bad += 1
-                continue
-        if seen is not None:
-            seen[raw] = trade
-        if trade.ledger is ledger:
-            trades.append(trade)
-    return trades, bad
+    return _to_trades(lines, ledger, cache, seen)
 
 
 def read_ledgers(
