@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.section("reliability figures")
         for line in figures:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The cockpit runs on asyncio (Textual): every anyio test does too."""
+    return "asyncio"
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A data folder with a short path: a Unix socket address holds about 107 bytes."""
+    with tempfile.TemporaryDirectory(prefix="ba-") as folder:
+        yield Path(folder)

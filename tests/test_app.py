@@ -43,11 +43,6 @@ from bigalpha_tui.widgets.symbol_card import SymbolCard
 SnapCompare = Callable[..., bool]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def fixture_app(data_dir: Path, *, read_only: bool = False) -> CockpitApp:
     return cockpit(fixture_core(data_dir, read_only=read_only), fixture_snapshot())
 

@@ -11,9 +11,8 @@ import contextlib
 import dataclasses
 import json
 import socket
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -37,18 +36,6 @@ from bigalpha_tui.widgets.positions_table import PositionsTable
 from bigalpha_tui.widgets.status_bar import StatusBar
 
 PERIOD_S = 0.02
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A data folder with a short path: a Unix socket address holds about 107 bytes."""
-    with tempfile.TemporaryDirectory(prefix="ba-") as folder:
-        yield Path(folder)
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:

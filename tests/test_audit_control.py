@@ -11,7 +11,6 @@ import os
 import resource
 import socket
 import tempfile
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -24,17 +23,6 @@ from bigalpha_tui.ctl import send
 from bigalpha_tui.unixsock import LineStream, UnixListener
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="ba-") as folder:
-        yield Path(folder)
 
 
 def make_core(root: Path) -> object:

@@ -32,11 +32,6 @@ MIN_SPACING_S = 2.5
 Fault = Callable[[httpx.Request], httpx.Response]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class WatchedClock(SimClock):
     """A manual SimClock that lets a test look at the world before every wait."""
 

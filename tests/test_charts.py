@@ -45,11 +45,6 @@ NOW_S = START_S + 4 * 3600  # the fixture snapshot's market time
 SESSION_START_S = NOW_S - 2.5 * 3600
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def journal_entries() -> Any:
     old, both, pre_log, shadow = journal_trades()
     return pair_twins([*old, *both, *pre_log], shadow)

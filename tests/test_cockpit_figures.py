@@ -26,11 +26,6 @@ from bigalpha_tui.widgets.whale_gauge import WhaleGauge
 SnapCompare = Callable[..., bool]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Harness(App[None]):
     def __init__(self, widget: Widget) -> None:
         super().__init__()

@@ -104,11 +104,6 @@ EXCHANGE_LIST_SAMPLE: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def doc_sample(folder: Path, name: str) -> Any:
     """The JSON sample of a CoinGlass doc page, with its `//` comments and trailing commas
     removed; the truncated pair sample gets its missing `]` back."""

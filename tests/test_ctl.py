@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
@@ -27,11 +27,6 @@ from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.store import ENGINE_STATE, Store
 from bigalpha_tui.core.types import BlockReason
 from bigalpha_tui.ctl import NotRunning, cmd_ctl, send
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class NoBars:
@@ -59,15 +54,6 @@ def make_core(root: Path) -> Core:
 async def ask(root: Path, text: str) -> Reply:
     """The `ctl` client's request, from a thread so the server's event loop keeps running."""
     return await anyio.to_thread.run_sync(partial(send, root, text, 5.0))
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A data folder with a short path: a Unix socket address holds about 107 bytes."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="ba-") as folder:
-        yield Path(folder)
 
 
 # -- the server in process -------------------------------------------------------------

@@ -17,11 +17,6 @@ from bigalpha_tui.core.snapshot import Event
 T0 = BARS[0].open_ms / 1000
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def block(core: Core, symbol: str, side: str = "LONG", reason: str = "GOLDEN_HOUR") -> None:
     core.emit("block", symbol, f"{side} blocked by {reason}: closed", reason=reason, side=side)
 

@@ -33,11 +33,6 @@ LONG_MESSAGE = (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def spanning_days() -> Snapshot:
     """The fixture, with events, a block and a probation change from the day before (the
     logs are restored from the store, so they span days) and one long event line."""

@@ -6,7 +6,6 @@ fixture snapshot for the pictures; no network."""
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -48,11 +47,6 @@ DOT_DIFF = "DOTUSDT: exchange holds -150, the book nothing"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def clock() -> SimClock:
     return SimClock(T0_MS / 1000)
 
@@ -61,13 +55,6 @@ def clock() -> SimClock:
 def exchange(clock: SimClock) -> Iterator[FakeUsdmExchange]:
     with usdm_exchange(FakeUsdmExchange(now=clock.now, prices={SYMBOL: 100.0})) as ex:
         yield ex
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A data folder with a short path (a Unix socket address holds about 107 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="ba-") as folder:
-        yield Path(folder)
 
 
 def with_eth(exchange: FakeUsdmExchange, qty: str) -> None:

@@ -16,11 +16,6 @@ from bigalpha_tui.exit_watchdog import ExitWatchdog
 from bigalpha_tui.terminal_driver import CLOSE_WAIT_S, CockpitDriver
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FakeApp:
     """What the driver calls on its app: `call_later`."""
 

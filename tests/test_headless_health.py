@@ -12,11 +12,6 @@ from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.types import SourceState
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_degraded_line_says_state_age_and_error_once() -> None:
     health = SourceHealth(
         "binance",

@@ -46,11 +46,6 @@ START_BUFFER_BPS = CONFIG.gates.initial_slippage_buffer_bps
 LIVE_PF_1 = [50.0, 50.0, -40.0, -30.0, -30.0]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def utc(day: int, hour: int, minute: int = 0) -> float:
     return datetime(2026, 1, day, hour, minute, tzinfo=UTC).timestamp()
 

@@ -29,11 +29,6 @@ from bigalpha_tui.core.types import SourceState
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC).timestamp()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def http_date(t: float) -> str:
     return format_datetime(datetime.fromtimestamp(t, tz=UTC), usegmt=True)
 

@@ -20,11 +20,6 @@ from bigalpha_tui.widgets import fmt
 from bigalpha_tui.widgets.journal_table import JournalTable
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def tour_app(data_dir: Path) -> CockpitApp:
     seed_journal(data_dir)
     return cockpit(fixture_core(data_dir), fixture_snapshot())

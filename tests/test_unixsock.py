@@ -22,11 +22,6 @@ from bigalpha_tui.unixsock import LineStream, UnixListener, connect_unix
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def catch_loop_errors() -> list[dict[str, Any]]:
     errors: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))

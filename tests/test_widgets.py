@@ -38,11 +38,6 @@ from bigalpha_tui.widgets.table_sync import sync_rows
 from bigalpha_tui.widgets.whale_gauge import WhaleGauge
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Harness(App[None]):
     """One widget alone on a screen."""
 
