@@ -472,6 +472,9 @@ def test_journal_filtered_60x20(snap_compare: SnapCompare, tmp_path: Path) -> No
 def test_trade_detail_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
     async def detail(pilot: Any) -> None:
         await open_journal(pilot)
+        # the journal beneath the dialog is in the picture: let its table lay out its loaded
+        # rows first (once, under a busy full run, the header was caught before its widths)
+        await pilot.pause(0.2)
         await pilot.press("down", "down", "enter")
         await pilot.pause()
 
@@ -481,6 +484,9 @@ def test_trade_detail_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
 def test_trade_detail_120x40(snap_compare: SnapCompare, tmp_path: Path) -> None:
     async def detail(pilot: Any) -> None:
         await open_journal(pilot)
+        # the journal beneath the dialog is in the picture: let its table lay out its loaded
+        # rows first (once, under a busy full run, the header was caught before its widths)
+        await pilot.pause(0.2)
         await pilot.press("down", "down", "enter")
         await pilot.pause()
 
