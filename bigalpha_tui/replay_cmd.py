@@ -245,9 +245,9 @@ def run_loop(
     if streaming is None:
         streaming = bool(getattr(args, "streaming", False))
     started = time.perf_counter()
-    bars_of = None if streaming else batch.batch_bars_of(core)
-    if bars_of is not None:
-        batch.run_batch(core, bars_of(core.resume_after_ms()))
+    input_of = None if streaming else batch.batch_input_of(core)
+    if input_of is not None:
+        batch.run_batch(core, input_of(core.resume_after_ms()))
     else:
         anyio.run(core.run)
     elapsed_s = time.perf_counter() - started

@@ -1,31 +1,12 @@
 """Batch replay: a whole file's engine features at once, fed to the same trading loop.
 
-The streaming engines (`flow.py` whale CVD, `hurst.py` tracker) cost most of a replay's
-time, one bar at a time. A replay knows every bar up front, so here each symbol's features
-are computed for all its bars in a few numpy passes, with no look-ahead (bar i's features
-read bars 0..i only), and the core then applies the bars in the streaming order with those
-features in place of its engines: the trading loop (strategy, gates, broker, twins, exits)
-and the learning loop are the very same code. Live and sim keep the streaming path.
-
-Equal to the streaming engines bit for bit where a decision depends on it:
-
-- whale CVD: the engine keeps its window sums exactly (`ExactSum`, read back correctly
-  rounded). Here each column is scaled to integers (every float is an integer multiple of
-  2**e for the column's smallest e), split in two int64 limbs and summed over the window by
-  cumulative sums (wrapping uint64 arithmetic: the difference of two cumulative sums is
-  exact however far the running total wraps); the two limb sums, each below 2**53, are
-  exact floats and one float addition rounds their total correctly, like the engine. A
-  column too wide for two limbs falls back to Python integers (exact, slower). The whale
-  flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
-  published `FlowState` follow (`_flow_states`: the engine's `flow_state` for every bar
-  at once, the same float operations; tested equal to the engine, signed zeros included).
-- Hurst: H for all windows by `hurst_exponents` in chunks. A chunked FFT and matrix
-  product round differently from the tracker's one-row call (seen: up to 7e-14), so every
-  H within `H_RECHECK` of a regime threshold or at the grid's edge, every H an event shows
-  (a regime change) and the final history are recomputed one row at a time, exactly as the
-  tracker does. The raw label, the confirmation run (`confirm_step`) and the trend sign
-  (an exact `fsum` wherever the quick sum is within `NET_RETURN_RECHECK` of the flat
-  threshold) then match the tracker's.
+A replay at full speed on a fresh store knows every bar up front. Its bars come as
+columns (`columns.BatchInput`: no `Bar` object per row), each symbol's engine features
+are computed for all its bars in a few numpy passes (`batch_features.py`: whale CVD,
+Hurst, Alpha-OFI's window sums; no look-ahead), and the core then applies the bars in the
+streaming order with those features in place of its engines: the trading loop (strategy,
+gates, broker, twins, exits) and the learning loop are the very same code. Live and sim
+keep the streaming path.
 
 At the end the engines are rebuilt from the final window (`from_state`), so the snapshot,
 the checkpoint and a later resume see what a streaming run leaves.
@@ -34,413 +15,49 @@ the checkpoint and a later resume see what a streaming run leaves.
 from __future__ import annotations
 
 import gc
-import itertools
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
-
 from .bar import Bar
+from .batch_features import (
+    SymbolFeatures,
+    compute_features,
+    exact_window_sums,
+    flow_features,
+    hurst_features,
+)
 from .clock import SimClock
-from .config import Config, StrategyConfig
+from .columns import REJECTED, BatchInput
+from .config import StrategyConfig
 from .engine import Core, SymbolEngines
-from .flow import ExactSum, FlowState, WhaleFlowEngine
-from .hurst import HurstReading, HurstTracker, hurst_exponents, trend_sign
+from .flow import FlowState, WhaleFlowEngine
+from .hurst import HurstReading, HurstTracker
 from .sources.replay import no_gc
 from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
-from .types import Regime, WhaleDirection
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
-#: Windows per `hurst_exponents` call (measured fastest: the contrast matrix stays in cache).
-HURST_CHUNK_ROWS = 256
-#: A batched H this close to a regime threshold is recomputed alone (batched differs <1e-13).
-H_RECHECK = 1e-9
-#: A quick window sum of log returns this close to 0 is summed again exactly (`fsum`).
-NET_RETURN_RECHECK = 1e-9
-#: Exponent floor for the limb sums: results stay normal floats, so one rounding is all.
-_LOWEST_EXPONENT = -960
-_MANTISSA_BITS = 53
-
-
-# ------------------------------------------------------------------------- exact sums
-
-
-def _window_int_sums(values: IntArray, window: int) -> IntArray:
-    """sum of values[max(0, i - window + 1) .. i] for each i, exact while it fits int64."""
-    wrapped = np.concatenate(([np.uint64(0)], np.cumsum(values.view(np.uint64))))
-    starts = np.maximum(np.arange(values.size) - window + 1, 0)
-    sums: IntArray = (wrapped[1:] - wrapped[starts]).view(np.int64)
-    return sums
-
-
-def _window_sums_python(values: FloatArray, window: int) -> FloatArray:
-    units = [ExactSum.units(v) for v in values.tolist()]
-    one = 1 << 1074
-    total = 0
-    out: list[float] = []
-    for i, u in enumerate(units):
-        total += u
-        if i >= window:
-            total -= units[i - window]
-        out.append(total / one)
-    return np.array(out, dtype=np.float64)
-
-
-def exact_window_sums(values: FloatArray, window: int) -> FloatArray:
-    """The sum of the last `window` values (fewer at the start) at every index, correctly
-    rounded from the exact sum: what `ExactSum` reads for the same window."""
-    n = values.size
-    nonzero = values != 0.0
-    if n == 0 or not nonzero.any():
-        return np.zeros(n)
-    _, exponents = np.frexp(values[nonzero])
-    low = int(exponents.min()) - _MANTISSA_BITS  # every value is a multiple of 2**low
-    high = int(exponents.max())  # every |value| < 2**high
-    span = window.bit_length()  # window < 2**span
-    split = _MANTISSA_BITS - span  # low limb < 2**split, its window sums < 2**53
-    if low < _LOWEST_EXPONENT or high - low - split + span > _MANTISSA_BITS:
-        return _window_sums_python(values, window)
-    scaled = np.ldexp(values, -low)  # exact integers
-    hi = np.floor(np.ldexp(scaled, -split))
-    lo = scaled - np.ldexp(hi, split)  # in [0, 2**split), exact
-    hi_sums = _window_int_sums(hi.astype(np.int64), window).astype(np.float64)
-    lo_sums = _window_int_sums(lo.astype(np.int64), window).astype(np.float64)
-    # both sums are exact floats (< 2**53): one addition rounds the exact total once
-    total: FloatArray = np.ldexp(np.ldexp(hi_sums, split) + lo_sums, low)
-    return total
-
-
-# ------------------------------------------------------------------------- features
-
-
-@dataclass
-class SymbolFeatures:
-    """One symbol's engine output for each of its applied bars, and the engines' end state."""
-
-    bars: list[Bar]
-    open_ms: list[int]
-    flow: list[FlowState]
-    hurst: list[HurstReading]
-    flow_state: dict[str, Any] | None
-    hurst_state: dict[str, Any] | None
-    next: int = 0
-
-
-def flow_features(
-    symbol: str, bars: Sequence[Bar], config: Config
-) -> tuple[list[FlowState], dict[str, Any] | None]:
-    """What `WhaleFlowEngine.update` returns for each bar, and its state after the last."""
-    cfg = config.flow
-    window = cfg.window_bars
-    n = len(bars)
-    if n == 0:
-        return [], None
-    volume = np.fromiter((b.volume for b in bars), np.float64, n)
-    taker = np.fromiter((b.taker_buy_volume for b in bars), np.float64, n)
-    has_flow = np.fromiter((b.has_flow for b in bars), np.bool_, n)
-    delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
-    volume_sums = exact_window_sums(volume, window)
-    whale = np.zeros(n, dtype=np.bool_)
-    if n > window:
-        previous = volume_sums[window - 1 : n - 1]  # the full window before each bar
-        whale[window:] = (previous > 0.0) & (
-            volume[window:] > cfg.whale_volume_multiple * (previous / window)
-        )
-    cvd = exact_window_sums(delta, window)
-    whale_volume = exact_window_sums(np.where(whale, volume, 0.0), window)
-    whale_cvd = exact_window_sums(np.where(whale, delta, 0.0), window)
-    whale_count = _window_int_sums(whale.astype(np.int64), window)
-    cross: list[float | None] = []
-    last_cross: float | None = None
-    for bar in bars:
-        if bar.cross_buy_ratio is not None:
-            last_cross = bar.cross_buy_ratio
-        cross.append(last_cross)
-    states = _flow_states(
-        symbol,
-        cfg.neutral_share,
-        volume_sums,
-        cvd,
-        whale_volume,
-        whale_cvd,
-        whale_count,
-        np.minimum(np.arange(1, n + 1), window),
-        whale,
-        cross,
-        has_flow,
-    )
-    start = max(0, n - window)
-    end_state = {
-        "bars": [
-            [v, d, w]
-            for v, d, w in zip(
-                volume[start:].tolist(), delta[start:].tolist(), whale[start:].tolist(), strict=True
-            )
-        ],
-        "bars_seen": n,
-        "cross_buy_ratio": last_cross,
-        "last_bar_was_whale": bool(whale[-1]),
-        "flow_available": bool(has_flow[-1]),
-    }
-    return states, end_state
-
-
-def _flow_states(
-    symbol: str,
-    neutral_share: float,
-    volume: FloatArray,
-    cvd: FloatArray,
-    whale_volume: FloatArray,
-    whale_cvd: FloatArray,
-    whale_bars: IntArray,
-    window_bars: IntArray,
-    last_bar_was_whale: npt.NDArray[np.bool_],
-    cross: list[float | None],
-    flow_available: npt.NDArray[np.bool_],
-) -> list[FlowState]:
-    """`flow.flow_state` for every bar at once: the same float operations in the same
-    order, and Python's `max`/`min` as `where` (they keep the first argument unless the
-    second is strictly beyond it: a signed zero comes out as there)."""
-    retail_volume = volume - whale_volume
-    retail_volume = np.where(retail_volume < 0.0, 0.0, retail_volume)  # max(x, 0.0)
-    retail_cvd = cvd - whale_cvd
-    with np.errstate(divide="ignore", invalid="ignore"):
-        retail_ofi = np.where(retail_volume > 0, retail_cvd / retail_volume, 0.0)
-        intensity = np.where(volume > 0, 100.0 * whale_volume / volume, 0.0)
-    retail_ofi = np.where(retail_ofi < 1.0, retail_ofi, 1.0)  # min(1.0, x)
-    retail_ofi = np.where(retail_ofi > -1.0, retail_ofi, -1.0)  # max(-1.0, x)
-    intensity = np.where(intensity < 100.0, intensity, 100.0)
-    intensity = np.where(intensity > 0.0, intensity, 0.0)
-    neutral = (
-        (whale_bars == 0)
-        | (whale_volume <= 0.0)
-        | (np.abs(whale_cvd) < neutral_share * whale_volume)
-    )
-    # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
-    code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
-    named = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
-    return [
-        FlowState(symbol, *fields)
-        for fields in zip(
-            cvd.tolist(),
-            whale_cvd.tolist(),
-            retail_cvd.tolist(),
-            whale_volume.tolist(),
-            retail_volume.tolist(),
-            whale_bars.tolist(),
-            window_bars.tolist(),
-            retail_ofi.tolist(),
-            intensity.tolist(),
-            [named[c] for c in code.tolist()],
-            last_bar_was_whale.tolist(),
-            cross,
-            flow_available.tolist(),
-            strict=True,
-        )
-    ]
-
-
-def _batched_h(windows: FloatArray, method: str) -> FloatArray:
-    parts = [
-        hurst_exponents(np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS]), method)
-        for s in range(0, windows.shape[0], HURST_CHUNK_ROWS)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-#: `classify`'s labels as codes for the column arithmetic of `hurst_features`.
-_REGIME_OF_CODE = (Regime.WARMING, Regime.TRUE_TREND, Regime.NOISE, Regime.RANDOM)
-_WARMING, _TREND, _NOISE, _RANDOM = range(4)
-
-
-def _regime_codes(h: FloatArray, trend_above: float, noise_below: float) -> IntArray:
-    """`classify` for every H at once (nan: WARMING; the same strict comparisons)."""
-    codes: IntArray = np.where(
-        np.isnan(h),
-        _WARMING,
-        np.where(h > trend_above, _TREND, np.where(h < noise_below, _NOISE, _RANDOM)),
-    ).astype(np.int64)
-    return codes
-
-
-def _confirmed_codes(raw: IntArray, confirm_bars: int) -> tuple[IntArray, int]:
-    """`confirm_step` over every bar at once, from a fresh tracker (candidate WARMING, run
-    0): a label's run counts its equal raw labels in a row (the first bar starts a run of
-    1 either way), a bar whose run reaches `confirm_bars` publishes its label, and every
-    bar shows the last label published (WARMING before any). Also the run at the end."""
-    m = raw.size
-    if m == 0:
-        return raw.copy(), 0
-    index = np.arange(m)
-    starts = np.ones(m, dtype=np.bool_)
-    starts[1:] = raw[1:] != raw[:-1]
-    run_start = np.maximum.accumulate(np.where(starts, index, 0))
-    run = index - run_start + 1
-    last = np.maximum.accumulate(np.where(run >= confirm_bars, index, -1))
-    published: IntArray = np.where(last >= 0, raw[np.maximum(last, 0)], _WARMING)
-    return published, int(run[-1])
-
-
-def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
-    """`trend_sign` of each window's net log return: the quick sum where it is clearly
-    away from flat, an exact `fsum` where it is within `NET_RETURN_RECHECK` of zero."""
-    signs: list[int] = np.where(net > 0.0, 1, -1).tolist()
-    for k in np.flatnonzero(np.abs(net) < NET_RETURN_RECHECK).tolist():
-        signs[k] = trend_sign(math.fsum(returns[k : k + window]))
-    return signs
-
-
-def hurst_features(
-    bars: Sequence[Bar], settings: dict[str, Any]
-) -> tuple[list[HurstReading], dict[str, Any] | None]:
-    """What `HurstTracker.update` returns for each bar (every close valid: the core rejects
-    the others first), and the tracker's state after the last."""
-    tracker = HurstTracker(**settings)  # validates the settings; gives the band
-    window, method = tracker.window, tracker.method
-    n = len(bars)
-    if n == 0:
-        return [], None
-    closes = [float(b.close) for b in bars]
-    returns = [math.log(c / p) for p, c in itertools.pairwise(closes)]
-    count = max(0, n - window)  # bars n - count .. n - 1 have a full window
-    h = np.zeros(0)
-    net = np.zeros(0)
-    windows = np.zeros((0, window))
-    if count:
-        windows = sliding_window_view(np.array(returns, dtype=np.float64), window)
-        h = _batched_h(windows, method)
-        net = windows.sum(axis=1)
-
-    def alone(k: int) -> float:
-        return float(hurst_exponents(np.ascontiguousarray(windows[k : k + 1]), method)[0])
-
-    near = (
-        (np.abs(h - tracker.trend_above) < H_RECHECK)
-        | (np.abs(h - tracker.noise_below) < H_RECHECK)
-        | (h <= 0.01 + H_RECHECK)
-        | (h >= 0.99 - H_RECHECK)
-    )
-    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
-
-    def recheck(ks: npt.NDArray[np.bool_]) -> None:
-        for k in np.flatnonzero(ks & ~own).tolist():
-            h[k] = alone(k)
-        own[ks] = True
-
-    recheck(near)
-    raw_codes = _regime_codes(h, tracker.trend_above, tracker.noise_below)
-    codes, run_end = _confirmed_codes(raw_codes, tracker.confirm_bars)
-    # an H an event shows (the published regime changed) is the tracker's own value
-    if count:
-        recheck(codes != np.concatenate(([_WARMING], codes[:-1])))
-    history_from = max(0, count - tracker.history_len)
-    recheck(np.arange(count) >= history_from)
-    signs = _signs(net, returns, window)
-    band = tracker.band
-    readings = [
-        HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, i)
-        for i in range(min(n, window))
-    ]
-    named = _REGIME_OF_CODE
-    raws = [named[c] for c in raw_codes.tolist()]
-    regimes = [named[c] for c in codes.tolist()]
-    readings += [
-        HurstReading(None if x != x else x, band, raw, regime, sign, seen)  # x != x: nan
-        for x, raw, regime, sign, seen in zip(
-            h.tolist(), raws, regimes, signs, range(window, window + count), strict=True
-        )
-    ]
-    candidate, published = (raws[-1], regimes[-1]) if count else (Regime.WARMING,) * 2
-    run = run_end
-    end_state = {
-        "last_close": closes[-1],
-        "returns": returns[-window:],
-        "returns_seen": n - 1,
-        "candidate": candidate.value,
-        "run": run,
-        "published": published.value,
-        "history": [None if math.isnan(x) else x for x in h[history_from:].tolist()],
-        "rejected": 0,
-    }
-    return readings, end_state
-
-
-def applied_bars(bars: Sequence[Bar], checked: bool = False) -> dict[str, list[Bar]]:
-    """Per symbol, the bars a fresh core's engines apply: later than the symbol's last
-    applied bar and sane (`Core._process_bar` rejects the rest). `checked`: every bar
-    already passed `Bar.problem` (a replay source's parser checks each row)."""
-    out: dict[str, list[Bar]] = {}
-    last: dict[str, int] = {}
-    for bar in bars:
-        symbol = bar.symbol
-        if bar.open_ms > last.get(symbol, -1) and (checked or bar.problem() is None):
-            own = out.get(symbol)
-            if own is None:
-                own = out[symbol] = []
-            own.append(bar)
-            last[symbol] = bar.open_ms
-    return out
-
-
-def compute_features(
-    bars: Sequence[Bar], config: Config, settings: dict[str, Any], checked: bool = False
-) -> dict[str, SymbolFeatures]:
-    features: dict[str, SymbolFeatures] = {}
-    for symbol, own in applied_bars(bars, checked).items():
-        flows, flow_end = flow_features(symbol, own, config)
-        readings, hurst_end = hurst_features(own, settings)
-        features[symbol] = SymbolFeatures(
-            own, [b.open_ms for b in own], flows, readings, flow_end, hurst_end
-        )
-    return features
+__all__ = [
+    "BatchFeed",
+    "BatchOfi",
+    "batch_input_of",
+    "exact_window_sums",
+    "flow_features",
+    "hurst_features",
+    "run_batch",
+]
 
 
 class BatchOfi(AlphaOfi):
-    """Alpha-OFI over a symbol's bars known ahead: the OFI and ATR window sums of every
-    bar computed at once, exactly (`exact_window_sums` is correctly rounded, as
-    `math.fsum`), so `update` only looks its bar up and builds the signal the streaming
-    strategy builds. Its state (saved with the book) is the streaming one at the last bar
-    taken; `streaming()` hands that over to a plain `AlphaOfi` at the end of the run."""
+    """Alpha-OFI over a symbol's bars known ahead: the OFI and ATR window sums of every bar
+    come computed (`batch_features.ofi_features`), so `update` only looks its bar up and
+    builds the signal the streaming strategy builds. Its state (saved with the book) is the
+    streaming one at the last bar taken; `streaming()` hands that over to a plain
+    `AlphaOfi` at the end of the run."""
 
-    def __init__(self, symbol: str, config: StrategyConfig, bars: Sequence[Bar]) -> None:
-        super().__init__(symbol, config)
-        n = len(bars)
-        high = np.fromiter((b.high for b in bars), np.float64, n)
-        low = np.fromiter((b.low for b in bars), np.float64, n)
-        close = np.fromiter((b.close for b in bars), np.float64, n)
-        volume = np.fromiter((b.volume for b in bars), np.float64, n)
-        taker = np.fromiter((b.taker_buy_volume for b in bars), np.float64, n)
-        has_flow = np.fromiter((b.has_flow for b in bars), np.bool_, n)
-        delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
-        flow_volume = np.where(has_flow, volume, 0.0)
-        ranges = high - low  # `true_range`: the first bar has no previous close
-        if n > 1:
-            previous = close[:-1]
-            ranges[1:] = np.maximum(
-                np.maximum(ranges[1:], np.abs(high[1:] - previous)), np.abs(low[1:] - previous)
-            )
-        delta_sums = exact_window_sums(delta, config.ofi_bars)
-        volume_sums = exact_window_sums(flow_volume, config.ofi_bars)
-        range_sums = exact_window_sums(ranges, config.atr_bars)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ofi = delta_sums / volume_sums
-        threshold = config.ofi_threshold
-        fires = has_flow & (volume_sums > 0.0) & ((ofi > threshold) | (ofi < -threshold))
-        fires[: max(config.ofi_bars, config.atr_bars) - 1] = False  # not warm yet
-        self._bars = bars
-        self._open_ms = [b.open_ms for b in bars]
-        self._fires = fires.tolist()
-        self._ofi = ofi.tolist()
-        self._range_sums = range_sums.tolist()
-        self._deltas = delta.tolist()
-        self._volumes = flow_volume.tolist()
-        self._true_ranges = ranges.tolist()
+    def __init__(self, config: StrategyConfig, features: SymbolFeatures) -> None:
+        super().__init__(features.columns.symbol, config)
+        self._features = features
+        self._open_ms = features.columns.open_ms_list
+        self._fires = features.ofi.fires
         self._next = 0
 
     def update(
@@ -452,24 +69,24 @@ class BatchOfi(AlphaOfi):
         self._next = i + 1
         if not (wanted and self._fires[i]):
             return None
-        ofi = self._ofi[i]
+        ofi_columns = self._features.ofi
+        ofi = ofi_columns.ofi[i]
         side = signal_side(ofi, self.config.ofi_threshold)
         assert side is not None
-        atr_bps = BPS_PER_UNIT * self._range_sums[i] / self.config.atr_bars / bar.close
+        atr_bps = BPS_PER_UNIT * ofi_columns.range_sums[i] / self.config.atr_bars / bar.close
         return self.signal(bar, side, ofi, atr_bps, flow, hurst)
 
     def to_state(self) -> dict[str, Any]:
         i = self._next
+        ofi = self._features.ofi
         first_flow = max(0, i - self.config.ofi_bars)
         return {
             "flow": [
                 [d, v]
-                for d, v in zip(
-                    self._deltas[first_flow:i], self._volumes[first_flow:i], strict=True
-                )
+                for d, v in zip(ofi.deltas[first_flow:i], ofi.volumes[first_flow:i], strict=True)
             ],
-            "ranges": self._true_ranges[max(0, i - self.config.atr_bars) : i],
-            "previous_close": self._bars[i - 1].close if i else None,
+            "ranges": ofi.true_ranges[max(0, i - self.config.atr_bars) : i],
+            "previous_close": self._features.columns.close_list[i - 1] if i else None,
         }
 
     def streaming(self) -> AlphaOfi:
@@ -483,30 +100,25 @@ class BatchOfi(AlphaOfi):
 class BatchFeed:
     """The core's engine stage during a batch run: the precomputed features, in order."""
 
-    def __init__(self, features: dict[str, SymbolFeatures], checked: bool = False) -> None:
+    def __init__(self, features: list[SymbolFeatures], rejected: dict[int, Bar]) -> None:
         self.features = features
-        # `checked`: the source ran `Bar.problem` on every bar (a replay source's parser);
-        # else the bars the features were computed for passed it there: the core need not
-        # check them again (ids: the run's bar list keeps them alive)
-        self._checked = checked
-        self._sane = (
-            set() if checked else {id(bar) for feats in features.values() for bar in feats.bars}
-        )
+        self.by_symbol = {f.columns.symbol: f for f in features}
+        # the bars the core refuses were never checked; every applied one was
+        self._unchecked = {id(bar) for bar in rejected.values()}
 
     def problem(self, bar: Bar) -> str | None:
-        if self._checked or id(bar) in self._sane:
-            return None
-        return bar.problem()
+        return bar.problem() if id(bar) in self._unchecked else None
 
     def apply(self, core: Core, engines: SymbolEngines, bar: Bar) -> None:
-        feats = self.features[engines.symbol]
+        feats = self.by_symbol[engines.symbol]
         i = feats.next
-        if i >= len(feats.open_ms) or feats.open_ms[i] != bar.open_ms:
+        open_ms = feats.columns.open_ms_list
+        if i >= len(open_ms) or open_ms[i] != bar.open_ms:
             raise RuntimeError(f"batch replay out of step on {bar.symbol} at {bar.open_ms}")
         feats.next = i + 1
-        engines.last_flow = feats.flow[i]
+        engines.last_flow = feats.flow_at(i)
         engines.flow_open_ms = bar.open_ms
-        reading = feats.hurst[i]
+        reading = feats.hurst_at(i)
         core.note_regime_change(engines, reading)
         engines.last_hurst = reading
         engines.hurst_open_ms = bar.open_ms
@@ -514,14 +126,16 @@ class BatchFeed:
     def install_end_state(self, core: Core) -> None:
         """Rebuild each symbol's streaming engines at the last bar applied."""
         settings = core.tracker_settings()
-        for symbol, feats in self.features.items():
+        for feats in self.features:
             applied = feats.next
             if applied == 0:
                 continue
+            symbol = feats.columns.symbol
             flow_end, hurst_end = feats.flow_state, feats.hurst_state
-            if applied != len(feats.open_ms):  # stopped early: the state at that bar
-                _, flow_end = flow_features(symbol, feats.bars[:applied], core.config)
-                _, hurst_end = hurst_features(feats.bars[:applied], settings)
+            if applied != len(feats.columns):  # stopped early: the state at that bar
+                head = feats.columns.head(applied)
+                _, flow_end = flow_features(head, core.config)
+                _, hurst_end = hurst_features(head, settings)
             engines = core.engines(symbol)
             if flow_end is not None:
                 engines.flow = WhaleFlowEngine.from_state(symbol, core.config.flow, flow_end)
@@ -529,37 +143,49 @@ class BatchFeed:
                 engines.hurst = HurstTracker.from_state(hurst_end, **settings)
 
 
-BarList = Callable[[int | None], list[Bar]]
+InputOf = Callable[[int | None], BatchInput]
 
 
-def batch_bars_of(core: Core) -> BarList | None:
-    """The source's whole bar list, when the core can run in batch: a source that can
-    hand it over at once (`batch_bars`), a clock it drives (a SimClock at full speed) and
-    a store with no engine or trading state yet (a fresh run)."""
-    get = getattr(core.source, "batch_bars", None)
+def batch_input_of(core: Core) -> InputOf | None:
+    """The source's whole input at once, when the core can run in batch: a source that
+    can hand it over (`batch_input` as columns, or `batch_bars` as a list), a clock it
+    drives (a SimClock at full speed) and a store with no engine or trading state yet (a
+    fresh run)."""
+    source = core.source
+    get_input = getattr(source, "batch_input", None)
+    get_bars = getattr(source, "batch_bars", None)
     clock = core.clock
-    if get is None or not isinstance(clock, SimClock) or clock.speed is not None:
+    if get_input is None and get_bars is None:
         return None
-    if getattr(core.source, "speed", None) is not None:
+    if not isinstance(clock, SimClock) or clock.speed is not None:
+        return None
+    if getattr(source, "speed", None) is not None:
         return None
     if core.symbols or (core.trading is not None and core.trading.last_open_ms):
         return None
-    result: BarList = get
-    return result
+    if get_input is not None:
+        result: InputOf = get_input
+        return result
+    checked = bool(getattr(source, "bars_checked", False))
+    assert get_bars is not None
+    bars_of: Callable[[int | None], list[Bar]] = get_bars
+    return lambda resume_after_ms: BatchInput.from_bars(bars_of(resume_after_ms), checked)
 
 
-def run_batch(core: Core, bars: list[Bar]) -> None:
-    """Apply `bars` (in the source's order) through `core` with batch-computed features:
-    the same steps as `Core.run` with the engines replaced, then one checkpoint."""
-    if not bars:
+def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
+    """Apply `data` (bars in the source's order, or the same as columns) through `core`
+    with batch-computed features: the same steps as `Core.run` with the engines replaced,
+    then one checkpoint."""
+    if isinstance(data, list):
+        data = BatchInput.from_bars(data, bool(getattr(core.source, "bars_checked", False)))
+    if not data.order:
         core.checkpoint()
         return
     clock = core.clock
     assert isinstance(clock, SimClock)
-    checked = bool(getattr(core.source, "bars_checked", False))
     with no_gc():
         feed = BatchFeed(
-            compute_features(bars, core.config, core.tracker_settings(), checked), checked
+            compute_features(data, core.config, core.tracker_settings()), data.rejected
         )
         # The bars and their features live through the run and hold no cycles to collect:
         # out of the collector's scans (each full scan would walk a month of them again).
@@ -570,13 +196,20 @@ def run_batch(core: Core, bars: list[Bar]) -> None:
     trading = core.trading
     if trading is not None:  # each symbol's strategy, made at its first bar, in batch
         strategy_config = core.config.strategy
-        trading.new_strategy = lambda symbol: BatchOfi(
-            symbol, strategy_config, feed.features[symbol].bars
-        )
+        trading.new_strategy = lambda symbol: BatchOfi(strategy_config, feed.by_symbol[symbol])
     core.started_market_s = clock.now()
     completed = False
+    columns = data.columns
+    rows = [0] * len(columns)
+    rejected = data.rejected
     try:
-        for bar in bars:
+        for g, code in enumerate(data.order):
+            if code == REJECTED:
+                bar = rejected[g]
+            else:
+                k = rows[code]
+                rows[code] = k + 1
+                bar = columns[code].bar(k)
             clock.advance_to(bar.close_s)
             if core.commands:
                 core.apply_commands()

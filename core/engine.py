@@ -249,7 +249,12 @@ class Core:
         return engines
 
     def tracker_settings(self) -> dict[str, Any]:
-        h = self.config.hurst
+        return self.tracker_settings_of(self.config)
+
+    @staticmethod
+    def tracker_settings_of(config: Config) -> dict[str, Any]:
+        """The Hurst tracker's settings from a config."""
+        h = config.hurst
         return {
             "window": h.window,
             "trend_above": h.trend_above,

@@ -20,9 +20,10 @@ import anyio
 import numpy as np
 import pytest
 
-from bigalpha_tui.core import batch
+from bigalpha_tui.core import batch, batch_features
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.columns import BarColumns, BatchInput
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.flow import ExactSum, WhaleFlowEngine
@@ -88,9 +89,9 @@ def _run(make_source: Any, data_dir: Path, *, streaming: bool, config: Config) -
     if streaming:
         anyio.run(core.run)
     else:
-        bars_of = batch.batch_bars_of(core)
-        assert bars_of is not None, "a fresh replay at full speed runs in batch"
-        batch.run_batch(core, bars_of(core.resume_after_ms()))
+        input_of = batch.batch_input_of(core)
+        assert input_of is not None, "a fresh replay at full speed runs in batch"
+        batch.run_batch(core, input_of(core.resume_after_ms()))
     snap = core.snapshot()
     store = core.store
     return Outcome(
@@ -251,13 +252,14 @@ def test_flow_features_equal_the_engine_bar_by_bar(test_data: Path) -> None:
         symbol = bars[0].symbol
         engine = WhaleFlowEngine(symbol, config.flow)
         streamed = [engine.update(bar) for bar in bars]
-        states, end = batch.flow_features(symbol, bars, config)
+        states, end = batch.flow_features(BarColumns.from_bars(symbol, bars), config)
         assert states == streamed
         assert repr(states) == repr(streamed)
         assert end is not None
         restored = WhaleFlowEngine.from_state(symbol, config.flow, end)
         assert restored.to_state() == engine.to_state()
-    assert any(s.last_bar_was_whale for s in batch.flow_features("X", sets[0], config)[0])
+    whale = batch.flow_features(BarColumns.from_bars("X", sets[0]), config)[0]
+    assert any(s.last_bar_was_whale for s in whale)
 
 
 def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
@@ -273,7 +275,7 @@ def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
     hs = [probe.update(b.close).h for b in bars]
     # pick an H that the chunked batch gives differently from the tracker
     windows = np.lib.stride_tricks.sliding_window_view(np.diff(np.log(closes)), 100)
-    chunked = batch._batched_h(windows, "whittle")
+    chunked = batch_features._batched_h(windows, "whittle")
     streamed_h = hs[100:]
     # one the chunked estimate puts just above: it would read TRUE TREND without the recheck
     above = [
@@ -292,7 +294,7 @@ def test_hurst_features_equal_the_tracker_even_at_a_threshold() -> None:
     }
     tracker = HurstTracker(**settings)
     streamed = [tracker.update(b.close) for b in bars]
-    readings, end = batch.hurst_features(bars, settings)
+    readings, end = batch.hurst_features(BarColumns.from_bars("X", bars), settings)
     # what decides: the labels, the run, the trend sign; H itself to rounding, and exactly
     # where an event shows it (a regime change)
     decided = [(r.raw_regime, r.regime, r.trend_sign, r.returns_seen) for r in readings]
@@ -515,6 +517,12 @@ def test_a_truncated_gzip_fails_as_the_parser_says(tmp_path: Path, test_data: Pa
     assert whole == streamed
 
 
+def _batch_ofi(bars: list[Bar], config: Config) -> batch.BatchOfi:
+    settings = Core.tracker_settings_of(config)
+    (features,) = batch_features.compute_features(BatchInput.from_bars(bars), config, settings)
+    return batch.BatchOfi(config.strategy, features)
+
+
 def test_batch_alpha_ofi_signals_and_state_equal_the_streaming_strategy(test_data: Path) -> None:
     """Signal for signal (every field, floats exactly) and state for state at every bar:
     real rows with zero-volume minutes, simulated ones, and bars without taker flow."""
@@ -535,9 +543,9 @@ def test_batch_alpha_ofi_signals_and_state_equal_the_streaming_strategy(test_dat
     for bars in sets:
         symbol = bars[0].symbol
         streaming = AlphaOfi(symbol, config.strategy)
-        batched = batch.BatchOfi(symbol, config.strategy, bars)
+        batched = _batch_ofi(bars, config)
         unwanted = AlphaOfi(symbol, config.strategy)  # asked for no signal on odd bars
-        unwanted_batch = batch.BatchOfi(symbol, config.strategy, bars)
+        unwanted_batch = _batch_ofi(bars, config)
         signals = 0
         for k, bar in enumerate(bars):
             flow, hurst = flow_engine.update(bar), tracker.update(bar.close)
@@ -746,7 +754,7 @@ def test_hurst_features_confirm_and_sign_as_the_tracker_for_any_confirmation(
     }
     tracker = HurstTracker(**settings)
     streamed = [tracker.update(b.close) for b in bars]
-    readings, end = batch.hurst_features(bars, settings)
+    readings, end = batch.hurst_features(BarColumns.from_bars("X", bars), settings)
 
     def decided(r: HurstReading) -> tuple[object, ...]:
         return (r.raw_regime, r.regime, r.trend_sign, r.returns_seen, r.h is None)

@@ -1,0 +1,434 @@
+"""A whole file's engine features at once, for the batch replay (`core/batch.py`).
+
+The streaming engines (`flow.py` whale CVD, `hurst.py` tracker) cost most of a replay's
+time, one bar at a time. A replay knows every bar up front, so here each symbol's features
+are computed for all its bars (`columns.BarColumns`) in a few numpy passes, with no
+look-ahead (bar i's features read bars 0..i only). Equal to the streaming engines bit for
+bit where a decision depends on it:
+
+- whale CVD: the engine keeps its window sums exactly (`ExactSum`, read back correctly
+  rounded). Here each column is scaled to integers (every float is an integer multiple of
+  2**e for the column's smallest e), split in two int64 limbs and summed over the window by
+  cumulative sums (wrapping uint64 arithmetic: the difference of two cumulative sums is
+  exact however far the running total wraps); the two limb sums, each below 2**53, are
+  exact floats and one float addition rounds their total correctly, like the engine. A
+  column too wide for two limbs falls back to Python integers (exact, slower). The whale
+  flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
+  published `FlowState` follow (`_flow_states`: the engine's `flow_state` for every bar
+  at once, the same float operations; tested equal to the engine, signed zeros included).
+- Hurst: H for all windows by `hurst_exponents` in chunks. A chunked FFT and matrix
+  product round differently from the tracker's one-row call (seen: up to 7e-14), so every
+  H within `H_RECHECK` of a regime threshold or at the grid's edge, every H an event shows
+  (a regime change) and the final history are recomputed one row at a time, exactly as the
+  tracker does. The raw label, the confirmation run (`confirm_step`) and the trend sign
+  (an exact `fsum` wherever the quick sum is within `NET_RETURN_RECHECK` of the flat
+  threshold) then match the tracker's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .columns import BarColumns, BatchInput
+from .config import Config, StrategyConfig
+from .flow import ExactSum, FlowState
+from .hurst import HurstReading, HurstTracker, hurst_exponents, trend_sign
+from .types import Regime, WhaleDirection
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Windows per `hurst_exponents` call (measured fastest: the contrast matrix stays in cache).
+HURST_CHUNK_ROWS = 256
+#: A batched H this close to a regime threshold is recomputed alone (batched differs <1e-13).
+H_RECHECK = 1e-9
+#: A quick window sum of log returns this close to 0 is summed again exactly (`fsum`).
+NET_RETURN_RECHECK = 1e-9
+#: Exponent floor for the limb sums: results stay normal floats, so one rounding is all.
+_LOWEST_EXPONENT = -960
+_MANTISSA_BITS = 53
+
+
+# ------------------------------------------------------------------------- exact sums
+
+
+def _window_int_sums(values: IntArray, window: int) -> IntArray:
+    """sum of values[max(0, i - window + 1) .. i] for each i, exact while it fits int64."""
+    wrapped = np.concatenate(([np.uint64(0)], np.cumsum(values.view(np.uint64))))
+    starts = np.maximum(np.arange(values.size) - window + 1, 0)
+    sums: IntArray = (wrapped[1:] - wrapped[starts]).view(np.int64)
+    return sums
+
+
+def _window_sums_python(values: FloatArray, window: int) -> FloatArray:
+    units = [ExactSum.units(v) for v in values.tolist()]
+    one = 1 << 1074
+    total = 0
+    out: list[float] = []
+    for i, u in enumerate(units):
+        total += u
+        if i >= window:
+            total -= units[i - window]
+        out.append(total / one)
+    return np.array(out, dtype=np.float64)
+
+
+def exact_window_sums(values: FloatArray, window: int) -> FloatArray:
+    """The sum of the last `window` values (fewer at the start) at every index, correctly
+    rounded from the exact sum: what `ExactSum` reads for the same window."""
+    n = values.size
+    nonzero = values != 0.0
+    if n == 0 or not nonzero.any():
+        return np.zeros(n)
+    _, exponents = np.frexp(values[nonzero])
+    low = int(exponents.min()) - _MANTISSA_BITS  # every value is a multiple of 2**low
+    high = int(exponents.max())  # every |value| < 2**high
+    span = window.bit_length()  # window < 2**span
+    split = _MANTISSA_BITS - span  # low limb < 2**split, its window sums < 2**53
+    if low < _LOWEST_EXPONENT or high - low - split + span > _MANTISSA_BITS:
+        return _window_sums_python(values, window)
+    scaled = np.ldexp(values, -low)  # exact integers
+    hi = np.floor(np.ldexp(scaled, -split))
+    lo = scaled - np.ldexp(hi, split)  # in [0, 2**split), exact
+    hi_sums = _window_int_sums(hi.astype(np.int64), window).astype(np.float64)
+    lo_sums = _window_int_sums(lo.astype(np.int64), window).astype(np.float64)
+    # both sums are exact floats (< 2**53): one addition rounds the exact total once
+    total: FloatArray = np.ldexp(np.ldexp(hi_sums, split) + lo_sums, low)
+    return total
+
+
+# ------------------------------------------------------------------------- features
+
+
+@dataclass(eq=False)
+class SymbolFeatures:
+    """One symbol's engine output for each of its applied bars (row k: after bar k), and
+    the engines' state after the last. `next`: the row the run applies next."""
+
+    columns: BarColumns
+    flow: list[FlowState]
+    hurst: list[HurstReading]
+    regimes: list[Regime]  # the published regime after each bar
+    ofi: OfiColumns
+    flow_state: dict[str, Any] | None
+    hurst_state: dict[str, Any] | None
+    next: int = 0
+
+    def flow_at(self, k: int) -> FlowState:
+        return self.flow[k]
+
+    def hurst_at(self, k: int) -> HurstReading:
+        return self.hurst[k]
+
+    @cached_property
+    def regime_changed(self) -> list[bool]:
+        """Row k's published regime differs from row k-1's (row 0: from WARMING): the core
+        emits a regime event at that bar."""
+        regimes = self.regimes
+        before = [Regime.WARMING, *regimes[:-1]]
+        return [a is not b for a, b in zip(regimes, before, strict=True)]
+
+
+def flow_features(
+    columns: BarColumns, config: Config
+) -> tuple[list[FlowState], dict[str, Any] | None]:
+    """What `WhaleFlowEngine.update` returns for each bar, and its state after the last."""
+    symbol = columns.symbol
+    cfg = config.flow
+    window = cfg.window_bars
+    n = len(columns)
+    if n == 0:
+        return [], None
+    volume, taker, has_flow = columns.volume, columns.taker_buy_volume, columns.has_flow
+    delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
+    volume_sums = exact_window_sums(volume, window)
+    whale = np.zeros(n, dtype=np.bool_)
+    if n > window:
+        previous = volume_sums[window - 1 : n - 1]  # the full window before each bar
+        whale[window:] = (previous > 0.0) & (
+            volume[window:] > cfg.whale_volume_multiple * (previous / window)
+        )
+    cvd = exact_window_sums(delta, window)
+    whale_volume = exact_window_sums(np.where(whale, volume, 0.0), window)
+    whale_cvd = exact_window_sums(np.where(whale, delta, 0.0), window)
+    whale_count = _window_int_sums(whale.astype(np.int64), window)
+    cross: list[float | None] = [None] * n
+    last_cross: float | None = None
+    if columns.cross_buy_ratio is not None:
+        for k, ratio in enumerate(columns.cross_buy_ratio):
+            if ratio is not None:
+                last_cross = ratio
+            cross[k] = last_cross
+    states = _flow_states(
+        symbol,
+        cfg.neutral_share,
+        volume_sums,
+        cvd,
+        whale_volume,
+        whale_cvd,
+        whale_count,
+        np.minimum(np.arange(1, n + 1), window),
+        whale,
+        cross,
+        has_flow,
+    )
+    start = max(0, n - window)
+    end_state = {
+        "bars": [
+            [v, d, w]
+            for v, d, w in zip(
+                volume[start:].tolist(), delta[start:].tolist(), whale[start:].tolist(), strict=True
+            )
+        ],
+        "bars_seen": n,
+        "cross_buy_ratio": last_cross,
+        "last_bar_was_whale": bool(whale[-1]),
+        "flow_available": bool(has_flow[-1]),
+    }
+    return states, end_state
+
+
+def _flow_states(
+    symbol: str,
+    neutral_share: float,
+    volume: FloatArray,
+    cvd: FloatArray,
+    whale_volume: FloatArray,
+    whale_cvd: FloatArray,
+    whale_bars: IntArray,
+    window_bars: IntArray,
+    last_bar_was_whale: npt.NDArray[np.bool_],
+    cross: list[float | None],
+    flow_available: npt.NDArray[np.bool_],
+) -> list[FlowState]:
+    """`flow.flow_state` for every bar at once: the same float operations in the same
+    order, and Python's `max`/`min` as `where` (they keep the first argument unless the
+    second is strictly beyond it: a signed zero comes out as there)."""
+    retail_volume = volume - whale_volume
+    retail_volume = np.where(retail_volume < 0.0, 0.0, retail_volume)  # max(x, 0.0)
+    retail_cvd = cvd - whale_cvd
+    with np.errstate(divide="ignore", invalid="ignore"):
+        retail_ofi = np.where(retail_volume > 0, retail_cvd / retail_volume, 0.0)
+        intensity = np.where(volume > 0, 100.0 * whale_volume / volume, 0.0)
+    retail_ofi = np.where(retail_ofi < 1.0, retail_ofi, 1.0)  # min(1.0, x)
+    retail_ofi = np.where(retail_ofi > -1.0, retail_ofi, -1.0)  # max(-1.0, x)
+    intensity = np.where(intensity < 100.0, intensity, 100.0)
+    intensity = np.where(intensity > 0.0, intensity, 0.0)
+    neutral = (
+        (whale_bars == 0)
+        | (whale_volume <= 0.0)
+        | (np.abs(whale_cvd) < neutral_share * whale_volume)
+    )
+    # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
+    code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
+    named = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
+    return [
+        FlowState(symbol, *fields)
+        for fields in zip(
+            cvd.tolist(),
+            whale_cvd.tolist(),
+            retail_cvd.tolist(),
+            whale_volume.tolist(),
+            retail_volume.tolist(),
+            whale_bars.tolist(),
+            window_bars.tolist(),
+            retail_ofi.tolist(),
+            intensity.tolist(),
+            [named[c] for c in code.tolist()],
+            last_bar_was_whale.tolist(),
+            cross,
+            flow_available.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _batched_h(windows: FloatArray, method: str) -> FloatArray:
+    parts = [
+        hurst_exponents(np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS]), method)
+        for s in range(0, windows.shape[0], HURST_CHUNK_ROWS)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+#: `classify`'s labels as codes for the column arithmetic of `hurst_features`.
+_REGIME_OF_CODE = (Regime.WARMING, Regime.TRUE_TREND, Regime.NOISE, Regime.RANDOM)
+_WARMING, _TREND, _NOISE, _RANDOM = range(4)
+
+
+def _regime_codes(h: FloatArray, trend_above: float, noise_below: float) -> IntArray:
+    """`classify` for every H at once (nan: WARMING; the same strict comparisons)."""
+    codes: IntArray = np.where(
+        np.isnan(h),
+        _WARMING,
+        np.where(h > trend_above, _TREND, np.where(h < noise_below, _NOISE, _RANDOM)),
+    ).astype(np.int64)
+    return codes
+
+
+def _confirmed_codes(raw: IntArray, confirm_bars: int) -> tuple[IntArray, int]:
+    """`confirm_step` over every bar at once, from a fresh tracker (candidate WARMING, run
+    0): a label's run counts its equal raw labels in a row (the first bar starts a run of
+    1 either way), a bar whose run reaches `confirm_bars` publishes its label, and every
+    bar shows the last label published (WARMING before any). Also the run at the end."""
+    m = raw.size
+    if m == 0:
+        return raw.copy(), 0
+    index = np.arange(m)
+    starts = np.ones(m, dtype=np.bool_)
+    starts[1:] = raw[1:] != raw[:-1]
+    run_start = np.maximum.accumulate(np.where(starts, index, 0))
+    run = index - run_start + 1
+    last = np.maximum.accumulate(np.where(run >= confirm_bars, index, -1))
+    published: IntArray = np.where(last >= 0, raw[np.maximum(last, 0)], _WARMING)
+    return published, int(run[-1])
+
+
+def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
+    """`trend_sign` of each window's net log return: the quick sum where it is clearly
+    away from flat, an exact `fsum` where it is within `NET_RETURN_RECHECK` of zero."""
+    signs: list[int] = np.where(net > 0.0, 1, -1).tolist()
+    for k in np.flatnonzero(np.abs(net) < NET_RETURN_RECHECK).tolist():
+        signs[k] = trend_sign(math.fsum(returns[k : k + window]))
+    return signs
+
+
+def hurst_features(
+    columns: BarColumns, settings: dict[str, Any]
+) -> tuple[list[HurstReading], dict[str, Any] | None]:
+    """What `HurstTracker.update` returns for each bar (every close valid: the core rejects
+    the others first), and the tracker's state after the last."""
+    tracker = HurstTracker(**settings)  # validates the settings; gives the band
+    window, method = tracker.window, tracker.method
+    n = len(columns)
+    if n == 0:
+        return [], None
+    closes = columns.close_list
+    returns = [math.log(c / p) for p, c in itertools.pairwise(closes)]
+    count = max(0, n - window)  # bars n - count .. n - 1 have a full window
+    h = np.zeros(0)
+    net = np.zeros(0)
+    windows = np.zeros((0, window))
+    if count:
+        windows = sliding_window_view(np.array(returns, dtype=np.float64), window)
+        h = _batched_h(windows, method)
+        net = windows.sum(axis=1)
+
+    def alone(k: int) -> float:
+        return float(hurst_exponents(np.ascontiguousarray(windows[k : k + 1]), method)[0])
+
+    near = (
+        (np.abs(h - tracker.trend_above) < H_RECHECK)
+        | (np.abs(h - tracker.noise_below) < H_RECHECK)
+        | (h <= 0.01 + H_RECHECK)
+        | (h >= 0.99 - H_RECHECK)
+    )
+    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
+
+    def recheck(ks: npt.NDArray[np.bool_]) -> None:
+        for k in np.flatnonzero(ks & ~own).tolist():
+            h[k] = alone(k)
+        own[ks] = True
+
+    recheck(near)
+    raw_codes = _regime_codes(h, tracker.trend_above, tracker.noise_below)
+    codes, run_end = _confirmed_codes(raw_codes, tracker.confirm_bars)
+    # an H an event shows (the published regime changed) is the tracker's own value
+    if count:
+        recheck(codes != np.concatenate(([_WARMING], codes[:-1])))
+    history_from = max(0, count - tracker.history_len)
+    recheck(np.arange(count) >= history_from)
+    signs = _signs(net, returns, window)
+    band = tracker.band
+    readings = [
+        HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, i)
+        for i in range(min(n, window))
+    ]
+    named = _REGIME_OF_CODE
+    raws = [named[c] for c in raw_codes.tolist()]
+    regimes = [named[c] for c in codes.tolist()]
+    readings += [
+        HurstReading(None if x != x else x, band, raw, regime, sign, seen)  # x != x: nan
+        for x, raw, regime, sign, seen in zip(
+            h.tolist(), raws, regimes, signs, range(window, window + count), strict=True
+        )
+    ]
+    candidate, published = (raws[-1], regimes[-1]) if count else (Regime.WARMING,) * 2
+    run = run_end
+    end_state = {
+        "last_close": closes[-1],
+        "returns": returns[-window:],
+        "returns_seen": n - 1,
+        "candidate": candidate.value,
+        "run": run,
+        "published": published.value,
+        "history": [None if math.isnan(x) else x for x in h[history_from:].tolist()],
+        "rejected": 0,
+    }
+    return readings, end_state
+
+
+@dataclass(eq=False)
+class OfiColumns:
+    """Alpha-OFI's window sums for every bar of a symbol (`BatchOfi` reads them)."""
+
+    fires: list[bool]  # a signal at this bar (warm, flow, beyond the threshold)
+    ofi: list[float]
+    range_sums: list[float]
+    deltas: list[float]
+    volumes: list[float]
+    true_ranges: list[float]
+
+
+def ofi_features(columns: BarColumns, config: StrategyConfig) -> OfiColumns:
+    """The OFI and ATR window sums of every bar at once, exactly (`exact_window_sums` is
+    correctly rounded, as `math.fsum`)."""
+    n = len(columns)
+    high, low, close = columns.high, columns.low, columns.close
+    volume, taker, has_flow = columns.volume, columns.taker_buy_volume, columns.has_flow
+    delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
+    flow_volume = np.where(has_flow, volume, 0.0)
+    ranges = high - low  # `true_range`: the first bar has no previous close
+    if n > 1:
+        previous = close[:-1]
+        ranges[1:] = np.maximum(
+            np.maximum(ranges[1:], np.abs(high[1:] - previous)), np.abs(low[1:] - previous)
+        )
+    delta_sums = exact_window_sums(delta, config.ofi_bars)
+    volume_sums = exact_window_sums(flow_volume, config.ofi_bars)
+    range_sums = exact_window_sums(ranges, config.atr_bars)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ofi = delta_sums / volume_sums
+    threshold = config.ofi_threshold
+    fires = has_flow & (volume_sums > 0.0) & ((ofi > threshold) | (ofi < -threshold))
+    fires[: max(config.ofi_bars, config.atr_bars) - 1] = False  # not warm yet
+    return OfiColumns(
+        fires.tolist(),
+        ofi.tolist(),
+        range_sums.tolist(),
+        delta.tolist(),
+        flow_volume.tolist(),
+        ranges.tolist(),
+    )
+
+
+def compute_features(
+    data: BatchInput, config: Config, settings: dict[str, Any]
+) -> list[SymbolFeatures]:
+    """Each symbol's features, in `data.columns` order."""
+    out: list[SymbolFeatures] = []
+    for columns in data.columns:
+        flows, flow_end = flow_features(columns, config)
+        readings, hurst_end = hurst_features(columns, settings)
+        regimes = [r.regime for r in readings]
+        ofi = ofi_features(columns, config.strategy)
+        out.append(SymbolFeatures(columns, flows, readings, regimes, ofi, flow_end, hurst_end))
+    return out
