@@ -69,6 +69,7 @@ class ListSource:
 
     name = "bench"
     speed = None
+    bars_checked = True  # the replay parser's bars, or the simulator's: checked as made
 
     def __init__(self, bars: list[Bar], clock: SimClock) -> None:
         self._bars = bars

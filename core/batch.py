@@ -15,11 +15,15 @@ the checkpoint and a later resume see what a streaming run leaves.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 from typing import Any
 
-from .bar import Bar
+import numpy as np
+
+from .bar import MINUTE_MS, Bar
 from .batch_features import (
+    IntArray,
     SymbolFeatures,
     compute_features,
     exact_window_sums,
@@ -75,6 +79,10 @@ class BatchOfi(AlphaOfi):
         assert side is not None
         atr_bps = BPS_PER_UNIT * ofi_columns.range_sums[i] / self.config.atr_bars / bar.close
         return self.signal(bar, side, ofi, atr_bps, flow, hurst)
+
+    def skip_to(self, k: int) -> None:
+        """Stand after row k-1 (the rows between made no signal: a batch run passed them)."""
+        self._next = k
 
     def to_state(self) -> dict[str, Any]:
         i = self._next
@@ -187,6 +195,7 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
         feed = BatchFeed(
             compute_features(data, core.config, core.tracker_settings()), data.rejected
         )
+        run = _Run(core, data, feed)
         # The bars and their features live through the run and hold no cycles to collect:
         # out of the collector's scans (each full scan would walk a month of them again).
         # Frozen before the collector is back on: else its first pass, due at once after
@@ -199,26 +208,12 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
         trading.new_strategy = lambda symbol: BatchOfi(strategy_config, feed.by_symbol[symbol])
     core.started_market_s = clock.now()
     completed = False
-    columns = data.columns
-    rows = [0] * len(columns)
-    rejected = data.rejected
     try:
-        for g, code in enumerate(data.order):
-            if code == REJECTED:
-                bar = rejected[g]
-            else:
-                k = rows[code]
-                rows[code] = k + 1
-                bar = columns[code].bar(k)
-            clock.advance_to(bar.close_s)
-            if core.commands:
-                core.apply_commands()
-            core.step_at(bar, checkpoints=False)
-            if core.stopping:
-                break
+        run.steps()
         completed = True
     finally:
         gc.unfreeze()
+        run.catch_up_all(run.done)
         core.feature_feed = None
         if trading is not None:
             trading.new_strategy = trading.streaming_strategy
@@ -229,3 +224,239 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
         if completed:
             feed.install_end_state(core)
         core.checkpoint()
+
+
+#: Steps between two looks at a stop or a command asked from outside the run (a signal
+#: handler): the run then stops at most this many bars later, its state whole.
+_POLL_STEPS = 1024
+_INF = math.inf
+
+
+class _Run:
+    """The batch run's steps, passing over the bars that change nothing.
+
+    Most bars of a replay change nothing but a symbol's last values (its mark, regime,
+    engine readings, chart closes, the strategy's place): no signal on a flat symbol, no
+    regime change, no learning cycle due, and every open position and twin of the symbol
+    inside its quiet band (`TradingLoop.quiet_band`: the exits' own test). Such a bar is
+    only counted; each symbol's last values are brought up to date (`catch_up`) before
+    the core next applies a bar of that symbol, and every symbol's before anything that
+    reads them all (a learning cycle saves the book; a rejected bar; the end). Every other
+    bar goes through `Core.step_at` as in the streaming run: the same code decides.
+
+    A pass-over is conservative: a bar is applied whenever it might do something (a
+    signal fires, even if the gates will block it), so an extra apply only costs time.
+    The equality of the two paths (tests/test_replay_batch.py) checks that nothing is
+    passed over that mattered."""
+
+    def __init__(self, core: Core, data: BatchInput, feed: BatchFeed) -> None:
+        self.core = core
+        assert isinstance(core.clock, SimClock)
+        self.clock = core.clock
+        self.data = data
+        self.feed = feed
+        n = len(data.order)
+        order = np.array(data.order, dtype=np.int64)
+        self.order = data.order
+        symbols = len(data.columns)
+        row = np.zeros(n, dtype=np.int64)
+        static = np.zeros(n, dtype=np.int64)  # 2: apply whatever; 1: a signal fires
+        low = np.zeros(n)
+        high = np.zeros(n)
+        open_ms = np.zeros(n, dtype=np.int64)
+        # counts[c][g]: rows of symbol c in steps 0..g-1
+        self.counts: list[IntArray] = []
+        for c, feats in enumerate(feed.features):
+            at = np.flatnonzero(order == c)
+            rows = np.arange(at.size)
+            row[at] = rows
+            changed = np.array(feats.regime_changed, dtype=np.bool_)
+            changed[:1] = True  # a symbol's first bar makes its engines and strategy
+            static[at] = np.where(changed, 2, np.array(feats.ofi.fires, dtype=np.int64))
+            columns = feats.columns
+            low[at] = columns.low
+            high[at] = columns.high
+            open_ms[at] = columns.open_ms
+            self.counts.append(np.concatenate(([0], np.cumsum(order == c))))
+        applied = order != REJECTED
+        static[~applied] = 2
+        self.row: list[int] = row.tolist()
+        self.static: list[int] = static.tolist()
+        self.low: list[float] = low.tolist()
+        self.high: list[float] = high.tolist()
+        self.open_ms: list[int] = open_ms.tolist()
+        # for the heartbeat at any step: applied steps before it, the last one's index
+        self.applied_before: list[int] = np.concatenate(([0], np.cumsum(applied))).tolist()
+        self.last_applied: list[int] = np.maximum.accumulate(
+            np.where(applied, np.arange(n), -1)
+        ).tolist()
+        self.max_open: list[int] = np.maximum.accumulate(np.where(applied, open_ms, -1)).tolist()
+        self.synced = [0] * symbols  # rows whose last values are in place
+        self.flat = [True] * symbols
+        self.lo = [-_INF] * symbols
+        self.hi = [_INF] * symbols
+        self.due_ms = -_INF  # a bar opening at or after it: a learning cycle may run
+        self.every = False  # apply every bar (the store refuses writes)
+        self.done = 0  # steps taken
+
+    # -- the steps -----------------------------------------------------------------
+
+    def steps(self) -> None:
+        core = self.core
+        order, static, low, high, open_ms = (
+            self.order,
+            self.static,
+            self.low,
+            self.high,
+            self.open_ms,
+        )
+        flat, lo, hi = self.flat, self.lo, self.hi
+        n = len(order)
+        g = 0
+        due_ms, every = self.due_ms, self.every
+        while g < n:
+            poll = min(n, g + _POLL_STEPS)
+            while g < poll:
+                c = order[g]
+                e = static[g]
+                if (
+                    e < 2
+                    and not (e and flat[c])
+                    and low[g] > lo[c]
+                    and high[g] < hi[c]
+                    and open_ms[g] < due_ms
+                    and not every
+                ):
+                    g += 1
+                    continue
+                self.apply(g)
+                g += 1
+                if core.stopping:
+                    self.done = g
+                    return
+                due_ms, every = self.due_ms, self.every
+            self.done = g
+            if core.commands:
+                self.catch_up_all(g)
+                core.apply_commands()
+                self.look_again()
+                due_ms, every = self.due_ms, self.every
+            if core.stopping:
+                return
+
+    def apply(self, g: int) -> None:
+        """Step g through the core, its symbol's last values (or all) brought up first."""
+        core = self.core
+        code = self.order[g]
+        whole = code == REJECTED or self.open_ms[g] >= self.due_ms or self.every
+        if whole:
+            self.catch_up_all(g)
+        else:
+            self.catch_up(code, self.row[g])
+            if core.step_observers:  # they may read the heartbeat (a progress bar)
+                self._beat_before(g)
+        if code == REJECTED:
+            bar = self.data.rejected[g]
+        else:
+            bar = self.feed.features[code].columns.bar(self.row[g])
+        self.clock.advance_to(bar.close_s)
+        if core.commands:
+            core.apply_commands()
+            whole = True
+        core.step_at(bar, checkpoints=False)
+        if code != REJECTED:
+            self.synced[code] = self.row[g] + 1
+        if whole:
+            self.look_again()
+        else:
+            self._look(code)
+            trading = core.trading
+            self.every = not core.store.healthy or (trading is not None and trading.backlogged)
+
+    # -- passing over, catching up -------------------------------------------------
+
+    def catch_up(self, code: int, k: int, whole: bool = False) -> None:
+        """Symbol `code`'s last values as after its row k-1 (rows synced..k-1 passed over).
+        Not `whole`: only those the step applying row k reads before it sets them."""
+        start = self.synced[code]
+        if start >= k:
+            return
+        j = k - 1
+        feats = self.feed.features[code]
+        columns = feats.columns
+        core = self.core
+        symbol = columns.symbol
+        engines = core.symbols[symbol]
+        open_ms = columns.open_ms_list[j]
+        if whole:  # else the step about to apply row k sets them before they are read
+            engines.last_flow = feats.flow_at(j)
+            engines.last_bar = columns.bar(j)
+        engines.flow_open_ms = open_ms
+        engines.last_hurst = feats.hurst_at(j)  # its regime: the step's previous one
+        engines.hurst_open_ms = open_ms
+        closes = engines.closes  # the passed-over closes, in time order, between the
+        first = max(start, k - (closes.maxlen or k))  # applied bars' own
+        interval_s = columns.interval_ms / 1000.0
+        closes.extend(
+            (o / 1000.0 + interval_s, c)
+            for o, c in zip(columns.open_ms_list[first:k], columns.close_list[first:k], strict=True)
+        )
+        feats.next = k
+        trading = core.trading
+        if trading is not None:
+            strategy = trading.book.strategies.get(symbol)
+            if isinstance(strategy, BatchOfi):
+                strategy.skip_to(k)
+            book = trading.book
+            book.last_open_ms[symbol] = open_ms
+            book.last_regime[symbol] = feats.regimes[j]
+            book.marks[symbol] = columns.close_list[j]
+        self.synced[code] = k
+
+    def catch_up_all(self, g: int) -> None:
+        """Every symbol's last values as after step g-1, and the core's heartbeat."""
+        for code, counts in enumerate(self.counts):
+            self.catch_up(code, int(counts[g]), whole=True)
+        self._beat_before(g)
+
+    def _beat_before(self, g: int) -> None:
+        """The core's bar count, last bar and heartbeat as after step g-1."""
+        core = self.core
+        if g == 0:
+            return
+        last = self.last_applied[g - 1]
+        if last < 0:
+            return
+        code, k = self.order[last], self.row[last]
+        columns = self.feed.features[code].columns
+        close_s = (columns.open_ms_list[k] + columns.interval_ms) / 1000.0
+        core.restore_beat(close_s, self.applied_before[g], self.max_open[g - 1])
+
+    def look_again(self) -> None:
+        """After a step that may have changed anything: every symbol's state looked at."""
+        for code in range(len(self.synced)):
+            self._look(code)
+        core = self.core
+        trading = core.trading
+        self.every = not core.store.healthy or (trading is not None and trading.backlogged)
+        learning = core.learning
+        if learning is None or learning.read_only:
+            self.due_ms = _INF
+            return
+        schedule = learning.schedule
+        if schedule.last_slot_s is None:
+            self.due_ms = -_INF
+            return
+        # a minute early: the cycle's own test (`LearningLoop.cycle_due`) decides
+        self.due_ms = (schedule.last_slot_s + schedule.interval_s) * 1000.0 - MINUTE_MS
+
+    def _look(self, code: int) -> None:
+        trading = self.core.trading
+        if trading is None:
+            self.flat[code] = False  # no signals are traded
+            self.lo[code], self.hi[code] = -_INF, _INF
+            return
+        symbol = self.feed.features[code].columns.symbol
+        book = trading.book
+        self.flat[code] = symbol not in book.live and symbol not in book.pending
+        self.lo[code], self.hi[code] = trading.quiet_band(symbol)

@@ -315,6 +315,14 @@ class Core:
         self._snapshot = None
         return True
 
+    def restore_beat(self, close_s: float, bars: int, last_bar_ms: int) -> None:
+        """The bar count, last close and last open as a run that applied every bar has them
+        (a batch run passes over bars that change nothing else)."""
+        self._beat = (close_s, self.clock.wall(), bars)
+        self.last_bar_ms = last_bar_ms
+        self._heartbeat = None
+        self._snapshot = None
+
     def _update_engines(self, engines: SymbolEngines, bar: Bar) -> None:
         if self.feature_feed is not None:
             self.feature_feed.apply(self, engines, bar)

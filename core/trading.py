@@ -197,6 +197,11 @@ class TradingLoop:
         if changed or not self.store.healthy or waiting:
             self.save()  # while the disk refuses, every bar retries: the first success heals
 
+    @property
+    def backlogged(self) -> bool:
+        """Log records the disk refused wait to be written (every bar retries)."""
+        return bool(self._outcomes.backlog or self._live_log.backlog or self._blocks.backlog)
+
     def flush(self) -> None:
         """Save the book if it changed since the last save (before someone reads it)."""
         if self._dirty:
@@ -436,16 +441,43 @@ class TradingLoop:
         hi` for either side; (inf, -inf) for a position the rules must see every bar."""
         cached = self._quiet.get(position.id)
         if cached is None or cached[0] is not position:
-            lo, hi = math.inf, -math.inf
-            if (
-                self.quiet_exits
-                and (position.force_hold_until_s is None or position.released_to_ladder)
-                and not position.close_requested
-            ):
-                stop, nearest = self._band(position)
-                lo, hi = (stop, nearest) if position.side is Side.LONG else (nearest, stop)
-            cached = self._quiet[position.id] = (position, lo, hi)
+            cached = self._quiet_entry(position)
         return low > cached[1] and high < cached[2]
+
+    def _quiet_entry(self, position: Position) -> tuple[Position, float, float]:
+        lo, hi = math.inf, -math.inf
+        if (
+            self.quiet_exits
+            and (position.force_hold_until_s is None or position.released_to_ladder)
+            and not position.close_requested
+        ):
+            stop, nearest = self._band(position)
+            lo, hi = (stop, nearest) if position.side is Side.LONG else (nearest, stop)
+        cached = self._quiet[position.id] = (position, lo, hi)
+        return cached
+
+    def quiet_band(self, symbol: str) -> tuple[float, float]:
+        """(lo, hi) such that a bar of `symbol` with low > lo and high < hi changes nothing
+        in its exits: every position and twin of the symbol is on the ladder for good and
+        the bar inside its quiet band (`_quiet_for`, the test `_run_exits` makes). (inf,
+        -inf) when the symbol's next bar must be seen whatever it is (an entry order
+        waiting, a position in force-hold or asked to close, an exchange's router); (-inf,
+        inf) with nothing open. A batch replay passes over the bars inside the band."""
+        book = self.book
+        if symbol in book.pending or self.router is not None:
+            return math.inf, -math.inf
+        lo, hi = -math.inf, math.inf
+        live = book.live.get(symbol)
+        positions = [t for t in book.twins.values() if t.symbol == symbol]
+        if live is not None:
+            positions.append(live)
+        for position in positions:
+            cached = self._quiet.get(position.id)
+            if cached is None or cached[0] is not position:
+                cached = self._quiet_entry(position)
+            lo = max(lo, cached[1])
+            hi = min(hi, cached[2])
+        return lo, hi
 
     def mode_at(self, position: Position, at_s: float) -> ExitMode:
         regime = self.book.last_regime.get(position.symbol, Regime.WARMING)

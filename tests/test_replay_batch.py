@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,14 @@ class Outcome:
     engines: dict[str, Any]
 
 
-def _run(make_source: Any, data_dir: Path, *, streaming: bool, config: Config) -> Outcome:
+def _run(
+    make_source: Any,
+    data_dir: Path,
+    *,
+    streaming: bool,
+    config: Config,
+    observer: Callable[[Core], None] | None = None,
+) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
     store = Store(data_dir, durable=False)
@@ -86,6 +93,8 @@ def _run(make_source: Any, data_dir: Path, *, streaming: bool, config: Config) -
     trades: list[ClosedTrade] = []
     assert core.trading is not None
     core.trading.trade_observers.append(trades.append)
+    if observer is not None:
+        core.step_observers.append(lambda: observer(core))
     if streaming:
         anyio.run(core.run)
     else:
@@ -193,6 +202,54 @@ def test_a_simulated_week_trades_the_same_in_batch(tmp_path: Path) -> None:
     outcome = assert_same_run(lambda clock: ListSource(bars, clock), tmp_path)
     assert outcome.trades
     assert outcome.snapshot["learning"].cycles > 0
+
+
+def test_a_batch_run_stopped_part_way_leaves_what_a_streaming_run_stopped_there_leaves(
+    tmp_path: Path,
+) -> None:
+    """The batch run passes over the bars that change nothing and brings each symbol's
+    last values up to date later: stopped part-way (a SIGTERM, or a step observer's stop),
+    every symbol's state, the book, the engines and the files stand where a streaming run
+    stopped at the same bar leaves them, and a progress observer counts every bar."""
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    minutes = simulate_minutes(symbols, 11, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 1440) for bar in minute]
+    counts: list[int] = []
+
+    def stop_batch(core: Core) -> None:
+        counts.append(core.heartbeat.bars_processed)
+        if counts[-1] >= 2500 and not core.stopping:
+            core.stop()
+
+    config = Config()
+    batched = _run(
+        lambda clock: ListSource(bars, clock),
+        tmp_path / "batch",
+        streaming=False,
+        config=config,
+        observer=stop_batch,
+    )
+    stopped_at = batched.snapshot["bars"]
+    assert 2500 <= stopped_at < len(bars)
+    assert counts == sorted(set(counts))  # counted up, never twice the same
+    assert len(counts) < len(bars) // 2  # most bars were passed over
+
+    def stop_streaming(core: Core) -> None:
+        if core.heartbeat.bars_processed >= stopped_at:
+            core.stop()
+
+    streamed = _run(
+        lambda clock: ListSource(bars, clock),
+        tmp_path / "streaming",
+        streaming=True,
+        config=config,
+        observer=stop_streaming,
+    )
+    assert batched.trades == streamed.trades
+    assert batched.snapshot == streamed.snapshot
+    assert batched.files == streamed.files
+    assert batched.events == streamed.events
+    assert batched.engines == streamed.engines
 
 
 def test_bad_bars_are_rejected_alike(tmp_path: Path) -> None:
