@@ -8,10 +8,10 @@ replay's: no fsync):
   trading loop (strategy, gates, paper broker, shadow and blocked twins, exits, learning);
 - engines only: the streaming core with its trading loop off (for scale).
 
-Bars are made before the clock starts, so the source's cost (simulation or CSV parsing) is
-not counted there. `--month` also runs a real month through the replay command both ways
-(parsing included), which is what a user waits for. Both paths must close the same trades:
-the bench says so, and stops if they do not.
+Bars (and the batch path's columns) are made before the clock starts, so the source's cost
+(simulation or CSV parsing) is not counted there. `--month` also runs a real month through
+the replay command both ways (parsing included), which is what a user waits for. Both
+paths must close the same trades: the bench says so, and stops if they do not.
 
     python bench/replay_throughput.py                 # a simulated day of 6 symbols
     python bench/replay_throughput.py --days 3
@@ -42,6 +42,7 @@ import anyio
 from bigalpha_tui.core import batch
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
 from bigalpha_tui.core.clock import SimClock
+from bigalpha_tui.core.columns import BatchInput
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.sources.base import SourceHealth
@@ -124,9 +125,12 @@ def run(bars: list[Bar], mode: str) -> tuple[float, Core, list[ClosedTrade], flo
             core.learning.keep_checked_records()  # as replay does
         if core.trading is not None:
             core.trading.trade_observers.append(trades.append)
+        # the batch path reads columns (a replay source parses its files straight into
+        # them), made before the clock starts as the streaming path's bars are
+        columns = BatchInput.from_bars(bars, checked=True) if mode == "batch" else None
         started, cpu = time.perf_counter(), time.process_time()
-        if mode == "batch":
-            batch.run_batch(core, bars)
+        if columns is not None:
+            batch.run_batch(core, columns)
         else:
             anyio.run(core.run)
         return time.perf_counter() - started, core, trades, time.process_time() - cpu

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -60,6 +61,9 @@ class LearningLoop:
         # the outcomes read last cycle, already checked (`keep_checked_records`)
         self._trade_cache: TradeCache | None = None
         self._log_tail: LogTail | None = None  # and how far the log was read
+        # `_calm`'s bounds, for the schedule they were made from
+        self._calm_for: LearningSchedule | None = None
+        self._calm_from_s = self._calm_until_s = -math.inf
         self.restore()
 
     def keep_checked_records(self) -> None:
@@ -129,8 +133,26 @@ class LearningLoop:
 
     # -- cycles --------------------------------------------------------------------
 
+    def _calm(self, open_s: float) -> bool:
+        """True when `before_bar(open_s)` has nothing to do: no cycle due, no re-fed bar
+        (most bars; the bounds are made once per schedule, inside the exact tests': a bar
+        opening after the last cycle ran, and a second before the next slot)."""
+        schedule = self.schedule
+        if schedule is not self._calm_for:
+            self._calm_for = schedule
+            last, ran = schedule.last_slot_s, schedule.last_cycle_s
+            self._calm_until_s = -math.inf if last is None else last + schedule.interval_s - 1.0
+            self._calm_from_s = -math.inf if ran is None else ran
+        return (
+            self._calm_from_s < open_s < self._calm_until_s
+            and self._as_of is None
+            and self._history is None
+        )
+
     def cycle_due(self, open_s: float) -> bool:
         """Will `before_bar(open_s)` run a scheduled cycle?"""
+        if self._calm(open_s):
+            return False
         last = self.schedule.last_slot_s
         return not self.read_only and last is not None and self.schedule.due(open_s) is not None
 
@@ -138,7 +160,7 @@ class LearningLoop:
         """Called before each bar is applied, with its open time: when a slot has come, its
         cycle runs first, on exactly the bars that closed by then (a bar opening after the
         slot means a gap in the data: the cycle runs late, as a catch-up)."""
-        if self.read_only:
+        if self.read_only or self._calm(open_s):
             return None
         self._note_refed_bar(open_s)
         if self.schedule.last_slot_s is None:
