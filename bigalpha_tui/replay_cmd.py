@@ -15,7 +15,6 @@ import math
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from bigalpha_tui.core.snapshot import Snapshot
 from bigalpha_tui.core.trades import ClosedTrade, Ledger
 from bigalpha_tui.core.types import BlockReason, Conviction, ExitReason
 from bigalpha_tui.data_args import add_config, add_data, add_json, add_row_options
+from bigalpha_tui.scratch import scratch_dir
 
 PROGRESS_EVERY_S = 0.2
 
@@ -159,7 +159,7 @@ def cmd_replay(argv: list[str]) -> int:
     args.files = resolve_data_args(args.files)
     temporary = args.data_dir is None
     with stopped_by_signals_as_exits():  # the finally below runs on SIGTERM/SIGHUP too
-        data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-replay-")) if temporary else None
+        data_dir = Path(scratch_dir("replay")) if temporary else None
         try:
             # a temporary folder is thrown away at the end: no fsync (3.5x faster on a month)
             report = run_replay(args, data_dir or Path(args.data_dir), durable=not temporary)

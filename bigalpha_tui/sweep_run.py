@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from bigalpha_tui.core.errors import BigAlphaError, ConfigError, DataError, sole
 from bigalpha_tui.core.sources.replay import ParseOptions, set_file_reader
 from bigalpha_tui.core.trades import ClosedTrade, Ledger
 from bigalpha_tui.replay_cmd import run_loop
+from bigalpha_tui.scratch import scratch_dir
 from bigalpha_tui.sweep_data import FileKey, ParsedFile, WorkerFiles, manifest
 from bigalpha_tui.sweep_plan import Variant
 
@@ -70,7 +70,7 @@ def _install(files: WorkerFiles) -> None:
 
 def run_task(args: argparse.Namespace, task: Task) -> Outcome:
     """In a worker process: one replay in a temporary folder, removed afterwards."""
-    data_dir = Path(tempfile.mkdtemp(prefix="bigalpha-sweep-"))
+    data_dir = Path(scratch_dir("sweep"))
     try:
         run = run_loop(
             args, data_dir, durable=False, config=task.variant.config, window_ms=task.window_ms
