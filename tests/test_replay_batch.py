@@ -173,6 +173,32 @@ def test_every_shared_2026_02_file_trades_the_same_in_batch(
         assert any(s.blocked for s in outcome.snapshot["guard_stats"]), path.name
 
 
+@pytest.mark.slow
+def test_every_other_shared_kline_file_trades_the_same_in_batch(
+    shared_data: Path, tmp_path: Path, long_run: bool
+) -> None:
+    """The other months (2023 to 2026-07), the secondary klines and the OHLCV-only fallback
+    files (no taker flow: replayed with flow features off); two months' symbols merged."""
+    days = None if long_run else DAYS_PER_FILE
+    months = sorted(
+        p for p in (shared_data / SHARED_MONTH).glob("*-1m-*.csv.gz") if "2026-02" not in p.name
+    )
+    if not months:
+        pytest.skip(f"no kline files in {shared_data / SHARED_MONTH}")
+    for path in months:
+        outcome = assert_same_run(_replay([path], days), tmp_path / path.name)
+        assert outcome.trades, f"{path.name}: the comparison must cover trades"
+    pair = [p for p in months if "-2023-02" in p.name]
+    if len(pair) > 1:
+        assert_same_run(_replay(pair, days), tmp_path / "2023-02-together")
+    flowless = [
+        *sorted((shared_data / "binance_klines_1m_secondary").glob("*.csv.gz")),
+        *sorted((shared_data / "ohlcv_1m_fallback").glob("*.csv.gz")),
+    ]
+    for path in flowless:
+        assert_same_run(_replay([path], days, allow_no_flow=True), tmp_path / path.name)
+
+
 def test_shared_files_together_trade_the_same_in_batch(shared_data: Path, tmp_path: Path) -> None:
     """Several symbols merged minute by minute: max positions and the shared book count."""
     files = shared_files(shared_data)
