@@ -321,15 +321,17 @@ class _Run:
                 e = static[g]
                 if (
                     e < 2
-                    and not (e and flat[c])
                     and low[g] > lo[c]
                     and high[g] < hi[c]
                     and open_ms[g] < due_ms
                     and not every
                 ):
-                    g += 1
-                    continue
-                self.apply(g)
+                    if not (e and flat[c]):
+                        g += 1  # nothing happens at this bar: passed over
+                        continue
+                    self.entries_only(g)  # only the bar's signal can do something
+                else:
+                    self.apply(g)
                 g += 1
                 if core.stopping:
                     self.done = g
@@ -373,12 +375,43 @@ class _Run:
             trading = core.trading
             self.every = not core.store.healthy or (trading is not None and trading.backlogged)
 
+    def entries_only(self, g: int) -> None:
+        """Step g, a bar whose only business is its signal (a flat symbol, nothing for the
+        exits, no regime change, no cycle due): the strategy and the gates alone
+        (`Core.step_entries_only`); the bar's last values are then caught up as a passed-
+        over bar's."""
+        core = self.core
+        if core.commands:
+            self.apply(g)  # a command first, then the whole step
+            return
+        code, k = self.order[g], self.row[g]
+        feats = self.feed.features[code]
+        columns = feats.columns
+        trading = core.trading
+        assert trading is not None
+        strategy = trading.book.strategies[columns.symbol]
+        assert isinstance(strategy, BatchOfi)
+        strategy.skip_to(k)
+        bar = columns.bar(k)
+        self.clock.advance_to(bar.close_s)
+        core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
+        self.catch_up(code, k + 1)
+        self._look(code)
+        self.every = not core.store.healthy or trading.backlogged
+
     # -- passing over, catching up -------------------------------------------------
 
     def catch_up(self, code: int, k: int, whole: bool = False) -> None:
         """Symbol `code`'s last values as after its row k-1 (rows synced..k-1 passed over).
         Not `whole`: only those the step applying row k reads before it sets them."""
         start = self.synced[code]
+        if whole and k:
+            # the bar and flow reading: an entries-only step (`entries_only`) leaves them
+            # too; else the step about to apply row k sets them before they are read
+            feats = self.feed.features[code]
+            engines = self.core.symbols[feats.columns.symbol]
+            engines.last_flow = feats.flow_at(k - 1)
+            engines.last_bar = feats.columns.bar(k - 1)
         if start >= k:
             return
         j = k - 1
@@ -388,9 +421,6 @@ class _Run:
         symbol = columns.symbol
         engines = core.symbols[symbol]
         open_ms = columns.open_ms_list[j]
-        if whole:  # else the step about to apply row k sets them before they are read
-            engines.last_flow = feats.flow_at(j)
-            engines.last_bar = columns.bar(j)
         engines.flow_open_ms = open_ms
         engines.last_hurst = feats.hurst_at(j)  # its regime: the step's previous one
         engines.hurst_open_ms = open_ms

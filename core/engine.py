@@ -340,6 +340,12 @@ class Core:
         """Trading stages after the engines (strategy, gates, broker, exits)."""
         if self.trading is None:
             return
+        flow = engines.last_flow or engines.flow.state()
+        hurst = engines.last_hurst or engines.hurst.reading
+        self.trading.on_bar(bar, flow, hurst, self.entry_controls())
+
+    def entry_controls(self) -> EntryControls:
+        """The operator's switches and the halt that the gates read now."""
         paused, halted = self.paused, self.entries_halted_reason()
         controls = self._controls
         if (
@@ -349,9 +355,7 @@ class Core:
             or controls.guards_enabled is not self.guards_enabled
         ):  # the same switches bar after bar: one object until one changes
             controls = self._controls = EntryControls(paused, self.guards_enabled, halted)
-        flow = engines.last_flow or engines.flow.state()
-        hurst = engines.last_hurst or engines.hurst.reading
-        self.trading.on_bar(bar, flow, hurst, controls)
+        return controls
 
     def entries_halted_reason(self) -> str | None:
         """Why new entries are halted now (the store cannot write, or the exchange: a
@@ -482,6 +486,23 @@ class Core:
             for observer in self.step_observers:
                 observer()
         finally:
+            self._event_time_s = None
+
+    def step_entries_only(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> None:
+        """A batch replay's step for a bar that can only make an entry decision (it knows:
+        no regime change, no learning cycle due, no entry order to fill, every position and
+        twin of the symbol inside its quiet band): the bar's signal through the trading
+        loop's gates (`TradingLoop.entries_and_marks`), its events dated at its close. The
+        engines' last values are the caller's to bring up to date."""
+        trading = self.trading
+        assert trading is not None
+        self._event_time_s = bar.close_s
+        self._in_step = True
+        try:
+            trading.entries_and_marks(bar, flow, hurst, self.entry_controls())
+            self.note_store_health()
+        finally:
+            self._in_step = False
             self._event_time_s = None
 
     @property
