@@ -394,9 +394,13 @@ class _Run:
         strategy.skip_to(k)
         bar = columns.bar(k)
         self.clock.advance_to(bar.close_s)
+        book = trading.book
+        twins = len(book.twins)
         core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
         self.catch_up(code, k + 1)
-        self._look(code)
+        # the gates can only add: an entry order, or a blocked twin to follow
+        if len(book.twins) != twins or columns.symbol in book.pending:
+            self._look(code)
         self.every = not core.store.healthy or trading.backlogged
 
     # -- passing over, catching up -------------------------------------------------
