@@ -27,11 +27,10 @@ bit where a decision depends on it:
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +39,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .columns import BarColumns, BatchInput
 from .config import Config, StrategyConfig
 from .flow import ExactSum, FlowState
-from .hurst import HurstReading, HurstTracker, hurst_exponents, trend_sign
+from .hurst import (
+    _FLAT_RTOL,
+    MIN_POINTS,
+    HurstReading,
+    HurstTracker,
+    _whittle,
+    hurst_exponents,
+    tracker_exponents,
+    trend_sign,
+)
 from .types import Regime, WhaleDirection
 
 FloatArray = npt.NDArray[np.float64]
@@ -108,19 +116,153 @@ def exact_window_sums(values: FloatArray, window: int) -> FloatArray:
 # ------------------------------------------------------------------------- features
 
 
+class FlowColumns(Sequence[FlowState]):
+    """What `WhaleFlowEngine.update` returns after each bar, as columns: row k's `FlowState`
+    is made only when it is read (and kept, for a second read). Most bars of a replay are
+    never looked at one by one; making a state for each cost more than computing them all."""
+
+    def __init__(
+        self,
+        symbol: str,
+        window: int,
+        floats: FloatArray,
+        ints: IntArray,
+        cross: list[float | None] | None,
+    ) -> None:
+        self.symbol = symbol
+        self._window = window
+        # per row: cvd, whale_cvd, retail_cvd, whale_volume, retail_volume, retail_ofi,
+        # intensity | whale_bars, direction code, last bar whale, flow available
+        self._floats = floats
+        self._ints = ints
+        self._cross = cross
+        self._made: list[FlowState | None] = [None] * floats.shape[0]
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    @overload
+    def __getitem__(self, k: int) -> FlowState: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[FlowState]: ...
+
+    def __getitem__(self, k: int | slice) -> FlowState | list[FlowState]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        state = self._made[k]  # IndexError past the end, as a list
+        if state is None:
+            if k < 0:
+                k += len(self._made)
+            cvd, whale_cvd, retail_cvd, whale_volume, retail_volume, ofi, intensity = self._floats[
+                k
+            ].tolist()
+            whale_bars, code, whale, available = self._ints[k].tolist()
+            state = self._made[k] = FlowState(
+                self.symbol,
+                cvd,
+                whale_cvd,
+                retail_cvd,
+                whale_volume,
+                retail_volume,
+                whale_bars,
+                min(k + 1, self._window),
+                ofi,
+                intensity,
+                _DIRECTION_OF_CODE[code],
+                whale == 1,
+                None if self._cross is None else self._cross[k],
+                available == 1,
+            )
+        return state
+
+    def __iter__(self) -> Iterator[FlowState]:
+        return (self[k] for k in range(len(self)))
+
+
+class HurstColumns(Sequence[HurstReading]):
+    """What `HurstTracker.update` returns after each bar, as columns: row k's `HurstReading`
+    is made only when it is read (and kept). `regimes` (the published regime after each
+    bar) and `changed` (it differs from the bar before's, the first bar's from WARMING: a
+    regime event) are lists, read bar by bar."""
+
+    def __init__(
+        self,
+        band: float,
+        warming: int,
+        h: FloatArray,
+        raw_codes: IntArray,
+        signs: IntArray,
+        regimes: list[Regime],
+        changed: list[bool],
+    ) -> None:
+        self.band = band
+        self._warming = warming  # rows 0 .. warming - 1 have no full window yet
+        self._h = h  # row warming + j: h[j] (nan: no H)
+        self._raw = raw_codes
+        self._signs = signs
+        self.regimes = regimes
+        self.changed = changed
+        self._made: list[HurstReading | None] = [None] * len(regimes)
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    @overload
+    def __getitem__(self, k: int) -> HurstReading: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[HurstReading]: ...
+
+    def __getitem__(self, k: int | slice) -> HurstReading | list[HurstReading]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        reading = self._made[k]  # IndexError past the end, as a list
+        if reading is None:
+            if k < 0:
+                k += len(self._made)
+            j = k - self._warming
+            if j < 0:
+                reading = HurstReading(None, self.band, Regime.WARMING, Regime.WARMING, 0, k)
+            else:
+                h = self._h.item(j)
+                reading = HurstReading(
+                    None if h != h else h,  # h != h: nan
+                    self.band,
+                    _REGIME_OF_CODE[self._raw.item(j)],
+                    self.regimes[k],
+                    self._signs.item(j),
+                    k,
+                )
+            self._made[k] = reading
+        return reading
+
+    def __iter__(self) -> Iterator[HurstReading]:
+        return (self[k] for k in range(len(self)))
+
+
 @dataclass(eq=False)
 class SymbolFeatures:
     """One symbol's engine output for each of its applied bars (row k: after bar k), and
-    the engines' state after the last. `next`: the row the run applies next."""
+    the engines' state after the last. `next`: the row the run applies next. `regimes`
+    (the published regime after each bar) and `regime_changed` (row k's differs from row
+    k-1's, row 0's from WARMING: the core emits a regime event at that bar) are lists, for
+    a loop that reads them bar by bar; `flow_at`/`hurst_at` make a bar's objects when
+    asked."""
 
     columns: BarColumns
-    flow: list[FlowState]
-    hurst: list[HurstReading]
-    regimes: list[Regime]  # the published regime after each bar
+    flow: FlowColumns
+    hurst: HurstColumns
     ofi: OfiColumns
     flow_state: dict[str, Any] | None
     hurst_state: dict[str, Any] | None
     next: int = 0
+    regimes: list[Regime] = field(init=False)
+    regime_changed: list[bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.regimes = self.hurst.regimes
+        self.regime_changed = self.hurst.changed
 
     def flow_at(self, k: int) -> FlowState:
         return self.flow[k]
@@ -128,25 +270,18 @@ class SymbolFeatures:
     def hurst_at(self, k: int) -> HurstReading:
         return self.hurst[k]
 
-    @cached_property
-    def regime_changed(self) -> list[bool]:
-        """Row k's published regime differs from row k-1's (row 0: from WARMING): the core
-        emits a regime event at that bar."""
-        regimes = self.regimes
-        before = [Regime.WARMING, *regimes[:-1]]
-        return [a is not b for a, b in zip(regimes, before, strict=True)]
+    def regime_at(self, k: int) -> Regime:
+        return self.regimes[k]
 
 
-def flow_features(
-    columns: BarColumns, config: Config
-) -> tuple[list[FlowState], dict[str, Any] | None]:
+def flow_features(columns: BarColumns, config: Config) -> tuple[FlowColumns, dict[str, Any] | None]:
     """What `WhaleFlowEngine.update` returns for each bar, and its state after the last."""
     symbol = columns.symbol
     cfg = config.flow
     window = cfg.window_bars
     n = len(columns)
     if n == 0:
-        return [], None
+        return FlowColumns(symbol, window, np.zeros((0, 7)), np.zeros((0, 4), np.int64), None), None
     volume, taker, has_flow = columns.volume, columns.taker_buy_volume, columns.has_flow
     delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
     volume_sums = exact_window_sums(volume, window)
@@ -160,25 +295,16 @@ def flow_features(
     whale_volume = exact_window_sums(np.where(whale, volume, 0.0), window)
     whale_cvd = exact_window_sums(np.where(whale, delta, 0.0), window)
     whale_count = _window_int_sums(whale.astype(np.int64), window)
-    cross: list[float | None] = [None] * n
+    cross: list[float | None] | None = None
     last_cross: float | None = None
     if columns.cross_buy_ratio is not None:
+        cross = [None] * n
         for k, ratio in enumerate(columns.cross_buy_ratio):
             if ratio is not None:
                 last_cross = ratio
             cross[k] = last_cross
-    states = _flow_states(
-        symbol,
-        cfg.neutral_share,
-        volume_sums,
-        cvd,
-        whale_volume,
-        whale_cvd,
-        whale_count,
-        np.minimum(np.arange(1, n + 1), window),
-        whale,
-        cross,
-        has_flow,
+    floats, ints = _flow_columns(
+        cfg.neutral_share, volume_sums, cvd, whale_volume, whale_cvd, whale_count, whale, has_flow
     )
     start = max(0, n - window)
     end_state = {
@@ -193,25 +319,27 @@ def flow_features(
         "last_bar_was_whale": bool(whale[-1]),
         "flow_available": bool(has_flow[-1]),
     }
-    return states, end_state
+    return FlowColumns(symbol, window, floats, ints, cross), end_state
 
 
-def _flow_states(
-    symbol: str,
+#: `whale_direction` as codes for the column arithmetic of `_flow_columns`.
+_DIRECTION_OF_CODE = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
+
+
+def _flow_columns(
     neutral_share: float,
     volume: FloatArray,
     cvd: FloatArray,
     whale_volume: FloatArray,
     whale_cvd: FloatArray,
     whale_bars: IntArray,
-    window_bars: IntArray,
     last_bar_was_whale: npt.NDArray[np.bool_],
-    cross: list[float | None],
     flow_available: npt.NDArray[np.bool_],
-) -> list[FlowState]:
-    """`flow.flow_state` for every bar at once: the same float operations in the same
-    order, and Python's `max`/`min` as `where` (they keep the first argument unless the
-    second is strictly beyond it: a signed zero comes out as there)."""
+) -> tuple[FloatArray, IntArray]:
+    """`flow.flow_state`'s fields for every bar at once (`FlowColumns` rows): the same
+    float operations in the same order, and Python's `max`/`min` as `where` (they keep the
+    first argument unless the second is strictly beyond it: a signed zero comes out as
+    there)."""
     retail_volume = volume - whale_volume
     retail_volume = np.where(retail_volume < 0.0, 0.0, retail_volume)  # max(x, 0.0)
     retail_cvd = cvd - whale_cvd
@@ -229,38 +357,54 @@ def _flow_states(
     )
     # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
     code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
-    named = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
-    return [
-        FlowState(symbol, *fields)
-        for fields in zip(
-            cvd.tolist(),
-            whale_cvd.tolist(),
-            retail_cvd.tolist(),
-            whale_volume.tolist(),
-            retail_volume.tolist(),
-            whale_bars.tolist(),
-            window_bars.tolist(),
-            retail_ofi.tolist(),
-            intensity.tolist(),
-            [named[c] for c in code.tolist()],
-            last_bar_was_whale.tolist(),
-            cross,
-            flow_available.tolist(),
-            strict=True,
-        )
-    ]
+    floats: FloatArray = np.stack(
+        (cvd, whale_cvd, retail_cvd, whale_volume, retail_volume, retail_ofi, intensity), axis=1
+    )
+    ints: IntArray = np.stack(
+        (whale_bars, code, last_bar_was_whale, flow_available), axis=1, dtype=np.int64
+    )
+    return floats, ints
 
 
 def _batched_h(windows: FloatArray, method: str) -> FloatArray:
-    parts = [
-        hurst_exponents(np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS]), method)
-        for s in range(0, windows.shape[0], HURST_CHUNK_ROWS)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    """`hurst_exponents` of `windows` in chunks of `HURST_CHUNK_ROWS` rows, the same bits,
+    with less work per chunk for Whittle: a row's range and largest |return| come from its
+    max and min, which `_standardise` needs too (rounding is monotonic, so the centred
+    max is the max minus the mean, rounded once), and the rows go straight to `_whittle`."""
+    rows, n = windows.shape
+    out = np.full(rows, np.nan)
+    if method != "whittle" or n < MIN_POINTS:
+        for s in range(0, rows, HURST_CHUNK_ROWS):
+            chunk = np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS])
+            out[s : s + HURST_CHUNK_ROWS] = hurst_exponents(chunk, method)
+        return out
+    for s in range(0, rows, HURST_CHUNK_ROWS):
+        chunk = np.array(windows[s : s + HURST_CHUNK_ROWS])  # a copy: worked on in place
+        high = chunk.max(axis=1)  # nan when the row holds one (max and min propagate it)
+        low = chunk.min(axis=1)
+        spread = high - low
+        # `_usable_rows`: all finite, and a range beyond float noise of the largest |x|
+        usable = (
+            np.isfinite(high)
+            & np.isfinite(low)
+            & np.isfinite(spread)
+            & (spread > _FLAT_RTOL * np.maximum(high, -low))
+        )
+        if not usable.all():
+            if not usable.any():
+                continue
+            chunk, high, low = chunk[usable], high[usable], low[usable]
+        # `_standardise`, in place
+        mean = chunk.mean(axis=1)
+        np.subtract(chunk, mean[:, np.newaxis], out=chunk)
+        np.divide(chunk, ((high - mean) - (low - mean))[:, np.newaxis], out=chunk)
+        out[s : s + HURST_CHUNK_ROWS][usable] = _whittle(chunk)
+    return out
 
 
 #: `classify`'s labels as codes for the column arithmetic of `hurst_features`.
 _REGIME_OF_CODE = (Regime.WARMING, Regime.TRUE_TREND, Regime.NOISE, Regime.RANDOM)
+_REGIME_ARRAY = np.array(_REGIME_OF_CODE, dtype=object)
 _WARMING, _TREND, _NOISE, _RANDOM = range(4)
 
 
@@ -292,10 +436,10 @@ def _confirmed_codes(raw: IntArray, confirm_bars: int) -> tuple[IntArray, int]:
     return published, int(run[-1])
 
 
-def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
+def _signs(net: FloatArray, returns: list[float], window: int) -> IntArray:
     """`trend_sign` of each window's net log return: the quick sum where it is clearly
     away from flat, an exact `fsum` where it is within `NET_RETURN_RECHECK` of zero."""
-    signs: list[int] = np.where(net > 0.0, 1, -1).tolist()
+    signs: IntArray = np.where(net > 0.0, 1, -1).astype(np.int64)
     for k in np.flatnonzero(np.abs(net) < NET_RETURN_RECHECK).tolist():
         signs[k] = trend_sign(math.fsum(returns[k : k + window]))
     return signs
@@ -303,72 +447,64 @@ def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
 
 def hurst_features(
     columns: BarColumns, settings: dict[str, Any]
-) -> tuple[list[HurstReading], dict[str, Any] | None]:
+) -> tuple[HurstColumns, dict[str, Any] | None]:
     """What `HurstTracker.update` returns for each bar (every close valid: the core rejects
     the others first), and the tracker's state after the last."""
     tracker = HurstTracker(**settings)  # validates the settings; gives the band
     window, method = tracker.window, tracker.method
     n = len(columns)
+    band = tracker.band
     if n == 0:
-        return [], None
+        none = np.zeros(0, dtype=np.int64)
+        return HurstColumns(band, 0, np.zeros(0), none, none, [], []), None
     closes = columns.close_list
-    returns = [math.log(c / p) for p, c in itertools.pairwise(closes)]
+    # the tracker's `math.log(close / last_close)`: the same division, the same log
+    close = columns.close
+    returns = list(map(math.log, (close[1:] / close[:-1]).tolist()))
     count = max(0, n - window)  # bars n - count .. n - 1 have a full window
-    h = np.zeros(0)
-    net = np.zeros(0)
-    windows = np.zeros((0, window))
-    if count:
-        windows = sliding_window_view(np.array(returns, dtype=np.float64), window)
-        h = _batched_h(windows, method)
-        net = windows.sum(axis=1)
+    series = np.array(returns, dtype=np.float64)
+    windows = sliding_window_view(series, window) if count else np.zeros((0, window))
+    h = _batched_h(windows, method)
+    # quick window sums for the trend sign: off by < 1e-13, far below NET_RETURN_RECHECK
+    running = np.concatenate(([0.0], np.cumsum(series)))
+    net = running[window:] - running[: running.size - window] if count else np.zeros(0)
 
-    def alone(k: int) -> float:
-        return float(hurst_exponents(np.ascontiguousarray(windows[k : k + 1]), method)[0])
+    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
 
-    near = (
+    def recheck(ks: npt.NDArray[np.bool_]) -> None:
+        todo = np.flatnonzero(ks & ~own)
+        if todo.size:
+            h[todo] = tracker_exponents(windows[todo], method)
+        own[ks] = True
+
+    recheck(
         (np.abs(h - tracker.trend_above) < H_RECHECK)
         | (np.abs(h - tracker.noise_below) < H_RECHECK)
         | (h <= 0.01 + H_RECHECK)
         | (h >= 0.99 - H_RECHECK)
     )
-    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
-
-    def recheck(ks: npt.NDArray[np.bool_]) -> None:
-        for k in np.flatnonzero(ks & ~own).tolist():
-            h[k] = alone(k)
-        own[ks] = True
-
-    recheck(near)
     raw_codes = _regime_codes(h, tracker.trend_above, tracker.noise_below)
     codes, run_end = _confirmed_codes(raw_codes, tracker.confirm_bars)
-    # an H an event shows (the published regime changed) is the tracker's own value
-    if count:
-        recheck(codes != np.concatenate(([_WARMING], codes[:-1])))
+    warming = n - count
+    all_codes = np.concatenate((np.full(warming, _WARMING, dtype=np.int64), codes))
+    changed = all_codes != np.concatenate(([_WARMING], all_codes[:-1]))
+    # an H an event shows (the published regime changed) and the history the tracker
+    # keeps are the tracker's own values
     history_from = max(0, count - tracker.history_len)
-    recheck(np.arange(count) >= history_from)
+    recheck(changed[warming:] | (np.arange(count) >= history_from))
     signs = _signs(net, returns, window)
-    band = tracker.band
-    readings = [
-        HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, i)
-        for i in range(min(n, window))
-    ]
-    named = _REGIME_OF_CODE
-    raws = [named[c] for c in raw_codes.tolist()]
-    regimes = [named[c] for c in codes.tolist()]
-    readings += [
-        HurstReading(None if x != x else x, band, raw, regime, sign, seen)  # x != x: nan
-        for x, raw, regime, sign, seen in zip(
-            h.tolist(), raws, regimes, signs, range(window, window + count), strict=True
-        )
-    ]
-    candidate, published = (raws[-1], regimes[-1]) if count else (Regime.WARMING,) * 2
-    run = run_end
+    regimes: list[Regime] = _REGIME_ARRAY[all_codes].tolist()
+    readings = HurstColumns(band, warming, h, raw_codes, signs, regimes, changed.tolist())
+    if count:
+        candidate, published = _REGIME_OF_CODE[raw_codes[-1]], regimes[-1]
+    else:
+        candidate = published = Regime.WARMING
     end_state = {
         "last_close": closes[-1],
         "returns": returns[-window:],
         "returns_seen": n - 1,
         "candidate": candidate.value,
-        "run": run,
+        "run": run_end,
         "published": published.value,
         "history": [None if math.isnan(x) else x for x in h[history_from:].tolist()],
         "rejected": 0,
@@ -376,16 +512,43 @@ def hurst_features(
     return readings, end_state
 
 
+class FloatColumn(Sequence[float]):
+    """A float column read as a list (an item, a slice: a list), without turning the whole
+    column into Python floats first."""
+
+    def __init__(self, values: FloatArray) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return int(self._values.size)
+
+    @overload
+    def __getitem__(self, k: int) -> float: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[float]: ...
+
+    def __getitem__(self, k: int | slice) -> float | list[float]:
+        if isinstance(k, slice):
+            part: list[float] = self._values[k].tolist()
+            return part
+        value: float = self._values.item(k)
+        return value
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._values.tolist())
+
+
 @dataclass(eq=False)
 class OfiColumns:
     """Alpha-OFI's window sums for every bar of a symbol (`BatchOfi` reads them)."""
 
     fires: list[bool]  # a signal at this bar (warm, flow, beyond the threshold)
-    ofi: list[float]
-    range_sums: list[float]
-    deltas: list[float]
-    volumes: list[float]
-    true_ranges: list[float]
+    ofi: FloatColumn
+    range_sums: FloatColumn
+    deltas: FloatColumn
+    volumes: FloatColumn
+    true_ranges: FloatColumn
 
 
 def ofi_features(columns: BarColumns, config: StrategyConfig) -> OfiColumns:
@@ -412,11 +575,11 @@ def ofi_features(columns: BarColumns, config: StrategyConfig) -> OfiColumns:
     fires[: max(config.ofi_bars, config.atr_bars) - 1] = False  # not warm yet
     return OfiColumns(
         fires.tolist(),
-        ofi.tolist(),
-        range_sums.tolist(),
-        delta.tolist(),
-        flow_volume.tolist(),
-        ranges.tolist(),
+        FloatColumn(ofi),
+        FloatColumn(range_sums),
+        FloatColumn(delta),
+        FloatColumn(flow_volume),
+        FloatColumn(ranges),
     )
 
 
@@ -428,7 +591,6 @@ def compute_features(
     for columns in data.columns:
         flows, flow_end = flow_features(columns, config)
         readings, hurst_end = hurst_features(columns, settings)
-        regimes = [r.regime for r in readings]
         ofi = ofi_features(columns, config.strategy)
-        out.append(SymbolFeatures(columns, flows, readings, regimes, ofi, flow_end, hurst_end))
+        out.append(SymbolFeatures(columns, flows, readings, ofi, flow_end, hurst_end))
     return out
