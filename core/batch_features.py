@@ -28,7 +28,7 @@ bit where a decision depends on it:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -116,27 +116,84 @@ def exact_window_sums(values: FloatArray, window: int) -> FloatArray:
 # ------------------------------------------------------------------------- features
 
 
+#: A `FlowColumns` row: `FlowState`'s fields but the symbol and the cross ratio, in order
+#: (the direction as its `_DIRECTION_OF_CODE` code): one `item()` reads a row's Python values.
+FLOW_ROW = np.dtype(
+    [
+        ("cvd", np.float64),
+        ("whale_cvd", np.float64),
+        ("retail_cvd", np.float64),
+        ("whale_volume", np.float64),
+        ("retail_volume", np.float64),
+        ("whale_bars", np.int64),
+        ("window_bars", np.int64),
+        ("retail_ofi", np.float64),
+        ("intensity", np.float64),
+        ("direction", np.int64),
+        ("last_bar_was_whale", np.bool_),
+        ("flow_available", np.bool_),
+    ]
+)
+#: A `HurstColumns` row from the first full window on: H (nan: none), raw label code, sign.
+HURST_ROW = np.dtype([("h", np.float64), ("raw", np.int64), ("sign", np.int64)])
+
+
 class FlowColumns(Sequence[FlowState]):
     """What `WhaleFlowEngine.update` returns after each bar, as columns: row k's `FlowState`
-    is made only when it is read (and kept, for a second read). Most bars of a replay are
-    never looked at one by one; making a state for each cost more than computing them all."""
+    is made only when it is read (`at`, or an index), and kept for a second read. Most bars
+    of a replay are never looked at one by one; making a state for each cost more than
+    computing them all."""
 
     def __init__(
-        self,
-        symbol: str,
-        window: int,
-        floats: FloatArray,
-        ints: IntArray,
-        cross: list[float | None] | None,
+        self, symbol: str, rows: npt.NDArray[np.void], cross: list[float | None] | None
     ) -> None:
         self.symbol = symbol
-        self._window = window
-        # per row: cvd, whale_cvd, retail_cvd, whale_volume, retail_volume, retail_ofi,
-        # intensity | whale_bars, direction code, last bar whale, flow available
-        self._floats = floats
-        self._ints = ints
-        self._cross = cross
-        self._made: list[FlowState | None] = [None] * floats.shape[0]
+        self._rows = rows  # FLOW_ROW
+        self._cross = cross  # the last cross ratio seen at each bar; None: none anywhere
+        self._made: list[FlowState | None] = [None] * rows.size
+
+    def at(self, k: int) -> FlowState:
+        """Row k's state (IndexError past the end, as a list)."""
+        state = self._made[k]
+        if state is None:
+            state = self._make(k)
+        return state
+
+    def _make(self, k: int) -> FlowState:
+        if k < 0:
+            k += len(self._made)
+        fields: Any = self._rows.item(k)  # a tuple of Python floats, ints and bools
+        (
+            cvd,
+            whale_cvd,
+            retail_cvd,
+            whale_volume,
+            retail_volume,
+            whale_bars,
+            window_bars,
+            ofi,
+            intensity,
+            code,
+            whale,
+            available,
+        ) = fields
+        state = self._made[k] = FlowState(
+            self.symbol,
+            cvd,
+            whale_cvd,
+            retail_cvd,
+            whale_volume,
+            retail_volume,
+            whale_bars,
+            window_bars,
+            ofi,
+            intensity,
+            _DIRECTION_OF_CODE[code],
+            whale,
+            None if self._cross is None else self._cross[k],
+            available,
+        )
+        return state
 
     def __len__(self) -> int:
         return len(self._made)
@@ -149,61 +206,60 @@ class FlowColumns(Sequence[FlowState]):
 
     def __getitem__(self, k: int | slice) -> FlowState | list[FlowState]:
         if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        state = self._made[k]  # IndexError past the end, as a list
-        if state is None:
-            if k < 0:
-                k += len(self._made)
-            cvd, whale_cvd, retail_cvd, whale_volume, retail_volume, ofi, intensity = self._floats[
-                k
-            ].tolist()
-            whale_bars, code, whale, available = self._ints[k].tolist()
-            state = self._made[k] = FlowState(
-                self.symbol,
-                cvd,
-                whale_cvd,
-                retail_cvd,
-                whale_volume,
-                retail_volume,
-                whale_bars,
-                min(k + 1, self._window),
-                ofi,
-                intensity,
-                _DIRECTION_OF_CODE[code],
-                whale == 1,
-                None if self._cross is None else self._cross[k],
-                available == 1,
-            )
-        return state
+            return [self.at(i) for i in range(*k.indices(len(self)))]
+        return self.at(k)
 
     def __iter__(self) -> Iterator[FlowState]:
-        return (self[k] for k in range(len(self)))
+        return map(self.at, range(len(self)))
 
 
 class HurstColumns(Sequence[HurstReading]):
     """What `HurstTracker.update` returns after each bar, as columns: row k's `HurstReading`
-    is made only when it is read (and kept). `regimes` (the published regime after each
-    bar) and `changed` (it differs from the bar before's, the first bar's from WARMING: a
-    regime event) are lists, read bar by bar."""
+    is made only when it is read (`at`, or an index), and kept. `regimes` (the published
+    regime after each bar) and `changed` (it differs from the bar before's, the first bar's
+    from WARMING: a regime event) are lists, read bar by bar."""
 
     def __init__(
         self,
         band: float,
         warming: int,
-        h: FloatArray,
-        raw_codes: IntArray,
-        signs: IntArray,
+        rows: npt.NDArray[np.void],
         regimes: list[Regime],
         changed: list[bool],
     ) -> None:
         self.band = band
         self._warming = warming  # rows 0 .. warming - 1 have no full window yet
-        self._h = h  # row warming + j: h[j] (nan: no H)
-        self._raw = raw_codes
-        self._signs = signs
+        self._rows = rows  # HURST_ROW; bar warming + j: rows[j]
         self.regimes = regimes
         self.changed = changed
         self._made: list[HurstReading | None] = [None] * len(regimes)
+
+    def at(self, k: int) -> HurstReading:
+        """Row k's reading (IndexError past the end, as a list)."""
+        reading = self._made[k]
+        if reading is None:
+            reading = self._make(k)
+        return reading
+
+    def _make(self, k: int) -> HurstReading:
+        if k < 0:
+            k += len(self._made)
+        j = k - self._warming
+        if j < 0:
+            reading = HurstReading(None, self.band, Regime.WARMING, Regime.WARMING, 0, k)
+        else:
+            fields: Any = self._rows.item(j)
+            h, raw, sign = fields
+            reading = HurstReading(
+                None if h != h else h,  # h != h: nan
+                self.band,
+                _REGIME_OF_CODE[raw],
+                self.regimes[k],
+                sign,
+                k,
+            )
+        self._made[k] = reading
+        return reading
 
     def __len__(self) -> int:
         return len(self._made)
@@ -216,29 +272,11 @@ class HurstColumns(Sequence[HurstReading]):
 
     def __getitem__(self, k: int | slice) -> HurstReading | list[HurstReading]:
         if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        reading = self._made[k]  # IndexError past the end, as a list
-        if reading is None:
-            if k < 0:
-                k += len(self._made)
-            j = k - self._warming
-            if j < 0:
-                reading = HurstReading(None, self.band, Regime.WARMING, Regime.WARMING, 0, k)
-            else:
-                h = self._h.item(j)
-                reading = HurstReading(
-                    None if h != h else h,  # h != h: nan
-                    self.band,
-                    _REGIME_OF_CODE[self._raw.item(j)],
-                    self.regimes[k],
-                    self._signs.item(j),
-                    k,
-                )
-            self._made[k] = reading
-        return reading
+            return [self.at(i) for i in range(*k.indices(len(self)))]
+        return self.at(k)
 
     def __iter__(self) -> Iterator[HurstReading]:
-        return (self[k] for k in range(len(self)))
+        return map(self.at, range(len(self)))
 
 
 @dataclass(eq=False)
@@ -259,16 +297,15 @@ class SymbolFeatures:
     next: int = 0
     regimes: list[Regime] = field(init=False)
     regime_changed: list[bool] = field(init=False)
+    #: row k's `FlowState` / `HurstReading`, made when asked (the columns' `at`)
+    flow_at: Callable[[int], FlowState] = field(init=False)
+    hurst_at: Callable[[int], HurstReading] = field(init=False)
 
     def __post_init__(self) -> None:
         self.regimes = self.hurst.regimes
         self.regime_changed = self.hurst.changed
-
-    def flow_at(self, k: int) -> FlowState:
-        return self.flow[k]
-
-    def hurst_at(self, k: int) -> HurstReading:
-        return self.hurst[k]
+        self.flow_at = self.flow.at
+        self.hurst_at = self.hurst.at
 
     def regime_at(self, k: int) -> Regime:
         return self.regimes[k]
@@ -281,7 +318,7 @@ def flow_features(columns: BarColumns, config: Config) -> tuple[FlowColumns, dic
     window = cfg.window_bars
     n = len(columns)
     if n == 0:
-        return FlowColumns(symbol, window, np.zeros((0, 7)), np.zeros((0, 4), np.int64), None), None
+        return FlowColumns(symbol, np.zeros(0, FLOW_ROW), None), None
     volume, taker, has_flow = columns.volume, columns.taker_buy_volume, columns.has_flow
     delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
     volume_sums = exact_window_sums(volume, window)
@@ -303,8 +340,16 @@ def flow_features(columns: BarColumns, config: Config) -> tuple[FlowColumns, dic
             if ratio is not None:
                 last_cross = ratio
             cross[k] = last_cross
-    floats, ints = _flow_columns(
-        cfg.neutral_share, volume_sums, cvd, whale_volume, whale_cvd, whale_count, whale, has_flow
+    rows = _flow_rows(
+        window,
+        cfg.neutral_share,
+        volume_sums,
+        cvd,
+        whale_volume,
+        whale_cvd,
+        whale_count,
+        whale,
+        has_flow,
     )
     start = max(0, n - window)
     end_state = {
@@ -319,14 +364,15 @@ def flow_features(columns: BarColumns, config: Config) -> tuple[FlowColumns, dic
         "last_bar_was_whale": bool(whale[-1]),
         "flow_available": bool(has_flow[-1]),
     }
-    return FlowColumns(symbol, window, floats, ints, cross), end_state
+    return FlowColumns(symbol, rows, cross), end_state
 
 
-#: `whale_direction` as codes for the column arithmetic of `_flow_columns`.
+#: `whale_direction` as codes for the column arithmetic of `_flow_rows`.
 _DIRECTION_OF_CODE = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
 
 
-def _flow_columns(
+def _flow_rows(
+    window: int,
     neutral_share: float,
     volume: FloatArray,
     cvd: FloatArray,
@@ -335,7 +381,7 @@ def _flow_columns(
     whale_bars: IntArray,
     last_bar_was_whale: npt.NDArray[np.bool_],
     flow_available: npt.NDArray[np.bool_],
-) -> tuple[FloatArray, IntArray]:
+) -> npt.NDArray[np.void]:
     """`flow.flow_state`'s fields for every bar at once (`FlowColumns` rows): the same
     float operations in the same order, and Python's `max`/`min` as `where` (they keep the
     first argument unless the second is strictly beyond it: a signed zero comes out as
@@ -357,13 +403,20 @@ def _flow_columns(
     )
     # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
     code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
-    floats: FloatArray = np.stack(
-        (cvd, whale_cvd, retail_cvd, whale_volume, retail_volume, retail_ofi, intensity), axis=1
-    )
-    ints: IntArray = np.stack(
-        (whale_bars, code, last_bar_was_whale, flow_available), axis=1, dtype=np.int64
-    )
-    return floats, ints
+    rows = np.empty(volume.size, dtype=FLOW_ROW)
+    rows["cvd"] = cvd
+    rows["whale_cvd"] = whale_cvd
+    rows["retail_cvd"] = retail_cvd
+    rows["whale_volume"] = whale_volume
+    rows["retail_volume"] = retail_volume
+    rows["whale_bars"] = whale_bars
+    rows["window_bars"] = np.minimum(np.arange(1, volume.size + 1), window)
+    rows["retail_ofi"] = retail_ofi
+    rows["intensity"] = intensity
+    rows["direction"] = code
+    rows["last_bar_was_whale"] = last_bar_was_whale
+    rows["flow_available"] = flow_available
+    return rows
 
 
 def _batched_h(windows: FloatArray, method: str) -> FloatArray:
@@ -455,8 +508,7 @@ def hurst_features(
     n = len(columns)
     band = tracker.band
     if n == 0:
-        none = np.zeros(0, dtype=np.int64)
-        return HurstColumns(band, 0, np.zeros(0), none, none, [], []), None
+        return HurstColumns(band, 0, np.zeros(0, HURST_ROW), [], []), None
     closes = columns.close_list
     # the tracker's `math.log(close / last_close)`: the same division, the same log
     close = columns.close
@@ -494,7 +546,9 @@ def hurst_features(
     recheck(changed[warming:] | (np.arange(count) >= history_from))
     signs = _signs(net, returns, window)
     regimes: list[Regime] = _REGIME_ARRAY[all_codes].tolist()
-    readings = HurstColumns(band, warming, h, raw_codes, signs, regimes, changed.tolist())
+    rows = np.empty(count, dtype=HURST_ROW)
+    rows["h"], rows["raw"], rows["sign"] = h, raw_codes, signs
+    readings = HurstColumns(band, warming, rows, regimes, changed.tolist())
     if count:
         candidate, published = _REGIME_OF_CODE[raw_codes[-1]], regimes[-1]
     else:
