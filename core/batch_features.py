@@ -148,29 +148,31 @@ HURST_ROW = np.dtype([("h", np.float64), ("raw", np.int64), ("sign", np.int64)])
 
 class FlowColumns(Sequence[FlowState]):
     """What `WhaleFlowEngine.update` returns after each bar, as columns: row k's `FlowState`
-    is made only when it is read (`at`, or an index), and kept for a second read. Most bars
-    of a replay are never looked at one by one; making a state for each cost more than
-    computing them all."""
+    is made only when it is read (`at`, or an index). Most bars of a replay are never looked
+    at one by one; making a state for each cost more than computing them all. The row read
+    last is kept (a loop asks for a bar's state more than once in a row); keeping every
+    state made would cost more (a month's worth of objects for the collector to scan).
+    `rows`: every bar's fields (`FLOW_ROW`), for a loop that filters bars in numpy."""
 
     def __init__(
         self, symbol: str, rows: npt.NDArray[np.void], cross: list[float | None] | None
     ) -> None:
         self.symbol = symbol
-        self._rows = rows  # FLOW_ROW
+        self.rows = rows
         self._cross = cross  # the last cross ratio seen at each bar; None: none anywhere
-        self._made: list[FlowState | None] = [None] * rows.size
+        self._size = int(rows.size)
+        self._last = -1  # the row asked last, kept: a loop asks a bar's state more than once
+        self._state = FlowState(symbol)
 
     def at(self, k: int) -> FlowState:
         """Row k's state (IndexError past the end, as a list)."""
-        state = self._made[k]
-        if state is None:
-            state = self._make(k)
-        return state
-
-    def _make(self, k: int) -> FlowState:
+        if k == self._last:
+            return self._state
         if k < 0:
-            k += len(self._made)
-        fields: Any = self._rows.item(k)  # a tuple of Python floats, ints and bools
+            k += self._size
+        if not 0 <= k < self._size:
+            raise IndexError(f"flow row {k} of {self._size}")
+        fields: Any = self.rows.item(k)  # a tuple of Python floats, ints and bools
         (
             cvd,
             whale_cvd,
@@ -185,7 +187,7 @@ class FlowColumns(Sequence[FlowState]):
             whale,
             available,
         ) = fields
-        state = self._made[k] = FlowState(
+        state = self._state = FlowState(
             self.symbol,
             cvd,
             whale_cvd,
@@ -201,10 +203,11 @@ class FlowColumns(Sequence[FlowState]):
             None if self._cross is None else self._cross[k],
             available,
         )
+        self._last = k
         return state
 
     def __len__(self) -> int:
-        return len(self._made)
+        return self._size
 
     @overload
     def __getitem__(self, k: int) -> FlowState: ...
@@ -223,9 +226,10 @@ class FlowColumns(Sequence[FlowState]):
 
 class HurstColumns(Sequence[HurstReading]):
     """What `HurstTracker.update` returns after each bar, as columns: row k's `HurstReading`
-    is made only when it is read (`at`, or an index), and kept. `regimes` (the published
-    regime after each bar) and `changed` (it differs from the bar before's, the first bar's
-    from WARMING: a regime event) are lists, read bar by bar."""
+    is made only when it is read (`at`, or an index); the row read last is kept, as in
+    `FlowColumns`. `regimes` (the published regime after each bar) and `changed` (it
+    differs from the bar before's, the first bar's from WARMING: a regime event) are
+    lists, read bar by bar; `rows` (`HURST_ROW`) holds bar `warming + j`'s fields at j."""
 
     def __init__(
         self,
@@ -236,27 +240,27 @@ class HurstColumns(Sequence[HurstReading]):
         changed: list[bool],
     ) -> None:
         self.band = band
-        self._warming = warming  # rows 0 .. warming - 1 have no full window yet
-        self._rows = rows  # HURST_ROW; bar warming + j: rows[j]
+        self.warming = warming  # bars 0 .. warming - 1 have no full window yet
+        self.rows = rows
         self.regimes = regimes
         self.changed = changed
-        self._made: list[HurstReading | None] = [None] * len(regimes)
+        self._size = len(regimes)
+        self._last = -1  # the row asked last, kept: a loop asks a bar's reading more than once
+        self._reading = HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, 0)
 
     def at(self, k: int) -> HurstReading:
         """Row k's reading (IndexError past the end, as a list)."""
-        reading = self._made[k]
-        if reading is None:
-            reading = self._make(k)
-        return reading
-
-    def _make(self, k: int) -> HurstReading:
+        if k == self._last:
+            return self._reading
         if k < 0:
-            k += len(self._made)
-        j = k - self._warming
+            k += self._size
+        if not 0 <= k < self._size:
+            raise IndexError(f"Hurst row {k} of {self._size}")
+        j = k - self.warming
         if j < 0:
             reading = HurstReading(None, self.band, Regime.WARMING, Regime.WARMING, 0, k)
         else:
-            fields: Any = self._rows.item(j)
+            fields: Any = self.rows.item(j)
             h, raw, sign = fields
             reading = HurstReading(
                 None if h != h else h,  # h != h: nan
@@ -266,11 +270,12 @@ class HurstColumns(Sequence[HurstReading]):
                 sign,
                 k,
             )
-        self._made[k] = reading
+        self._reading = reading
+        self._last = k
         return reading
 
     def __len__(self) -> int:
-        return len(self._made)
+        return self._size
 
     @overload
     def __getitem__(self, k: int) -> HurstReading: ...

@@ -154,6 +154,13 @@ def test_features_read_in_any_order_equal_the_streaming_engines() -> None:
     assert features.hurst[97:100] == readings[97:100]  # warming: the window fills at 100
     assert features.hurst[100:102][0].h is not None
     assert list(features.flow) == flows and len(features.hurst) == len(bars)
+    # the columns behind them, for a loop that picks its bars in numpy
+    rows = features.flow.rows
+    assert rows["whale_bars"].tolist() == [f.whale_bars for f in flows]
+    assert rows["last_bar_was_whale"].tolist() == [f.last_bar_was_whale for f in flows]
+    hurst_rows, warming = features.hurst.rows, features.hurst.warming
+    assert warming == 100 and len(hurst_rows) == len(bars) - warming
+    assert hurst_rows["sign"].tolist() == [r.trend_sign for r in readings[warming:]]
     with pytest.raises(IndexError):
         features.flow_at(len(bars))
     # the end states: what the engines leave after the last bar

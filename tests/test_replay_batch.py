@@ -256,7 +256,8 @@ def test_flow_features_equal_the_engine_bar_by_bar(test_data: Path) -> None:
         states = list(columns)  # each state made when read
         assert states == streamed
         assert repr(states) == repr(streamed)
-        assert columns[len(bars) // 2] is states[len(bars) // 2]  # made once, kept
+        half = columns[len(bars) // 2]
+        assert columns[len(bars) // 2] is half  # asked again at once: kept, not made again
         assert end is not None
         restored = WhaleFlowEngine.from_state(symbol, config.flow, end)
         assert restored.to_state() == engine.to_state()
