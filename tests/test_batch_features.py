@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from bigalpha_tui.core import batch_features
 from bigalpha_tui.core.bar import Bar
-from bigalpha_tui.core.columns import BatchInput
+from bigalpha_tui.core.columns import BarColumns, BatchInput
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.flow import WhaleFlowEngine
@@ -189,3 +189,23 @@ def test_ofi_columns_read_as_the_lists_they_were() -> None:
     assert math.isclose(
         ofi.range_sums[200], math.fsum(ranges[200 - config.strategy.atr_bars + 1 : 201])
     )
+
+
+def test_hurst_features_with_the_rescaled_range_method_follow_the_tracker() -> None:
+    """The documented alternative estimator goes through the plain batched calls: the same
+    labels, run, sign and end state as its tracker, and its own H at every regime change."""
+    bars = _sim_bars(600)
+    settings = {**Core.tracker_settings_of(Config()), "method": "rs_al"}
+    tracker = HurstTracker(**settings)
+    readings = [tracker.update(bar.close) for bar in bars]
+    columns, end = batch_features.hurst_features(BarColumns.from_bars("SOLUSDT", bars), settings)
+    got = list(columns)
+    assert [dataclasses.replace(r, h=None) for r in got] == [
+        dataclasses.replace(r, h=None) for r in readings
+    ]
+    for k, changed in enumerate(columns.changed):
+        if changed:
+            assert got[k].h == readings[k].h
+    assert any(columns.changed[100:])
+    assert end is not None
+    assert HurstTracker.from_state(end, **settings).to_state() == tracker.to_state()
