@@ -448,14 +448,15 @@ def _batched_h(windows: FloatArray, method: str) -> FloatArray:
         chunk = np.array(windows[s : s + HURST_CHUNK_ROWS])  # a copy: worked on in place
         high = chunk.max(axis=1)  # nan when the row holds one (max and min propagate it)
         low = chunk.min(axis=1)
-        spread = high - low
-        # `_usable_rows`: all finite, and a range beyond float noise of the largest |x|
-        usable = (
-            np.isfinite(high)
-            & np.isfinite(low)
-            & np.isfinite(spread)
-            & (spread > _FLAT_RTOL * np.maximum(high, -low))
-        )
+        with np.errstate(invalid="ignore"):  # inf - inf: nan, a row that is not usable
+            spread = high - low
+            # `_usable_rows`: all finite, and a range beyond float noise of the largest |x|
+            usable = (
+                np.isfinite(high)
+                & np.isfinite(low)
+                & np.isfinite(spread)
+                & (spread > _FLAT_RTOL * np.maximum(high, -low))
+            )
         if not usable.all():
             if not usable.any():
                 continue

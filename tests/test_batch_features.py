@@ -42,6 +42,7 @@ def _odd_windows(rng: np.random.Generator) -> np.ndarray:
         np.full(100, 1e-4),
         np.r_[np.nan, rng.normal(0.0, 1e-3, 99)],
         np.r_[rng.normal(0.0, 1e-3, 99), np.inf],
+        np.full(100, np.inf),
         np.cumsum(rng.normal(0.0, 1e-3, 100)),
         rng.normal(0.0, 1e-300, 100),
         rng.normal(0.0, 1e100, 100),
