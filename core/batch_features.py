@@ -14,8 +14,9 @@ bit where a decision depends on it:
   exact floats and one float addition rounds their total correctly, like the engine. A
   column too wide for two limbs falls back to Python integers (exact, slower). The whale
   flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
-  published `FlowState` follow (`_flow_states`: the engine's `flow_state` for every bar
-  at once, the same float operations; tested equal to the engine, signed zeros included).
+  published `FlowState` fields follow (`_flow_rows`: the engine's `flow_state` for every
+  bar at once, the same float operations; tested equal to the engine, signed zeros
+  included).
 - Hurst: H for all windows in chunks (`_batched_h`: `hurst_exponents`' bits with less
   work per chunk). A chunked FFT and matrix product round differently from the tracker's
   one-row call (seen: up to 7e-14), so every H within `H_RECHECK` of a regime threshold or
