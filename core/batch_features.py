@@ -14,24 +14,31 @@ bit where a decision depends on it:
   exact floats and one float addition rounds their total correctly, like the engine. A
   column too wide for two limbs falls back to Python integers (exact, slower). The whale
   flag, the whale count (an integer, so NEUTRAL is decided as the engine does) and the
-  published `FlowState` follow (`_flow_states`: the engine's `flow_state` for every bar
-  at once, the same float operations; tested equal to the engine, signed zeros included).
-- Hurst: H for all windows by `hurst_exponents` in chunks. A chunked FFT and matrix
-  product round differently from the tracker's one-row call (seen: up to 7e-14), so every
-  H within `H_RECHECK` of a regime threshold or at the grid's edge, every H an event shows
-  (a regime change) and the final history are recomputed one row at a time, exactly as the
-  tracker does. The raw label, the confirmation run (`confirm_step`) and the trend sign
+  published `FlowState` fields follow (`_flow_rows`: the engine's `flow_state` for every
+  bar at once, the same float operations; tested equal to the engine, signed zeros
+  included).
+- Hurst: H for all windows in chunks (`_batched_h`: `hurst_exponents`' bits with less
+  work per chunk). A chunked FFT and matrix product round differently from the tracker's
+  one-row call (seen: up to 7e-14), so every H within `H_RECHECK` of a regime threshold or
+  at the grid's edge, every H an event shows (a regime change) and the final history are
+  the tracker's own values (`hurst.tracker_exponents`: the one-row call's bits for many
+  rows at once). The raw label, the confirmation run (`confirm_step`) and the trend sign
   (an exact `fsum` wherever the quick sum is within `NET_RETURN_RECHECK` of the flat
   threshold) then match the tracker's.
+
+The features are kept as columns: a bar's `FlowState` and `HurstReading` are made only
+when the loop asks for them (`SymbolFeatures.flow_at`/`hurst_at`), since most bars are
+never looked at one by one and making an object per bar cost more than all the numpy
+passes (measured on the five 2026-02 files, 201,600 bars: 1.37 s CPU with every object
+made up front, 0.34 s as columns).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -40,14 +47,24 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .columns import BarColumns, BatchInput
 from .config import Config, StrategyConfig
 from .flow import ExactSum, FlowState
-from .hurst import HurstReading, HurstTracker, hurst_exponents, trend_sign
+from .hurst import (
+    _FLAT_RTOL,
+    MIN_POINTS,
+    HurstReading,
+    HurstTracker,
+    _whittle,
+    hurst_exponents,
+    tracker_exponents,
+    trend_sign,
+)
 from .types import Regime, WhaleDirection
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Windows per `hurst_exponents` call (measured fastest: the contrast matrix stays in cache).
-HURST_CHUNK_ROWS = 256
+#: Windows per chunk of the batched H (`_batched_h`): measured fastest on the 2026-02 files
+#: (1.1 us a window at 512, 1.25 at 256, 1.4 at 128, 1.8 at 64; flat beyond 512).
+HURST_CHUNK_ROWS = 512
 #: A batched H this close to a regime threshold is recomputed alone (batched differs <1e-13).
 H_RECHECK = 1e-9
 #: A quick window sum of log returns this close to 0 is summed again exactly (`fsum`).
@@ -108,45 +125,214 @@ def exact_window_sums(values: FloatArray, window: int) -> FloatArray:
 # ------------------------------------------------------------------------- features
 
 
+#: A `FlowColumns` row: `FlowState`'s fields but the symbol and the cross ratio, in order
+#: (the direction as its `_DIRECTION_OF_CODE` code): one `item()` reads a row's Python values.
+FLOW_ROW = np.dtype(
+    [
+        ("cvd", np.float64),
+        ("whale_cvd", np.float64),
+        ("retail_cvd", np.float64),
+        ("whale_volume", np.float64),
+        ("retail_volume", np.float64),
+        ("whale_bars", np.int64),
+        ("window_bars", np.int64),
+        ("retail_ofi", np.float64),
+        ("intensity", np.float64),
+        ("direction", np.int64),
+        ("last_bar_was_whale", np.bool_),
+        ("flow_available", np.bool_),
+    ]
+)
+#: A `HurstColumns` row from the first full window on: H (nan: none), raw label code, sign.
+HURST_ROW = np.dtype([("h", np.float64), ("raw", np.int64), ("sign", np.int64)])
+
+
+class FlowColumns(Sequence[FlowState]):
+    """What `WhaleFlowEngine.update` returns after each bar, as columns: row k's `FlowState`
+    is made only when it is read (`at`, or an index). Most bars of a replay are never looked
+    at one by one; making a state for each cost more than computing them all. The row read
+    last is kept (a loop asks for a bar's state more than once in a row); keeping every
+    state made would cost more (a month's worth of objects for the collector to scan).
+    `rows`: every bar's fields (`FLOW_ROW`), for a loop that filters bars in numpy."""
+
+    def __init__(
+        self, symbol: str, rows: npt.NDArray[np.void], cross: list[float | None] | None
+    ) -> None:
+        self.symbol = symbol
+        self.rows = rows
+        self._cross = cross  # the last cross ratio seen at each bar; None: none anywhere
+        self._size = int(rows.size)
+        self._last = -1  # the row asked last, kept: a loop asks a bar's state more than once
+        self._state = FlowState(symbol)
+
+    def at(self, k: int) -> FlowState:
+        """Row k's state (IndexError past the end, as a list)."""
+        if k == self._last:
+            return self._state
+        if k < 0:
+            k += self._size
+        if not 0 <= k < self._size:
+            raise IndexError(f"flow row {k} of {self._size}")
+        fields: Any = self.rows.item(k)  # a tuple of Python floats, ints and bools
+        (
+            cvd,
+            whale_cvd,
+            retail_cvd,
+            whale_volume,
+            retail_volume,
+            whale_bars,
+            window_bars,
+            ofi,
+            intensity,
+            code,
+            whale,
+            available,
+        ) = fields
+        state = self._state = FlowState(
+            self.symbol,
+            cvd,
+            whale_cvd,
+            retail_cvd,
+            whale_volume,
+            retail_volume,
+            whale_bars,
+            window_bars,
+            ofi,
+            intensity,
+            _DIRECTION_OF_CODE[code],
+            whale,
+            None if self._cross is None else self._cross[k],
+            available,
+        )
+        self._last = k
+        return state
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, k: int) -> FlowState: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[FlowState]: ...
+
+    def __getitem__(self, k: int | slice) -> FlowState | list[FlowState]:
+        if isinstance(k, slice):
+            return [self.at(i) for i in range(*k.indices(len(self)))]
+        return self.at(k)
+
+    def __iter__(self) -> Iterator[FlowState]:
+        return map(self.at, range(len(self)))
+
+
+class HurstColumns(Sequence[HurstReading]):
+    """What `HurstTracker.update` returns after each bar, as columns: row k's `HurstReading`
+    is made only when it is read (`at`, or an index); the row read last is kept, as in
+    `FlowColumns`. `regimes` (the published regime after each bar) and `changed` (it
+    differs from the bar before's, the first bar's from WARMING: a regime event) are
+    lists, read bar by bar; `rows` (`HURST_ROW`) holds bar `warming + j`'s fields at j."""
+
+    def __init__(
+        self,
+        band: float,
+        warming: int,
+        rows: npt.NDArray[np.void],
+        regimes: list[Regime],
+        changed: list[bool],
+    ) -> None:
+        self.band = band
+        self.warming = warming  # bars 0 .. warming - 1 have no full window yet
+        self.rows = rows
+        self.regimes = regimes
+        self.changed = changed
+        self._size = len(regimes)
+        self._last = -1  # the row asked last, kept: a loop asks a bar's reading more than once
+        self._reading = HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, 0)
+
+    def at(self, k: int) -> HurstReading:
+        """Row k's reading (IndexError past the end, as a list)."""
+        if k == self._last:
+            return self._reading
+        if k < 0:
+            k += self._size
+        if not 0 <= k < self._size:
+            raise IndexError(f"Hurst row {k} of {self._size}")
+        j = k - self.warming
+        if j < 0:
+            reading = HurstReading(None, self.band, Regime.WARMING, Regime.WARMING, 0, k)
+        else:
+            fields: Any = self.rows.item(j)
+            h, raw, sign = fields
+            reading = HurstReading(
+                None if h != h else h,  # h != h: nan
+                self.band,
+                _REGIME_OF_CODE[raw],
+                self.regimes[k],
+                sign,
+                k,
+            )
+        self._reading = reading
+        self._last = k
+        return reading
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, k: int) -> HurstReading: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[HurstReading]: ...
+
+    def __getitem__(self, k: int | slice) -> HurstReading | list[HurstReading]:
+        if isinstance(k, slice):
+            return [self.at(i) for i in range(*k.indices(len(self)))]
+        return self.at(k)
+
+    def __iter__(self) -> Iterator[HurstReading]:
+        return map(self.at, range(len(self)))
+
+
 @dataclass(eq=False)
 class SymbolFeatures:
     """One symbol's engine output for each of its applied bars (row k: after bar k), and
-    the engines' state after the last. `next`: the row the run applies next."""
+    the engines' state after the last. `next`: the row the run applies next. `regimes`
+    (the published regime after each bar) and `regime_changed` (row k's differs from row
+    k-1's, row 0's from WARMING: the core emits a regime event at that bar) are lists, for
+    a loop that reads them bar by bar; `flow_at`/`hurst_at` make a bar's objects when
+    asked."""
 
     columns: BarColumns
-    flow: list[FlowState]
-    hurst: list[HurstReading]
-    regimes: list[Regime]  # the published regime after each bar
+    flow: FlowColumns
+    hurst: HurstColumns
     ofi: OfiColumns
     flow_state: dict[str, Any] | None
     hurst_state: dict[str, Any] | None
     next: int = 0
+    regimes: list[Regime] = field(init=False)
+    regime_changed: list[bool] = field(init=False)
+    #: row k's `FlowState` / `HurstReading`, made when asked (the columns' `at`)
+    flow_at: Callable[[int], FlowState] = field(init=False)
+    hurst_at: Callable[[int], HurstReading] = field(init=False)
 
-    def flow_at(self, k: int) -> FlowState:
-        return self.flow[k]
+    def __post_init__(self) -> None:
+        self.regimes = self.hurst.regimes
+        self.regime_changed = self.hurst.changed
+        self.flow_at = self.flow.at
+        self.hurst_at = self.hurst.at
 
-    def hurst_at(self, k: int) -> HurstReading:
-        return self.hurst[k]
-
-    @cached_property
-    def regime_changed(self) -> list[bool]:
-        """Row k's published regime differs from row k-1's (row 0: from WARMING): the core
-        emits a regime event at that bar."""
-        regimes = self.regimes
-        before = [Regime.WARMING, *regimes[:-1]]
-        return [a is not b for a, b in zip(regimes, before, strict=True)]
+    def regime_at(self, k: int) -> Regime:
+        return self.regimes[k]
 
 
-def flow_features(
-    columns: BarColumns, config: Config
-) -> tuple[list[FlowState], dict[str, Any] | None]:
+def flow_features(columns: BarColumns, config: Config) -> tuple[FlowColumns, dict[str, Any] | None]:
     """What `WhaleFlowEngine.update` returns for each bar, and its state after the last."""
     symbol = columns.symbol
     cfg = config.flow
     window = cfg.window_bars
     n = len(columns)
     if n == 0:
-        return [], None
+        return FlowColumns(symbol, np.zeros(0, FLOW_ROW), None), None
     volume, taker, has_flow = columns.volume, columns.taker_buy_volume, columns.has_flow
     delta = np.where(has_flow, 2.0 * taker - volume, 0.0)  # Bar.delta, or 0 without flow
     volume_sums = exact_window_sums(volume, window)
@@ -160,24 +346,23 @@ def flow_features(
     whale_volume = exact_window_sums(np.where(whale, volume, 0.0), window)
     whale_cvd = exact_window_sums(np.where(whale, delta, 0.0), window)
     whale_count = _window_int_sums(whale.astype(np.int64), window)
-    cross: list[float | None] = [None] * n
+    cross: list[float | None] | None = None
     last_cross: float | None = None
     if columns.cross_buy_ratio is not None:
+        cross = [None] * n
         for k, ratio in enumerate(columns.cross_buy_ratio):
             if ratio is not None:
                 last_cross = ratio
             cross[k] = last_cross
-    states = _flow_states(
-        symbol,
+    rows = _flow_rows(
+        window,
         cfg.neutral_share,
         volume_sums,
         cvd,
         whale_volume,
         whale_cvd,
         whale_count,
-        np.minimum(np.arange(1, n + 1), window),
         whale,
-        cross,
         has_flow,
     )
     start = max(0, n - window)
@@ -193,25 +378,28 @@ def flow_features(
         "last_bar_was_whale": bool(whale[-1]),
         "flow_available": bool(has_flow[-1]),
     }
-    return states, end_state
+    return FlowColumns(symbol, rows, cross), end_state
 
 
-def _flow_states(
-    symbol: str,
+#: `whale_direction` as codes for the column arithmetic of `_flow_rows`.
+_DIRECTION_OF_CODE = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
+
+
+def _flow_rows(
+    window: int,
     neutral_share: float,
     volume: FloatArray,
     cvd: FloatArray,
     whale_volume: FloatArray,
     whale_cvd: FloatArray,
     whale_bars: IntArray,
-    window_bars: IntArray,
     last_bar_was_whale: npt.NDArray[np.bool_],
-    cross: list[float | None],
     flow_available: npt.NDArray[np.bool_],
-) -> list[FlowState]:
-    """`flow.flow_state` for every bar at once: the same float operations in the same
-    order, and Python's `max`/`min` as `where` (they keep the first argument unless the
-    second is strictly beyond it: a signed zero comes out as there)."""
+) -> npt.NDArray[np.void]:
+    """`flow.flow_state`'s fields for every bar at once (`FlowColumns` rows): the same
+    float operations in the same order, and Python's `max`/`min` as `where` (they keep the
+    first argument unless the second is strictly beyond it: a signed zero comes out as
+    there)."""
     retail_volume = volume - whale_volume
     retail_volume = np.where(retail_volume < 0.0, 0.0, retail_volume)  # max(x, 0.0)
     retail_cvd = cvd - whale_cvd
@@ -229,38 +417,62 @@ def _flow_states(
     )
     # `whale_direction`: 0 NEUTRAL, 1 BUY, 2 SELL
     code = np.where(neutral, 0, np.where(whale_cvd > 0, 1, 2))
-    named = (WhaleDirection.NEUTRAL, WhaleDirection.BUY, WhaleDirection.SELL)
-    return [
-        FlowState(symbol, *fields)
-        for fields in zip(
-            cvd.tolist(),
-            whale_cvd.tolist(),
-            retail_cvd.tolist(),
-            whale_volume.tolist(),
-            retail_volume.tolist(),
-            whale_bars.tolist(),
-            window_bars.tolist(),
-            retail_ofi.tolist(),
-            intensity.tolist(),
-            [named[c] for c in code.tolist()],
-            last_bar_was_whale.tolist(),
-            cross,
-            flow_available.tolist(),
-            strict=True,
-        )
-    ]
+    rows = np.empty(volume.size, dtype=FLOW_ROW)
+    rows["cvd"] = cvd
+    rows["whale_cvd"] = whale_cvd
+    rows["retail_cvd"] = retail_cvd
+    rows["whale_volume"] = whale_volume
+    rows["retail_volume"] = retail_volume
+    rows["whale_bars"] = whale_bars
+    rows["window_bars"] = np.minimum(np.arange(1, volume.size + 1), window)
+    rows["retail_ofi"] = retail_ofi
+    rows["intensity"] = intensity
+    rows["direction"] = code
+    rows["last_bar_was_whale"] = last_bar_was_whale
+    rows["flow_available"] = flow_available
+    return rows
 
 
 def _batched_h(windows: FloatArray, method: str) -> FloatArray:
-    parts = [
-        hurst_exponents(np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS]), method)
-        for s in range(0, windows.shape[0], HURST_CHUNK_ROWS)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    """`hurst_exponents` of `windows` in chunks of `HURST_CHUNK_ROWS` rows, the same bits,
+    with less work per chunk for Whittle: a row's range and largest |return| come from its
+    max and min, which `_standardise` needs too (rounding is monotonic, so the centred
+    max is the max minus the mean, rounded once), and the rows go straight to `_whittle`."""
+    rows, n = windows.shape
+    out = np.full(rows, np.nan)
+    if method != "whittle" or n < MIN_POINTS:
+        for s in range(0, rows, HURST_CHUNK_ROWS):
+            chunk = np.ascontiguousarray(windows[s : s + HURST_CHUNK_ROWS])
+            out[s : s + HURST_CHUNK_ROWS] = hurst_exponents(chunk, method)
+        return out
+    for s in range(0, rows, HURST_CHUNK_ROWS):
+        chunk = np.array(windows[s : s + HURST_CHUNK_ROWS])  # a copy: worked on in place
+        high = chunk.max(axis=1)  # nan when the row holds one (max and min propagate it)
+        low = chunk.min(axis=1)
+        with np.errstate(invalid="ignore"):  # inf - inf: nan, a row that is not usable
+            spread = high - low
+            # `_usable_rows`: all finite, and a range beyond float noise of the largest |x|
+            usable = (
+                np.isfinite(high)
+                & np.isfinite(low)
+                & np.isfinite(spread)
+                & (spread > _FLAT_RTOL * np.maximum(high, -low))
+            )
+        if not usable.all():
+            if not usable.any():
+                continue
+            chunk, high, low = chunk[usable], high[usable], low[usable]
+        # `_standardise`, in place
+        mean = chunk.mean(axis=1)
+        np.subtract(chunk, mean[:, np.newaxis], out=chunk)
+        np.divide(chunk, ((high - mean) - (low - mean))[:, np.newaxis], out=chunk)
+        out[s : s + HURST_CHUNK_ROWS][usable] = _whittle(chunk)
+    return out
 
 
 #: `classify`'s labels as codes for the column arithmetic of `hurst_features`.
 _REGIME_OF_CODE = (Regime.WARMING, Regime.TRUE_TREND, Regime.NOISE, Regime.RANDOM)
+_REGIME_ARRAY = np.array(_REGIME_OF_CODE, dtype=object)
 _WARMING, _TREND, _NOISE, _RANDOM = range(4)
 
 
@@ -292,10 +504,10 @@ def _confirmed_codes(raw: IntArray, confirm_bars: int) -> tuple[IntArray, int]:
     return published, int(run[-1])
 
 
-def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
+def _signs(net: FloatArray, returns: list[float], window: int) -> IntArray:
     """`trend_sign` of each window's net log return: the quick sum where it is clearly
     away from flat, an exact `fsum` where it is within `NET_RETURN_RECHECK` of zero."""
-    signs: list[int] = np.where(net > 0.0, 1, -1).tolist()
+    signs: IntArray = np.where(net > 0.0, 1, -1).astype(np.int64)
     for k in np.flatnonzero(np.abs(net) < NET_RETURN_RECHECK).tolist():
         signs[k] = trend_sign(math.fsum(returns[k : k + window]))
     return signs
@@ -303,72 +515,63 @@ def _signs(net: FloatArray, returns: list[float], window: int) -> list[int]:
 
 def hurst_features(
     columns: BarColumns, settings: dict[str, Any]
-) -> tuple[list[HurstReading], dict[str, Any] | None]:
+) -> tuple[HurstColumns, dict[str, Any] | None]:
     """What `HurstTracker.update` returns for each bar (every close valid: the core rejects
     the others first), and the tracker's state after the last."""
     tracker = HurstTracker(**settings)  # validates the settings; gives the band
     window, method = tracker.window, tracker.method
     n = len(columns)
+    band = tracker.band
     if n == 0:
-        return [], None
+        return HurstColumns(band, 0, np.zeros(0, HURST_ROW), [], []), None
     closes = columns.close_list
-    returns = [math.log(c / p) for p, c in itertools.pairwise(closes)]
+    # the tracker's `math.log(close / last_close)`: the same division, the same log
+    close = columns.close
+    returns = list(map(math.log, (close[1:] / close[:-1]).tolist()))
     count = max(0, n - window)  # bars n - count .. n - 1 have a full window
-    h = np.zeros(0)
-    net = np.zeros(0)
-    windows = np.zeros((0, window))
-    if count:
-        windows = sliding_window_view(np.array(returns, dtype=np.float64), window)
-        h = _batched_h(windows, method)
-        net = windows.sum(axis=1)
+    series = np.array(returns, dtype=np.float64)
+    windows = sliding_window_view(series, window) if count else np.zeros((0, window))
+    h = _batched_h(windows, method)
+    net = windows.sum(axis=1)  # quick window sums for the trend sign (`_signs`)
 
-    def alone(k: int) -> float:
-        return float(hurst_exponents(np.ascontiguousarray(windows[k : k + 1]), method)[0])
+    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
 
-    near = (
+    def recheck(ks: npt.NDArray[np.bool_]) -> None:
+        todo = np.flatnonzero(ks & ~own)
+        if todo.size:
+            h[todo] = tracker_exponents(windows[todo], method)
+        own[ks] = True
+
+    recheck(
         (np.abs(h - tracker.trend_above) < H_RECHECK)
         | (np.abs(h - tracker.noise_below) < H_RECHECK)
         | (h <= 0.01 + H_RECHECK)
         | (h >= 0.99 - H_RECHECK)
     )
-    own = np.zeros(count, dtype=np.bool_)  # H recomputed alone: the tracker's own value
-
-    def recheck(ks: npt.NDArray[np.bool_]) -> None:
-        for k in np.flatnonzero(ks & ~own).tolist():
-            h[k] = alone(k)
-        own[ks] = True
-
-    recheck(near)
     raw_codes = _regime_codes(h, tracker.trend_above, tracker.noise_below)
     codes, run_end = _confirmed_codes(raw_codes, tracker.confirm_bars)
-    # an H an event shows (the published regime changed) is the tracker's own value
-    if count:
-        recheck(codes != np.concatenate(([_WARMING], codes[:-1])))
+    warming = n - count
+    all_codes = np.concatenate((np.full(warming, _WARMING, dtype=np.int64), codes))
+    changed = all_codes != np.concatenate(([_WARMING], all_codes[:-1]))
+    # an H an event shows (the published regime changed) and the history the tracker
+    # keeps are the tracker's own values
     history_from = max(0, count - tracker.history_len)
-    recheck(np.arange(count) >= history_from)
+    recheck(changed[warming:] | (np.arange(count) >= history_from))
     signs = _signs(net, returns, window)
-    band = tracker.band
-    readings = [
-        HurstReading(None, band, Regime.WARMING, Regime.WARMING, 0, i)
-        for i in range(min(n, window))
-    ]
-    named = _REGIME_OF_CODE
-    raws = [named[c] for c in raw_codes.tolist()]
-    regimes = [named[c] for c in codes.tolist()]
-    readings += [
-        HurstReading(None if x != x else x, band, raw, regime, sign, seen)  # x != x: nan
-        for x, raw, regime, sign, seen in zip(
-            h.tolist(), raws, regimes, signs, range(window, window + count), strict=True
-        )
-    ]
-    candidate, published = (raws[-1], regimes[-1]) if count else (Regime.WARMING,) * 2
-    run = run_end
+    regimes: list[Regime] = _REGIME_ARRAY[all_codes].tolist()
+    rows = np.empty(count, dtype=HURST_ROW)
+    rows["h"], rows["raw"], rows["sign"] = h, raw_codes, signs
+    readings = HurstColumns(band, warming, rows, regimes, changed.tolist())
+    if count:
+        candidate, published = _REGIME_OF_CODE[raw_codes[-1]], regimes[-1]
+    else:
+        candidate = published = Regime.WARMING
     end_state = {
         "last_close": closes[-1],
         "returns": returns[-window:],
         "returns_seen": n - 1,
         "candidate": candidate.value,
-        "run": run,
+        "run": run_end,
         "published": published.value,
         "history": [None if math.isnan(x) else x for x in h[history_from:].tolist()],
         "rejected": 0,
@@ -376,16 +579,43 @@ def hurst_features(
     return readings, end_state
 
 
+class FloatColumn(Sequence[float]):
+    """A float column read as a list (an item, a slice: a list), without turning the whole
+    column into Python floats first."""
+
+    def __init__(self, values: FloatArray) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return int(self._values.size)
+
+    @overload
+    def __getitem__(self, k: int) -> float: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[float]: ...
+
+    def __getitem__(self, k: int | slice) -> float | list[float]:
+        if isinstance(k, slice):
+            part: list[float] = self._values[k].tolist()
+            return part
+        value: float = self._values.item(k)
+        return value
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._values.tolist())
+
+
 @dataclass(eq=False)
 class OfiColumns:
     """Alpha-OFI's window sums for every bar of a symbol (`BatchOfi` reads them)."""
 
     fires: list[bool]  # a signal at this bar (warm, flow, beyond the threshold)
-    ofi: list[float]
-    range_sums: list[float]
-    deltas: list[float]
-    volumes: list[float]
-    true_ranges: list[float]
+    ofi: FloatColumn
+    range_sums: FloatColumn
+    deltas: FloatColumn
+    volumes: FloatColumn
+    true_ranges: FloatColumn
 
 
 def ofi_features(columns: BarColumns, config: StrategyConfig) -> OfiColumns:
@@ -412,11 +642,11 @@ def ofi_features(columns: BarColumns, config: StrategyConfig) -> OfiColumns:
     fires[: max(config.ofi_bars, config.atr_bars) - 1] = False  # not warm yet
     return OfiColumns(
         fires.tolist(),
-        ofi.tolist(),
-        range_sums.tolist(),
-        delta.tolist(),
-        flow_volume.tolist(),
-        ranges.tolist(),
+        FloatColumn(ofi),
+        FloatColumn(range_sums),
+        FloatColumn(delta),
+        FloatColumn(flow_volume),
+        FloatColumn(ranges),
     )
 
 
@@ -428,7 +658,6 @@ def compute_features(
     for columns in data.columns:
         flows, flow_end = flow_features(columns, config)
         readings, hurst_end = hurst_features(columns, settings)
-        regimes = [r.regime for r in readings]
         ofi = ofi_features(columns, config.strategy)
-        out.append(SymbolFeatures(columns, flows, readings, regimes, ofi, flow_end, hurst_end))
+        out.append(SymbolFeatures(columns, flows, readings, ofi, flow_end, hurst_end))
     return out

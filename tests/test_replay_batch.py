@@ -335,9 +335,12 @@ def test_flow_features_equal_the_engine_bar_by_bar(test_data: Path) -> None:
         symbol = bars[0].symbol
         engine = WhaleFlowEngine(symbol, config.flow)
         streamed = [engine.update(bar) for bar in bars]
-        states, end = batch.flow_features(BarColumns.from_bars(symbol, bars), config)
+        columns, end = batch.flow_features(BarColumns.from_bars(symbol, bars), config)
+        states = list(columns)  # each state made when read
         assert states == streamed
         assert repr(states) == repr(streamed)
+        half = columns[len(bars) // 2]
+        assert columns[len(bars) // 2] is half  # asked again at once: kept, not made again
         assert end is not None
         restored = WhaleFlowEngine.from_state(symbol, config.flow, end)
         assert restored.to_state() == engine.to_state()
