@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..bar import MINUTE_MS, Bar
+from ..columns import BarColumns, BatchInput, IntArray
 from ..clock import Clock
 from ..errors import DataError
 from ..types import SourceState
@@ -277,14 +278,19 @@ def _check_interval_in_name(path: Path) -> None:
 
 def open_kline_text(path: Path, errors: str = "strict") -> IO[str]:
     """The file as text: gunzipped or unzipped when its first bytes say gzip or zip."""
+    return io.TextIOWrapper(_open_kline_bytes(path), encoding="utf-8-sig", errors=errors)
+
+
+def _open_kline_bytes(path: Path) -> IO[bytes]:
+    """The file's bytes: gunzipped or unzipped when its first bytes say gzip or zip."""
     try:
         with path.open("rb") as raw:
             magic = raw.read(4)
         if magic[:2] == _GZIP_MAGIC:
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors=errors)
+            return gzip.open(path, "rb")
         if magic == _ZIP_MAGIC:
-            return io.TextIOWrapper(_sole_zip_member(path), encoding="utf-8-sig", errors=errors)
-        return path.open("r", encoding="utf-8-sig", errors=errors)
+            return _sole_zip_member(path)
+        return path.open("rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
 
@@ -423,56 +429,211 @@ def no_gc() -> Iterator[None]:
 #: us, Binance's spot archives since 2025, 16; 18 still fit an int64), scaled by magnitude
 #: as the streaming parser scales them; a file with other times is streamed instead.
 _TIME_DIGITS = range(12, 19)
+#: The widest price or volume field (digits and a point) the whole-file reader reads in
+#: numpy: up to 15 digits make an integer below 2**53 (exact in a float, so the digit sums
+#: are exact whatever their order). A wider or odder field (a sign, an exponent, spaces,
+#: `1_0.5`, 'nan') is read by `float` itself.
+_WIDEST_DECIMAL = 15
+#: Bytes before the data, so that a field's fixed-width window never starts before it
+_PAD = max(_TIME_DIGITS[-1], _WIDEST_DECIMAL)
+_BOM = b"\xef\xbb\xbf"
+#: What `str.strip` removes from an ASCII line: a line of only these is blank
+_BLANK_BYTES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+#: The columns the whole-file reader reads, in `BarColumns` order after the open time
+_VALUE_COLUMNS = (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)
+#: 10**k, exact as floats up to 10**22 (a quotient of two exact floats is correctly rounded)
+_POW10_FLOAT = np.array([float(10**k) for k in range(23)])
+_POW10_INT = 10 ** np.arange(19, dtype=np.int64)
+#: Beyond 2**53 an integer is no longer exact as a float
+_EXACT_INT = 2**53
 
 
 def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
-    """Every bar of a file in one pass, when the file is clean: a 12-column Binance kline
-    file (header or not) whose every row `parse_kline_row` accepts as it stands, with epoch
-    times in digits (ms, or us) and taker-buy volume. The bars equal the streaming parser's,
-    float for float (the same `float` reads each field; the checks are `Bar.problem`'s, per
-    column).
-    None for anything else (a bad or skipped row, another layout or time format, a file that
-    cannot be read): the streaming parser then reads it and says what is wrong, where."""
-    try:
-        with open_kline_text(path) as stream:
-            text = stream.read()
-    except (DataError, OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError):
+    """`clean_kline_columns` as bars: the streaming parser's, float for float."""
+    columns = clean_kline_columns(path, symbol, options)
+    if columns is None:
         return None
-    if not text.isascii():
-        return None
-    lines = [line for line in text.split("\n") if line.strip()]
-    if lines and _is_header(lines[0]):
-        if len(lines[0].split(",")) != KLINE_COLUMNS:
-            return None
-        lines = lines[1:]
-    if not lines:
-        return None
-    commas = KLINE_COLUMNS - 1
-    if any(line.count(",") != commas for line in lines):
-        return None
-    # every line has the 12 fields: the file's fields in one list, column c every 12th
-    fields = ",".join(lines).split(",")
-    used = (0, 1, 2, 3, 4, 5, _CLOSE_TIME_COLUMN, _TAKER_BUY_COLUMN)  # the rest is not read
-    columns = {c: fields[c::KLINE_COLUMNS] for c in used}
-    try:
-        opens = _epoch_ms(columns[0], whole=True)
-        closes = _epoch_ms(columns[_CLOSE_TIME_COLUMN], whole=False)
-        values = [list(map(float, columns[c])) for c in (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)]
-    except ValueError:
-        return None
-    if opens is None or closes is None or not _clean(opens, closes, np.array(values)):
-        return None
+    values = (columns.open, columns.high, columns.low, columns.close, columns.volume)
     return [
         Bar(symbol, open_ms, o, h, low, c, volume, taker)
-        for open_ms, o, h, low, c, volume, taker in zip(opens.tolist(), *values, strict=True)
+        for open_ms, o, h, low, c, volume, taker in zip(
+            columns.open_ms.tolist(),
+            *(v.tolist() for v in values),
+            columns.taker_buy_volume.tolist(),
+            strict=True,
+        )
     ]
 
 
+def clean_kline_columns(path: Path, symbol: str, options: ParseOptions) -> BarColumns | None:
+    """Every row of a file as columns in one pass, when the file is clean: a 12-column
+    Binance kline file (header or not) whose every row `parse_kline_row` accepts as it
+    stands, with epoch times in digits (ms, or us) and taker-buy volume. The values equal
+    the streaming parser's bit for bit (plain decimals are read in numpy, exactly as `float`
+    rounds them; any other field by `float` itself; the checks are `Bar.problem`'s, per
+    column). No `Bar` is made. `options` change nothing for a clean file.
+    None for anything else (a bad or skipped row, another layout or time format, a file that
+    cannot be read): the streaming parser then reads it and says what is wrong, where."""
+    del options  # a clean file reads the same under every option
+    try:
+        with _open_kline_bytes(path) as stream:
+            data = stream.read()
+    except (DataError, OSError, EOFError, zlib.error, zipfile.BadZipFile):
+        return None
+    return _clean_columns(data, symbol)
+
+
+def _clean_columns(data: bytes, symbol: str) -> BarColumns | None:
+    found = _field_bounds(data)
+    if found is None:
+        return None
+    data, commas, line_starts, line_ends = found
+    padded = np.frombuffer(b"0" * _PAD + data, dtype=np.uint8)
+    ends = [commas[:, c] for c in range(KLINE_COLUMNS - 1)] + [line_ends]
+    starts = [line_starts] + [commas[:, c] + 1 for c in range(KLINE_COLUMNS - 1)]
+    try:
+        opens = _scaled_ms(_digits_at(padded, starts[0], ends[0]), whole=True)
+        closes = _scaled_ms(
+            _digits_at(padded, starts[_CLOSE_TIME_COLUMN], ends[_CLOSE_TIME_COLUMN]), whole=False
+        )
+        if opens is None or closes is None:
+            return None
+        values = np.stack([_decimals_at(data, padded, starts[c], ends[c]) for c in _VALUE_COLUMNS])
+    except ValueError:
+        return None
+    if not _clean(opens, closes, values):
+        return None
+    o, h, low, c, volume, taker = values
+    return BarColumns(symbol, opens, o, h, low, c, volume, taker, np.ones(opens.size, np.bool_))
+
+
+def _field_bounds(
+    data: bytes,
+) -> tuple[bytes, IntArray, IntArray, IntArray] | None:
+    """The text as the streaming parser sees it (no BOM, universal newlines), the positions
+    of every data row's 11 commas (one row a row), of its start and of its end; None unless every
+    non-blank line after an optional 12-column header has the 12 fields (or the text is
+    not ASCII: the streaming parser reads it)."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    if not data.isascii():
+        return None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(buf == ord("\n")), len(data))
+    commas = np.flatnonzero(buf == ord(","))
+    per_line = np.diff(np.searchsorted(commas, ends), prepend=0)
+    for end in np.flatnonzero(per_line == 0).tolist():  # blank, or not a kline row
+        start = int(ends[end - 1]) + 1 if end else 0
+        if data[start : int(ends[end])].decode().strip():
+            return None
+    filled = np.flatnonzero(per_line)
+    if filled.size == 0:
+        return None
+    first = int(filled[0])
+    first_start = int(ends[first - 1]) + 1 if first else 0
+    if _is_header(data[first_start : int(ends[first])].decode()):
+        if per_line[first] != KLINE_COLUMNS - 1:
+            return None
+        commas = commas[KLINE_COLUMNS - 1 :]
+        filled = filled[1:]
+    if filled.size == 0 or (per_line[filled] != KLINE_COLUMNS - 1).any():
+        return None
+    starts = np.where(filled > 0, ends[np.maximum(filled - 1, 0)] + 1, 0)
+    return data, commas.reshape(-1, KLINE_COLUMNS - 1), starts, ends[filled]
+
+
+def _windows(
+    padded: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Each field right-aligned in a window as wide as the widest (`padded`: the data after
+    `_PAD` filler bytes): the bytes, which of them lie before the field, the lengths."""
+    lengths = ends - starts
+    width = max(int(lengths.max()), 1)
+    window = np.lib.stride_tricks.sliding_window_view(padded, width)[ends + _PAD - width]
+    before = np.arange(width) < (width - lengths)[:, None]
+    return window, before, lengths
+
+
+def _digits_at(
+    padded: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64] | None:
+    """The values of plain digit fields of 12-18 characters (no sign, space or empty
+    field), else None: exact integer arithmetic on a digit matrix."""
+    lengths = ends - starts
+    if not lengths.size or lengths.min() < _TIME_DIGITS[0] or lengths.max() > _TIME_DIGITS[-1]:
+        return None
+    window, before, _ = _windows(padded, starts, ends)
+    digits = window - np.uint8(ord("0"))
+    if (digits[~before] > 9).any():  # below "0" wraps around to above 9 (unsigned)
+        return None
+    digits[before] = 0
+    width = window.shape[1]
+    values: npt.NDArray[np.int64] = digits.astype(np.int64) @ _POW10_INT[width - 1 :: -1]
+    return values
+
+
+def _digits(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
+    """`_digits_at` of a list of texts."""
+    if not texts or not all(t.isascii() for t in texts):
+        return None
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lengths + 1) - 1
+    padded = np.frombuffer(b"0" * _PAD + ",".join(texts).encode(), dtype=np.uint8)
+    return _digits_at(padded, ends - lengths, ends)
+
+
+def _decimals_at(
+    data: bytes,
+    padded: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """The fields' values as `float` reads them, bit for bit; ValueError where `float`
+    refuses one. A plain decimal (digits and at most one point, up to 15 characters) is
+    its digits as an exact integer m over 10**k (k digits after the point): both exact as
+    floats, so their quotient is the correctly rounded value, as `float`'s. Other fields
+    are read by `float` itself."""
+    narrow = ends - starts <= _WIDEST_DECIMAL
+    window, before, lengths = _windows(padded, np.where(narrow, starts, ends), ends)
+    width = window.shape[1]
+    point = window == ord(".")
+    digits = window - np.uint8(ord("0"))
+    plain_bytes = (digits <= 9) | point | before
+    point &= ~before
+    np.putmask(digits, before | point, 0)
+    # the digits as one number, the point read as a digit 0: m * 10 ** (k + 1) + the
+    # k digits after the point...
+    places = np.arange(width - 1, -1, -1)
+    raw = (digits @ _POW10_FLOAT[places]).astype(np.int64)  # < 10**15: exact
+    # ...and the point's place and count per field (small integers: exact)
+    marks = point.view(np.uint8) @ np.stack([places, np.ones(width, np.int64)], axis=1)
+    after, points = marks[:, 0], marks[:, 1]
+    has_point = points > 0
+    mantissa = np.where(
+        has_point, raw // _POW10_INT[after + 1] * _POW10_INT[after] + raw % _POW10_INT[after], raw
+    )
+    values: npt.NDArray[np.float64] = mantissa / _POW10_FLOAT[after]
+    plain = narrow & (points <= 1) & (lengths > points) & (mantissa <= _EXACT_INT)
+    if not plain_bytes.all():
+        plain &= plain_bytes.all(axis=1)
+    for i in np.flatnonzero(~plain).tolist():
+        values[i] = float(data[starts[i] : ends[i]].decode())
+    return values
+
+
 def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | None:
+    """`_scaled_ms` of a list of texts."""
+    return _scaled_ms(_digits(texts), whole=whole)
+
+
+def _scaled_ms(
+    values: npt.NDArray[np.int64] | None, *, whole: bool
+) -> npt.NDArray[np.int64] | None:
     """Epoch ms of plain digit fields as `_scale_to_ms` makes them (s, ms, us or ns by
     magnitude), else None. `whole` (open times): None when one is not a whole millisecond
     (the streaming parser then refuses that row)."""
-    values = _digits(texts)
     if values is None:
         return None
     per_ms = np.where(values >= 10**17, 1_000_000, np.where(values >= 10**14, 1_000, 1))
@@ -480,27 +641,6 @@ def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | N
         return None
     scaled: npt.NDArray[np.int64] = np.where(values < 10**11, values * 1_000, values // per_ms)
     return scaled
-
-
-def _digits(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
-    """The values of plain digit fields (no sign, space or empty field), else None. Fields
-    all of one width (every time of a month has 13 digits) are read as a digit matrix:
-    exact integer arithmetic, a tenth of the time of `int` per field."""
-    lengths = set(map(len, texts))
-    if not lengths <= set(_TIME_DIGITS):
-        return None
-    joined = "".join(texts)
-    if len(lengths) == 1 and joined.isascii():
-        (width,) = lengths
-        digits = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, width) - 48
-        if (digits > 9).any():  # below "0" wraps around to above 9 (unsigned)
-            return None
-        scale = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-        values: npt.NDArray[np.int64] = digits.astype(np.int64) @ scale
-        return values
-    if not joined.isdigit():
-        return None
-    return np.array(list(map(int, texts)), dtype=np.int64)
 
 
 def _clean(
