@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol, cast
 
 import anyio
 import numpy as np
 import numpy.typing as npt
 
 from ..bar import MINUTE_MS, Bar
-from ..columns import BarColumns, BatchInput, IntArray
 from ..clock import Clock
+from ..columns import REJECTED, BarColumns, BatchInput, BoolArray, IntArray
 from ..errors import DataError
 from ..types import SourceState
 from .base import SourceHealth
@@ -287,7 +287,7 @@ def _open_kline_bytes(path: Path) -> IO[bytes]:
         with path.open("rb") as raw:
             magic = raw.read(4)
         if magic[:2] == _GZIP_MAGIC:
-            return gzip.open(path, "rb")
+            return cast(IO[bytes], gzip.GzipFile(path, "rb"))
         if magic == _ZIP_MAGIC:
             return _sole_zip_member(path)
         return path.open("rb")
@@ -451,11 +451,14 @@ _EXACT_INT = 2**53
 def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
     """`clean_kline_columns` as bars: the streaming parser's, float for float."""
     columns = clean_kline_columns(path, symbol, options)
-    if columns is None:
-        return None
+    return None if columns is None else _bars_of(columns)
+
+
+def _bars_of(columns: BarColumns) -> list[Bar]:
+    """The bars of a clean file's columns (1-minute bars with taker flow)."""
     values = (columns.open, columns.high, columns.low, columns.close, columns.volume)
     return [
-        Bar(symbol, open_ms, o, h, low, c, volume, taker)
+        Bar(columns.symbol, open_ms, o, h, low, c, volume, taker)
         for open_ms, o, h, low, c, volume, taker in zip(
             columns.open_ms.tolist(),
             *(v.tolist() for v in values),
@@ -685,6 +688,19 @@ class FileReader(Protocol):
         ...
 
 
+class ColumnsReader(FileReader, Protocol):
+    """A reader that can also hand a clean file over as columns (no `Bar` per row): the
+    batch replay (`ReplaySource.batch_input`) asks it first."""
+
+    def read_columns(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> BarColumns | None:
+        """The bars `read` would yield, as columns, when it would yield them all without
+        skipping a row or failing; else None (the caller then reads the file through
+        `read`)."""
+        ...
+
+
 class DiskReader:
     """Parses the file from disk on every read."""
 
@@ -702,18 +718,24 @@ class DiskReader:
             stats=stats,
         )
 
+    def read_columns(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> BarColumns | None:
+        """The file's rows as columns at once (`clean_kline_columns`) when it is clean:
+        what `read` streams, no row skipped, no error. Else None: `read` then streams it
+        (and fails where and as the stream does). A file `read` refuses up front (its
+        name, no such file) fails here alike."""
+        self.read(path, symbol, options, stats).close()  # the up-front checks
+        file_symbol = symbol.upper() if symbol else symbol_from_filename(path)
+        return clean_kline_columns(path, file_symbol, options) if file_symbol else None
+
     def read_all(
         self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
     ) -> Iterable[Bar]:
-        """The file's bars at once (`clean_kline_bars`) when it is clean, else `read`'s
+        """The file's bars at once (`read_columns`) when it is clean, else `read`'s
         stream: the same bars, and a bad file fails where and as the stream does."""
-        stream = self.read(path, symbol, options, stats)  # the up-front checks
-        file_symbol = symbol.upper() if symbol else symbol_from_filename(path)
-        bars = clean_kline_bars(path, file_symbol, options) if file_symbol else None
-        if bars is None:
-            return stream
-        stream.close()
-        return bars
+        columns = self.read_columns(path, symbol, options, stats)
+        return self.read(path, symbol, options, stats) if columns is None else _bars_of(columns)
 
 
 _file_reader: FileReader = DiskReader()
@@ -753,6 +775,65 @@ class _KlineFile:
     path: Path
     symbol: str
     first_open_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """One symbol's files chained (rows not later than the last kept one dropped), as
+    columns, with what `_symbol_bars` counts on the way to each kept bar."""
+
+    columns: BarColumns
+    gaps: BoolArray  # per kept bar: it opens more than a bar after the one before
+    duplicates_before: IntArray  # per kept bar: rows dropped before it
+    duplicates: int  # rows dropped in all
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def open_ms(self) -> IntArray:
+        return self.columns.open_ms
+
+    @classmethod
+    def of(cls, symbol: str, pieces: list[BarColumns]) -> _Chain:
+        open_ms = np.concatenate([p.open_ms for p in pieces])
+        latest = np.maximum.accumulate(open_ms)
+        before = np.concatenate([[np.iinfo(np.int64).min], latest[:-1]])
+        kept = np.flatnonzero(open_ms > before)  # the first row is always kept
+
+        def joined(name: str) -> npt.NDArray[Any]:
+            return np.concatenate([getattr(p, name) for p in pieces])[kept]
+
+        columns = BarColumns(
+            symbol,
+            open_ms[kept],
+            joined("open"),
+            joined("high"),
+            joined("low"),
+            joined("close"),
+            joined("volume"),
+            joined("taker_buy_volume"),
+            joined("has_flow"),
+        )
+        starts = columns.open_ms
+        gaps = np.concatenate([[False], starts[1:] > starts[:-1] + MINUTE_MS])
+        dropped = kept - np.arange(kept.size)
+        return cls(columns, gaps, dropped, open_ms.size - kept.size)
+
+
+def _tail(columns: BarColumns, first: int) -> BarColumns:
+    """Rows `first`.. of `columns`."""
+    return BarColumns(
+        columns.symbol,
+        columns.open_ms[first:],
+        columns.open[first:],
+        columns.high[first:],
+        columns.low[first:],
+        columns.close[first:],
+        columns.volume[first:],
+        columns.taker_buy_volume[first:],
+        columns.has_flow[first:],
+    )
 
 
 class ReplaySource:
@@ -893,6 +974,119 @@ class ReplaySource:
             self._last_ok_s = out[-1].close_s
         self._state = SourceState.FINISHED
         return out
+
+    def batch_input(self, resume_after_ms: int | None = None) -> BatchInput:
+        """What `BatchInput.from_bars(self.batch_bars(resume_after_ms), checked=True)`
+        gives, with the same stats and state after it, but without a `Bar` per row: each
+        clean file comes as columns (the reader's `read_columns`), a symbol's files are
+        chained and the window cut in numpy, and the steps are the symbols merged by
+        (open time, symbol) as `merged_bars` merges them. A file that is not clean is read
+        as bars. A file that fails, or one that is not clean under a window that ends
+        early (the stream would read only part of it), goes through `batch_bars`: its
+        counts and its first error are the stream's own."""
+        self.stats = ReplayStats()
+        self._state = SourceState.OK
+        try:
+            with no_gc():
+                chains = [self._symbol_chain(symbol) for symbol in self.symbols]
+        except DataError:
+            chains = [None]
+        if any(chain is None for chain in chains):
+            return BatchInput.from_bars(self.batch_bars(resume_after_ms), checked=True)
+        found = [chain for chain in chains if chain is not None]  # all of them
+        self._count_pulled(found)
+        out = self._merge_window(found, resume_after_ms)
+        if out.order:
+            last_open_ms = max(int(c.open_ms[-1]) for c in out.columns)
+            self._last_ok_s = (last_open_ms + MINUTE_MS) / 1000.0
+        self._state = SourceState.FINISHED
+        return out
+
+    def _symbol_chain(self, symbol: str) -> _Chain | None:
+        """One symbol's files chained as `_symbol_bars` chains them, as columns; None when
+        a file is not clean and the window ends early (see `batch_input`)."""
+        read_columns = getattr(self._reader, "read_columns", None)
+        pieces: list[BarColumns] = []
+        for file in (f for f in self._files if f.symbol == symbol):
+            columns = None
+            if read_columns is not None:
+                columns = read_columns(file.path, symbol, self.options, self.stats)
+            if columns is None:
+                if self.end_ms is not None:
+                    return None
+                bars = list(self._reader.read(file.path, symbol, self.options, self.stats))
+                columns = BarColumns.from_bars(symbol, bars)
+            pieces.append(columns)
+        return _Chain.of(symbol, pieces)
+
+    def _count_pulled(self, chains: list[_Chain]) -> None:
+        """The stats `batch_bars` leaves: it counts each bar (and the duplicates and gaps
+        before it) as `heapq.merge` pulls it from its symbol's stream, and when the window
+        ends the merge stops with one bar pulled ahead on every other stream."""
+        pulled = [len(chain) for chain in chains]
+        exhausted = [True] * len(chains)
+        end = self.end_ms
+        late = (
+            []
+            if end is None
+            else [
+                (int(chain.open_ms[i]), rank)
+                for rank, chain in enumerate(chains)
+                if (i := int(np.searchsorted(chain.open_ms, end))) < len(chain)
+            ]
+        )
+        if late:
+            stop_ms, stop_rank = min(late)  # the bar that ends the window
+            for rank, chain in enumerate(chains):
+                # bars merged before the one that ends the window
+                taken = int(
+                    np.searchsorted(
+                        chain.open_ms, stop_ms, "right" if rank <= stop_rank else "left"
+                    )
+                )
+                ahead = 0 if rank == stop_rank else 1
+                pulled[rank] = min(taken + ahead, len(chain))
+                exhausted[rank] = rank != stop_rank and taken == len(chain)
+        for chain, count, done in zip(chains, pulled, exhausted, strict=True):
+            self.stats.bars += count
+            self.stats.gaps += int(chain.gaps[:count].sum())
+            self.stats.duplicates_dropped += (
+                chain.duplicates if done else int(chain.duplicates_before[count - 1])
+            )
+
+    def _merge_window(self, chains: list[_Chain], resume_after_ms: int | None) -> BatchInput:
+        """The bars `batch_bars` keeps, as columns, and their merged order."""
+        cuts = []
+        for chain in chains:
+            open_ms = chain.open_ms
+            first = 0
+            if resume_after_ms is not None:
+                first = int(np.searchsorted(open_ms, resume_after_ms, "right"))
+            if self.start_ms is not None:
+                first = max(first, int(np.searchsorted(open_ms, self.start_ms)))
+            stop = len(chain) if self.end_ms is None else int(np.searchsorted(open_ms, self.end_ms))
+            cuts.append((first, stop))
+        # codes in order of first appearance in the merged steps, as `from_bars` gives them
+        present = sorted(
+            (int(chain.open_ms[first]), rank)
+            for rank, (chain, (first, stop)) in enumerate(zip(chains, cuts, strict=True))
+            if first < stop
+        )
+        ranks = len(chains)
+        code_of_rank = np.full(ranks, REJECTED, dtype=np.int64)
+        keys = []
+        columns = []
+        for code, (_, rank) in enumerate(present):
+            code_of_rank[rank] = code
+            first, stop = cuts[rank]
+            part = chains[rank].columns.head(stop)
+            columns.append(_tail(part, first))
+            keys.append(part.open_ms[first:] * ranks + rank)
+        if not keys:
+            return BatchInput((), [], [])
+        merged = np.sort(np.concatenate(keys))
+        order: list[int] = code_of_rank[merged % ranks].tolist()
+        return BatchInput(tuple(c.symbol for c in columns), columns, order)
 
     def _fail(self, message: str) -> None:
         self._state = SourceState.DEGRADED
