@@ -444,8 +444,6 @@ _VALUE_COLUMNS = (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)
 #: 10**k, exact as floats up to 10**22 (a quotient of two exact floats is correctly rounded)
 _POW10_FLOAT = np.array([float(10**k) for k in range(23)])
 _POW10_INT = 10 ** np.arange(19, dtype=np.int64)
-#: Beyond 2**53 an integer is no longer exact as a float
-_EXACT_INT = 2**53
 
 
 def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
@@ -598,6 +596,8 @@ def _decimals_at(
     its digits as an exact integer m over 10**k (k digits after the point): both exact as
     floats, so their quotient is the correctly rounded value, as `float`'s. Other fields
     are read by `float` itself."""
+    if not starts.size:
+        return np.empty(0, dtype=np.float64)
     narrow = ends - starts <= _WIDEST_DECIMAL
     window, before, lengths = _windows(padded, np.where(narrow, starts, ends), ends)
     width = window.shape[1]
@@ -618,12 +618,21 @@ def _decimals_at(
         has_point, raw // _POW10_INT[after + 1] * _POW10_INT[after] + raw % _POW10_INT[after], raw
     )
     values: npt.NDArray[np.float64] = mantissa / _POW10_FLOAT[after]
-    plain = narrow & (points <= 1) & (lengths > points) & (mantissa <= _EXACT_INT)
+    plain = narrow & (points <= 1) & (lengths > points)
     if not plain_bytes.all():
         plain &= plain_bytes.all(axis=1)
     for i in np.flatnonzero(~plain).tolist():
         values[i] = float(data[starts[i] : ends[i]].decode())
     return values
+
+
+def _decimals(texts: Sequence[str]) -> npt.NDArray[np.float64]:
+    """`_decimals_at` of a list of ASCII texts without commas or newlines."""
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lengths + 1) - 1
+    data = ",".join(texts).encode("ascii")
+    padded = np.frombuffer(b"0" * _PAD + data, dtype=np.uint8)
+    return _decimals_at(data, padded, ends - lengths, ends)
 
 
 def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | None:
