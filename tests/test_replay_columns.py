@@ -38,6 +38,10 @@ DAY_MS = 86_400_000
 DAYS_PER_FILE = 3  # the default suite; `--long` reads the whole month
 T0 = 1_769_904_000_000  # 2026-02-01 00:00 UTC
 ROW = "{t},{o},{h},{lo},{c},{v},{ct},1000.5,10,{tb},600.25,0\n"
+HEADER = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+    "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+)
 COLUMN_NAMES = ("open_ms", "open", "high", "low", "close", "volume", "taker_buy_volume")
 
 
@@ -195,8 +199,7 @@ def write(path: Path, minutes: list[int], extra: dict[int, str] | None = None) -
     lines = [row(m, 10.0 + (m % 17) / 100) for m in minutes]
     for i, text in (extra or {}).items():
         lines[i] = text
-    path.write_text("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
-                    "taker_buy_volume,taker_buy_quote_volume,ignore\n" + "".join(lines))  # fmt: skip
+    path.write_text(HEADER + "".join(lines))
     return path
 
 
