@@ -14,8 +14,10 @@ with `skip_bad_rows` malformed rows are skipped and counted per reason instead.
 
 Files are streamed: each symbol's files are chained in time order (rows at or before the
 symbol's last open time are dropped as duplicates and counted), and the symbols are merged
-by open time with `heapq.merge`. A batch replay (`batch_bars`) reads each clean file at once
-instead (`clean_kline_bars`: the same bars); any other file is streamed as above.
+by open time with `heapq.merge`. A batch replay (`batch_input`) reads each clean file at
+once, straight into numpy columns (`clean_kline_columns`: the same values, no `Bar` per row),
+chains, windows and merges them in numpy, and hands the columns over; any other file is
+streamed as above (`batch_bars`: the same, as a list of bars).
 """
 
 from __future__ import annotations
@@ -1025,6 +1027,7 @@ class ReplaySource:
     def _symbol_chain(self, symbol: str) -> _Chain | None:
         """One symbol's files chained as `_symbol_bars` chains them, as columns; None when
         a file is not clean and the window ends early (see `batch_input`)."""
+        # a `ColumnsReader` hands clean files over as columns
         read_columns = getattr(self._reader, "read_columns", None)
         pieces: list[BarColumns] = []
         for file in (f for f in self._files if f.symbol == symbol):
