@@ -439,8 +439,6 @@ _WIDEST_DECIMAL = 15
 #: Bytes before the data, so that a field's fixed-width window never starts before it
 _PAD = max(_TIME_DIGITS[-1], _WIDEST_DECIMAL)
 _BOM = b"\xef\xbb\xbf"
-#: What `str.strip` removes from an ASCII line: a line of only these is blank
-_BLANK_BYTES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 #: The columns the whole-file reader reads, in `BarColumns` order after the open time
 _VALUE_COLUMNS = (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)
 #: 10**k, exact as floats up to 10**22 (a quotient of two exact floats is correctly rounded)
@@ -517,10 +515,10 @@ def _clean_columns(data: bytes, symbol: str) -> BarColumns | None:
 def _field_bounds(
     data: bytes,
 ) -> tuple[bytes, IntArray, IntArray, IntArray] | None:
-    """The text as the streaming parser sees it (no BOM, universal newlines), the positions
-    of every data row's 11 commas (one row a row), of its start and of its end; None unless every
-    non-blank line after an optional 12-column header has the 12 fields (or the text is
-    not ASCII: the streaming parser reads it)."""
+    """The text as the streaming parser sees it (no BOM, universal newlines), and for each
+    data row the positions of its 11 commas (one row a row), of its start and of its end.
+    None unless every non-blank line after an optional 12-column header has the 12 fields
+    (or when the text is not ASCII: the streaming parser reads it)."""
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     if not data.isascii():
