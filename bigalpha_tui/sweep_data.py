@@ -5,7 +5,9 @@ installs a `WorkerFiles` reader (core/sources/replay.py `set_file_reader`): the 
 that needs a file gets it parsed (from disk on a local pool, from Ray's object store on Ray),
 and every later replay in that process is served the same bars. Served bars behave as a
 streaming parse does: the same bars in the same order, skipped rows counted as they are
-passed, and a bad row raises its error where the parse would have.
+passed, and a bad row raises its error where the parse would have. A batch replay asks for
+a file's columns instead (`read_columns`: no `Bar` per row), served when the file parsed
+clean; a clean file is parsed straight into columns too (`clean_kline_columns`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bigalpha_tui.core.bar import MINUTE_MS, Bar
+from bigalpha_tui.core.columns import BarColumns
 from bigalpha_tui.core.errors import DataError
 from bigalpha_tui.core.sources.replay import (
     DiskReader,
@@ -77,6 +80,20 @@ class ParsedFile:
             error,
         )
 
+    @classmethod
+    def of_columns(cls, columns: BarColumns) -> ParsedFile:
+        """A clean file's columns (no row skipped, no error)."""
+        assert columns.cross_buy_ratio is None and columns.interval_ms == MINUTE_MS
+        values = (columns.open, columns.high, columns.low, columns.close, columns.volume)
+        return cls(
+            columns.symbol,
+            columns.open_ms,
+            np.stack([*values, columns.taker_buy_volume], axis=1),
+            columns.has_flow,
+            (),
+            None,
+        )
+
     def bars(self) -> Iterator[Bar]:
         symbol = self.symbol
         columns = self.values.T.tolist()
@@ -84,6 +101,16 @@ class ParsedFile:
             self.open_ms.tolist(), *columns, self.has_flow.tolist(), strict=True
         ):
             yield Bar(symbol, open_ms, o, h, low, c, volume, taker_buy, has_flow=flow)
+
+    def columns(self) -> BarColumns | None:
+        """The bars as columns of their own (a replay may keep them), when the parse read
+        the whole file without skipping a row; else None (serve the bars: `serve`)."""
+        if self.skips or self.error is not None:
+            return None
+        o, h, low, c, volume, taker_buy = (self.values[:, k].copy() for k in range(6))
+        return BarColumns(
+            self.symbol, self.open_ms.copy(), o, h, low, c, volume, taker_buy, self.has_flow.copy()
+        )
 
 
 def content_hash(path: Path) -> str:
@@ -116,6 +143,10 @@ def parse_file(key: FileKey) -> ParsedFile:
     if digest != key.sha256:
         raise DataError(f"{path} changed while the sweep ran; run the sweep again")
     stats = ReplayStats()
+    clean = DiskReader().read_columns(path, key.symbol, key.options, stats)
+    if clean is not None:
+        log.debug("process %d parsed %s: %d bars", os.getpid(), path, len(clean))
+        return ParsedFile.of_columns(clean)
     bars: list[Bar] = []
     skips: list[tuple[int, str]] = []
     counted: Counter[str] = Counter()
@@ -190,6 +221,16 @@ class WorkerFiles:
         if key is None or key.options != options or not _same_symbol(key, symbol, path):
             return self._disk.read(path, symbol, options, stats)
         return serve(self.get(key), stats)
+
+    def read_columns(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> BarColumns | None:
+        """The file's bars as columns when its parse read them all without skipping a row
+        or failing (a clean file), else None (`read` then serves them one by one)."""
+        key = self.files.get(os.path.abspath(path))
+        if key is None or key.options != options or not _same_symbol(key, symbol, path):
+            return self._disk.read_columns(path, symbol, options, stats)
+        return self.get(key).columns()
 
     def get(self, key: FileKey) -> ParsedFile:
         """The file parsed, fetched on first use."""

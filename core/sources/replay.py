@@ -14,8 +14,10 @@ with `skip_bad_rows` malformed rows are skipped and counted per reason instead.
 
 Files are streamed: each symbol's files are chained in time order (rows at or before the
 symbol's last open time are dropped as duplicates and counted), and the symbols are merged
-by open time with `heapq.merge`. A batch replay (`batch_bars`) reads each clean file at once
-instead (`clean_kline_bars`: the same bars); any other file is streamed as above.
+by open time with `heapq.merge`. A batch replay (`batch_input`) reads each clean file at
+once, straight into numpy columns (`clean_kline_columns`: the same values, no `Bar` per row),
+chains, windows and merges them in numpy, and hands the columns over; any other file is
+streamed as above (`batch_bars`: the same, as a list of bars).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol, cast
 
 import anyio
 import numpy as np
@@ -43,6 +45,7 @@ import numpy.typing as npt
 
 from ..bar import MINUTE_MS, Bar
 from ..clock import Clock
+from ..columns import REJECTED, BarColumns, BatchInput, BoolArray, IntArray
 from ..errors import DataError
 from ..types import SourceState
 from .base import SourceHealth
@@ -277,14 +280,19 @@ def _check_interval_in_name(path: Path) -> None:
 
 def open_kline_text(path: Path, errors: str = "strict") -> IO[str]:
     """The file as text: gunzipped or unzipped when its first bytes say gzip or zip."""
+    return io.TextIOWrapper(_open_kline_bytes(path), encoding="utf-8-sig", errors=errors)
+
+
+def _open_kline_bytes(path: Path) -> IO[bytes]:
+    """The file's bytes: gunzipped or unzipped when its first bytes say gzip or zip."""
     try:
         with path.open("rb") as raw:
             magic = raw.read(4)
         if magic[:2] == _GZIP_MAGIC:
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors=errors)
+            return cast(IO[bytes], gzip.GzipFile(path, "rb"))
         if magic == _ZIP_MAGIC:
-            return io.TextIOWrapper(_sole_zip_member(path), encoding="utf-8-sig", errors=errors)
-        return path.open("r", encoding="utf-8-sig", errors=errors)
+            return _sole_zip_member(path)
+        return path.open("rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
 
@@ -423,56 +431,232 @@ def no_gc() -> Iterator[None]:
 #: us, Binance's spot archives since 2025, 16; 18 still fit an int64), scaled by magnitude
 #: as the streaming parser scales them; a file with other times is streamed instead.
 _TIME_DIGITS = range(12, 19)
+#: The widest price or volume field (digits and a point) the whole-file reader reads in
+#: numpy: up to 15 digits make an integer below 2**53 (exact in a float, so the digit sums
+#: are exact whatever their order). A wider or odder field (a sign, an exponent, spaces,
+#: `1_0.5`, 'nan') is read by `float` itself.
+_WIDEST_DECIMAL = 15
+#: Bytes before the data, so that a field's fixed-width window never starts before it
+_PAD = max(_TIME_DIGITS[-1], _WIDEST_DECIMAL)
+_BOM = b"\xef\xbb\xbf"
+#: The columns the whole-file reader reads, in `BarColumns` order after the open time
+_VALUE_COLUMNS = (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)
+#: 10**k, exact as floats up to 10**22 (a quotient of two exact floats is correctly rounded)
+_POW10_FLOAT = np.array([float(10**k) for k in range(23)])
+_POW10_INT = 10 ** np.arange(19, dtype=np.int64)
 
 
 def clean_kline_bars(path: Path, symbol: str, options: ParseOptions) -> list[Bar] | None:
-    """Every bar of a file in one pass, when the file is clean: a 12-column Binance kline
-    file (header or not) whose every row `parse_kline_row` accepts as it stands, with epoch
-    times in digits (ms, or us) and taker-buy volume. The bars equal the streaming parser's,
-    float for float (the same `float` reads each field; the checks are `Bar.problem`'s, per
-    column).
-    None for anything else (a bad or skipped row, another layout or time format, a file that
-    cannot be read): the streaming parser then reads it and says what is wrong, where."""
-    try:
-        with open_kline_text(path) as stream:
-            text = stream.read()
-    except (DataError, OSError, EOFError, zlib.error, zipfile.BadZipFile, UnicodeDecodeError):
-        return None
-    if not text.isascii():
-        return None
-    lines = [line for line in text.split("\n") if line.strip()]
-    if lines and _is_header(lines[0]):
-        if len(lines[0].split(",")) != KLINE_COLUMNS:
-            return None
-        lines = lines[1:]
-    if not lines:
-        return None
-    commas = KLINE_COLUMNS - 1
-    if any(line.count(",") != commas for line in lines):
-        return None
-    # every line has the 12 fields: the file's fields in one list, column c every 12th
-    fields = ",".join(lines).split(",")
-    used = (0, 1, 2, 3, 4, 5, _CLOSE_TIME_COLUMN, _TAKER_BUY_COLUMN)  # the rest is not read
-    columns = {c: fields[c::KLINE_COLUMNS] for c in used}
-    try:
-        opens = _epoch_ms(columns[0], whole=True)
-        closes = _epoch_ms(columns[_CLOSE_TIME_COLUMN], whole=False)
-        values = [list(map(float, columns[c])) for c in (1, 2, 3, 4, 5, _TAKER_BUY_COLUMN)]
-    except ValueError:
-        return None
-    if opens is None or closes is None or not _clean(opens, closes, np.array(values)):
-        return None
+    """`clean_kline_columns` as bars: the streaming parser's, float for float."""
+    columns = clean_kline_columns(path, symbol, options)
+    return None if columns is None else _bars_of(columns)
+
+
+def _bars_of(columns: BarColumns) -> list[Bar]:
+    """The bars of a clean file's columns (1-minute bars with taker flow)."""
+    values = (columns.open, columns.high, columns.low, columns.close, columns.volume)
     return [
-        Bar(symbol, open_ms, o, h, low, c, volume, taker)
-        for open_ms, o, h, low, c, volume, taker in zip(opens.tolist(), *values, strict=True)
+        Bar(columns.symbol, open_ms, o, h, low, c, volume, taker)
+        for open_ms, o, h, low, c, volume, taker in zip(
+            columns.open_ms.tolist(),
+            *(v.tolist() for v in values),
+            columns.taker_buy_volume.tolist(),
+            strict=True,
+        )
     ]
 
 
+def clean_kline_columns(path: Path, symbol: str, options: ParseOptions) -> BarColumns | None:
+    """Every row of a file as columns in one pass, when the file is clean: a 12-column
+    Binance kline file (header or not) whose every row `parse_kline_row` accepts as it
+    stands, with epoch times in digits (ms, or us) and taker-buy volume. The values equal
+    the streaming parser's bit for bit (plain decimals are read in numpy, exactly as `float`
+    rounds them; any other field by `float` itself; the checks are `Bar.problem`'s, per
+    column). No `Bar` is made. `options` change nothing for a clean file.
+    None for anything else (a bad or skipped row, another layout or time format, a file that
+    cannot be read): the streaming parser then reads it and says what is wrong, where."""
+    del options  # a clean file reads the same under every option
+    try:
+        data = path.read_bytes()
+        if data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)  # at once: a fifth faster than a stream's reads
+        elif data[:4] == _ZIP_MAGIC:
+            with _sole_zip_member(path) as member:
+                data = member.read()
+    except (DataError, OSError, EOFError, zlib.error, zipfile.BadZipFile):
+        return None
+    return _clean_columns(data, symbol)
+
+
+def _clean_columns(data: bytes, symbol: str) -> BarColumns | None:
+    found = _field_bounds(data)
+    if found is None:
+        return None
+    data, commas, line_starts, line_ends = found
+    padded = np.frombuffer(b"0" * _PAD + data, dtype=np.uint8)
+    ends = [commas[:, c] for c in range(KLINE_COLUMNS - 1)] + [line_ends]
+    starts = [line_starts] + [commas[:, c] + 1 for c in range(KLINE_COLUMNS - 1)]
+    try:
+        opens = _scaled_ms(_digits_at(padded, starts[0], ends[0]), whole=True)
+        closes = _scaled_ms(
+            _digits_at(padded, starts[_CLOSE_TIME_COLUMN], ends[_CLOSE_TIME_COLUMN]), whole=False
+        )
+        if opens is None or closes is None:
+            return None
+        values = np.stack([_decimals_at(data, padded, starts[c], ends[c]) for c in _VALUE_COLUMNS])
+    except ValueError:
+        return None
+    if not _clean(opens, closes, values):
+        return None
+    o, h, low, c, volume, taker = values
+    return BarColumns(symbol, opens, o, h, low, c, volume, taker, np.ones(opens.size, np.bool_))
+
+
+def _field_bounds(
+    data: bytes,
+) -> tuple[bytes, IntArray, IntArray, IntArray] | None:
+    """The text as the streaming parser sees it (no BOM, universal newlines), and for each
+    data row the positions of its 11 commas (one row a row), of its start and of its end.
+    None unless every non-blank line after an optional 12-column header has the 12 fields
+    (or when the text is not ASCII: the streaming parser reads it)."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    if not data.isascii():
+        return None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(buf == ord("\n")), len(data))
+    commas = np.flatnonzero(buf == ord(","))
+    per_line = np.diff(np.searchsorted(commas, ends), prepend=0)
+    for end in np.flatnonzero(per_line == 0).tolist():  # blank, or not a kline row
+        start = int(ends[end - 1]) + 1 if end else 0
+        if data[start : int(ends[end])].decode().strip():
+            return None
+    filled = np.flatnonzero(per_line)
+    if filled.size == 0:
+        return None
+    first = int(filled[0])
+    first_start = int(ends[first - 1]) + 1 if first else 0
+    if _is_header(data[first_start : int(ends[first])].decode()):
+        if per_line[first] != KLINE_COLUMNS - 1:
+            return None
+        commas = commas[KLINE_COLUMNS - 1 :]
+        filled = filled[1:]
+    if filled.size == 0 or (per_line[filled] != KLINE_COLUMNS - 1).any():
+        return None
+    starts = np.where(filled > 0, ends[np.maximum(filled - 1, 0)] + 1, 0)
+    return data, commas.reshape(-1, KLINE_COLUMNS - 1), starts, ends[filled]
+
+
+def _windows(
+    padded: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Each field right-aligned in a window as wide as the widest (`padded`: the data after
+    `_PAD` filler bytes): the bytes, which of them lie before the field, the lengths."""
+    lengths = ends - starts
+    width = max(int(lengths.max()), 1)
+    index: type[np.signedinteger[Any]] = np.int32 if padded.size < 2**31 else np.int64
+    first = (ends + (_PAD - width)).astype(index)  # int32: half the bytes to gather with
+    window = padded[first[:, None] + np.arange(width, dtype=index)]
+    before = np.arange(width) < (width - lengths)[:, None]
+    return window, before, lengths
+
+
+def _digits_at(
+    padded: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64] | None:
+    """The values of plain digit fields of 12-18 characters (no sign, space or empty
+    field), else None: exact integer arithmetic on a digit matrix."""
+    lengths = ends - starts
+    if not lengths.size or lengths.min() < _TIME_DIGITS[0] or lengths.max() > _TIME_DIGITS[-1]:
+        return None
+    window, before, _ = _windows(padded, starts, ends)
+    digits = window - np.uint8(ord("0"))
+    if (digits[~before] > 9).any():  # below "0" wraps around to above 9 (unsigned)
+        return None
+    digits[before] = 0
+    width = window.shape[1]
+    if width <= _WIDEST_DECIMAL:  # below 10**15: exact as floats, and BLAS sums them
+        exact: npt.NDArray[np.int64] = (digits @ _POW10_FLOAT[width - 1 :: -1]).astype(np.int64)
+        return exact
+    values: npt.NDArray[np.int64] = digits.astype(np.int64) @ _POW10_INT[width - 1 :: -1]
+    return values
+
+
+def _digits(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
+    """`_digits_at` of a list of texts."""
+    if not texts or not all(t.isascii() for t in texts):
+        return None
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lengths + 1) - 1
+    padded = np.frombuffer(b"0" * _PAD + ",".join(texts).encode(), dtype=np.uint8)
+    return _digits_at(padded, ends - lengths, ends)
+
+
+def _decimals_at(
+    data: bytes,
+    padded: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """The fields' values as `float` reads them, bit for bit; ValueError where `float`
+    refuses one. A plain decimal (digits and at most one point, up to 15 characters) is
+    its digits as an exact integer m over 10**k (k digits after the point): both exact as
+    floats, so their quotient is the correctly rounded value, as `float`'s. Other fields
+    are read by `float` itself."""
+    if not starts.size:
+        return np.empty(0, dtype=np.float64)
+    narrow = ends - starts <= _WIDEST_DECIMAL
+    window, before, lengths = _windows(padded, np.where(narrow, starts, ends), ends)
+    width = window.shape[1]
+    point = window == ord(".")
+    digits = window - np.uint8(ord("0"))
+    plain_bytes = (digits <= 9) | point | before
+    point &= ~before
+    np.putmask(digits, before | point, 0)
+    # the digits as one number, the point read as a digit 0: m * 10 ** (k + 1) + the k
+    # digits after the point, below 10**15: exact as a float, whatever the order of the sums
+    places = np.arange(width - 1, -1, -1)
+    raw = digits @ _POW10_FLOAT[places]
+    # the point's place (k) and the points in the field (small integers: exact)
+    marks = point.view(np.uint8) @ np.stack([places, np.ones(width)], axis=1)
+    points = marks[:, 1]
+    after = np.where(points == 1, marks[:, 0], 0.0).astype(np.int64)
+    # the digits before the point: the floor of raw / 10 ** (k + 1) (the fraction it drops
+    # is below 0.1, far more than the rounding of a quotient below 10**14), so m is raw less
+    # 9 times those digits * 10 ** k: integers below 10**15 all along, exact
+    before_point = np.floor(raw / _POW10_FLOAT[after + 1])
+    mantissa = raw - (points == 1) * 9.0 * before_point * _POW10_FLOAT[after]
+    values: npt.NDArray[np.float64] = mantissa / _POW10_FLOAT[after]
+    plain = narrow & (points <= 1) & (lengths > points)
+    if not plain_bytes.all():
+        plain &= plain_bytes.all(axis=1)
+    for i in np.flatnonzero(~plain).tolist():
+        values[i] = float(data[starts[i] : ends[i]].decode())
+    return values
+
+
+def _decimals(texts: Sequence[str]) -> npt.NDArray[np.float64]:
+    """`_decimals_at` of a list of ASCII texts without commas or newlines."""
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lengths + 1) - 1
+    data = ",".join(texts).encode("ascii")
+    padded = np.frombuffer(b"0" * _PAD + data, dtype=np.uint8)
+    return _decimals_at(data, padded, ends - lengths, ends)
+
+
 def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | None:
+    """`_scaled_ms` of a list of texts."""
+    return _scaled_ms(_digits(texts), whole=whole)
+
+
+def _scaled_ms(
+    values: npt.NDArray[np.int64] | None, *, whole: bool
+) -> npt.NDArray[np.int64] | None:
     """Epoch ms of plain digit fields as `_scale_to_ms` makes them (s, ms, us or ns by
     magnitude), else None. `whole` (open times): None when one is not a whole millisecond
     (the streaming parser then refuses that row)."""
-    values = _digits(texts)
     if values is None:
         return None
     per_ms = np.where(values >= 10**17, 1_000_000, np.where(values >= 10**14, 1_000, 1))
@@ -480,27 +664,6 @@ def _epoch_ms(texts: Sequence[str], *, whole: bool) -> npt.NDArray[np.int64] | N
         return None
     scaled: npt.NDArray[np.int64] = np.where(values < 10**11, values * 1_000, values // per_ms)
     return scaled
-
-
-def _digits(texts: Sequence[str]) -> npt.NDArray[np.int64] | None:
-    """The values of plain digit fields (no sign, space or empty field), else None. Fields
-    all of one width (every time of a month has 13 digits) are read as a digit matrix:
-    exact integer arithmetic, a tenth of the time of `int` per field."""
-    lengths = set(map(len, texts))
-    if not lengths <= set(_TIME_DIGITS):
-        return None
-    joined = "".join(texts)
-    if len(lengths) == 1 and joined.isascii():
-        (width,) = lengths
-        digits = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, width) - 48
-        if (digits > 9).any():  # below "0" wraps around to above 9 (unsigned)
-            return None
-        scale = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-        values: npt.NDArray[np.int64] = digits.astype(np.int64) @ scale
-        return values
-    if not joined.isdigit():
-        return None
-    return np.array(list(map(int, texts)), dtype=np.int64)
 
 
 def _clean(
@@ -545,6 +708,19 @@ class FileReader(Protocol):
         ...
 
 
+class ColumnsReader(FileReader, Protocol):
+    """A reader that can also hand a clean file over as columns (no `Bar` per row): the
+    batch replay (`ReplaySource.batch_input`) asks it first."""
+
+    def read_columns(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> BarColumns | None:
+        """The bars `read` would yield, as columns, when it would yield them all without
+        skipping a row or failing; else None (the caller then reads the file through
+        `read`)."""
+        ...
+
+
 class DiskReader:
     """Parses the file from disk on every read."""
 
@@ -562,18 +738,24 @@ class DiskReader:
             stats=stats,
         )
 
+    def read_columns(
+        self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
+    ) -> BarColumns | None:
+        """The file's rows as columns at once (`clean_kline_columns`) when it is clean:
+        what `read` streams, no row skipped, no error. Else None: `read` then streams it
+        (and fails where and as the stream does). A file `read` refuses up front (its
+        name, no such file) fails here alike."""
+        self.read(path, symbol, options, stats).close()  # the up-front checks
+        file_symbol = symbol.upper() if symbol else symbol_from_filename(path)
+        return clean_kline_columns(path, file_symbol, options) if file_symbol else None
+
     def read_all(
         self, path: Path, symbol: str | None, options: ParseOptions, stats: ReplayStats
     ) -> Iterable[Bar]:
-        """The file's bars at once (`clean_kline_bars`) when it is clean, else `read`'s
+        """The file's bars at once (`read_columns`) when it is clean, else `read`'s
         stream: the same bars, and a bad file fails where and as the stream does."""
-        stream = self.read(path, symbol, options, stats)  # the up-front checks
-        file_symbol = symbol.upper() if symbol else symbol_from_filename(path)
-        bars = clean_kline_bars(path, file_symbol, options) if file_symbol else None
-        if bars is None:
-            return stream
-        stream.close()
-        return bars
+        columns = self.read_columns(path, symbol, options, stats)
+        return self.read(path, symbol, options, stats) if columns is None else _bars_of(columns)
 
 
 _file_reader: FileReader = DiskReader()
@@ -613,6 +795,65 @@ class _KlineFile:
     path: Path
     symbol: str
     first_open_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """One symbol's files chained (rows not later than the last kept one dropped), as
+    columns, with what `_symbol_bars` counts on the way to each kept bar."""
+
+    columns: BarColumns
+    gaps: BoolArray  # per kept bar: it opens more than a bar after the one before
+    duplicates_before: IntArray  # per kept bar: rows dropped before it
+    duplicates: int  # rows dropped in all
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def open_ms(self) -> IntArray:
+        return self.columns.open_ms
+
+    @classmethod
+    def of(cls, symbol: str, pieces: list[BarColumns]) -> _Chain:
+        open_ms = np.concatenate([p.open_ms for p in pieces])
+        latest = np.maximum.accumulate(open_ms)
+        before = np.concatenate([[np.iinfo(np.int64).min], latest[:-1]])
+        kept = np.flatnonzero(open_ms > before)  # the first row is always kept
+
+        def joined(name: str) -> npt.NDArray[Any]:
+            return np.concatenate([getattr(p, name) for p in pieces])[kept]
+
+        columns = BarColumns(
+            symbol,
+            open_ms[kept],
+            joined("open"),
+            joined("high"),
+            joined("low"),
+            joined("close"),
+            joined("volume"),
+            joined("taker_buy_volume"),
+            joined("has_flow"),
+        )
+        starts = columns.open_ms
+        gaps = np.concatenate([[False], starts[1:] > starts[:-1] + MINUTE_MS])
+        dropped = kept - np.arange(kept.size)
+        return cls(columns, gaps, dropped, open_ms.size - kept.size)
+
+
+def _tail(columns: BarColumns, first: int) -> BarColumns:
+    """Rows `first`.. of `columns`."""
+    return BarColumns(
+        columns.symbol,
+        columns.open_ms[first:],
+        columns.open[first:],
+        columns.high[first:],
+        columns.low[first:],
+        columns.close[first:],
+        columns.volume[first:],
+        columns.taker_buy_volume[first:],
+        columns.has_flow[first:],
+    )
 
 
 class ReplaySource:
@@ -753,6 +994,120 @@ class ReplaySource:
             self._last_ok_s = out[-1].close_s
         self._state = SourceState.FINISHED
         return out
+
+    def batch_input(self, resume_after_ms: int | None = None) -> BatchInput:
+        """What `BatchInput.from_bars(self.batch_bars(resume_after_ms), checked=True)`
+        gives, with the same stats and state after it, but without a `Bar` per row: each
+        clean file comes as columns (the reader's `read_columns`), a symbol's files are
+        chained and the window cut in numpy, and the steps are the symbols merged by
+        (open time, symbol) as `merged_bars` merges them. A file that is not clean is read
+        as bars. A file that fails, or one that is not clean under a window that ends
+        early (the stream would read only part of it), goes through `batch_bars`: its
+        counts and its first error are the stream's own."""
+        self.stats = ReplayStats()
+        self._state = SourceState.OK
+        try:
+            with no_gc():
+                chains = [self._symbol_chain(symbol) for symbol in self.symbols]
+        except DataError:
+            chains = [None]
+        if any(chain is None for chain in chains):
+            return BatchInput.from_bars(self.batch_bars(resume_after_ms), checked=True)
+        found = [chain for chain in chains if chain is not None]  # all of them
+        self._count_pulled(found)
+        out = self._merge_window(found, resume_after_ms)
+        if out.order:
+            last_open_ms = max(int(c.open_ms[-1]) for c in out.columns)
+            self._last_ok_s = (last_open_ms + MINUTE_MS) / 1000.0
+        self._state = SourceState.FINISHED
+        return out
+
+    def _symbol_chain(self, symbol: str) -> _Chain | None:
+        """One symbol's files chained as `_symbol_bars` chains them, as columns; None when
+        a file is not clean and the window ends early (see `batch_input`)."""
+        # a `ColumnsReader` hands clean files over as columns
+        read_columns = getattr(self._reader, "read_columns", None)
+        pieces: list[BarColumns] = []
+        for file in (f for f in self._files if f.symbol == symbol):
+            columns = None
+            if read_columns is not None:
+                columns = read_columns(file.path, symbol, self.options, self.stats)
+            if columns is None:
+                if self.end_ms is not None:
+                    return None
+                bars = list(self._reader.read(file.path, symbol, self.options, self.stats))
+                columns = BarColumns.from_bars(symbol, bars)
+            pieces.append(columns)
+        return _Chain.of(symbol, pieces)
+
+    def _count_pulled(self, chains: list[_Chain]) -> None:
+        """The stats `batch_bars` leaves: it counts each bar (and the duplicates and gaps
+        before it) as `heapq.merge` pulls it from its symbol's stream, and when the window
+        ends the merge stops with one bar pulled ahead on every other stream."""
+        pulled = [len(chain) for chain in chains]
+        exhausted = [True] * len(chains)
+        end = self.end_ms
+        late = (
+            []
+            if end is None
+            else [
+                (int(chain.open_ms[i]), rank)
+                for rank, chain in enumerate(chains)
+                if (i := int(np.searchsorted(chain.open_ms, end))) < len(chain)
+            ]
+        )
+        if late:
+            stop_ms, stop_rank = min(late)  # the bar that ends the window
+            for rank, chain in enumerate(chains):
+                # bars merged before the one that ends the window
+                taken = int(
+                    np.searchsorted(
+                        chain.open_ms, stop_ms, "right" if rank <= stop_rank else "left"
+                    )
+                )
+                ahead = 0 if rank == stop_rank else 1
+                pulled[rank] = min(taken + ahead, len(chain))
+                exhausted[rank] = rank != stop_rank and taken == len(chain)
+        for chain, count, done in zip(chains, pulled, exhausted, strict=True):
+            self.stats.bars += count
+            self.stats.gaps += int(chain.gaps[:count].sum())
+            self.stats.duplicates_dropped += (
+                chain.duplicates if done else int(chain.duplicates_before[count - 1])
+            )
+
+    def _merge_window(self, chains: list[_Chain], resume_after_ms: int | None) -> BatchInput:
+        """The bars `batch_bars` keeps, as columns, and their merged order."""
+        cuts = []
+        for chain in chains:
+            open_ms = chain.open_ms
+            first = 0
+            if resume_after_ms is not None:
+                first = int(np.searchsorted(open_ms, resume_after_ms, "right"))
+            if self.start_ms is not None:
+                first = max(first, int(np.searchsorted(open_ms, self.start_ms)))
+            stop = len(chain) if self.end_ms is None else int(np.searchsorted(open_ms, self.end_ms))
+            cuts.append((first, stop))
+        # codes in order of first appearance in the merged steps, as `from_bars` gives them
+        present = sorted(
+            (int(chain.open_ms[first]), rank)
+            for rank, (chain, (first, stop)) in enumerate(zip(chains, cuts, strict=True))
+            if first < stop
+        )
+        ranks = len(chains)
+        code_of_rank = np.full(ranks, REJECTED, dtype=np.int64)
+        keys = []
+        columns = []
+        for code, (_, rank) in enumerate(present):
+            code_of_rank[rank] = code
+            first, stop = cuts[rank]
+            part = chains[rank].columns.head(stop)
+            columns.append(_tail(part, first))
+            keys.append(part.open_ms[first:] * ranks + rank)
+        if not keys:
+            return BatchInput((), [], [])
+        merged = np.sort(np.concatenate(keys), kind="stable")  # merges sorted runs: fast
+        order: list[int] = code_of_rank[merged % ranks].tolist()
+        return BatchInput(tuple(c.symbol for c in columns), columns, order)
 
     def _fail(self, message: str) -> None:
         self._state = SourceState.DEGRADED
