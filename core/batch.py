@@ -295,7 +295,9 @@ class _Run:
         self.flat = [True] * symbols
         self.lo = [-_INF] * symbols
         self.hi = [_INF] * symbols
+        self.until_ms = [_INF] * symbols  # a bar opening at or after it: a force-hold may end
         self.due_ms = -_INF  # a bar opening at or after it: a learning cycle may run
+        self.limit = [-_INF] * symbols  # the earlier of the two
         self.every = False  # apply every bar (the store refuses writes)
         self.done = 0  # steps taken
 
@@ -310,10 +312,10 @@ class _Run:
             self.high,
             self.open_ms,
         )
-        flat, lo, hi = self.flat, self.lo, self.hi
+        flat, lo, hi, limit = self.flat, self.lo, self.hi, self.limit
         n = len(order)
         g = 0
-        due_ms, every = self.due_ms, self.every
+        every = self.every
         while g < n:
             poll = min(n, g + _POLL_STEPS)
             while g < poll:
@@ -323,7 +325,7 @@ class _Run:
                     e < 2
                     and low[g] > lo[c]
                     and high[g] < hi[c]
-                    and open_ms[g] < due_ms
+                    and open_ms[g] < limit[c]
                     and not every
                 ):
                     if not (e and flat[c]):
@@ -336,13 +338,13 @@ class _Run:
                 if core.stopping:
                     self.done = g
                     return
-                due_ms, every = self.due_ms, self.every
+                every = self.every
             self.done = g
             if core.commands:
                 self.catch_up_all(g)
                 core.apply_commands()
                 self.look_again()
-                due_ms, every = self.due_ms, self.every
+                every = self.every
             if core.stopping:
                 return
 
@@ -468,29 +470,31 @@ class _Run:
 
     def look_again(self) -> None:
         """After a step that may have changed anything: every symbol's state looked at."""
-        for code in range(len(self.synced)):
-            self._look(code)
         core = self.core
         trading = core.trading
         self.every = not core.store.healthy or (trading is not None and trading.backlogged)
         learning = core.learning
+        last_slot_s = None if learning is None else learning.schedule.last_slot_s
         if learning is None or learning.read_only:
             self.due_ms = _INF
-            return
-        schedule = learning.schedule
-        if schedule.last_slot_s is None:
+        elif last_slot_s is None:
             self.due_ms = -_INF
-            return
-        # a minute early: the cycle's own test (`LearningLoop.cycle_due`) decides
-        self.due_ms = (schedule.last_slot_s + schedule.interval_s) * 1000.0 - MINUTE_MS
+        else:
+            # a minute early: the cycle's own test (`LearningLoop.cycle_due`) decides
+            self.due_ms = (last_slot_s + learning.schedule.interval_s) * 1000.0 - MINUTE_MS
+        for code in range(len(self.synced)):
+            self._look(code)
 
     def _look(self, code: int) -> None:
         trading = self.core.trading
         if trading is None:
             self.flat[code] = False  # no signals are traded
-            self.lo[code], self.hi[code] = -_INF, _INF
-            return
-        symbol = self.feed.features[code].columns.symbol
-        book = trading.book
-        self.flat[code] = symbol not in book.live and symbol not in book.pending
-        self.lo[code], self.hi[code] = trading.quiet_band(symbol)
+            self.lo[code], self.hi[code], self.until_ms[code] = -_INF, _INF, _INF
+        else:
+            symbol = self.feed.features[code].columns.symbol
+            book = trading.book
+            self.flat[code] = symbol not in book.live and symbol not in book.pending
+            lo, hi, until_s = trading.quiet_band(symbol)
+            self.lo[code], self.hi[code] = lo, hi
+            self.until_ms[code] = until_s * 1000.0 - 1000.0  # a second early: the rule decides
+        self.limit[code] = min(self.until_ms[code], self.due_ms)

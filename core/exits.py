@@ -170,6 +170,13 @@ def quiet_band(position: Position, config: ExitConfig) -> tuple[float, float]:
     return stop_price(position, config), nearest
 
 
+def hold_band(position: Position, config: ExitConfig) -> tuple[float, float]:
+    """The stop and T4: in the force-hold modes (FORCE_HOLD, T4_STOP_ONLY) no other level
+    fills (`bar_exits`, `open_trigger`), so a bar strictly between them triggers nothing
+    for as long as the position stays in one of them."""
+    return stop_price(position, config), tier_price(position, ExitReason.T4, config)
+
+
 def quiet_bar(band: tuple[float, float], side: Side, bar: Bar) -> bool:
     """True when `bar` reaches neither level of `band` (the exact negation of `reached`
     for the stop, the open and each tier; a sane bar's open lies within its range)."""

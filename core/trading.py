@@ -35,7 +35,16 @@ from .broker import Fill, PaperBroker
 from .clock import Clock
 from .config import Config
 from .errors import CommandError
-from .exits import ExitMode, ExitTrigger, bar_exits, exit_mode, open_trigger, quiet_band, quiet_bar
+from .exits import (
+    ExitMode,
+    ExitTrigger,
+    bar_exits,
+    exit_mode,
+    hold_band,
+    open_trigger,
+    quiet_band,
+    quiet_bar,
+)
 from .flow import FlowState
 from .gates import Decision, GateContext, GatePipeline
 from .hurst import HurstReading
@@ -464,28 +473,44 @@ class TradingLoop:
         cached = self._quiet[position.id] = (position, lo, hi)
         return cached
 
-    def quiet_band(self, symbol: str) -> tuple[float, float]:
-        """(lo, hi) such that a bar of `symbol` with low > lo and high < hi changes nothing
-        in its exits: every position and twin of the symbol is on the ladder for good and
-        the bar inside its quiet band (`_quiet_for`, the test `_run_exits` makes). (inf,
-        -inf) when the symbol's next bar must be seen whatever it is (an entry order
-        waiting, a position in force-hold or asked to close, an exchange's router); (-inf,
-        inf) with nothing open. A batch replay passes over the bars inside the band."""
+    def quiet_band(self, symbol: str) -> tuple[float, float, float]:
+        """(lo, hi, until_s) such that a bar of `symbol` opening before `until_s` with low >
+        lo and high < hi changes nothing in its exits: every position and twin of the symbol
+        keeps its mode and the bar stays inside its quiet band (`exits.quiet_band`: no exit
+        in any mode). A position in force-hold can change mode only when its hold is over
+        and the regime its next bar reads is not TRUE TREND (`exit_mode`): that bar's open
+        bounds `until_s`; a regime change is a bar the batch run applies whole, and looks
+        again after. (inf, -inf, -inf) when the symbol's next bar must be seen whatever it
+        is (an entry order waiting, a position asked to close, quiet exits off, an
+        exchange's router); (-inf, inf, inf) with nothing open. A batch replay passes over
+        the bars inside the band."""
         book = self.book
-        if symbol in book.pending or self.router is not None:
-            return math.inf, -math.inf
-        lo, hi = -math.inf, math.inf
+        inf = math.inf
+        if symbol in book.pending or self.router is not None or not self.quiet_exits:
+            return inf, -inf, -inf
+        lo, hi, until_s = -inf, inf, inf
         live = book.live.get(symbol)
         positions = [t for t in book.twins.values() if t.symbol == symbol]
         if live is not None:
             positions.append(live)
+        trend = book.last_regime.get(symbol, Regime.WARMING) is Regime.TRUE_TREND
         for position in positions:
-            cached = self._quiet.get(position.id)
-            if cached is None or cached[0] is not position:
-                cached = self._quiet_entry(position)
-            lo = max(lo, cached[1])
-            hi = min(hi, cached[2])
-        return lo, hi
+            if position.close_requested:
+                return inf, -inf, -inf
+            hold = position.force_hold_until_s
+            if hold is not None and not position.released_to_ladder:
+                # in a force-hold mode until its bar at `until_s` (or a regime change):
+                # only the stop and T4 can fill
+                if not trend:
+                    until_s = min(until_s, hold)
+                stop, nearest = hold_band(position, self.config.exits)
+            else:
+                stop, nearest = self._band(position)
+            if position.side is Side.LONG:
+                lo, hi = max(lo, stop), min(hi, nearest)
+            else:
+                lo, hi = max(lo, nearest), min(hi, stop)
+        return lo, hi, until_s
 
     def mode_at(self, position: Position, at_s: float) -> ExitMode:
         regime = self.book.last_regime.get(position.symbol, Regime.WARMING)
