@@ -37,17 +37,26 @@ from .config import Config
 from .errors import CommandError
 from .exits import ExitMode, ExitTrigger, bar_exits, exit_mode, open_trigger, quiet_band, quiet_bar
 from .flow import FlowState
+from .frozen import slot_maker
 from .gates import Decision, GateContext, GatePipeline
 from .hurst import HurstReading
 from .ledger import RecentIds
 from .orders import EntryControls, EntryOrder
 from .positions import ExitLeg, Position
-from .sizing import conviction, size_breakdown, stake_usd
+from .sizing import SizeBreakdown, conviction, size_breakdown, stake_usd
 from .snapshot import GuardBlockView
 from .store import GUARD_BLOCKS, LIVE_OUTCOMES, POSITIONS, SHADOW_OUTCOMES, Store
 from .strategy import AlphaOfi, Signal
 from .trades import ClosedTrade, Ledger
-from .types import BlockReason, ExitReason, Regime, Side, SymbolState
+from .types import (
+    BlockReason,
+    Conviction,
+    ExitReason,
+    Regime,
+    Side,
+    SymbolState,
+    WhaleDirection,
+)
 
 MIN_S = 60.0
 HOUR_S = 3600.0
@@ -56,6 +65,9 @@ HOUR_S = 3600.0
 _json_str: Callable[[str], str] = encode_basestring_ascii
 
 Emit = Callable[..., Any]
+
+#: `GuardBlockView(...)` by position, at half the cost (one per blocked signal)
+_guard_block_view = slot_maker(GuardBlockView)
 
 
 class OrderRouter(Protocol):
@@ -131,6 +143,8 @@ class TradingLoop:
         self._dirty = False
         self._bands: dict[str, tuple[Position, tuple[float, float]]] = {}
         self._quiet: dict[str, tuple[Position, float, float]] = {}  # `_quiet_for`'s bands
+        self._sizes: dict[tuple[str, str, bool], SizeBreakdown] = {}  # `_size`'s answers
+        self._sizes_for: object = None  # the sizing config they were made for
         self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
@@ -233,21 +247,32 @@ class TradingLoop:
             self._block(decision, qty)
 
     def decide(self, signal: Signal, controls: EntryControls) -> Decision:
-        status = self.terms.status(signal.symbol)
+        symbol, book = signal.symbol, self.book
+        status = self.terms.status(symbol)
         level = conviction(
             signal.side, signal.whale_direction, signal.retail_ofi, signal.cross_buy_ratio
         )
-        size = size_breakdown(
-            level, signal.regime, status.state is SymbolState.PROBATION, self.config.sizing
-        )
+        size = self._size(level, signal.regime, status.state is SymbolState.PROBATION)
         ctx = GateContext(
-            signal=signal,
-            paused=controls.paused,
-            open_positions=len(self.book.live) + len(self.book.pending),
-            slippage_buffer_bps=status.slippage_buffer_bps,
-            cooldown_until_s=self.book.cooldown_until_s.get(signal.symbol),
+            signal,
+            controls.paused,
+            len(book.live) + len(book.pending),
+            status.slippage_buffer_bps,
+            book.cooldown_until_s.get(symbol),
         )
         return self.gates.decide(ctx, size, controls.guards_enabled)
+
+    def _size(self, level: Conviction, regime: Regime, on_probation: bool) -> SizeBreakdown:
+        """`size_breakdown`, made once per (conviction, regime, probation) and sizing: a
+        frozen value, the same for every signal bar that shares them."""
+        sizing = self.config.sizing
+        if self._sizes_for is not sizing:
+            self._sizes, self._sizes_for = {}, sizing
+        key = (level._value_, regime._value_, on_probation)
+        size = self._sizes.get(key)
+        if size is None:
+            size = self._sizes[key] = size_breakdown(level, regime, on_probation, sizing)
+        return size
 
     def _place_order(self, decision: Decision, qty: float) -> None:
         signal = decision.signal
@@ -359,24 +384,23 @@ class TradingLoop:
         signal = decision.signal
         reason = decision.blocked_by
         assert reason is not None
-        twin = self._open_blocked_twin(signal.symbol, signal.side, reason)
+        symbol, side, book = signal.symbol, signal.side, self.book
+        twin = self._open_blocked_twin(symbol, side, reason)
         new_twin = twin is None
         if twin is None:
             twin = self._blocked_twin(decision, qty, reason)
-            self.book.twins[twin.id] = twin
-        self.book.guard.note_block(reason)
+            book.twins[twin.id] = twin
+        book.guard.note_block(reason)
         detail = decision.detail
-        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, detail)
-        self.book.guard_log.appendleft(view)
-        record = block_record(decision, twin, new_twin)
-        self._blocks.append_once(record, block_line(record))
+        book.guard_log.appendleft(_guard_block_view(signal.time_s, symbol, side, reason, detail))
+        self._blocks.append_once(*block_entry(decision, twin, new_twin))
         self._dirty = True
         # `_value_`: an enum's value without the `value` property's cost (a block per signal
         # bar of a closed golden hour)
-        reason_value, side_value = reason._value_, signal.side._value_
+        reason_value, side_value = reason._value_, side._value_
         self.emit(
             "block",
-            signal.symbol,
+            symbol,
             f"{side_value} blocked by {reason_value}: {detail}",
             reason=reason_value,
             side=side_value,
@@ -703,6 +727,99 @@ def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str
         "twin_id": twin.id,  # the twin following this opportunity (new, or already open)
         "new_twin": new_twin,
     }
+
+
+def block_entry(
+    decision: Decision, twin: Position, new_twin: bool
+) -> tuple[dict[str, Any], str | None]:
+    """`block_record` and its `block_line`, made together from the decision (one per
+    blocked signal: the record's layout is known here, so only its numbers are checked)."""
+    signal = decision.signal
+    blocked_by = decision.blocked_by
+    record_id = f"G-{signal.id}"
+    t, ofi, atr, edge = signal.time_s, signal.ofi, signal.atr_bps, signal.expected_edge_bps
+    retail, size, price = signal.retail_ofi, decision.size_multiplier, signal.price
+    symbol, side = signal.symbol, signal.side._value_
+    reason = None if blocked_by is None else blocked_by._value_
+    detail, twin_id = decision.detail, twin.id
+    passed, passed_text = _reason_list(decision.passed)
+    skipped, skipped_text = _reason_list(decision.skipped)
+    whale, regime = signal.whale_direction._value_, signal.regime._value_
+    conviction_value = decision.size.conviction._value_
+    record = {
+        "id": record_id,
+        "time_s": t,
+        "symbol": symbol,
+        "side": side,
+        "reason": reason,
+        "detail": detail,
+        "passed": passed,
+        "skipped": skipped,
+        "ofi": ofi,
+        "atr_bps": atr,
+        "expected_edge_bps": edge,
+        "whale_direction": whale,
+        "retail_ofi": retail,
+        "regime": regime,
+        "conviction": conviction_value,
+        "size_multiplier": size,
+        "price": price,
+        "twin_id": twin_id,  # the twin following this opportunity (new, or already open)
+        "new_twin": new_twin,
+    }
+    if not (
+        type(t) is float
+        and type(ofi) is float
+        and type(atr) is float
+        and type(edge) is float
+        and type(retail) is float
+        and type(size) is float
+        and type(price) is float
+        and type(new_twin) is bool
+        and math.isfinite(t + ofi + atr + edge + retail + size + price)
+    ):
+        return record, None  # `block_line`'s answer: the encoder writes this one
+    s, texts = _json_str, _ENUM_JSON
+    try:
+        # `!r` of a float (checked just above) is `float.__repr__`, as the encoder writes it
+        return record, (
+            f'{{"id":{s(record_id)},"time_s":{t!r},"symbol":{s(symbol)},'
+            f'"side":{texts.get(side) or s(side)},'
+            f'"reason":{"null" if reason is None else texts.get(reason) or s(reason)},'
+            f'"detail":{s(detail)},"passed":{passed_text},"skipped":{skipped_text},'
+            f'"ofi":{ofi!r},"atr_bps":{atr!r},"expected_edge_bps":{edge!r},'
+            f'"whale_direction":{texts.get(whale) or s(whale)},"retail_ofi":{retail!r},'
+            f'"regime":{texts.get(regime) or s(regime)},'
+            f'"conviction":{texts.get(conviction_value) or s(conviction_value)},'
+            f'"size_multiplier":{size!r},"price":{price!r},"twin_id":{s(twin_id)},'
+            f'"new_twin":{"true" if new_twin else "false"}}}'
+        )
+    except TypeError:  # a text that is not a str
+        return record, None
+
+
+#: each enum value `block_entry` writes, as the json encoder writes it (made once)
+_ENUM_JSON: dict[str, str] = {
+    member._value_: _json_str(member._value_)
+    for enum in (Side, BlockReason, WhaleDirection, Regime, Conviction)
+    for member in enum
+}
+
+#: `_reason_list`'s answers by the identity of the tuple (the gates keep a few, for good)
+_REASON_LISTS: dict[int, tuple[tuple[BlockReason, ...], list[str], str]] = {}
+
+
+def _reason_list(reasons: tuple[BlockReason, ...]) -> tuple[list[str], str]:
+    """The values of `reasons` (a new list, for the record) and their JSON list text."""
+    known = _REASON_LISTS.get(id(reasons))
+    if known is not None and known[0] is reasons:
+        return list(known[1]), known[2]
+    values = [r._value_ for r in reasons]
+    text = f"[{','.join(map(_json_str, values))}]"
+    if len(_REASON_LISTS) >= 64:
+        _REASON_LISTS.clear()
+    _REASON_LISTS[id(reasons)] = (reasons, values, text)  # kept alive: its id stays its own
+    return list(values), text
 
 
 _BLOCK_KEYS = (
