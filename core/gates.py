@@ -54,9 +54,10 @@ class Gate(Protocol):
 
 class PausedGate:
     reason = BlockReason.PAUSED
+    detail = "entries are paused by the operator"
 
     def check(self, ctx: GateContext) -> str | None:
-        return "entries are paused by the operator" if ctx.paused else None
+        return self.detail if ctx.paused else None
 
 
 class GoldenHourGate:
@@ -168,6 +169,30 @@ class GatePipeline:
         # (passed, skipped) per outcome: the gate that blocked and the guards switched off
         # before it decide both, and a signal bar's decision needs no new tuples
         self._outcomes: dict[int, tuple[tuple[BlockReason, ...], tuple[BlockReason, ...]]] = {}
+        self._paused_gate = self.gates[0]
+        self._past_pause = (BlockReason.PAUSED,)
+
+    def decide_early(self, signal: Signal, paused: bool, size: SizeBreakdown) -> Decision | None:
+        """`decide`'s answer when the pause or the golden hour blocks `signal`: the first two
+        gates, which read nothing but the switch and the signal's time (most signal bars
+        of a day end here, at night), so no `GateContext` is made. None when both let it
+        through (or the pipeline's first gates are not these two): then `decide`."""
+        steps, golden = self._steps, self._golden_gate
+        if not (
+            type(self._paused_gate) is PausedGate
+            and steps[0][0] is self._paused_gate
+            and steps[1][0] is golden
+            and golden.window is self.golden_hour
+        ):
+            return None
+        golden_open = self.golden_hour.is_open(signal.time_s)
+        if paused:
+            detail = self._paused_gate.detail
+            return Decision(signal, (), (), BlockReason.PAUSED, detail, size, golden_open)
+        if golden_open:
+            return None
+        detail = golden.closed_detail
+        return Decision(signal, self._past_pause, (), BlockReason.GOLDEN_HOUR, detail, size, False)
 
     def decide(
         self, ctx: GateContext, size: SizeBreakdown, guards_enabled: Mapping[BlockReason, bool]

@@ -145,6 +145,9 @@ class TradingLoop:
         self._quiet: dict[str, tuple[Position, float, float]] = {}  # `_quiet_for`'s bands
         self._sizes: dict[tuple[str, str, bool], SizeBreakdown] = {}  # `_size`'s answers
         self._sizes_for: object = None  # the sizing config they were made for
+        # `_open_blocked_twin`'s ids per (symbol, side, reason), for the twins dict named
+        self._twin_index: dict[tuple[str, str, str], str] = {}
+        self._twin_index_of: object = None
         self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
@@ -253,6 +256,9 @@ class TradingLoop:
             signal.side, signal.whale_direction, signal.retail_ofi, signal.cross_buy_ratio
         )
         size = self._size(level, signal.regime, status.state is SymbolState.PROBATION)
+        early = self.gates.decide_early(signal, controls.paused, size)
+        if early is not None:
+            return early  # paused, or outside the golden hour
         ctx = GateContext(
             signal,
             controls.paused,
@@ -389,7 +395,7 @@ class TradingLoop:
         new_twin = twin is None
         if twin is None:
             twin = self._blocked_twin(decision, qty, reason)
-            book.twins[twin.id] = twin
+            book.twins[twin.id] = twin  # the only one open for the key: the first next time
         book.guard.note_block(reason)
         detail = decision.detail
         book.guard_log.appendleft(_guard_block_view(signal.time_s, symbol, side, reason, detail))
@@ -413,8 +419,33 @@ class TradingLoop:
         )
 
     def _open_blocked_twin(self, symbol: str, side: Side, reason: BlockReason) -> Position | None:
-        for twin in self.book.twins.values():
+        """The first open blocked twin of `symbol`, `side` and `reason` in the book's order.
+
+        Its id is kept per (symbol, side, reason) for the next block (most signal bars of a
+        closed golden hour find the same twin): still in the book and still matching, it is
+        the first one, as a twin is never moved ahead of another in the dict and a matching
+        one is only added when none is open. A stale id, or another `twins` dict (a book
+        loaded from disk), and the twins are read again."""
+        twins = self.book.twins
+        index = self._twin_index
+        if self._twin_index_of is not twins:
+            index.clear()
+            self._twin_index_of = twins
+        key = (symbol, side._value_, reason._value_)
+        known = index.get(key)
+        if known is not None:
+            twin = twins.get(known)
+            if (
+                twin is not None
+                and twin.block_reason is reason
+                and twin.symbol == symbol
+                and twin.side is side
+            ):
+                return twin
+            del index[key]
+        for twin in twins.values():
             if twin.block_reason is reason and twin.symbol == symbol and twin.side is side:
+                index[key] = twin.id
                 return twin
         return None
 
@@ -732,41 +763,15 @@ def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str
 def block_entry(
     decision: Decision, twin: Position, new_twin: bool
 ) -> tuple[dict[str, Any], str | None]:
-    """`block_record` and its `block_line`, made together from the decision (one per
-    blocked signal: the record's layout is known here, so only its numbers are checked)."""
+    """A block's record and line for `RecentIds.append_once` (one per blocked signal):
+    `block_line(block_record(...))` made straight from the decision, whose layout is known
+    here, so only its numbers are checked. With the line, the log reads only the record's
+    id (it writes the line, and keeps the record beside it only while the disk refuses),
+    so the record is its id alone; without one (a number only the encoder writes), the
+    whole `block_record`."""
     signal = decision.signal
-    blocked_by = decision.blocked_by
-    record_id = f"G-{signal.id}"
     t, ofi, atr, edge = signal.time_s, signal.ofi, signal.atr_bps, signal.expected_edge_bps
     retail, size, price = signal.retail_ofi, decision.size_multiplier, signal.price
-    symbol, side = signal.symbol, signal.side._value_
-    reason = None if blocked_by is None else blocked_by._value_
-    detail, twin_id = decision.detail, twin.id
-    passed, passed_text = _reason_list(decision.passed)
-    skipped, skipped_text = _reason_list(decision.skipped)
-    whale, regime = signal.whale_direction._value_, signal.regime._value_
-    conviction_value = decision.size.conviction._value_
-    record = {
-        "id": record_id,
-        "time_s": t,
-        "symbol": symbol,
-        "side": side,
-        "reason": reason,
-        "detail": detail,
-        "passed": passed,
-        "skipped": skipped,
-        "ofi": ofi,
-        "atr_bps": atr,
-        "expected_edge_bps": edge,
-        "whale_direction": whale,
-        "retail_ofi": retail,
-        "regime": regime,
-        "conviction": conviction_value,
-        "size_multiplier": size,
-        "price": price,
-        "twin_id": twin_id,  # the twin following this opportunity (new, or already open)
-        "new_twin": new_twin,
-    }
     if not (
         type(t) is float
         and type(ofi) is float
@@ -778,24 +783,32 @@ def block_entry(
         and type(new_twin) is bool
         and math.isfinite(t + ofi + atr + edge + retail + size + price)
     ):
-        return record, None  # `block_line`'s answer: the encoder writes this one
+        return block_record(decision, twin, new_twin), None  # as `block_line` says
+    record_id = f"G-{signal.id}"
+    blocked_by = decision.blocked_by
     s, texts = _json_str, _ENUM_JSON
     try:
-        # `!r` of a float (checked just above) is `float.__repr__`, as the encoder writes it
-        return record, (
-            f'{{"id":{s(record_id)},"time_s":{t!r},"symbol":{s(symbol)},'
+        side, whale = signal.side._value_, signal.whale_direction._value_
+        regime, conviction_value = signal.regime._value_, decision.size.conviction._value_
+        reason = None if blocked_by is None else blocked_by._value_
+        # `!r` of a float (checked above) is `float.__repr__`, as the encoder writes it
+        line = (
+            f'{{"id":{s(record_id)},"time_s":{t!r},"symbol":{s(signal.symbol)},'
             f'"side":{texts.get(side) or s(side)},'
             f'"reason":{"null" if reason is None else texts.get(reason) or s(reason)},'
-            f'"detail":{s(detail)},"passed":{passed_text},"skipped":{skipped_text},'
+            f'"detail":{s(decision.detail)},'
+            f'"passed":{_reason_list(decision.passed)},'
+            f'"skipped":{_reason_list(decision.skipped)},'
             f'"ofi":{ofi!r},"atr_bps":{atr!r},"expected_edge_bps":{edge!r},'
             f'"whale_direction":{texts.get(whale) or s(whale)},"retail_ofi":{retail!r},'
             f'"regime":{texts.get(regime) or s(regime)},'
             f'"conviction":{texts.get(conviction_value) or s(conviction_value)},'
-            f'"size_multiplier":{size!r},"price":{price!r},"twin_id":{s(twin_id)},'
+            f'"size_multiplier":{size!r},"price":{price!r},"twin_id":{s(twin.id)},'
             f'"new_twin":{"true" if new_twin else "false"}}}'
         )
     except TypeError:  # a text that is not a str
-        return record, None
+        return block_record(decision, twin, new_twin), None
+    return {"id": record_id}, line
 
 
 #: each enum value `block_entry` writes, as the json encoder writes it (made once)
@@ -805,21 +818,20 @@ _ENUM_JSON: dict[str, str] = {
     for member in enum
 }
 
-#: `_reason_list`'s answers by the identity of the tuple (the gates keep a few, for good)
-_REASON_LISTS: dict[int, tuple[tuple[BlockReason, ...], list[str], str]] = {}
+#: `_reason_list`'s texts by the identity of the tuple (the gates keep a few, for good)
+_REASON_LISTS: dict[int, tuple[tuple[BlockReason, ...], str]] = {}
 
 
-def _reason_list(reasons: tuple[BlockReason, ...]) -> tuple[list[str], str]:
-    """The values of `reasons` (a new list, for the record) and their JSON list text."""
+def _reason_list(reasons: tuple[BlockReason, ...]) -> str:
+    """The values of `reasons` as the json encoder writes them in a list."""
     known = _REASON_LISTS.get(id(reasons))
     if known is not None and known[0] is reasons:
-        return list(known[1]), known[2]
-    values = [r._value_ for r in reasons]
-    text = f"[{','.join(map(_json_str, values))}]"
+        return known[1]
+    text = f"[{','.join([_json_str(r._value_) for r in reasons])}]"
     if len(_REASON_LISTS) >= 64:
         _REASON_LISTS.clear()
-    _REASON_LISTS[id(reasons)] = (reasons, values, text)  # kept alive: its id stays its own
-    return list(values), text
+    _REASON_LISTS[id(reasons)] = (reasons, text)  # kept alive: its id stays its own
+    return text
 
 
 _BLOCK_KEYS = (
