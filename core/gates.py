@@ -171,19 +171,20 @@ class GatePipeline:
         self._outcomes: dict[int, tuple[tuple[BlockReason, ...], tuple[BlockReason, ...]]] = {}
         self._paused_gate = self.gates[0]
         self._past_pause = (BlockReason.PAUSED,)
+        # `decide_early` stands for the first two steps (fixed with them, here)
+        self._early = (
+            type(self._paused_gate) is PausedGate
+            and self._steps[0][0] is self._paused_gate
+            and self._steps[1][0] is self._golden_gate
+        )
 
     def decide_early(self, signal: Signal, paused: bool, size: SizeBreakdown) -> Decision | None:
         """`decide`'s answer when the pause or the golden hour blocks `signal`: the first two
         gates, which read nothing but the switch and the signal's time (most signal bars
         of a day end here, at night), so no `GateContext` is made. None when both let it
         through (or the pipeline's first gates are not these two): then `decide`."""
-        steps, golden = self._steps, self._golden_gate
-        if not (
-            type(self._paused_gate) is PausedGate
-            and steps[0][0] is self._paused_gate
-            and steps[1][0] is golden
-            and golden.window is self.golden_hour
-        ):
+        golden = self._golden_gate
+        if not self._early or golden.window is not self.golden_hour:
             return None
         golden_open = self.golden_hour.is_open(signal.time_s)
         if paused:
