@@ -788,18 +788,20 @@ def block_entry(
     blocked_by = decision.blocked_by
     s, texts = _json_str, _ENUM_JSON
     try:
-        side, whale = signal.side._value_, signal.whale_direction._value_
+        whale = signal.whale_direction._value_
         regime, conviction_value = signal.regime._value_, decision.size.conviction._value_
-        reason = None if blocked_by is None else blocked_by._value_
+        middle = _block_middle(
+            signal.symbol,
+            signal.side,
+            blocked_by,
+            decision.detail,
+            decision.passed,
+            decision.skipped,
+        )
         # `!r` of a float (checked above) is `float.__repr__`, as the encoder writes it
         line = (
-            f'{{"id":{s(record_id)},"time_s":{t!r},"symbol":{s(signal.symbol)},'
-            f'"side":{texts.get(side) or s(side)},'
-            f'"reason":{"null" if reason is None else texts.get(reason) or s(reason)},'
-            f'"detail":{s(decision.detail)},'
-            f'"passed":{_reason_list(decision.passed)},'
-            f'"skipped":{_reason_list(decision.skipped)},'
-            f'"ofi":{ofi!r},"atr_bps":{atr!r},"expected_edge_bps":{edge!r},'
+            f'{{"id":{s(record_id)},"time_s":{t!r},{middle}'
+            f'{ofi!r},"atr_bps":{atr!r},"expected_edge_bps":{edge!r},'
             f'"whale_direction":{texts.get(whale) or s(whale)},"retail_ofi":{retail!r},'
             f'"regime":{texts.get(regime) or s(regime)},'
             f'"conviction":{texts.get(conviction_value) or s(conviction_value)},'
@@ -817,6 +819,49 @@ _ENUM_JSON: dict[str, str] = {
     for enum in (Side, BlockReason, WhaleDirection, Regime, Conviction)
     for member in enum
 }
+
+#: per symbol, `_block_middle`'s last text and what it was made of
+_MIDDLES: dict[
+    str, tuple[Side, BlockReason | None, str, tuple[BlockReason, ...], tuple[BlockReason, ...], str]
+] = {}
+
+
+def _block_middle(
+    symbol: str,
+    side: Side,
+    blocked_by: BlockReason | None,
+    detail: str,
+    passed: tuple[BlockReason, ...],
+    skipped: tuple[BlockReason, ...],
+) -> str:
+    """A block line's text from its symbol to its OFI's key: the same for every signal
+    bar of a symbol's night (the same side, gate, words and gate lists, the very objects
+    the gates keep), so it is made again only when one of them changes."""
+    known = _MIDDLES.get(symbol)
+    if (
+        known is not None
+        and known[0] is side
+        and known[1] is blocked_by
+        and known[2] is detail
+        and known[3] is passed
+        and known[4] is skipped
+    ):
+        return known[5]
+    s, texts = _json_str, _ENUM_JSON
+    side_value = side._value_
+    reason = (
+        "null" if blocked_by is None else texts.get(blocked_by._value_) or s(blocked_by._value_)
+    )
+    text = (
+        f'"symbol":{s(symbol)},"side":{texts.get(side_value) or s(side_value)},'
+        f'"reason":{reason},"detail":{s(detail)},"passed":{_reason_list(passed)},'
+        f'"skipped":{_reason_list(skipped)},"ofi":'
+    )
+    if len(_MIDDLES) >= 256:
+        _MIDDLES.clear()
+    _MIDDLES[symbol] = (side, blocked_by, detail, passed, skipped, text)
+    return text
+
 
 #: `_reason_list`'s texts by the identity of the tuple (the gates keep a few, for good)
 _REASON_LISTS: dict[int, tuple[tuple[BlockReason, ...], str]] = {}
