@@ -28,6 +28,7 @@ from .commands import Command, CommandKind
 from .config import Config
 from .errors import CommandError
 from .flow import FlowState, WhaleFlowEngine
+from .frozen import slot_maker
 from .hurst import HurstReading, HurstTracker
 from .learning import LearningLoop
 from .orders import EntryControls
@@ -41,6 +42,9 @@ from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 log = logging.getLogger(__name__)
 
 EVENT_LOG_LEN = 200
+
+#: `Event(...)` with every field by position, at half the cost (an event per signal bar)
+_event = slot_maker(Event)
 
 
 class ExecutionHooks(Protocol):
@@ -181,8 +185,8 @@ class Core:
         # while a bar is being applied, its events happen at its close (a back-fill or a
         # replay runs far behind the clock); otherwise at the clock's now
         at_s = self._event_time_s if self._event_time_s is not None else self.clock.now()
-        event = Event(at_s, kind, symbol, message, MappingProxyType(data))
-        self.events.appendleft(self._folded(event))
+        event = _event(at_s, kind, symbol, message, MappingProxyType(data))
+        self.events.appendleft(self._folded(event, data) if kind == "block" else event)
         for observer in list(self.observers) if self.observers else ():
             try:
                 observer(event)
@@ -192,35 +196,40 @@ class Core:
         self._snapshot = None
         return event
 
-    def _folded(self, event: Event) -> Event:
+    def _folded(self, event: Event, data: dict[str, Any] | None = None) -> Event:
         """The line the event log keeps: a block repeating the symbol's last line (same side
         and guard: the golden hour blocks every signal bar of a night) replaces that line
         with a count, so a night of blocks does not push the day's entries and exits out of
         the log. Observers (headless, logs) still get every block; so do the counts, the
-        guard log and `guard_blocks.jsonl`."""
+        guard log and `guard_blocks.jsonl`.
+
+        `data`: the dict behind `event.data`, when the caller has it (a dict merges at a
+        quarter of a read-only view's cost: one block per signal bar of a closed golden hour).
+        """
         if event.kind != "block":
             return event
+        symbol = event.symbol
+        if data is None:
+            data = dict(event.data)
         for i, earlier in enumerate(self.events):
-            if earlier.symbol != event.symbol:
+            if earlier.symbol != symbol:
                 continue
-            same = (
-                earlier.kind == "block"
-                and earlier.data.get("reason") == event.data.get("reason")
-                and earlier.data.get("side") == event.data.get("side")
-            )
-            if not same:
+            if earlier.kind != "block":
                 return event
-            repeats = _count(earlier.data.get("repeats")) + 1
-            first_s = earlier.data.get("first_s")
+            before = earlier.data
+            if before.get("reason") != data.get("reason") or before.get("side") != data.get("side"):
+                return event
+            repeats = _count(before.get("repeats")) + 1
+            first_s = before.get("first_s")
             if not (isinstance(first_s, float) and earlier.time_s >= first_s >= 0.0):
                 first_s = earlier.time_s  # none, or spoiled in a restored log: from this line
             del self.events[i]
-            return Event(
+            return _event(
                 event.time_s,
                 event.kind,
-                event.symbol,
+                symbol,
                 f"{event.message} ({repeats}x since {self._since(first_s)})",
-                MappingProxyType({**event.data, "repeats": repeats, "first_s": first_s}),
+                MappingProxyType({**data, "repeats": repeats, "first_s": first_s}),
             )
         return event
 

@@ -54,9 +54,10 @@ class Gate(Protocol):
 
 class PausedGate:
     reason = BlockReason.PAUSED
+    detail = "entries are paused by the operator"
 
     def check(self, ctx: GateContext) -> str | None:
-        return "entries are paused by the operator" if ctx.paused else None
+        return self.detail if ctx.paused else None
 
 
 class GoldenHourGate:
@@ -64,12 +65,13 @@ class GoldenHourGate:
 
     def __init__(self, window: GoldenHour) -> None:
         self.window = window
-        self._closed = f"outside the golden hour ({window.describe()})"  # the window is frozen
+        #: why a signal is blocked, the same words every time (the window is frozen)
+        self.closed_detail = f"outside the golden hour ({window.describe()})"
 
     def check(self, ctx: GateContext) -> str | None:
         if self.window.is_open(ctx.signal.time_s):
             return None
-        return self._closed
+        return self.closed_detail
 
 
 class CooldownGate:
@@ -154,38 +156,84 @@ class GatePipeline:
     def __init__(self, config: GateConfig) -> None:
         self.golden_hour = GoldenHour.from_config(config)
         self.fee_edge = FeeEdgeGate(config.fee_bps)
+        self._golden_gate = GoldenHourGate(self.golden_hour)
         self.gates: tuple[Gate, ...] = (
             PausedGate(),
-            GoldenHourGate(self.golden_hour),
+            self._golden_gate,
             CooldownGate(),
             MaxPositionsGate(config.max_positions),
             self.fee_edge,
             WhaleConflictGate(),
         )
         self._steps = tuple((g, g.reason, g.reason in SWITCHABLE_GUARDS) for g in self.gates)
+        # (passed, skipped) per outcome: the gate that blocked and the guards switched off
+        # before it decide both, and a signal bar's decision needs no new tuples
+        self._outcomes: dict[int, tuple[tuple[BlockReason, ...], tuple[BlockReason, ...]]] = {}
+        self._paused_gate = self.gates[0]
+        self._past_pause = (BlockReason.PAUSED,)
+        # `decide_early` stands for the first two steps (fixed with them, here)
+        self._early = (
+            type(self._paused_gate) is PausedGate
+            and self._steps[0][0] is self._paused_gate
+            and self._steps[1][0] is self._golden_gate
+        )
+
+    def decide_early(self, signal: Signal, paused: bool, size: SizeBreakdown) -> Decision | None:
+        """`decide`'s answer when the pause or the golden hour blocks `signal`: the first two
+        gates, which read nothing but the switch and the signal's time (most signal bars
+        of a day end here, at night), so no `GateContext` is made. None when both let it
+        through (or the pipeline's first gates are not these two): then `decide`."""
+        golden = self._golden_gate
+        if not self._early or golden.window is not self.golden_hour:
+            return None
+        golden_open = self.golden_hour.is_open(signal.time_s)
+        if paused:
+            detail = self._paused_gate.detail
+            return Decision(signal, (), (), BlockReason.PAUSED, detail, size, golden_open)
+        if golden_open:
+            return None
+        detail = golden.closed_detail
+        return Decision(signal, self._past_pause, (), BlockReason.GOLDEN_HOUR, detail, size, False)
 
     def decide(
         self, ctx: GateContext, size: SizeBreakdown, guards_enabled: Mapping[BlockReason, bool]
     ) -> Decision:
-        passed: list[BlockReason] = []
-        skipped: list[BlockReason] = []
+        time_s = ctx.signal.time_s
+        golden = self._golden_gate
+        golden_open = self.golden_hour.is_open(time_s)
+        # the golden-hour gate reads the same window (unless someone gave the pipeline
+        # another one): its answer is the one just read, not a second reading
+        golden_known = golden.window is self.golden_hour
         blocked_by: BlockReason | None = None
         detail = ""
-        for gate, reason, switchable in self._steps:
+        steps = self._steps
+        at = len(steps)  # the step that blocked; len(steps): none did
+        off = 0  # bit i: step i is a guard switched off
+        for i, (gate, reason, switchable) in enumerate(steps):
             if switchable and not guards_enabled.get(reason, True):
-                skipped.append(reason)
+                off |= 1 << i
                 continue
-            why = gate.check(ctx)
+            if gate is golden and golden_known:
+                why = None if golden_open else golden.closed_detail
+            else:
+                why = gate.check(ctx)
             if why is not None:
-                blocked_by, detail = reason, why
+                blocked_by, detail, at = reason, why, i
                 break
-            passed.append(reason)
-        return Decision(
-            signal=ctx.signal,
-            passed=tuple(passed),
-            skipped=tuple(skipped),
-            blocked_by=blocked_by,
-            detail=detail,
-            size=size,
-            golden_hour_open=self.golden_hour.is_open(ctx.signal.time_s),
+        outcome = self._outcomes.get(at << len(steps) | off)
+        if outcome is None:
+            outcome = self._outcome(at, off)
+        return Decision(ctx.signal, outcome[0], outcome[1], blocked_by, detail, size, golden_open)
+
+    def _outcome(
+        self, at: int, off: int
+    ) -> tuple[tuple[BlockReason, ...], tuple[BlockReason, ...]]:
+        """The gates passed and the guards skipped when step `at` blocked (or none did:
+        `at` is the number of steps) with the steps of the bits in `off` switched off."""
+        reasons = [reason for _, reason, _ in self._steps[:at]]
+        outcome = (
+            tuple(r for i, r in enumerate(reasons) if not off >> i & 1),
+            tuple(r for i, r in enumerate(reasons) if off >> i & 1),
         )
+        self._outcomes[at << len(self._steps) | off] = outcome
+        return outcome

@@ -129,22 +129,25 @@ class AlphaOfi:
         flow: FlowState,
         hurst: HurstReading,
     ) -> Signal:
+        config = self.config
+        # by position, in the fields' order (a signal per signal bar: about a third of all
+        # bars); the edge is `expected_edge_bps`, written out
         return Signal(
-            strategy=self.config.name,
-            symbol=self.symbol,
-            bar_open_ms=bar.open_ms,
-            time_s=bar.close_s,
-            side=side,
-            price=bar.close,
-            ofi=ofi,
-            atr_bps=atr_bps,
-            expected_edge_bps=expected_edge_bps(ofi, atr_bps, self.config.horizon_bars),
-            whale_direction=flow.direction,
-            retail_ofi=flow.retail_ofi,
-            whale_intensity=flow.intensity,
-            cross_buy_ratio=flow.cross_buy_ratio,
-            regime=hurst.regime,
-            hurst_h=hurst.h,
+            config.name,
+            self.symbol,
+            bar.open_ms,
+            bar.close_s,
+            side,
+            bar.close,
+            ofi,
+            atr_bps,
+            abs(ofi) * atr_bps * math.sqrt(config.horizon_bars),
+            flow.direction,
+            flow.retail_ofi,
+            flow.intensity,
+            flow.cross_buy_ratio,
+            hurst.regime,
+            hurst.h,
         )
 
     # -- persistence ------------------------------------------------------------------

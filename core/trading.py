@@ -46,17 +46,26 @@ from .exits import (
     quiet_bar,
 )
 from .flow import FlowState
+from .frozen import slot_maker
 from .gates import Decision, GateContext, GatePipeline
 from .hurst import HurstReading
 from .ledger import RecentIds
 from .orders import EntryControls, EntryOrder
 from .positions import ExitLeg, Position
-from .sizing import conviction, size_breakdown, stake_usd
+from .sizing import SizeBreakdown, conviction, size_breakdown, stake_usd
 from .snapshot import GuardBlockView
 from .store import GUARD_BLOCKS, LIVE_OUTCOMES, POSITIONS, SHADOW_OUTCOMES, Store
 from .strategy import AlphaOfi, Signal
 from .trades import ClosedTrade, Ledger
-from .types import BlockReason, ExitReason, Regime, Side, SymbolState
+from .types import (
+    BlockReason,
+    Conviction,
+    ExitReason,
+    Regime,
+    Side,
+    SymbolState,
+    WhaleDirection,
+)
 
 MIN_S = 60.0
 HOUR_S = 3600.0
@@ -65,6 +74,9 @@ HOUR_S = 3600.0
 _json_str: Callable[[str], str] = encode_basestring_ascii
 
 Emit = Callable[..., Any]
+
+#: `GuardBlockView(...)` by position, at half the cost (one per blocked signal)
+_guard_block_view = slot_maker(GuardBlockView)
 
 
 class OrderRouter(Protocol):
@@ -140,6 +152,11 @@ class TradingLoop:
         self._dirty = False
         self._bands: dict[str, tuple[Position, tuple[float, float]]] = {}
         self._quiet: dict[str, tuple[Position, float, float]] = {}  # `_quiet_for`'s bands
+        self._sizes: dict[tuple[str, str, bool], SizeBreakdown] = {}  # `_size`'s answers
+        self._sizes_for: object = None  # the sizing config they were made for
+        # `_open_blocked_twin`'s ids per (symbol, side, reason), for the twins dict named
+        self._twin_index: dict[tuple[str, str, str], str] = {}
+        self._twin_index_of: object = None
         self.halted_signals = 0  # signals passed over while the store could not write
         self._outcomes = RecentIds(store, SHADOW_OUTCOMES)
         self._blocks = RecentIds(store, GUARD_BLOCKS)
@@ -255,21 +272,35 @@ class TradingLoop:
             self._block(decision, qty)
 
     def decide(self, signal: Signal, controls: EntryControls) -> Decision:
-        status = self.terms.status(signal.symbol)
+        symbol, book = signal.symbol, self.book
+        status = self.terms.status(symbol)
         level = conviction(
             signal.side, signal.whale_direction, signal.retail_ofi, signal.cross_buy_ratio
         )
-        size = size_breakdown(
-            level, signal.regime, status.state is SymbolState.PROBATION, self.config.sizing
-        )
+        size = self._size(level, signal.regime, status.state is SymbolState.PROBATION)
+        early = self.gates.decide_early(signal, controls.paused, size)
+        if early is not None:
+            return early  # paused, or outside the golden hour
         ctx = GateContext(
-            signal=signal,
-            paused=controls.paused,
-            open_positions=len(self.book.live) + len(self.book.pending),
-            slippage_buffer_bps=status.slippage_buffer_bps,
-            cooldown_until_s=self.book.cooldown_until_s.get(signal.symbol),
+            signal,
+            controls.paused,
+            len(book.live) + len(book.pending),
+            status.slippage_buffer_bps,
+            book.cooldown_until_s.get(symbol),
         )
         return self.gates.decide(ctx, size, controls.guards_enabled)
+
+    def _size(self, level: Conviction, regime: Regime, on_probation: bool) -> SizeBreakdown:
+        """`size_breakdown`, made once per (conviction, regime, probation) and sizing: a
+        frozen value, the same for every signal bar that shares them."""
+        sizing = self.config.sizing
+        if self._sizes_for is not sizing:
+            self._sizes, self._sizes_for = {}, sizing
+        key = (level._value_, regime._value_, on_probation)
+        size = self._sizes.get(key)
+        if size is None:
+            size = self._sizes[key] = size_breakdown(level, regime, on_probation, sizing)
+        return size
 
     def _place_order(self, decision: Decision, qty: float) -> None:
         signal = decision.signal
@@ -381,24 +412,23 @@ class TradingLoop:
         signal = decision.signal
         reason = decision.blocked_by
         assert reason is not None
-        twin = self._open_blocked_twin(signal.symbol, signal.side, reason)
+        symbol, side, book = signal.symbol, signal.side, self.book
+        twin = self._open_blocked_twin(symbol, side, reason)
         new_twin = twin is None
         if twin is None:
             twin = self._blocked_twin(decision, qty, reason)
-            self.book.twins[twin.id] = twin
-        self.book.guard.note_block(reason)
+            book.twins[twin.id] = twin  # the only one open for the key: the first next time
+        book.guard.note_block(reason)
         detail = decision.detail
-        view = GuardBlockView(signal.time_s, signal.symbol, signal.side, reason, detail)
-        self.book.guard_log.appendleft(view)
-        record = block_record(decision, twin, new_twin)
-        self._blocks.append_once(record, block_line(record))
+        book.guard_log.appendleft(_guard_block_view(signal.time_s, symbol, side, reason, detail))
+        self._blocks.append_once(*block_entry(decision, twin, new_twin))
         self._dirty = True
         # `_value_`: an enum's value without the `value` property's cost (a block per signal
         # bar of a closed golden hour)
-        reason_value, side_value = reason._value_, signal.side._value_
+        reason_value, side_value = reason._value_, side._value_
         self.emit(
             "block",
-            signal.symbol,
+            symbol,
             f"{side_value} blocked by {reason_value}: {detail}",
             reason=reason_value,
             side=side_value,
@@ -411,8 +441,33 @@ class TradingLoop:
         )
 
     def _open_blocked_twin(self, symbol: str, side: Side, reason: BlockReason) -> Position | None:
-        for twin in self.book.twins.values():
+        """The first open blocked twin of `symbol`, `side` and `reason` in the book's order.
+
+        Its id is kept per (symbol, side, reason) for the next block (most signal bars of a
+        closed golden hour find the same twin): still in the book and still matching, it is
+        the first one, as a twin is never moved ahead of another in the dict and a matching
+        one is only added when none is open. A stale id, or another `twins` dict (a book
+        loaded from disk), and the twins are read again."""
+        twins = self.book.twins
+        index = self._twin_index
+        if self._twin_index_of is not twins:
+            index.clear()
+            self._twin_index_of = twins
+        key = (symbol, side._value_, reason._value_)
+        known = index.get(key)
+        if known is not None:
+            twin = twins.get(known)
+            if (
+                twin is not None
+                and twin.block_reason is reason
+                and twin.symbol == symbol
+                and twin.side is side
+            ):
+                return twin
+            del index[key]
+        for twin in twins.values():
             if twin.block_reason is reason and twin.symbol == symbol and twin.side is side:
+                index[key] = twin.id
                 return twin
         return None
 
@@ -768,6 +823,125 @@ def block_record(decision: Decision, twin: Position, new_twin: bool) -> dict[str
         "twin_id": twin.id,  # the twin following this opportunity (new, or already open)
         "new_twin": new_twin,
     }
+
+
+def block_entry(
+    decision: Decision, twin: Position, new_twin: bool
+) -> tuple[dict[str, Any], str | None]:
+    """A block's record and line for `RecentIds.append_once` (one per blocked signal):
+    `block_line(block_record(...))` made straight from the decision, whose layout is known
+    here, so only its numbers are checked. With the line, the log reads only the record's
+    id (it writes the line, and keeps the record beside it only while the disk refuses),
+    so the record is its id alone; without one (a number only the encoder writes), the
+    whole `block_record`."""
+    signal = decision.signal
+    t, ofi, atr, edge = signal.time_s, signal.ofi, signal.atr_bps, signal.expected_edge_bps
+    retail, size, price = signal.retail_ofi, decision.size_multiplier, signal.price
+    if not (
+        type(t) is float
+        and type(ofi) is float
+        and type(atr) is float
+        and type(edge) is float
+        and type(retail) is float
+        and type(size) is float
+        and type(price) is float
+        and type(new_twin) is bool
+        and math.isfinite(t + ofi + atr + edge + retail + size + price)
+    ):
+        return block_record(decision, twin, new_twin), None  # as `block_line` says
+    record_id = f"G-{signal.id}"
+    blocked_by = decision.blocked_by
+    s, texts = _json_str, _ENUM_JSON
+    try:
+        whale = signal.whale_direction._value_
+        regime, conviction_value = signal.regime._value_, decision.size.conviction._value_
+        middle = _block_middle(
+            signal.symbol,
+            signal.side,
+            blocked_by,
+            decision.detail,
+            decision.passed,
+            decision.skipped,
+        )
+        # `!r` of a float (checked above) is `float.__repr__`, as the encoder writes it
+        line = (
+            f'{{"id":{s(record_id)},"time_s":{t!r},{middle}'
+            f'{ofi!r},"atr_bps":{atr!r},"expected_edge_bps":{edge!r},'
+            f'"whale_direction":{texts.get(whale) or s(whale)},"retail_ofi":{retail!r},'
+            f'"regime":{texts.get(regime) or s(regime)},'
+            f'"conviction":{texts.get(conviction_value) or s(conviction_value)},'
+            f'"size_multiplier":{size!r},"price":{price!r},"twin_id":{s(twin.id)},'
+            f'"new_twin":{"true" if new_twin else "false"}}}'
+        )
+    except TypeError:  # a text that is not a str
+        return block_record(decision, twin, new_twin), None
+    return {"id": record_id}, line
+
+
+#: each enum value `block_entry` writes, as the json encoder writes it (made once)
+_ENUM_JSON: dict[str, str] = {
+    member._value_: _json_str(member._value_)
+    for enum in (Side, BlockReason, WhaleDirection, Regime, Conviction)
+    for member in enum
+}
+
+#: per symbol, `_block_middle`'s last text and what it was made of
+_MIDDLES: dict[
+    str, tuple[Side, BlockReason | None, str, tuple[BlockReason, ...], tuple[BlockReason, ...], str]
+] = {}
+
+
+def _block_middle(
+    symbol: str,
+    side: Side,
+    blocked_by: BlockReason | None,
+    detail: str,
+    passed: tuple[BlockReason, ...],
+    skipped: tuple[BlockReason, ...],
+) -> str:
+    """A block line's text from its symbol to its OFI's key: the same for every signal
+    bar of a symbol's night (the same side, gate, words and gate lists, the very objects
+    the gates keep), so it is made again only when one of them changes."""
+    known = _MIDDLES.get(symbol)
+    if (
+        known is not None
+        and known[0] is side
+        and known[1] is blocked_by
+        and known[2] is detail
+        and known[3] is passed
+        and known[4] is skipped
+    ):
+        return known[5]
+    s, texts = _json_str, _ENUM_JSON
+    side_value = side._value_
+    reason = (
+        "null" if blocked_by is None else texts.get(blocked_by._value_) or s(blocked_by._value_)
+    )
+    text = (
+        f'"symbol":{s(symbol)},"side":{texts.get(side_value) or s(side_value)},'
+        f'"reason":{reason},"detail":{s(detail)},"passed":{_reason_list(passed)},'
+        f'"skipped":{_reason_list(skipped)},"ofi":'
+    )
+    if len(_MIDDLES) >= 256:
+        _MIDDLES.clear()
+    _MIDDLES[symbol] = (side, blocked_by, detail, passed, skipped, text)
+    return text
+
+
+#: `_reason_list`'s texts by the identity of the tuple (the gates keep a few, for good)
+_REASON_LISTS: dict[int, tuple[tuple[BlockReason, ...], str]] = {}
+
+
+def _reason_list(reasons: tuple[BlockReason, ...]) -> str:
+    """The values of `reasons` as the json encoder writes them in a list."""
+    known = _REASON_LISTS.get(id(reasons))
+    if known is not None and known[0] is reasons:
+        return known[1]
+    text = f"[{','.join([_json_str(r._value_) for r in reasons])}]"
+    if len(_REASON_LISTS) >= 64:
+        _REASON_LISTS.clear()
+    _REASON_LISTS[id(reasons)] = (reasons, text)  # kept alive: its id stays its own
+    return text
 
 
 _BLOCK_KEYS = (
