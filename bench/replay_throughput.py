@@ -1,11 +1,14 @@
 """Bars per second of the whole trading loop: streaming against batch, in one run.
 
-Not a test: a measurement. The same bars go through fresh cores on throwaway stores (as a
-replay's: no fsync):
+Not a test: a measurement. The same bars go through fresh cores on throwaway stores, as a
+replay without --data-dir runs (no fsync, no block record: nobody reads them there):
 
 - streaming: the engines (whale CVD, Hurst) bar by bar, as live and sim run;
-- batch: the engine features computed per symbol in numpy (`core/batch.py`), fed to the same
-  trading loop (strategy, gates, paper broker, shadow and blocked twins, exits, learning);
+- batch: the engine features computed per symbol in numpy (`core/batch_features.py`), fed
+  to the same trading loop (strategy, gates, paper broker, shadow and blocked twins, exits,
+  learning), which passes over the bars that change nothing (`core/batch.py`);
+- batch, blocks written: the same with every blocked signal's record and event written (a
+  replay with --data-dir);
 - engines only: the streaming core with its trading loop off (for scale).
 
 Bars (and the batch path's columns) are made before the clock starts, so the source's cost
@@ -114,7 +117,11 @@ def real_bars(files: list[Path], days: float) -> list[Bar]:
     return list(itertools.takewhile(lambda b: b.open_ms < end_ms, source.merged_bars()))
 
 
-def run(bars: list[Bar], mode: str) -> tuple[float, Core, list[ClosedTrade], float]:
+def run(
+    bars: list[Bar], mode: str, record_blocks: bool = False
+) -> tuple[float, Core, list[ClosedTrade], float]:
+    """One run on a throwaway store, as a replay without --data-dir makes it (no fsync,
+    logs written at the end, no block record: `record_blocks` True writes them all)."""
     with tempfile.TemporaryDirectory(prefix="bigalpha-bench-") as tmp:
         clock = SimClock(bars[0].open_ms / 1000.0)
         store = Store(Path(tmp), durable=False)
@@ -125,6 +132,7 @@ def run(bars: list[Bar], mode: str) -> tuple[float, Core, list[ClosedTrade], flo
             core.learning.keep_checked_records()  # as replay does
         if core.trading is not None:
             core.trading.trade_observers.append(trades.append)
+            core.trading.record_blocks = record_blocks
         # the batch path reads columns (a replay source parses its files straight into
         # them), made before the clock starts as the streaming path's bars are
         columns = BatchInput.from_bars(bars, checked=True) if mode == "batch" else None
@@ -168,17 +176,20 @@ def main() -> None:
     print(f"{len(bars):,} bars: {args.days:g} day(s) of {symbols} symbols ({what})")
     streaming_s, core, streamed, streaming_cpu = run(bars, "streaming")
     batch_s, _, batched, batch_cpu = run(bars, "batch")
+    recorded_s, _, recorded, recorded_cpu = run(bars, "batch", record_blocks=True)
     engines_s, _, _, engines_cpu = run(bars, "engines")
     same_trades(streamed, batched)
+    same_trades(streamed, recorded)
     snap = core.snapshot()
     stats = {s.reason.value: s.blocked for s in snap.guard_stats if s.blocked}
     for name, wall_s, cpu_s in (
         ("full loop, streaming", streaming_s, streaming_cpu),
         ("full loop, batch", batch_s, batch_cpu),
+        ("batch, blocks written", recorded_s, recorded_cpu),
         ("engines only", engines_s, engines_cpu),
     ):
         print(
-            f"{name:<21} {len(bars) / wall_s:>9,.0f} bars/s  ({wall_s:.2f} s;"
+            f"{name:<22} {len(bars) / wall_s:>9,.0f} bars/s  ({wall_s:.2f} s;"
             f" CPU {cpu_s:.2f} s, {len(bars) / cpu_s:,.0f} bars/s)"
         )
     print(f"batch / streaming speed ratio: {streaming_s / batch_s:.2f}x")

@@ -201,9 +201,13 @@ def run_loop(
     config: Config | None = None,
     window_ms: tuple[int, int] | None = None,
     streaming: bool | None = None,
+    record_blocks: bool | None = None,
 ) -> ReplayRun:
     """One replay of `args.files` into `data_dir`; `config` replaces the file's (a sweep's
     variant), `window_ms` keeps the bars opening in [start, end) (the run starts cold).
+    `durable` False: the folder is thrown away afterwards, so no fsync and (unless
+    `record_blocks`) no block record or event (`TradingLoop.record_blocks`): the report is
+    the same.
 
     At full speed on a fresh store the engine features are computed in batches
     (`core/batch.py`) and fed to the same trading loop: the same trades as the streaming
@@ -235,6 +239,8 @@ def run_loop(
         rt.store.buffer_logs = True  # a throwaway folder: log lines written once, at the end
     if core.learning is not None:
         core.learning.keep_checked_records()
+    if core.trading is not None:
+        core.trading.record_blocks = durable if record_blocks is None else record_blocks
     log = TradeLog()
     if core.trading is not None:
         core.trading.trade_observers.append(log.add)

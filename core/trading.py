@@ -128,6 +128,12 @@ class TradingLoop:
     #: Skip the exit rules for a bar that reaches neither the stop nor any tier that could
     #: fill (most bars of most positions): the same outcome, a fraction of the cost.
     quiet_exits = True
+    #: Write each blocked signal's record (`guard_blocks.jsonl`) and event. Off for a run
+    #: whose folder is thrown away at the end (a replay without --data-dir, a sweep task):
+    #: nobody reads those, and they were most of a replay's time (a block on every signal
+    #: bar of a closed golden hour). The gates still decide every signal, the counts, the
+    #: guard log and the blocked twins ("would have made") stay as they are.
+    record_blocks = True
 
     def __init__(
         self,
@@ -421,8 +427,10 @@ class TradingLoop:
         book.guard.note_block(reason)
         detail = decision.detail
         book.guard_log.appendleft(_guard_block_view(signal.time_s, symbol, side, reason, detail))
-        self._blocks.append_once(*block_entry(decision, twin, new_twin))
         self._dirty = True
+        if not self.record_blocks:
+            return
+        self._blocks.append_once(*block_entry(decision, twin, new_twin))
         # `_value_`: an enum's value without the `value` property's cost (a block per signal
         # bar of a closed golden hour)
         reason_value, side_value = reason._value_, side._value_

@@ -31,7 +31,7 @@ from bigalpha_tui.core.hurst import HurstReading, HurstTracker
 from bigalpha_tui.core.sources.base import SourceHealth
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
-from bigalpha_tui.core.store import JSON_FILES, JSONL_FILES, Store
+from bigalpha_tui.core.store import GUARD_BLOCKS, JSON_FILES, JSONL_FILES, RECENT_EVENTS, Store
 from bigalpha_tui.core.trades import ClosedTrade
 from bigalpha_tui.core.types import Regime
 
@@ -82,6 +82,7 @@ def _run(
     streaming: bool,
     config: Config,
     observer: Callable[[Core], None] | None = None,
+    record_blocks: bool = True,
 ) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
@@ -93,6 +94,7 @@ def _run(
     trades: list[ClosedTrade] = []
     assert core.trading is not None
     core.trading.trade_observers.append(trades.append)
+    core.trading.record_blocks = record_blocks
     if observer is not None:
         core.step_observers.append(lambda: observer(core))
     if streaming:
@@ -276,6 +278,45 @@ def test_a_batch_run_stopped_part_way_leaves_what_a_streaming_run_stopped_there_
     assert batched.files == streamed.files
     assert batched.events == streamed.events
     assert batched.engines == streamed.engines
+
+
+def test_a_run_that_records_no_blocks_trades_counts_and_learns_the_same(
+    test_data: Path, tmp_path: Path
+) -> None:
+    """A throwaway replay writes no block record or event (`record_blocks` off): the
+    trades, the guard counts and log, the blocked twins' outcomes, the learning and every
+    other file and event are those of a run that records them all, on both paths."""
+    make = _replay([test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"], None)
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    minutes = simulate_minutes(symbols, 11, DEFAULT_START_MS, SimParams())
+    bars = [bar for minute in itertools.islice(minutes, 2 * 1440) for bar in minute]
+    week = lambda clock: ListSource(bars, clock)  # noqa: E731
+    config = Config()
+    for name, source in (("excerpt", make), ("simulated", week)):
+        full = _run(source, tmp_path / name / "full", streaming=True, config=config)
+        lean = {
+            streaming: _run(
+                source,
+                tmp_path / name / f"lean-{streaming}",
+                streaming=streaming,
+                config=config,
+                record_blocks=False,
+            )
+            for streaming in (True, False)
+        }
+        blocked = sum(s.blocked for s in full.snapshot["guard_stats"])
+        assert blocked > 0 and len(full.files[GUARD_BLOCKS]) == blocked
+        for run in lean.values():
+            assert run.trades == full.trades
+            assert run.snapshot == full.snapshot
+            kept = {**run.files, RECENT_EVENTS: None}
+            assert kept == full.files | {GUARD_BLOCKS: [], RECENT_EVENTS: None}
+            # the event log keeps its last 200 lines: the same lines, less the blocks
+            full_lines = [e for e in full.events if e[1] != "block"]
+            assert run.events[: len(full_lines)] == full_lines
+            assert not [e for e in run.events if e[1] == "block"]
+            assert run.engines == full.engines
+        assert lean[True] == lean[False]
 
 
 def test_bad_bars_are_rejected_alike(tmp_path: Path) -> None:

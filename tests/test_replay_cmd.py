@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
-from bigalpha_tui.core.store import POSITIONS, SHADOW_OUTCOMES, Store
+from bigalpha_tui.core.store import GUARD_BLOCKS, POSITIONS, SHADOW_OUTCOMES, Store
 from bigalpha_tui.core.trades import ClosedTrade, Ledger
 from bigalpha_tui.core.types import Conviction, ExitReason, Regime, Side
 from bigalpha_tui.replay_cmd import max_drawdown_usd
@@ -206,6 +206,25 @@ def test_streaming_flag_gives_the_same_report_as_the_default_batch(
         reports.append(report)
     assert reports[0]["live"]["trades"] > 0
     assert reports[0] == reports[1]
+
+
+def test_a_throwaway_replay_reports_what_a_kept_one_reports(
+    klines: list[Path], json_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """Without --data-dir the folder is thrown away: no block record is written there
+    (most of a replay's time went into them), and the report is the same as the kept
+    run's, guard report and blocked twins' "would have made" included."""
+    result = replay(*map(str, klines), "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    throwaway = json.loads(result.stdout)
+    kept = dict(json_run["report"])
+    for report in (throwaway, kept):
+        for varying in ("elapsed_s", "bars_per_s", "data_dir"):
+            report.pop(varying)
+    assert throwaway == kept
+    blocked = sum(g["blocked"] for g in kept["guard_report"].values())
+    lines = list(Store(json_run["data"]).iter_jsonl(GUARD_BLOCKS))
+    assert blocked > 0 and len(lines) == blocked  # the kept run recorded every block
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
