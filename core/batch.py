@@ -30,6 +30,7 @@ from .batch_features import (
     flow_features,
     hurst_features,
 )
+from .book import Book
 from .clock import SimClock
 from .columns import REJECTED, BatchInput
 from .config import StrategyConfig
@@ -38,6 +39,7 @@ from .flow import FlowState, WhaleFlowEngine
 from .hurst import HurstReading, HurstTracker
 from .sources.replay import no_gc
 from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
+from .trading import TradingLoop
 
 __all__ = [
     "BatchFeed",
@@ -253,6 +255,7 @@ class _Run:
         self.core = core
         assert isinstance(core.clock, SimClock)
         self.clock = core.clock
+        self._trading = core.trading
         self.data = data
         self.feed = feed
         n = len(data.order)
@@ -300,6 +303,16 @@ class _Run:
         self.limit = [-_INF] * symbols  # the earlier of the two
         self.every = False  # apply every bar (the store refuses writes)
         self.done = 0  # steps taken
+
+    @property
+    def trading(self) -> TradingLoop:
+        """The trading loop (an entries-only step is made only when there is one)."""
+        assert self._trading is not None
+        return self._trading
+
+    @property
+    def book(self) -> Book:
+        return self.trading.book
 
     # -- the steps -----------------------------------------------------------------
 
@@ -380,8 +393,8 @@ class _Run:
     def entries_only(self, g: int) -> None:
         """Step g, a bar whose only business is its signal (a flat symbol, nothing for the
         exits, no regime change, no cycle due): the strategy and the gates alone
-        (`Core.step_entries_only`); the bar's last values are then caught up as a passed-
-        over bar's."""
+        (`Core.step_entries_only`, which leaves the book's last values at this bar); the
+        engines' are caught up as for a passed-over bar, when next needed."""
         core = self.core
         if core.commands:
             self.apply(g)  # a command first, then the whole step
@@ -389,61 +402,61 @@ class _Run:
         code, k = self.order[g], self.row[g]
         feats = self.feed.features[code]
         columns = feats.columns
-        trading = core.trading
-        assert trading is not None
-        strategy = trading.book.strategies[columns.symbol]
+        symbol = columns.symbol
+        book = self.book
+        strategy = book.strategies[symbol]
         assert isinstance(strategy, BatchOfi)
         strategy.skip_to(k)
         bar = columns.bar(k)
         self.clock.advance_to(bar.close_s)
-        book = trading.book
         twins = len(book.twins)
         core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
-        self.catch_up(code, k + 1)
         # the gates can only add: an entry order, or a blocked twin to follow
-        if len(book.twins) != twins or columns.symbol in book.pending:
+        if len(book.twins) != twins or symbol in book.pending:
             self._look(code)
-        self.every = not core.store.healthy or trading.backlogged
+        store = core.store
+        self.every = store.last_write_error is not None or self.trading.backlogged
 
     # -- passing over, catching up -------------------------------------------------
 
     def catch_up(self, code: int, k: int, whole: bool = False) -> None:
-        """Symbol `code`'s last values as after its row k-1 (rows synced..k-1 passed over).
-        Not `whole`: only those the step applying row k reads before it sets them."""
-        start = self.synced[code]
-        if whole and k:
-            # the bar and flow reading: an entries-only step (`entries_only`) leaves them
-            # too; else the step about to apply row k sets them before they are read
-            feats = self.feed.features[code]
-            engines = self.core.symbols[feats.columns.symbol]
-            engines.last_flow = feats.flow_at(k - 1)
-            engines.last_bar = feats.columns.bar(k - 1)
-        if start >= k:
+        """Symbol `code`'s last values as after its row k-1 (the rows since the last catch-
+        up or applied bar passed over). Not `whole`: only those the step applying row k
+        reads before it sets them; `whole` also the last bar, flow reading and the chart's
+        closes (display only: rebuilt here from the columns, as the applied bars left it)."""
+        if k == 0:
             return
-        j = k - 1
         feats = self.feed.features[code]
         columns = feats.columns
-        core = self.core
         symbol = columns.symbol
-        engines = core.symbols[symbol]
+        engines = self.core.symbols[symbol]
+        j = k - 1
+        if whole:
+            engines.last_flow = feats.flow_at(j)
+            engines.last_bar = columns.bar(j)
+            closes = engines.closes
+            first = max(0, k - (closes.maxlen or k))
+            interval_s = columns.interval_ms / 1000.0
+            closes.clear()
+            closes.extend(
+                (o / 1000.0 + interval_s, c)
+                for o, c in zip(
+                    columns.open_ms_list[first:k], columns.close_list[first:k], strict=True
+                )
+            )
+        if self.synced[code] >= k:
+            return
         open_ms = columns.open_ms_list[j]
         engines.flow_open_ms = open_ms
         engines.last_hurst = feats.hurst_at(j)  # its regime: the step's previous one
         engines.hurst_open_ms = open_ms
-        closes = engines.closes  # the passed-over closes, in time order, between the
-        first = max(start, k - (closes.maxlen or k))  # applied bars' own
-        interval_s = columns.interval_ms / 1000.0
-        closes.extend(
-            (o / 1000.0 + interval_s, c)
-            for o, c in zip(columns.open_ms_list[first:k], columns.close_list[first:k], strict=True)
-        )
         feats.next = k
-        trading = core.trading
+        trading = self.core.trading
         if trading is not None:
-            strategy = trading.book.strategies.get(symbol)
+            book = trading.book
+            strategy = book.strategies.get(symbol)
             if isinstance(strategy, BatchOfi):
                 strategy.skip_to(k)
-            book = trading.book
             book.last_open_ms[symbol] = open_ms
             book.last_regime[symbol] = feats.regimes[j]
             book.marks[symbol] = columns.close_list[j]
