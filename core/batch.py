@@ -215,7 +215,7 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
         completed = True
     finally:
         gc.unfreeze()
-        run.catch_up_all(run.done)
+        run.finish()
         core.feature_feed = None
         if trading is not None:
             trading.new_strategy = trading.streaming_strategy
@@ -422,8 +422,7 @@ class _Run:
     def catch_up(self, code: int, k: int, whole: bool = False) -> None:
         """Symbol `code`'s last values as after its row k-1 (the rows since the last catch-
         up or applied bar passed over). Not `whole`: only those the step applying row k
-        reads before it sets them; `whole` also the last bar, flow reading and the chart's
-        closes (display only: rebuilt here from the columns, as the applied bars left it)."""
+        reads before it sets them; `whole` also the last bar and flow reading."""
         if k == 0:
             return
         feats = self.feed.features[code]
@@ -434,16 +433,6 @@ class _Run:
         if whole:
             engines.last_flow = feats.flow_at(j)
             engines.last_bar = columns.bar(j)
-            closes = engines.closes
-            first = max(0, k - (closes.maxlen or k))
-            interval_s = columns.interval_ms / 1000.0
-            closes.clear()
-            closes.extend(
-                (o / 1000.0 + interval_s, c)
-                for o, c in zip(
-                    columns.open_ms_list[first:k], columns.close_list[first:k], strict=True
-                )
-            )
         if self.synced[code] >= k:
             return
         open_ms = columns.open_ms_list[j]
@@ -467,6 +456,27 @@ class _Run:
         for code, counts in enumerate(self.counts):
             self.catch_up(code, int(counts[g]), whole=True)
         self._beat_before(g)
+
+    def finish(self) -> None:
+        """At the end (or a stop): every symbol's last values, and its chart closes (display
+        only, read by the snapshot) rebuilt from the columns as the applied bars left them."""
+        g = self.done
+        self.catch_up_all(g)
+        for code, counts in enumerate(self.counts):
+            k = int(counts[g])
+            if k == 0:
+                continue
+            columns = self.feed.features[code].columns
+            closes = self.core.symbols[columns.symbol].closes
+            first = max(0, k - (closes.maxlen or k))
+            interval_s = columns.interval_ms / 1000.0
+            closes.clear()
+            closes.extend(
+                (o / 1000.0 + interval_s, c)
+                for o, c in zip(
+                    columns.open_ms_list[first:k], columns.close_list[first:k], strict=True
+                )
+            )
 
     def _beat_before(self, g: int) -> None:
         """The core's bar count, last bar and heartbeat as after step g-1."""
