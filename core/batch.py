@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .bar import MINUTE_MS, Bar
+from .bar import Bar
 from .batch_features import (
     IntArray,
     SymbolFeatures,
@@ -503,8 +503,9 @@ class _Run:
         elif last_slot_s is None:
             self.due_ms = -_INF
         else:
-            # a minute early: the cycle's own test (`LearningLoop.cycle_due`) decides
-            self.due_ms = (last_slot_s + learning.schedule.interval_s) * 1000.0 - MINUTE_MS
+            # the next slot, a millisecond early (bars open on whole minutes): the cycle's
+            # own test (`LearningLoop.cycle_due`) decides at the bar applied whole there
+            self.due_ms = (last_slot_s + learning.schedule.interval_s) * 1000.0 - 1.0
         for code in range(len(self.synced)):
             self._look(code)
 
