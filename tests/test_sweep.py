@@ -207,3 +207,33 @@ def test_ray_addresses_name_the_endpoint_that_is_checked() -> None:
     for bad in ("head:", "head:port", "head:70000", ":6379"):
         with pytest.raises(ConfigError, match="--ray"):
             ray_endpoint(bad)
+
+
+def test_the_data_span_is_the_first_open_to_the_last_close_of_the_bars(
+    test_data: Path, tmp_path: Path
+) -> None:
+    """Without --to, the sweep's span ends at the last bar's close, read from the columns a
+    batch replay reads (not from a Bar per row): the same as the bars give, for clean
+    files, files merged with overlaps, and a file read with --skip-bad-rows."""
+    from bigalpha_tui.core.clock import SimClock
+    from bigalpha_tui.core.sources.replay import ReplaySource
+    from bigalpha_tui.sweep_cmd import data_span_ms, parser
+
+    bad = tmp_path / "BTCUSDT-1m-2026-02.csv"
+    good = (test_data / "LINKUSDT-1m-2026-02-noheader.csv").read_text().splitlines()
+    bad.write_text("\n".join([*good[:50], "not,a,row", *good[50:120]]) + "\n")
+    cases = [
+        [str(test_data / "AVAXUSDT-1m-2026-02-head.csv.gz")],
+        [
+            str(test_data / "AVAXUSDT-1m-2026-02-head.csv.gz"),
+            str(test_data / "LINKUSDT-1m-2026-02-noheader.csv"),
+        ],
+        [str(bad), "--skip-bad-rows"],
+    ]
+    for files in cases:
+        args = parser().parse_args([*files, "--set", "exits.stop_pct=1"])
+        source = ReplaySource(
+            args.files, SimClock(0.0), skip_bad_rows=args.skip_bad_rows, symbol=args.symbol
+        )
+        bars = list(source.merged_bars())
+        assert data_span_ms(args) == (bars[0].open_ms, max(b.close_ms for b in bars))
