@@ -230,7 +230,7 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
 
 #: Steps between two looks at a stop or a command asked from outside the run (a signal
 #: handler): the run then stops at most this many bars later, its state whole.
-_POLL_STEPS = 1024
+_POLL_STEPS = 4096
 _INF = math.inf
 
 
@@ -259,41 +259,36 @@ class _Run:
         self.data = data
         self.feed = feed
         n = len(data.order)
-        order = np.array(data.order, dtype=np.int64)
-        self.order = data.order
+        order = np.asarray(data.order, dtype=np.int64)
         symbols = len(data.columns)
-        row = np.zeros(n, dtype=np.int64)
-        static = np.zeros(n, dtype=np.int64)  # 2: apply whatever; 1: a signal fires
-        low = np.zeros(n)
-        high = np.zeros(n)
-        open_ms = np.zeros(n, dtype=np.int64)
-        # counts[c][g]: rows of symbol c in steps 0..g-1
-        self.counts: list[IntArray] = []
+        applied = order != REJECTED
+        # each symbol's steps, in order: its rows' places in the run (rejected steps last)
+        grouped = np.argsort(np.where(applied, order, symbols), kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(order[applied], minlength=symbols))))
+        self.at: list[IntArray] = [grouped[bounds[c] : bounds[c + 1]] for c in range(symbols)]
+        # per step, as numpy columns (the loop reads them a chunk at a time as lists: a
+        # year of many symbols must not become a list of Python numbers per step)
+        self.order_col = order
+        self.row_col = np.zeros(n, dtype=np.int64)
+        self.static_col = np.full(n, 2, dtype=np.int8)  # 2: apply whatever; 1: a signal fires
+        self.low_col = np.zeros(n)
+        self.high_col = np.zeros(n)
+        self.open_col = np.zeros(n, dtype=np.int64)
         for c, feats in enumerate(feed.features):
-            at = np.flatnonzero(order == c)
-            rows = np.arange(at.size)
-            row[at] = rows
+            at = self.at[c]
+            self.row_col[at] = np.arange(at.size)
             changed = np.array(feats.regime_changed, dtype=np.bool_)
             changed[:1] = True  # a symbol's first bar makes its engines and strategy
-            static[at] = np.where(changed, 2, np.array(feats.ofi.fires, dtype=np.int64))
+            fires = np.array(feats.ofi.fires, dtype=np.int8)
+            self.static_col[at] = np.where(changed, np.int8(2), fires)
             columns = feats.columns
-            low[at] = columns.low
-            high[at] = columns.high
-            open_ms[at] = columns.open_ms
-            self.counts.append(np.concatenate(([0], np.cumsum(order == c))))
-        applied = order != REJECTED
-        static[~applied] = 2
-        self.row: list[int] = row.tolist()
-        self.static: list[int] = static.tolist()
-        self.low: list[float] = low.tolist()
-        self.high: list[float] = high.tolist()
-        self.open_ms: list[int] = open_ms.tolist()
+            self.low_col[at] = columns.low
+            self.high_col[at] = columns.high
+            self.open_col[at] = columns.open_ms
         # for the heartbeat at any step: applied steps before it, the last one's index
-        self.applied_before: list[int] = np.concatenate(([0], np.cumsum(applied))).tolist()
-        self.last_applied: list[int] = np.maximum.accumulate(
-            np.where(applied, np.arange(n), -1)
-        ).tolist()
-        self.max_open: list[int] = np.maximum.accumulate(np.where(applied, open_ms, -1)).tolist()
+        self.applied_before = np.concatenate(([0], np.cumsum(applied)))
+        self.last_applied = np.maximum.accumulate(np.where(applied, np.arange(n), -1))
+        self.max_open = np.maximum.accumulate(np.where(applied, self.open_col, -1))
         self.synced = [0] * symbols  # rows whose last values are in place
         self.flat = [True] * symbols
         self.lo = [-_INF] * symbols
@@ -303,6 +298,10 @@ class _Run:
         self.limit = [-_INF] * symbols  # the earlier of the two
         self.every = False  # apply every bar (the store refuses writes)
         self.done = 0  # steps taken
+
+    def rows_before(self, code: int, g: int) -> int:
+        """Rows of symbol `code` in steps 0..g-1."""
+        return int(np.searchsorted(self.at[code], g))
 
     @property
     def trading(self) -> TradingLoop:
@@ -318,41 +317,38 @@ class _Run:
 
     def steps(self) -> None:
         core = self.core
-        order, static, low, high, open_ms = (
-            self.order,
-            self.static,
-            self.low,
-            self.high,
-            self.open_ms,
-        )
         flat, lo, hi, limit = self.flat, self.lo, self.hi, self.limit
-        n = len(order)
+        n = self.order_col.size
         g = 0
         every = self.every
         while g < n:
-            poll = min(n, g + _POLL_STEPS)
-            while g < poll:
-                c = order[g]
-                e = static[g]
+            start, stop = g, min(n, g + _POLL_STEPS)
+            order = self.order_col[start:stop].tolist()
+            static = self.static_col[start:stop].tolist()
+            low = self.low_col[start:stop].tolist()
+            high = self.high_col[start:stop].tolist()
+            opens = self.open_col[start:stop].tolist()
+            rows = self.row_col[start:stop].tolist()
+            for i in range(stop - start):
+                c = order[i]
+                e = static[i]
                 if (
                     e < 2
-                    and low[g] > lo[c]
-                    and high[g] < hi[c]
-                    and open_ms[g] < limit[c]
+                    and low[i] > lo[c]
+                    and high[i] < hi[c]
+                    and opens[i] < limit[c]
                     and not every
                 ):
                     if not (e and flat[c]):
-                        g += 1  # nothing happens at this bar: passed over
-                        continue
-                    self.entries_only(g)  # only the bar's signal can do something
+                        continue  # nothing happens at this bar: passed over
+                    self.entries_only(start + i, c, rows[i])  # only its signal can act
                 else:
-                    self.apply(g)
-                g += 1
+                    self.apply(start + i, c, rows[i], opens[i])
                 if core.stopping:
-                    self.done = g
+                    self.done = start + i + 1
                     return
                 every = self.every
-            self.done = g
+            g = self.done = stop
             if core.commands:
                 self.catch_up_all(g)
                 core.apply_commands()
@@ -361,28 +357,26 @@ class _Run:
             if core.stopping:
                 return
 
-    def apply(self, g: int) -> None:
-        """Step g through the core, its symbol's last values (or all) brought up first."""
+    def apply(self, g: int, code: int, k: int, open_ms: int) -> None:
+        """Step g (symbol `code`'s row k) through the core, its symbol's last values (or
+        all) brought up first."""
         core = self.core
-        code = self.order[g]
-        whole = code == REJECTED or self.open_ms[g] >= self.due_ms or self.every
+        whole = code == REJECTED or open_ms >= self.due_ms or self.every
         if whole:
             self.catch_up_all(g)
         else:
-            self.catch_up(code, self.row[g])
+            self.catch_up(code, k)
             if core.step_observers:  # they may read the heartbeat (a progress bar)
                 self._beat_before(g)
-        if code == REJECTED:
-            bar = self.data.rejected[g]
-        else:
-            bar = self.feed.features[code].columns.bar(self.row[g])
+        rejected = code == REJECTED
+        bar = self.data.rejected[g] if rejected else self.feed.features[code].columns.bar(k)
         self.clock.advance_to(bar.close_s)
         if core.commands:
             core.apply_commands()
             whole = True
         core.step_at(bar, checkpoints=False)
         if code != REJECTED:
-            self.synced[code] = self.row[g] + 1
+            self.synced[code] = k + 1
         if whole:
             self.look_again()
         else:
@@ -390,16 +384,15 @@ class _Run:
             trading = core.trading
             self.every = not core.store.healthy or (trading is not None and trading.backlogged)
 
-    def entries_only(self, g: int) -> None:
+    def entries_only(self, g: int, code: int, k: int) -> None:
         """Step g, a bar whose only business is its signal (a flat symbol, nothing for the
         exits, no regime change, no cycle due): the strategy and the gates alone
         (`Core.step_entries_only`, which leaves the book's last values at this bar); the
         engines' are caught up as for a passed-over bar, when next needed."""
         core = self.core
         if core.commands:
-            self.apply(g)  # a command first, then the whole step
+            self.apply(g, code, k, int(self.open_col[g]))  # a command first, then the step
             return
-        code, k = self.order[g], self.row[g]
         feats = self.feed.features[code]
         columns = feats.columns
         symbol = columns.symbol
@@ -453,8 +446,8 @@ class _Run:
 
     def catch_up_all(self, g: int) -> None:
         """Every symbol's last values as after step g-1, and the core's heartbeat."""
-        for code, counts in enumerate(self.counts):
-            self.catch_up(code, int(counts[g]), whole=True)
+        for code in range(len(self.at)):
+            self.catch_up(code, self.rows_before(code, g), whole=True)
         self._beat_before(g)
 
     def finish(self) -> None:
@@ -462,8 +455,8 @@ class _Run:
         only, read by the snapshot) rebuilt from the columns as the applied bars left them."""
         g = self.done
         self.catch_up_all(g)
-        for code, counts in enumerate(self.counts):
-            k = int(counts[g])
+        for code in range(len(self.at)):
+            k = self.rows_before(code, g)
             if k == 0:
                 continue
             columns = self.feed.features[code].columns
@@ -483,13 +476,13 @@ class _Run:
         core = self.core
         if g == 0:
             return
-        last = self.last_applied[g - 1]
+        last = int(self.last_applied[g - 1])
         if last < 0:
             return
-        code, k = self.order[last], self.row[last]
+        code, k = int(self.order_col[last]), int(self.row_col[last])
         columns = self.feed.features[code].columns
         close_s = (columns.open_ms_list[k] + columns.interval_ms) / 1000.0
-        core.restore_beat(close_s, self.applied_before[g], self.max_open[g - 1])
+        core.restore_beat(close_s, int(self.applied_before[g]), int(self.max_open[g - 1]))
 
     def look_again(self) -> None:
         """After a step that may have changed anything: every symbol's state looked at."""
