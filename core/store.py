@@ -353,6 +353,7 @@ class Store:
         self.durable = durable  # False: no fsync (a throwaway folder: replay, tests)
         self._buffer_logs = False  # `buffer_logs`: a throwaway store's only
         self._pending_lines: dict[str, list[bytes]] = {}
+        self._pending_size: dict[str, int] = {}  # their bytes, per log
         # a state file's last version: its bytes, or (`write_json(owned=True)`) the
         # document itself, encoded when it is flushed or read
         self._pending_docs: dict[str, bytes | dict[str, Any]] = {}
@@ -559,6 +560,7 @@ class Store:
             journal.note(record if text is None else None, len(line))
         if self._buffer_logs:
             self._pending_lines.setdefault(name, []).append(line)
+            self._pending_size[name] = self._pending_size.get(name, 0) + len(line)
             return True
         return self._append_lines(name, [line])
 
@@ -604,7 +606,7 @@ class Store:
             if not stat.S_ISREG(st.st_mode):
                 return None
             on_disk = st.st_size
-        waiting = sum(map(len, self._pending_lines.get(name, ())))
+        waiting = self._pending_size.get(name, 0)
         if on_disk + waiting != journal.size:
             return None
         records, journal.records = journal.records, []
@@ -619,6 +621,7 @@ class Store:
         ok = True
         for log_name in names:
             lines = self._pending_lines.pop(log_name, None)
+            self._pending_size.pop(log_name, None)
             if lines:
                 ok = self._append_lines(log_name, lines) and ok
         if name is None:  # and every state file waiting (a throwaway store's)
