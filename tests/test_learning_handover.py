@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -36,6 +37,7 @@ from bigalpha_tui.core.store import (
     Store,
     to_json,
 )
+from bigalpha_tui.core.trades import ClosedTrade
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT")
 
@@ -296,3 +298,35 @@ def test_an_owned_document_waits_unencoded_and_is_written_as_a_direct_store_writ
     assert buffered.flush_logs()
     assert _files(tmp_path / "buffered") == _files(tmp_path / "direct")
     assert b'"inf":"inf"' in buffered.path(POSITIONS).read_bytes()
+
+
+def _outcome(record: Any) -> Any:
+    try:
+        return repr(ClosedTrade.from_record(record))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_a_trade_record_reads_and_fails_alike_as_a_dict_and_as_any_mapping() -> None:
+    """`ClosedTrade.from_record` looks a plain dict's fields up directly: every record, with
+    any field missing or spoiled (one or two at a time), reads to the same trade or fails
+    with the same first fault as through `codec.field` (a read-only mapping goes there)."""
+    trade = shadow([2.5])[0]
+    record = trade.to_record()
+    spoilt: list[Any] = [None, "", "x", -1.0, 0.0, float("nan"), True, [], ["x"], {}, 1e300, 7]
+    variants: list[dict[str, Any]] = [dict(record)]
+    keys = list(record)
+    for key in keys:
+        variants.append({k: v for k, v in record.items() if k != key})
+        variants.extend({**record, key: value} for value in spoilt)
+    for first, second in itertools.combinations(keys, 2):
+        variants.append({k: v for k, v in record.items() if k not in (first, second)})
+        variants.append({**record, first: "", second: None})
+        variants.append({k: ("" if k == first else v) for k, v in record.items() if k != second})
+    read = 0
+    for variant in variants:
+        fast = _outcome(variant)
+        assert fast == _outcome(MappingProxyType(variant)), variant
+        read += isinstance(fast, str)
+    assert read >= 1 and read < len(variants)
+    assert _outcome(dict(record)) == repr(trade)
