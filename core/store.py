@@ -390,6 +390,9 @@ class Store:
             raise ValueError("a durable store never buffers its writes (durable=False first)")
         if not on:
             self.flush_logs()
+            for journal in self._journals.values():  # a store writing at once hands nothing
+                journal.base = journal.size = -1  # over: nothing is kept for it either
+                journal.records = []
         self._buffer_logs = on
 
     def _refuse_linked_folders(self) -> None:
