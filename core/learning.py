@@ -26,10 +26,10 @@ from .config import Config
 from .errors import CommandError
 from .learning_cycle import CycleReport, CycleTrigger, run_cycle
 from .learning_schedule import LearningSchedule, slot_at
-from .learning_store import LogTail, TradeCache, read_ledgers
+from .learning_store import LogTail, RecordMemo, TradeCache, read_ledgers
 from .probation import ProbationTransition, SymbolStatus, initial_status, release
 from .snapshot import LearningView, SymbolView
-from .store import LEARNING_HISTORY, SYMBOL_STATES, Store
+from .store import LEARNING_HISTORY, SHADOW_OUTCOMES, SYMBOL_STATES, Store
 
 Emit = Callable[..., object]
 
@@ -61,6 +61,7 @@ class LearningLoop:
         # the outcomes read last cycle, already checked (`keep_checked_records`)
         self._trade_cache: TradeCache | None = None
         self._log_tail: LogTail | None = None  # and how far the log was read
+        self._live_memo: RecordMemo | None = None  # the book's closed trades, checked
         # `_calm`'s bounds, for the schedule they were made from
         self._calm_for: LearningSchedule | None = None
         self._calm_from_s = self._calm_until_s = -math.inf
@@ -73,6 +74,12 @@ class LearningLoop:
         if self._trade_cache is None:
             self._trade_cache = {}
             self._log_tail = LogTail()
+            self._live_memo = {}
+            if not self.read_only:
+                # a throwaway store (`buffer_logs`) then hands each cycle the outcomes
+                # appended since the last one, instead of writing them out and reading
+                # them back (the book likewise: `read_ledgers`)
+                self.store.follow_log(SHADOW_OUTCOMES)
 
     # -- persistence ---------------------------------------------------------------
 
@@ -127,7 +134,7 @@ class LearningLoop:
             payload["last_report"] = record
         elif self.last_report is not None:
             payload["last_report"] = self.last_report.to_record()
-        self.store.write_json(SYMBOL_STATES, payload)
+        self.store.write_json(SYMBOL_STATES, payload, owned=True)  # made afresh above
         if record is not None:
             self.store.append_jsonl(LEARNING_HISTORY, record)
 
@@ -217,7 +224,7 @@ class LearningLoop:
     def _run(
         self, now_s: float, trigger: CycleTrigger, slot_s: float | None, missed: int
     ) -> CycleReport:
-        ledgers = read_ledgers(self.store, self._trade_cache, self._log_tail)
+        ledgers = read_ledgers(self.store, self._trade_cache, self._log_tail, self._live_memo)
         report = run_cycle(
             now_s,
             ledgers.live,

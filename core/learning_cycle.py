@@ -134,8 +134,11 @@ def run_cycle(
     learning = config.learning
     live_all = [t for t in live_trades if t.ledger is Ledger.LIVE]
     shadow_all = [t for t in shadow_trades if t.ledger is Ledger.SHADOW]
-    live = [t for t in live_all if in_window(t, now_s, learning)]
-    shadow = [t for t in shadow_all if in_window(t, now_s, learning)]
+    # `in_window`, its bound made once: a replay's cycle goes through every shadow outcome
+    # of the run so far
+    start_s = now_s - learning.lookback_h * 3600.0
+    live = [t for t in live_all if start_s < t.exit_s <= now_s]
+    shadow = [t for t in shadow_all if start_s < t.exit_s <= now_s]
     statuses = dict(states)
     for symbol in sorted({t.symbol for t in live} - set(statuses)):
         statuses[symbol] = initial_status(symbol, config)
@@ -165,7 +168,7 @@ def run_cycle(
         run_s=now_s,
         slot_s=slot_s,
         missed_slots=missed_slots,
-        window_start_s=now_s - learning.lookback_h * 3600.0,
+        window_start_s=start_s,
         live_trades_read=len(live_all),
         shadow_trades_read=len(shadow_all),
         live_trades_in_window=len(live),

@@ -86,9 +86,34 @@ class LogTail:
     data: bytes = b""
     ledger: Ledger | None = None
     trades: list[ClosedTrade] = field(default_factory=list)
+    #: a throwaway store that follows the log (`Store.follow_log`) hands over the records
+    #: appended since the log held `size` bytes: the lines are then not read back (`data`
+    #: is left empty); -1: read the file
+    size: int = -1
 
     def reset(self) -> None:
-        self.data, self.ledger, self.trades = b"", None, []
+        self.data, self.ledger, self.trades, self.size = b"", None, [], -1
+
+
+def _appended_trades(store: Store, ledger: Ledger, tail: LogTail) -> list[ClosedTrade] | None:
+    """The log's trades through the records its store appended since the last read, each
+    checked as a line read back is (`ClosedTrade.from_record`: a record is checked on its
+    way to the disk as on its way back, JSON's round trip changing nothing it checks).
+    None when the store cannot vouch for the log or a record does not read: the file is
+    then read, and what is wrong counted and reported as a fresh read does."""
+    handed = store.appended_records(SHADOW_OUTCOMES, tail.size)
+    if handed is None:
+        return None
+    records, size = handed
+    new: list[ClosedTrade] = []
+    for record in records:
+        try:
+            new.append(ClosedTrade.from_record(record))
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            return None
+    tail.size = size
+    tail.trades.extend(t for t in new if t.ledger is ledger)
+    return list(tail.trades)
 
 
 def _read_grown_log(
@@ -97,8 +122,12 @@ def _read_grown_log(
     """The log's trades through `tail`: the lines after the bytes read last time. None when
     the file is not the last one grown (edited, cut, rotated, unreadable) or holds a line
     that does not read: the full read then reads it, and counts and reports what it finds."""
+    if tail.ledger not in (None, ledger):
+        return None
+    if tail.size >= 0:  # the store hands the new records over, or the file is read afresh
+        return _appended_trades(store, ledger, tail)
     data = store.read_log_bytes(SHADOW_OUTCOMES)
-    if data is None or not data.startswith(tail.data) or tail.ledger not in (None, ledger):
+    if data is None or not data.startswith(tail.data):
         return None
     pieces = data[len(tail.data) :].split(b"\n")
     # every piece but the last ended with a newline; the last is a line without one
@@ -123,6 +152,9 @@ def _read_grown_log(
     tail.trades.extend(t for t in whole if t.ledger is ledger)
     tail.data = data[: len(data) - len(pieces[-1])]
     if whole is new:
+        if store.follows_log(SHADOW_OUTCOMES):  # the next reads take its records
+            store.log_read_to(SHADOW_OUTCOMES, len(data))
+            tail.size, tail.data = len(data), b""
         return list(tail.trades)
     return [*tail.trades, *(t for t in new[-1:] if t.ledger is ledger)]
 
@@ -148,17 +180,71 @@ def _parse_log_trades(
     return _to_trades(lines, ledger, cache, seen)
 
 
+#: The closed live trades of a book waiting unencoded in a throwaway store
+#: (`Store.pending_doc`), each with its record, by the record's identity: a record in the
+#: book is never changed, so one checked is not checked again while the book keeps it.
+RecordMemo = dict[int, tuple[dict[str, Any], ClosedTrade]]
+
+
+def _waiting_closed_records(store: Store) -> list[dict[str, Any]] | None:
+    """The closed live trades' records of a book waiting in memory, not encoded (what
+    `read_json` would give back through JSON); None when there is none, or when its layout
+    is not the one the book writes (a list of plain dicts): the file is then read."""
+    doc = store.pending_doc(POSITIONS)
+    if doc is None:
+        return None
+    closed = doc.get("closed", [])
+    if type(closed) is not list or any(type(record) is not dict for record in closed):
+        return None
+    return closed
+
+
+def _memo_trades(
+    records: list[dict[str, Any]], ledger: Ledger, memo: RecordMemo
+) -> tuple[list[ClosedTrade], int]:
+    """`ledger`'s trades of `records`, a record checked before (the same object) not
+    checked again; `memo` is left holding this read's records only."""
+    trades: list[ClosedTrade] = []
+    bad = 0
+    seen: RecordMemo = {}
+    for record in records:
+        kept = memo.get(id(record))
+        if kept is not None and kept[0] is record:
+            trade = kept[1]
+        else:
+            try:
+                trade = ClosedTrade.from_record(record)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                bad += 1
+                continue
+        seen[id(record)] = (record, trade)
+        if trade.ledger is ledger:
+            trades.append(trade)
+    memo.clear()
+    memo.update(seen)
+    return trades, bad
+
+
 def read_ledgers(
-    store: Store, cache: TradeCache | None = None, tail: LogTail | None = None
+    store: Store,
+    cache: TradeCache | None = None,
+    tail: LogTail | None = None,
+    memo: RecordMemo | None = None,
 ) -> LedgerRead:
     """Closed live trades and shadow outcomes as the store holds them now. `cache` (kept by
     the caller between reads) spares re-checking records read before: it is left holding
     the records of this read only. `tail` (kept too, with a cache) spares reading again the
-    part of the outcome log the last read saw, while the log only grew."""
+    part of the outcome log the last read saw, while the log only grew. `memo` (kept too)
+    spares encoding and decoding a throwaway store's book, waiting in memory, to read its
+    closed trades (each checked as a record read from the file is)."""
     seen: TradeCache | None = None if cache is None else {}
-    live, bad_live = _parse_trades(
-        closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE, cache, seen
-    )
+    waiting = None if memo is None else _waiting_closed_records(store)
+    if memo is not None and waiting is not None:
+        live, bad_live = _memo_trades(waiting, Ledger.LIVE, memo)
+    else:
+        live, bad_live = _parse_trades(
+            closed_trade_records(store.read_json(POSITIONS)), Ledger.LIVE, cache, seen
+        )
     if cache is None:
         shadow, bad_shadow = _parse_trades(
             store.iter_jsonl(SHADOW_OUTCOMES, with_rotated=True), Ledger.SHADOW

@@ -33,7 +33,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Container, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -316,6 +316,26 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+@dataclass(slots=True)
+class _Journal:
+    """The records appended to one followed log since a reader's last read."""
+
+    base: int = -1  # the log's size (disk and waiting lines) at that read; -1: none yet
+    size: int = -1  # `base` and the bytes appended since
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def note(self, record: dict[str, Any] | None, length: int) -> None:
+        """One line of `length` bytes appended; None: not a record the store encoded."""
+        if self.base < 0:
+            return
+        if record is None:  # the caller's own text: no record to hand over for it
+            self.base = self.size = -1
+            self.records = []
+            return
+        self.records.append(record)
+        self.size += length
+
+
 class Store:
     """One feature-store folder. Not thread-safe: the core owns it."""
 
@@ -333,7 +353,11 @@ class Store:
         self.durable = durable  # False: no fsync (a throwaway folder: replay, tests)
         self._buffer_logs = False  # `buffer_logs`: a throwaway store's only
         self._pending_lines: dict[str, list[bytes]] = {}
-        self._pending_docs: dict[str, bytes] = {}
+        self._pending_size: dict[str, int] = {}  # their bytes, per log
+        # a state file's last version: its bytes, or (`write_json(owned=True)`) the
+        # document itself, encoded when it is flushed or read
+        self._pending_docs: dict[str, bytes | dict[str, Any]] = {}
+        self._journals: dict[str, _Journal] = {}  # `follow_log`
         self.jsonl_rotate_bytes = jsonl_rotate_bytes
         self.warnings: list[StoreWarning] = []
         self.write_failures = 0
@@ -366,6 +390,9 @@ class Store:
             raise ValueError("a durable store never buffers its writes (durable=False first)")
         if not on:
             self.flush_logs()
+            for journal in self._journals.values():  # a store writing at once hands nothing
+                journal.base = journal.size = -1  # over: nothing is kept for it either
+                journal.records = []
         self._buffer_logs = on
 
     def _refuse_linked_folders(self) -> None:
@@ -404,18 +431,39 @@ class Store:
 
     # -- JSON state files -------------------------------------------------------------
 
-    def write_json(self, name: str, payload: dict[str, Any]) -> bool:
-        """Write a state file atomically. False (and a warning) when the disk refused."""
+    def write_json(self, name: str, payload: dict[str, Any], *, owned: bool = False) -> bool:
+        """Write a state file atomically. False (and a warning) when the disk refused.
+
+        `owned`: the caller hands `payload` over, nothing in it (at any depth) changes after
+        the call; a throwaway store (`buffer_logs`) then keeps the document and encodes it
+        only when it is flushed or read (a replay saves the book before each of hundreds of
+        learning cycles, and only the last version reaches the disk). The same bytes."""
         if self.read_only:
             return True
-        data = to_json({"schema_version": SCHEMA_VERSION, **payload}).encode()
+        doc = {"schema_version": SCHEMA_VERSION, **payload}
         if self._buffer_logs:  # a throwaway store: the last version is written at the flush
             # moved to the end: the flush writes in the order of the last writes, as a direct
             # store's files were last written (the book saved after the engines stays so)
             self._pending_docs.pop(name, None)
-            self._pending_docs[name] = data
+            self._pending_docs[name] = doc if owned else to_json(doc).encode()
             return True
-        return self._write_doc(name, data)
+        return self._write_doc(name, to_json(doc).encode())
+
+    def pending_doc(self, name: str) -> dict[str, Any] | None:
+        """The document an `owned` write left waiting in memory (a throwaway store's), as
+        it was handed over (`schema_version` included), not encoded: what `read_json` would
+        give back through JSON (its enums as their values, no tuples). For a reader that
+        only looks: it must change nothing in it. None when no such document waits."""
+        doc = self._pending_docs.get(name)
+        return doc if isinstance(doc, dict) else None
+
+    def _pending_bytes(self, name: str) -> bytes | None:
+        """A waiting state file's bytes, encoded now (and kept so) when it waits unencoded."""
+        pending = self._pending_docs.get(name)
+        if isinstance(pending, dict):
+            pending = to_json(pending).encode()
+            self._pending_docs[name] = pending  # same key: its place in the order is kept
+        return pending
 
     def _write_doc(self, name: str, data: bytes) -> bool:
         odd = not_a_plain_file(self.path(name))
@@ -435,7 +483,7 @@ class Store:
         """The payload of a state file, None when absent or set aside as unreadable."""
         path = self.path(name)
         try:
-            pending = self._pending_docs.get(name)
+            pending = self._pending_bytes(name)
             raw = _read_plain(path) if pending is None else pending
         except FileNotFoundError:
             return None
@@ -510,10 +558,63 @@ class Store:
         if self.read_only:
             return True
         line = ((to_json(record) if text is None else text) + "\n").encode()
+        journal = self._journals.get(name)
+        if journal is not None:
+            journal.note(record if text is None else None, len(line))
         if self._buffer_logs:
             self._pending_lines.setdefault(name, []).append(line)
+            self._pending_size[name] = self._pending_size.get(name, 0) + len(line)
             return True
         return self._append_lines(name, [line])
+
+    def follow_log(self, name: str) -> None:
+        """Keep the records appended to log `name` from now on, for `appended_records`
+        (the caller then takes them at each read, or they pile up). The record handed to
+        `append_jsonl` is kept as it is: its caller changes nothing in it afterwards."""
+        self._journals.setdefault(name, _Journal())
+
+    def follows_log(self, name: str) -> bool:
+        """Does `appended_records` answer for log `name` (followed, a throwaway store)?"""
+        return self._buffer_logs and name in self._journals
+
+    def log_read_to(self, name: str, size: int) -> None:
+        """A reader has just read log `name` whole from the disk, `size` bytes of whole
+        lines, nothing waiting (`read_log_bytes`): the records followed start there."""
+        journal = self._journals.get(name)
+        if journal is not None:
+            journal.base = journal.size = size
+            journal.records = []
+
+    def appended_records(self, name: str, since: int) -> tuple[list[dict[str, Any]], int] | None:
+        """The records appended to a followed log since it held `since` bytes (the size of
+        the last `log_read_to` or the last answer), oldest first, as handed to `append_jsonl`,
+        and the log's size now; without reading the log: each is the line the store wrote,
+        decoded. Only for a throwaway store (`buffer_logs`), whose folder no one else
+        writes; and only while the log's size is what those appends made it (a log cut,
+        grown or replaced on disk gives None: `read_log_bytes` then), it has no rotated
+        generation and is short of the rotation size (the flush a read makes would not
+        rotate it). None otherwise, or when a line was appended as the caller's own text."""
+        journal = self._journals.get(name)
+        if journal is None or not self._buffer_logs or journal.base < 0 or journal.base != since:
+            return None
+        if journal.size >= self.jsonl_rotate_bytes or self.rotated_paths(name):
+            return None
+        try:
+            st = os.lstat(self.path(name))
+        except FileNotFoundError:
+            on_disk = 0
+        except OSError:
+            return None
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            on_disk = st.st_size
+        waiting = self._pending_size.get(name, 0)
+        if on_disk + waiting != journal.size:
+            return None
+        records, journal.records = journal.records, []
+        journal.base = journal.size
+        return records, journal.size
 
     def flush_logs(self, name: str | None = None) -> bool:
         """Write the log lines waiting in memory (`buffer_logs`), and with no `name` the
@@ -523,12 +624,16 @@ class Store:
         ok = True
         for log_name in names:
             lines = self._pending_lines.pop(log_name, None)
+            self._pending_size.pop(log_name, None)
             if lines:
                 ok = self._append_lines(log_name, lines) and ok
         if name is None:  # and every state file waiting (a throwaway store's)
             while self._pending_docs:
                 doc_name = next(iter(self._pending_docs))
-                ok = self._write_doc(doc_name, self._pending_docs.pop(doc_name)) and ok
+                data = self._pending_bytes(doc_name)
+                del self._pending_docs[doc_name]
+                if data is not None:
+                    ok = self._write_doc(doc_name, data) and ok
         return ok
 
     def _append_lines(self, name: str, lines: list[bytes]) -> bool:
@@ -714,8 +819,9 @@ class Store:
         """A state file waiting in memory (`buffer_logs`) goes to disk now: a read of it
         found it wanting, and what is set aside must be it, not an older version on disk
         (nor may it go on answering reads after being set aside)."""
-        pending = self._pending_docs.pop(name, None)
+        pending = self._pending_bytes(name)
         if pending is not None:
+            del self._pending_docs[name]
             self._write_doc(name, pending)
 
     def set_aside_records(self, name: str, reasons: list[str]) -> Path | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -62,28 +64,38 @@ class ClosedTrade:
     @classmethod
     def from_record(cls, record: dict[str, Any], latest_s: float = math.inf) -> ClosedTrade:
         """Inverse of `to_record`, strict (`codec.RecordError` names the bad field)."""
-        f = codec.field
-        reasons = f(record, "exit_reasons")
+        if type(record) is dict:  # a plain dict's fields looked up directly (a replay's
+            try:  # learning cycles check every outcome of the run)
+                return cls._read(record.__getitem__, record, latest_s)
+            except KeyError:
+                pass  # a field is missing: read again through `codec.field`, which names it
+        return cls._read(functools.partial(codec.field, record), record, latest_s)
+
+    @classmethod
+    def _read(cls, f: Callable[[str], Any], record: dict[str, Any], latest_s: float) -> ClosedTrade:
+        """`from_record` with `f(name)` giving a field: the same checks in the same order,
+        so a record's first fault is the one named, however its fields are looked up."""
+        reasons = f("exit_reasons")
         if not isinstance(reasons, list) or not reasons:
             raise codec.RecordError("exit_reasons must be a non-empty list")
-        entry_s = codec.time_s(f(record, "entry_s"), "entry_s", latest_s)
+        entry_s = codec.time_s(f("entry_s"), "entry_s", latest_s)
         return cls(
-            id=codec.text(f(record, "id"), "id"),
-            ledger=codec.choice(Ledger, f(record, "ledger"), "ledger"),
-            strategy=codec.text(f(record, "strategy"), "strategy"),
-            symbol=codec.text(f(record, "symbol"), "symbol"),
-            side=codec.choice(Side, f(record, "side"), "side"),
+            id=codec.text(f("id"), "id"),
+            ledger=codec.choice(Ledger, f("ledger"), "ledger"),
+            strategy=codec.text(f("strategy"), "strategy"),
+            symbol=codec.text(f("symbol"), "symbol"),
+            side=codec.choice(Side, f("side"), "side"),
             entry_s=entry_s,
-            exit_s=codec.number(f(record, "exit_s"), "exit_s", low=entry_s, high=latest_s),
-            entry_price=codec.positive(f(record, "entry_price"), "entry_price"),
-            exit_price=codec.positive(f(record, "exit_price"), "exit_price"),
-            qty=codec.positive(f(record, "qty"), "qty"),
-            fees_usd=codec.non_negative(f(record, "fees_usd"), "fees_usd"),
-            pnl_usd=codec.number(f(record, "pnl_usd"), "pnl_usd"),
-            conviction=codec.choice(Conviction, f(record, "conviction"), "conviction"),
-            entry_regime=codec.choice(Regime, f(record, "entry_regime"), "entry_regime"),
+            exit_s=codec.number(f("exit_s"), "exit_s", low=entry_s, high=latest_s),
+            entry_price=codec.positive(f("entry_price"), "entry_price"),
+            exit_price=codec.positive(f("exit_price"), "exit_price"),
+            qty=codec.positive(f("qty"), "qty"),
+            fees_usd=codec.non_negative(f("fees_usd"), "fees_usd"),
+            pnl_usd=codec.number(f("pnl_usd"), "pnl_usd"),
+            conviction=codec.choice(Conviction, f("conviction"), "conviction"),
+            entry_regime=codec.choice(Regime, f("entry_regime"), "entry_regime"),
             exit_reasons=tuple(codec.choice(ExitReason, r, "exit reason") for r in reasons),
-            golden_hour_entry=codec.flag(f(record, "golden_hour_entry"), "golden_hour_entry"),
+            golden_hour_entry=codec.flag(f("golden_hour_entry"), "golden_hour_entry"),
             twin_of=codec.optional(lambda v: codec.text(v, "twin_of"), record.get("twin_of")),
             block_reason=codec.optional(
                 lambda v: codec.choice(BlockReason, v, "block_reason"), record.get("block_reason")

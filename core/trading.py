@@ -788,7 +788,12 @@ class TradingLoop:
             # the logs first: a book saved past a record the disk refused would lose it
             self._dirty = True
             return
-        self.store.write_json(POSITIONS, self.to_doc())
+        doc = self.to_doc()
+        # the book's own list, which the next closed trade grows: the document gets a copy,
+        # so that nothing in it changes after the write (its records never change) and a
+        # throwaway store may keep it, encoded only if it is read or flushed (`owned`)
+        doc["closed"] = list(doc["closed"])
+        self.store.write_json(POSITIONS, doc, owned=True)
 
     def to_doc(self) -> dict[str, Any]:
         return book_mod.encode(self.book)
