@@ -83,6 +83,7 @@ def _run(
     config: Config,
     observer: Callable[[Core], None] | None = None,
     record_blocks: bool = True,
+    setup: Callable[[Core], None] | None = None,
 ) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
@@ -97,6 +98,8 @@ def _run(
     core.trading.record_blocks = record_blocks
     if observer is not None:
         core.step_observers.append(lambda: observer(core))
+    if setup is not None:  # switches, observers: the same on both paths
+        setup(core)
     if streaming:
         anyio.run(core.run)
     else:
@@ -132,10 +135,18 @@ def _run(
     )
 
 
-def assert_same_run(make_source: Any, tmp_path: Path, config: Config | None = None) -> Outcome:
+def assert_same_run(
+    make_source: Any,
+    tmp_path: Path,
+    config: Config | None = None,
+    *,
+    setup: Callable[[Core], None] | None = None,
+    record_blocks: bool = True,
+) -> Outcome:
     config = config or Config()
-    streamed = _run(make_source, tmp_path / "streaming", streaming=True, config=config)
-    batched = _run(make_source, tmp_path / "batch", streaming=False, config=config)
+    kwargs: dict[str, Any] = {"config": config, "setup": setup, "record_blocks": record_blocks}
+    streamed = _run(make_source, tmp_path / "streaming", streaming=True, **kwargs)
+    batched = _run(make_source, tmp_path / "batch", streaming=False, **kwargs)
     assert batched.trades == streamed.trades  # every ledger, every float exactly
     assert batched.snapshot == streamed.snapshot
     assert batched.files == streamed.files  # block records, outcomes, learning history, book
