@@ -209,11 +209,12 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
         strategy_config = core.config.strategy
         trading.new_strategy = lambda symbol: BatchOfi(strategy_config, feed.by_symbol[symbol])
     core.started_market_s = clock.now()
-    completed = False
     try:
         run.steps()
-        completed = True
     finally:
+        # also when an exception unwinds the run (ctrl+c; `replay` turns SIGTERM into
+        # SystemExit): the state of the last step taken, engines included, is what the
+        # checkpoint below saves and a resume (`--data-dir`) starts from
         gc.unfreeze()
         run.finish()
         core.feature_feed = None
@@ -223,8 +224,7 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
             for symbol, strategy in strategies.items():
                 if isinstance(strategy, BatchOfi):
                     strategies[symbol] = strategy.streaming()
-        if completed:
-            feed.install_end_state(core)
+        feed.install_end_state(core)
         core.checkpoint()
 
 
@@ -267,6 +267,7 @@ class _Run:
         low = np.zeros(n)
         high = np.zeros(n)
         open_ms = np.zeros(n, dtype=np.int64)
+        close_ms = np.zeros(n, dtype=np.int64)
         # counts[c][g]: rows of symbol c in steps 0..g-1
         self.counts: list[IntArray] = []
         for c, feats in enumerate(feed.features):
@@ -280,9 +281,18 @@ class _Run:
             low[at] = columns.low
             high[at] = columns.high
             open_ms[at] = columns.open_ms
+            close_ms[at] = columns.open_ms + columns.interval_ms
             self.counts.append(np.concatenate(([0], np.cumsum(order == c))))
         applied = order != REJECTED
         static[~applied] = 2
+        for g, bar in data.rejected.items():
+            close_ms[g] = bar.open_ms + bar.interval_ms
+        # the clock at step g: the streaming source moves it to every bar's close (a passed-
+        # over one's too, and a rejected one's), never back: the latest close so far. A
+        # source whose symbols are not merged by time (one lagging minutes behind) would
+        # else meet a clock a passed-over bar of another symbol should have moved, and a
+        # signal's age (`max_signal_age_s`) would differ.
+        self.clock_s: list[float] = (np.maximum.accumulate(close_ms) / 1000.0).tolist()
         self.row: list[int] = row.tolist()
         self.static: list[int] = static.tolist()
         self.low: list[float] = low.tolist()
@@ -376,19 +386,22 @@ class _Run:
             bar = self.data.rejected[g]
         else:
             bar = self.feed.features[code].columns.bar(self.row[g])
-        self.clock.advance_to(bar.close_s)
+        self.clock.advance_to(self.clock_s[g])
         if core.commands:
             core.apply_commands()
             whole = True
+        commands_applied = core.commands_applied
+        self.done = g + 1  # an exception from here on (a step observer's) ends the run here
         core.step_at(bar, checkpoints=False)
         if code != REJECTED:
             self.synced[code] = self.row[g] + 1
-        if whole:
+        # a command applied in the step (by a step observer: at once, as the streaming loop
+        # applies it) may concern any symbol (a close, a flatten): all looked at again
+        if whole or core.commands_applied != commands_applied:
             self.look_again()
         else:
             self._look(code)
-            trading = core.trading
-            self.every = not core.store.healthy or (trading is not None and trading.backlogged)
+            self.every = self._every_step()
 
     def entries_only(self, g: int) -> None:
         """Step g, a bar whose only business is its signal (a flat symbol, nothing for the
@@ -408,14 +421,14 @@ class _Run:
         assert isinstance(strategy, BatchOfi)
         strategy.skip_to(k)
         bar = columns.bar(k)
-        self.clock.advance_to(bar.close_s)
+        self.clock.advance_to(self.clock_s[g])
         twins = len(book.twins)
+        self.done = g + 1
         core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
         # the gates can only add: an entry order, or a blocked twin to follow
         if len(book.twins) != twins or symbol in book.pending:
             self._look(code)
-        store = core.store
-        self.every = store.last_write_error is not None or self.trading.backlogged
+        self.every = self._every_step()
 
     # -- passing over, catching up -------------------------------------------------
 
@@ -491,11 +504,23 @@ class _Run:
         close_s = (columns.open_ms_list[k] + columns.interval_ms) / 1000.0
         core.restore_beat(close_s, self.applied_before[g], self.max_open[g - 1])
 
+    def _every_step(self) -> bool:
+        """Must the next step be applied whatever it is? While the store refuses writes or
+        log records wait (every bar retries them), and when a command waits (an event
+        observer's, queued during the step): the streaming loop applies it before the next
+        bar, so the next step applies it first."""
+        core = self.core
+        trading = core.trading
+        return (
+            not core.store.healthy
+            or (trading is not None and trading.backlogged)
+            or bool(core.commands)
+        )
+
     def look_again(self) -> None:
         """After a step that may have changed anything: every symbol's state looked at."""
         core = self.core
-        trading = core.trading
-        self.every = not core.store.healthy or (trading is not None and trading.backlogged)
+        self.every = self._every_step()
         learning = core.learning
         last_slot_s = None if learning is None else learning.schedule.last_slot_s
         if learning is None or learning.read_only:

@@ -141,6 +141,7 @@ class Core:
         self._store_was_healthy = True
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
         self.commands: deque[Command] = deque()
+        self.commands_applied = 0  # commands applied so far (a batch run looks again after)
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
         self.trading: TradingLoop | None = None
         self.session = trading_view.SessionTally(clock.now())  # trades closed from now on
@@ -541,6 +542,7 @@ class Core:
         """Apply queued operator commands, in order, each logged with its result."""
         while self.commands:
             command = self.commands.popleft()
+            self.commands_applied += 1
             failures = self.store.write_failures
             try:
                 result = self.apply_command(command)

@@ -32,10 +32,10 @@ from bigalpha_tui.core.commands import Command, CommandKind
 from bigalpha_tui.core.config import Config
 from bigalpha_tui.core.engine import Core
 from bigalpha_tui.core.snapshot import Event
-from bigalpha_tui.core.types import SWITCHABLE_GUARDS
 from bigalpha_tui.core.sources.replay import ReplaySource
 from bigalpha_tui.core.sources.sim import DEFAULT_START_MS, SimParams, simulate_minutes
 from bigalpha_tui.core.trading import TradingLoop
+from bigalpha_tui.core.types import SWITCHABLE_GUARDS
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -66,7 +66,9 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
         "exits": {"tiers_pct": [0.1, 0.2, 0.3, 5.0], "tier_fraction": 0.6, "force_hold_min": 5.0}
     },
     "one position": {"gates": {"max_positions": 1}},
-    "golden hour always open": {"gates": {"golden_hour_start": "00:00", "golden_hour_end": "24:00"}},
+    "golden hour always open": {
+        "gates": {"golden_hour_start": "00:00", "golden_hour_end": "24:00"}
+    },
     "golden hour one minute": {"gates": {"golden_hour_start": "11:59", "golden_hour_end": "12:00"}},
     "golden hour wraps midnight": {
         "gates": {"golden_hour_start": "22:00", "golden_hour_end": "03:00"}
@@ -344,7 +346,9 @@ def test_a_stop_from_a_step_observer_leaves_the_same_state(stop_at: int, tmp_pat
         if core.heartbeat.bars_processed >= stop_at and not core.stopping:
             core.stop()
 
-    batched = _run(_listed(bars), tmp_path / "b", streaming=False, config=config, observer=stop_batch)
+    batched = _run(
+        _listed(bars), tmp_path / "b", streaming=False, config=config, observer=stop_batch
+    )
     stopped_at = batched.snapshot["bars"]
 
     def stop_streaming(core: Core) -> None:
@@ -360,3 +364,49 @@ def test_a_stop_from_a_step_observer_leaves_the_same_state(stop_at: int, tmp_pat
     assert batched.files == streamed.files
     assert batched.events == streamed.events
     assert batched.engines == streamed.engines
+
+
+@pytest.mark.parametrize("stop_at", [5, 1500])
+def test_a_run_interrupted_by_an_exception_leaves_the_same_state(
+    stop_at: int, tmp_path: Path
+) -> None:
+    """ctrl+c or SIGTERM (`replay` turns it into SystemExit) unwinds the run from inside a
+    step (here: a step observer raising): the batch run's clean-up must leave the engines,
+    the book, the heartbeat and the files where a streaming run unwound at that bar leaves
+    them (a replay with --data-dir resumes from those files)."""
+    bars = _sim(1.0, seed=11)
+    config = _with(**CONFIGS["force-hold 1 min, trend everywhere"])
+
+    def interrupt_batch(core: Core) -> None:
+        if core.heartbeat.bars_processed >= stop_at:
+            raise KeyboardInterrupt
+
+    batched = _run(
+        _listed(bars),
+        tmp_path / "b",
+        streaming=False,
+        config=config,
+        observer=interrupt_batch,
+        interrupted=True,
+    )
+    stopped_at = batched.snapshot["bars"]
+    assert stop_at <= stopped_at < len(bars)
+
+    def interrupt_streaming(core: Core) -> None:
+        if core.heartbeat.bars_processed >= stopped_at:
+            raise KeyboardInterrupt
+
+    streamed = _run(
+        _listed(bars),
+        tmp_path / "s",
+        streaming=True,
+        config=config,
+        observer=interrupt_streaming,
+        interrupted=True,
+    )
+    assert streamed.snapshot["bars"] == stopped_at
+    assert batched.trades == streamed.trades
+    assert batched.snapshot == streamed.snapshot
+    assert batched.engines == streamed.engines
+    assert batched.files == streamed.files
+    assert batched.events == streamed.events

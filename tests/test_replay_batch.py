@@ -8,6 +8,7 @@ final engine state and every file the store holds at the end.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -84,6 +85,7 @@ def _run(
     observer: Callable[[Core], None] | None = None,
     record_blocks: bool = True,
     setup: Callable[[Core], None] | None = None,
+    interrupted: bool = False,
 ) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
@@ -100,12 +102,13 @@ def _run(
         core.step_observers.append(lambda: observer(core))
     if setup is not None:  # switches, observers: the same on both paths
         setup(core)
-    if streaming:
-        anyio.run(core.run)
-    else:
-        input_of = batch.batch_input_of(core)
-        assert input_of is not None, "a fresh replay at full speed runs in batch"
-        batch.run_batch(core, input_of(core.resume_after_ms()))
+    with pytest.raises(KeyboardInterrupt) if interrupted else contextlib.nullcontext():
+        if streaming:
+            anyio.run(core.run)
+        else:
+            input_of = batch.batch_input_of(core)
+            assert input_of is not None, "a fresh replay at full speed runs in batch"
+            batch.run_batch(core, input_of(core.resume_after_ms()))
     snap = core.snapshot()
     store = core.store
     return Outcome(
