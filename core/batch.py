@@ -208,7 +208,7 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
     if trading is not None:  # each symbol's strategy, made at its first bar, in batch
         strategy_config = core.config.strategy
         trading.new_strategy = lambda symbol: BatchOfi(strategy_config, feed.by_symbol[symbol])
-    core.started_market_s = clock.now()
+    core.start_run()
     try:
         run.steps()
     finally:
@@ -423,8 +423,16 @@ class _Run:
         bar = columns.bar(k)
         self.clock.advance_to(self.clock_s[g])
         twins = len(book.twins)
+        commands_applied = core.commands_applied
         self.done = g + 1
-        core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
+        # the step observers (a progress bar, a stop) are called as after any step, with
+        # the heartbeat as after this one
+        core.step_entries_only(
+            bar, feats.flow_at(k), feats.hurst_at(k), lambda: self._beat_before(g + 1)
+        )
+        if core.commands_applied != commands_applied:  # a step observer's: any symbol
+            self.look_again()
+            return
         # the gates can only add: an entry order, or a blocked twin to follow
         if len(book.twins) != twins or symbol in book.pending:
             self._look(code)

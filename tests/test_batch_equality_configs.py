@@ -105,6 +105,8 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
         "sizing": {"probation_cap": 0.0},
     },
     "no stake": {"sizing": {"base_stake_usd": 0.0}},
+    "zero sizes but ultra": {"sizing": {"normal": 0.0, "high": 0.0, "random_regime": 0.0}},
+    "whales everywhere": {"flow": {"whale_volume_multiple": 1.0, "neutral_share": 0.0}},
     "short history": {"store": {"live_history_h": 1.0}, "learning": {"lookback_h": 1.0}},
     "small chart, short flow window": {"ui": {"chart_bars": 10}, "flow": {"window_bars": 2}},
 }
@@ -410,3 +412,46 @@ def test_a_run_interrupted_by_an_exception_leaves_the_same_state(
     assert batched.engines == streamed.engines
     assert batched.files == streamed.files
     assert batched.events == streamed.events
+
+
+def test_a_step_observer_acting_on_a_blocked_signal_acts_at_the_same_bar(
+    tmp_path: Path,
+) -> None:
+    """A step observer is called after every bar of the streaming run: one that answers a
+    blocked signal (here: closing every open position) must be called at that bar in the
+    batch run too, even when the bar only ran the strategy and the gates."""
+    bars = _sim(1.0, seed=11)
+
+    def closer(core: Core) -> None:
+        blocked: list[str] = []
+
+        def on_event(event: Event) -> None:
+            if event.kind == "block":
+                blocked.append(event.symbol)
+
+        def on_step() -> None:
+            trading = core.trading
+            assert trading is not None
+            if not blocked:
+                return
+            blocked.clear()
+            for symbol in list(trading.live):
+                if not trading.live[symbol].close_requested:
+                    core.submit(Command(CommandKind.CLOSE, symbol))
+
+        core.observers.append(on_event)
+        core.step_observers.append(on_step)
+
+    config = _with(
+        gates={"golden_hour_start": "00:00", "golden_hour_end": "24:00", "max_positions": 1},
+        exits={"force_hold_min": 600.0, "stop_pct": 5.0, "tiers_pct": [5.0, 6.0, 7.0, 8.0]},
+    )
+    outcome = assert_same_run(_listed(bars), tmp_path, config, setup=closer)
+    assert [t for t in outcome.trades if "MANUAL" in t["exit_reasons"]]
+
+
+def test_a_stop_asked_before_the_run_is_ignored_alike(sim_day: list[Bar], tmp_path: Path) -> None:
+    """`Core.run` forgets a stop asked before it started (each run starts afresh); the
+    batch run must not end after its first bar instead."""
+    outcome = assert_same_run(_listed(sim_day[:600]), tmp_path, setup=lambda core: core.stop())
+    assert outcome.snapshot["bars"] == 600
