@@ -106,6 +106,9 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "no stake": {"sizing": {"base_stake_usd": 0.0}},
     "zero sizes but ultra": {"sizing": {"normal": 0.0, "high": 0.0, "random_regime": 0.0}},
+    "learning every 0.123 h": {"learning": {"interval_h": 0.123, "min_trades": 1}},
+    "tier slices of nothing": {"exits": {"tier_fraction": 0.0}},
+    "tier slices of everything": {"exits": {"tier_fraction": 1.0}},
     "whales everywhere": {"flow": {"whale_volume_multiple": 1.0, "neutral_share": 0.0}},
     "short history": {"store": {"live_history_h": 1.0}, "learning": {"lookback_h": 1.0}},
     "small chart, short flow window": {"ui": {"chart_bars": 10}, "flow": {"window_bars": 2}},
@@ -221,14 +224,23 @@ def test_bad_bars_among_several_symbols_are_rejected_alike(tmp_path: Path) -> No
     symbols, with tiny exit levels so that most bars of a held symbol matter."""
     bars = _sim(0.7, seed=9, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
     rng = random.Random(5)
-    mixed: list[Bar] = []
+    insane = Bar("XRPUSDT", bars[0].open_ms, 1.0, 0.5, 1.0, 1.0, 1.0, 0.5)  # its only bar
+    first = Bar("DOGEUSDT", bars[0].open_ms, 1.0, 0.5, 1.0, 1.0, 1.0, 0.5)
+    mixed: list[Bar] = [insane, first]
     for i, bar in enumerate(bars):
         mixed.append(bar)
+        if i % 3 == 0:  # DOGE: a copy of BTC's bars, after its insane first bar
+            fields = (bar.open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume)
+            mixed.append(Bar("DOGEUSDT", *fields, bar.taker_buy_volume))
         if i > 300 and rng.random() < 0.02:
             old = bars[rng.randrange(0, i)]
             mixed.append(old)  # a duplicate or a bar from the past
+        if i > 300 and rng.random() < 0.01:
+            mixed.append(bar)  # the same bar again at once
         if i > 300 and rng.random() < 0.005:
             mixed.append(Bar(bar.symbol, bar.open_ms + MINUTE_MS, 1.0, 0.5, 1.0, 1.0, 1.0, 0.5))
+        if i in (900, 1800) and i + 90 < len(bars):
+            mixed.append(bars[i + 90])  # a sane bar 30 minutes early: the next ones are late
     config = _with(exits={"stop_pct": 0.1, "tiers_pct": [0.05, 0.1, 0.15, 0.2]})
     outcome = assert_same_run(_listed(mixed), tmp_path, config)
     assert sum(outcome.snapshot["rejected"].values()) > 20
