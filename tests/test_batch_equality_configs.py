@@ -467,3 +467,54 @@ def test_a_stop_asked_before_the_run_is_ignored_alike(sim_day: list[Bar], tmp_pa
     batch run must not end after its first bar instead."""
     outcome = assert_same_run(_listed(sim_day[:600]), tmp_path, setup=lambda core: core.stop())
     assert outcome.snapshot["bars"] == 600
+
+
+@pytest.mark.parametrize("from_step_observer", [False, True])
+def test_every_command_from_an_observer_is_applied_alike(
+    from_step_observer: bool, tmp_path: Path
+) -> None:
+    """Pause, resume, guard switches, learn, release, close and flatten, asked as trades
+    come and go: queued by an event observer (applied before the next bar) or applied at
+    once by a step observer; both paths apply each at the same bar, with the same result."""
+    bars = _sim(1.0, seed=11, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    script = [
+        Command(CommandKind.GUARD, "FEE_EDGE", False),
+        Command(CommandKind.LEARN),
+        Command(CommandKind.PAUSE),
+        Command(CommandKind.RESUME),
+        Command(CommandKind.RELEASE, "ETHUSDT"),  # refused: not on probation
+        Command(CommandKind.CLOSE, "SOLUSDT"),
+        Command(CommandKind.GUARD, "FEE_EDGE", True),
+        Command(CommandKind.FLATTEN, on=True),
+        Command(CommandKind.RESUME),
+        Command(CommandKind.CLOSE, "BTCUSDT"),
+    ]
+
+    def operator(core: Core) -> None:
+        waiting: list[Command] = []
+
+        def on_event(event: Event) -> None:
+            if event.kind in ("entry", "exit") and len(waiting) < len(script):
+                command = script[len(waiting)]
+                waiting.append(command)
+                if not from_step_observer:
+                    core.submit(command)  # in the step: queued
+
+        sent = [0]
+
+        def on_step() -> None:
+            while sent[0] < len(waiting):
+                core.submit(waiting[sent[0]])  # between bars: applied at once
+                sent[0] += 1
+
+        core.observers.append(on_event)
+        if from_step_observer:
+            core.step_observers.append(on_step)
+
+    config = _with(
+        gates={"golden_hour_start": "00:00", "golden_hour_end": "24:00"},
+        learning={"interval_h": 1.0, "min_trades": 1},
+    )
+    outcome = assert_same_run(_listed(bars), tmp_path, config, setup=operator)
+    commands = [e for e in outcome.events if e[1] == "command"]
+    assert len(commands) >= 8, commands
