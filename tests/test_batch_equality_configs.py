@@ -518,3 +518,45 @@ def test_every_command_from_an_observer_is_applied_alike(
     outcome = assert_same_run(_listed(bars), tmp_path, config, setup=operator)
     commands = [e for e in outcome.events if e[1] == "command"]
     assert len(commands) >= 8, commands
+
+
+def test_a_fast_switching_trending_simulation_trades_the_same(tmp_path: Path) -> None:
+    """Regimes switching every 5-20 minutes, mostly trends: force-holds begin and end and
+    their regime changes under them all day."""
+    params = SimParams(
+        regime_min_dwell_min=5, regime_max_dwell_min=20, trend_weight=0.8, chop_weight=0.1
+    )
+    bars = _sim(1.0, seed=21, params=params)
+    for name in ("force-hold 1 min, trend everywhere", "regime flicker", "force-hold 0 min"):
+        config = _with(
+            **CONFIGS[name], gates={"golden_hour_start": "00:00", "golden_hour_end": "24:00"}
+        )
+        outcome = assert_same_run(_listed(bars), tmp_path / name, config)
+        assert outcome.trades, name
+
+
+def test_real_days_of_different_months_with_holes_trade_the_same(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A real day of 2023 and a day and a half of 2026 one after the other (years of no
+    data between: the learning loop catches up, positions wait), random minutes missing."""
+    from bigalpha_tui.core.sources.replay import parse_kline_file
+
+    folder = shared_data / "binance_um_klines_1m"
+    old, new = folder / "AVAXUSDT-1m-2023-09.csv.gz", folder / "LINKUSDT-1m-2026-02.csv.gz"
+    if not (old.is_file() and new.is_file()):
+        pytest.skip("the 2023-09 AVAX and 2026-02 LINK files are needed")
+    rng = random.Random(8)
+    bars = [
+        bar
+        for path, minutes in ((old, 1440), (new, 2160))
+        for bar in itertools.islice(parse_kline_file(path), minutes)
+        if rng.random() > 0.03
+    ]
+    config = _with(
+        gates={"golden_hour_start": "00:00", "golden_hour_end": "24:00"},
+        exits={"force_hold_min": 20.0},
+        hurst={"trend_above": 0.5, "confirm_bars": 2},
+    )
+    outcome = assert_same_run(_listed(bars), tmp_path, config)
+    assert {t["symbol"] for t in outcome.trades} == {"AVAXUSDT", "LINKUSDT"}
