@@ -560,3 +560,29 @@ def test_real_days_of_different_months_with_holes_trade_the_same(
     )
     outcome = assert_same_run(_listed(bars), tmp_path, config)
     assert {t["symbol"] for t in outcome.trades} == {"AVAXUSDT", "LINKUSDT"}
+
+
+def test_a_durable_store_and_a_disk_that_refuses_writes_for_an_hour_trade_the_same(
+    sim_day: list[Bar], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`replay --data-dir` writes at once (no buffered logs), the book at every change;
+    and a disk that refuses every state-file write for an hour of market time: entries
+    halt, every bar retries, the halt lifts when it heals, on both paths alike."""
+    import os
+
+    cores: list[Core] = []
+    real_replace = os.replace
+    start_s = DEFAULT_START_MS / 1000.0
+    broken = (start_s + 10.5 * 3600, start_s + 11.5 * 3600)
+
+    def replace(src: Any, dst: Any) -> None:
+        if cores and broken[0] <= cores[-1].clock.now() < broken[1]:
+            raise OSError(28, os.strerror(28))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    bars = sim_day[: 2 * 13 * 60]  # 13 hours
+    outcome = assert_same_run(_listed(bars), tmp_path, durable=True, setup=cores.append)
+    healths = [e[4].get("healthy") for e in reversed(outcome.events) if e[1] == "store"]
+    assert healths == [False, True], healths
+    assert outcome.trades

@@ -86,11 +86,14 @@ def _run(
     record_blocks: bool = True,
     setup: Callable[[Core], None] | None = None,
     interrupted: bool = False,
+    durable: bool = False,
 ) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
-    store = Store(data_dir, durable=False)
-    store.buffer_logs = not streaming  # the batch run also checks the buffered logs
+    store = Store(data_dir, durable=durable)
+    # the batch run also checks the buffered logs (a throwaway replay's); a durable store
+    # (`replay --data-dir`) writes at once on both paths
+    store.buffer_logs = not (streaming or durable)
     core = Core(config, source, clock, store)
     if not streaming and core.learning is not None:
         core.learning.keep_checked_records()  # the batch run also checks the cache
@@ -145,9 +148,15 @@ def assert_same_run(
     *,
     setup: Callable[[Core], None] | None = None,
     record_blocks: bool = True,
+    durable: bool = False,
 ) -> Outcome:
     config = config or Config()
-    kwargs: dict[str, Any] = {"config": config, "setup": setup, "record_blocks": record_blocks}
+    kwargs: dict[str, Any] = {
+        "config": config,
+        "setup": setup,
+        "record_blocks": record_blocks,
+        "durable": durable,
+    }
     streamed = _run(make_source, tmp_path / "streaming", streaming=True, **kwargs)
     batched = _run(make_source, tmp_path / "batch", streaming=False, **kwargs)
     assert batched.trades == streamed.trades  # every ledger, every float exactly
