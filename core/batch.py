@@ -248,8 +248,16 @@ class _Run:
 
     A pass-over is conservative: a bar is applied whenever it might do something (a
     signal fires, even if the gates will block it), so an extra apply only costs time.
-    The equality of the two paths (tests/test_replay_batch.py) checks that nothing is
-    passed over that mattered."""
+    The equality of the two paths (tests/test_replay_batch.py, and over variant configs,
+    data shapes, commands and stops tests/test_batch_equality_configs.py) checks that
+    nothing is passed over that mattered.
+
+    Read from outside mid-run: the step observers are called after every step taken
+    (applied or entries-only), not after a passed-over one, with the heartbeat as the
+    streaming run has it; a command they apply, or one queued during a step, is seen at
+    the same bar as in the streaming run. What else they may read is a symbol's state as
+    of its last step taken: a snapshot built mid-run shows other symbols' last values,
+    their Hurst view and chart as of then (display only; all are whole at the end)."""
 
     def __init__(self, core: Core, data: BatchInput, feed: BatchFeed) -> None:
         self.core = core
