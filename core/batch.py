@@ -255,9 +255,10 @@ class _Run:
     Read from outside mid-run: the step observers are called after every step taken
     (applied or entries-only), not after a passed-over one, with the heartbeat as the
     streaming run has it; a command they apply, or one queued during a step, is seen at
-    the same bar as in the streaming run. What else they may read is a symbol's state as
-    of its last step taken: a snapshot built mid-run shows other symbols' last values,
-    their Hurst view and chart as of then (display only; all are whole at the end)."""
+    the same bar as in the streaming run. A snapshot built mid-run is not the streaming
+    one: other symbols' last values stand at their last step taken, the Hurst gauges
+    (the trackers are rebuilt at the end) read WARMING, and the charts hold only the
+    applied bars' closes (display only; all whole at the end)."""
 
     def __init__(self, core: Core, data: BatchInput, feed: BatchFeed) -> None:
         self.core = core
