@@ -372,7 +372,9 @@ class _Run:
                     return
                 every = self.every
             self.done = g
-            if core.commands:
+            # a command waiting at the end stays queued, as the streaming loop leaves it
+            # (it applies commands only before a bar)
+            if core.commands and g < n:
                 self.catch_up_all(g)
                 core.apply_commands()
                 self.look_again()

@@ -586,3 +586,70 @@ def test_a_durable_store_and_a_disk_that_refuses_writes_for_an_hour_trade_the_sa
     healths = [e[4].get("healthy") for e in reversed(outcome.events) if e[1] == "store"]
     assert healths == [False, True], healths
     assert outcome.trades
+
+
+def _random_config(rng: random.Random) -> Config:
+    """A random mix of the keys the batch run's proofs lean on, each in its valid range."""
+    tiers = sorted(rng.sample([0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0], 4))
+    trend = rng.choice([0.3, 0.45, 0.5, 0.55, 0.7])
+    start_h = rng.randrange(0, 24)
+    return _with(
+        exits={
+            "force_hold_min": rng.choice([0.0, 1.0, 3.0, 45.0, 600.0]),
+            "stop_pct": rng.choice([0.0, 0.05, 0.3, 1.0, 3.0, 50.0]),
+            "tiers_pct": tiers,
+            "tier_fraction": rng.choice([0.0, 0.1, 0.25, 0.5, 1.0]),
+        },
+        hurst={
+            "trend_above": trend,
+            "noise_below": rng.choice([x for x in (0.0, 0.2, 0.3, 0.45, 0.5) if x <= trend]),
+            "confirm_bars": rng.choice([1, 2, 5]),
+            "window": rng.choice([20, 50, 100]),
+        },
+        strategy={
+            "ofi_threshold": rng.choice([0.0, 0.05, 0.15, 0.4]),
+            "ofi_bars": rng.choice([1, 3, 5, 20]),
+            "max_signal_age_s": rng.choice([0.0, 60.0, 180.0]),
+        },
+        gates={
+            "golden_hour_start": f"{start_h:02d}:00",
+            "golden_hour_end": f"{(start_h + rng.choice([1, 7, 23])) % 24:02d}:30",
+            "max_positions": rng.choice([1, 2, 5]),
+            "fee_bps": rng.choice([0.0, 2.0, 5.0, 20.0]),
+        },
+        learning={
+            "interval_h": rng.choice([0.1, 0.5, 1.0, 4.0]),
+            "min_trades": rng.choice([1, 5]),
+            "probation_enter_pf": rng.choice([0.5, 0.8, 2.0]),
+            "probation_exit_pf": rng.choice([1.0, 3.0]),
+            "lookback_h": rng.choice([1.0, 24.0]),
+        },
+        ui={"chart_bars": rng.choice([10, 240])},
+    )
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("seed", range(40))
+def test_random_variant_configs_trade_the_same(seed: int, tmp_path: Path) -> None:
+    rng = random.Random(seed)
+    bars = _sim(1.0, seed=seed, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    assert_same_run(_listed(bars), tmp_path, _random_config(rng))
+
+
+def test_a_command_queued_at_the_last_bar_is_left_queued_alike(
+    sim_day: list[Bar], tmp_path: Path
+) -> None:
+    """The streaming loop applies a queued command before the next bar: queued at the last
+    bar (here by an observer of that bar's rejection), it is never applied by the run."""
+    bars = [*sim_day[:500], sim_day[498]]  # the last: a duplicate, rejected
+
+    def pauser(core: Core) -> None:
+        def on_event(event: Event) -> None:
+            if event.kind == "bar_rejected":
+                core.submit(Command(CommandKind.PAUSE))  # in the step: queued
+
+        core.observers.append(on_event)
+
+    outcome = assert_same_run(_listed(bars), tmp_path, setup=pauser)
+    assert outcome.snapshot["rejected"]
+    assert not [e for e in outcome.events if e[1] == "command"]
