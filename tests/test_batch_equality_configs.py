@@ -593,6 +593,7 @@ def _random_config(rng: random.Random) -> Config:
     tiers = sorted(rng.sample([0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0], 4))
     trend = rng.choice([0.3, 0.45, 0.5, 0.55, 0.7])
     start_h = rng.randrange(0, 24)
+    enter_pf = rng.choice([0.5, 0.8, 2.0])
     return _with(
         exits={
             "force_hold_min": rng.choice([0.0, 1.0, 3.0, 45.0, 600.0]),
@@ -602,7 +603,7 @@ def _random_config(rng: random.Random) -> Config:
         },
         hurst={
             "trend_above": trend,
-            "noise_below": rng.choice([x for x in (0.0, 0.2, 0.3, 0.45, 0.5) if x <= trend]),
+            "noise_below": rng.choice([x for x in (0.05, 0.2, 0.3, 0.45, 0.5) if x <= trend]),
             "confirm_bars": rng.choice([1, 2, 5]),
             "window": rng.choice([20, 50, 100]),
         },
@@ -620,8 +621,8 @@ def _random_config(rng: random.Random) -> Config:
         learning={
             "interval_h": rng.choice([0.1, 0.5, 1.0, 4.0]),
             "min_trades": rng.choice([1, 5]),
-            "probation_enter_pf": rng.choice([0.5, 0.8, 2.0]),
-            "probation_exit_pf": rng.choice([1.0, 3.0]),
+            "probation_enter_pf": enter_pf,
+            "probation_exit_pf": rng.choice([x for x in (1.0, 2.0, 3.0) if x >= enter_pf]),
             "lookback_h": rng.choice([1.0, 24.0]),
         },
         ui={"chart_bars": rng.choice([10, 240])},
