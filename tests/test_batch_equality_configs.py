@@ -632,9 +632,19 @@ def _random_config(rng: random.Random) -> Config:
 @pytest.mark.long
 @pytest.mark.parametrize("seed", range(40))
 def test_random_variant_configs_trade_the_same(seed: int, tmp_path: Path) -> None:
+    """A random config on a simulated day with random holes, duplicates and a late start."""
     rng = random.Random(seed)
     bars = _sim(1.0, seed=seed, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
-    assert_same_run(_listed(bars), tmp_path, _random_config(rng))
+    late = DEFAULT_START_MS + rng.randrange(0, 600) * MINUTE_MS
+    drop = rng.choice([0.0, 0.02, 0.1])
+    shaped: list[Bar] = []
+    for bar in bars:
+        if rng.random() < drop or (bar.symbol == "SOLUSDT" and bar.open_ms < late):
+            continue
+        shaped.append(bar)
+        if rng.random() < 0.005:
+            shaped.append(bar)  # a duplicate: rejected
+    assert_same_run(_listed(shaped), tmp_path, _random_config(rng))
 
 
 def test_a_command_queued_at_the_last_bar_is_left_queued_alike(
