@@ -412,7 +412,12 @@ class _Run:
             self.look_again()
         else:
             self._look(code)
-            self.every = self._every_step()
+            trading = core.trading
+            self.every = (  # `_every_step`, inline: once a step
+                core.store.last_write_error is not None
+                or (trading is not None and trading.backlogged)
+                or bool(core.commands)
+            )
 
     def entries_only(self, g: int) -> None:
         """Step g, a bar whose only business is its signal (a flat symbol, nothing for the
@@ -438,16 +443,21 @@ class _Run:
         self.done = g + 1
         # the step observers (a progress bar, a stop) are called as after any step, with
         # the heartbeat as after this one
-        core.step_entries_only(
-            bar, feats.flow_at(k), feats.hurst_at(k), lambda: self._beat_before(g + 1)
-        )
+        core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
+        if core.step_observers:
+            self._beat_before(g + 1)
+            core.observe_step(bar)
         if core.commands_applied != commands_applied:  # a step observer's: any symbol
             self.look_again()
             return
         # the gates can only add: an entry order, or a blocked twin to follow
         if len(book.twins) != twins or symbol in book.pending:
             self._look(code)
-        self.every = self._every_step()
+        self.every = (  # `_every_step`, inline: once a step
+            core.store.last_write_error is not None
+            or self.trading.backlogged
+            or bool(core.commands)
+        )
 
     # -- passing over, catching up -------------------------------------------------
 

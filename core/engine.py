@@ -502,35 +502,31 @@ class Core:
         finally:
             self._event_time_s = None
 
-    def step_entries_only(
-        self,
-        bar: Bar,
-        flow: FlowState,
-        hurst: HurstReading,
-        before_observers: Callable[[], None] | None = None,
-    ) -> None:
+    def step_entries_only(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> None:
         """A batch replay's step for a bar that can only make an entry decision (it knows:
         no regime change, no learning cycle due, no entry order to fill, every position and
         twin of the symbol inside its quiet band): the bar's signal through the trading
-        loop's gates (`TradingLoop.entries_and_marks`), its events dated at its close, then
-        the step observers as `step_at` calls them (after `before_observers`, which sets
-        what they may read: the heartbeat). The engines' last values are the caller's to
-        bring up to date."""
+        loop's gates (`TradingLoop.entries_and_marks`), its events dated at its close. The
+        engines' last values are the caller's to bring up to date, and the step observers
+        its to call (`observe_step`), once it has set what they read."""
         trading = self.trading
         assert trading is not None
         self._event_time_s = bar.close_s
+        self._in_step = True
         try:
-            self._in_step = True
-            try:
-                trading.entries_and_marks(bar, flow, hurst, self.entry_controls())
-                self.note_store_health()
-            finally:
-                self._in_step = False
-            if self.step_observers:
-                if before_observers is not None:
-                    before_observers()
-                for observer in self.step_observers:
-                    observer()
+            trading.entries_and_marks(bar, flow, hurst, self.entry_controls())
+            self.note_store_health()
+        finally:
+            self._in_step = False
+            self._event_time_s = None
+
+    def observe_step(self, bar: Bar) -> None:
+        """The step observers, as `step_at` calls them after `bar` (events dated at its
+        close; a command they submit applies at once)."""
+        self._event_time_s = bar.close_s
+        try:
+            for observer in self.step_observers:
+                observer()
         finally:
             self._event_time_s = None
 
