@@ -500,9 +500,12 @@ class _Run:
         self._beat_before(g)
 
     def finish(self) -> None:
-        """At the end (or a stop): every symbol's last values, and its chart closes (display
-        only, read by the snapshot) rebuilt from the columns as the applied bars left them."""
+        """At the end (or a stop): the clock, every symbol's last values, and its chart
+        closes (display only, read by the snapshot) rebuilt from the columns as the applied
+        bars left them."""
         g = self.done
+        if g:  # the clock where the streaming source left it: the last bar read
+            self.clock.advance_to(self.clock_s[g - 1])
         self.catch_up_all(g)
         for code, counts in enumerate(self.counts):
             k = int(counts[g])

@@ -129,6 +129,10 @@ def _run(
             "symbols": snap.symbols,
             "learning": snap.learning,
             "rejected": dict(core.rejected_bars),
+            # read at the clock's now: the clock must end where the streaming source left it
+            "clock_s": core.clock.now(),
+            "golden_hour": (snap.golden_hour_open, snap.golden_hour_next_change_s),
+            "session": snap.session,
         },
         files={
             **{name: store.read_json(name) for name in JSON_FILES},
