@@ -208,12 +208,13 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
     if trading is not None:  # each symbol's strategy, made at its first bar, in batch
         strategy_config = core.config.strategy
         trading.new_strategy = lambda symbol: BatchOfi(strategy_config, feed.by_symbol[symbol])
-    core.started_market_s = clock.now()
-    completed = False
+    core.start_run()
     try:
         run.steps()
-        completed = True
     finally:
+        # also when an exception unwinds the run (ctrl+c; `replay` turns SIGTERM into
+        # SystemExit): the state of the last step taken, engines included, is what the
+        # checkpoint below saves and a resume (`--data-dir`) starts from
         gc.unfreeze()
         run.finish()
         core.feature_feed = None
@@ -223,8 +224,7 @@ def run_batch(core: Core, data: BatchInput | list[Bar]) -> None:
             for symbol, strategy in strategies.items():
                 if isinstance(strategy, BatchOfi):
                     strategies[symbol] = strategy.streaming()
-        if completed:
-            feed.install_end_state(core)
+        feed.install_end_state(core)
         core.checkpoint()
 
 
@@ -248,8 +248,17 @@ class _Run:
 
     A pass-over is conservative: a bar is applied whenever it might do something (a
     signal fires, even if the gates will block it), so an extra apply only costs time.
-    The equality of the two paths (tests/test_replay_batch.py) checks that nothing is
-    passed over that mattered."""
+    The equality of the two paths (tests/test_replay_batch.py, and over variant configs,
+    data shapes, commands and stops tests/test_batch_equality_configs.py) checks that
+    nothing is passed over that mattered.
+
+    Read from outside mid-run: the step observers are called after every step taken
+    (applied or entries-only), not after a passed-over one, with the heartbeat as the
+    streaming run has it; a command they apply, or one queued during a step, is seen at
+    the same bar as in the streaming run. A snapshot built mid-run is not the streaming
+    one: other symbols' last values stand at their last step taken, the Hurst gauges
+    (the trackers are rebuilt at the end) read WARMING, and the charts hold only the
+    applied bars' closes (display only; all whole at the end)."""
 
     def __init__(self, core: Core, data: BatchInput, feed: BatchFeed) -> None:
         self.core = core
@@ -274,6 +283,7 @@ class _Run:
         self.low_col = np.zeros(n)
         self.high_col = np.zeros(n)
         self.open_col = np.zeros(n, dtype=np.int64)
+        close_ms = np.zeros(n, dtype=np.int64)
         for c, feats in enumerate(feed.features):
             at = self.at[c]
             self.row_col[at] = np.arange(at.size)
@@ -285,6 +295,15 @@ class _Run:
             self.low_col[at] = columns.low
             self.high_col[at] = columns.high
             self.open_col[at] = columns.open_ms
+            close_ms[at] = columns.open_ms + columns.interval_ms
+        for g, bar in data.rejected.items():
+            close_ms[g] = bar.open_ms + bar.interval_ms
+        # the clock at step g: the streaming source moves it to every bar's close (a passed-
+        # over one's too, and a rejected one's), never back: the latest close so far. A
+        # source whose symbols are not merged by time (one lagging minutes behind) would
+        # else meet a clock a passed-over bar of another symbol should have moved, and a
+        # signal's age (`max_signal_age_s`) would differ.
+        self.clock_col = np.maximum.accumulate(close_ms) / 1000.0
         # for the heartbeat at any step: applied steps before it, the last one's index
         self.applied_before = np.concatenate(([0], np.cumsum(applied)))
         self.last_applied = np.maximum.accumulate(np.where(applied, np.arange(n), -1))
@@ -329,6 +348,7 @@ class _Run:
             high = self.high_col[start:stop].tolist()
             opens = self.open_col[start:stop].tolist()
             rows = self.row_col[start:stop].tolist()
+            clock = self.clock_col[start:stop].tolist()
             for i in range(stop - start):
                 c = order[i]
                 e = static[i]
@@ -341,15 +361,17 @@ class _Run:
                 ):
                     if not (e and flat[c]):
                         continue  # nothing happens at this bar: passed over
-                    self.entries_only(start + i, c, rows[i])  # only its signal can act
+                    self.entries_only(start + i, c, rows[i], clock[i])  # only its signal
                 else:
-                    self.apply(start + i, c, rows[i], opens[i])
+                    self.apply(start + i, c, rows[i], opens[i], clock[i])
                 if core.stopping:
                     self.done = start + i + 1
                     return
                 every = self.every
             g = self.done = stop
-            if core.commands:
+            # a command waiting at the end stays queued, as the streaming loop leaves it
+            # (it applies commands only before a bar)
+            if core.commands and g < n:
                 self.catch_up_all(g)
                 core.apply_commands()
                 self.look_again()
@@ -357,7 +379,7 @@ class _Run:
             if core.stopping:
                 return
 
-    def apply(self, g: int, code: int, k: int, open_ms: int) -> None:
+    def apply(self, g: int, code: int, k: int, open_ms: int, clock_s: float) -> None:
         """Step g (symbol `code`'s row k) through the core, its symbol's last values (or
         all) brought up first."""
         core = self.core
@@ -370,28 +392,36 @@ class _Run:
                 self._beat_before(g)
         rejected = code == REJECTED
         bar = self.data.rejected[g] if rejected else self.feed.features[code].columns.bar(k)
-        self.clock.advance_to(bar.close_s)
+        self.clock.advance_to(clock_s)
         if core.commands:
             core.apply_commands()
             whole = True
+        commands_applied = core.commands_applied
+        self.done = g + 1  # an exception from here on (a step observer's) ends the run here
         core.step_at(bar, checkpoints=False)
-        if code != REJECTED:
+        if not rejected:
             self.synced[code] = k + 1
-        if whole:
+        # a command applied in the step (by a step observer: at once, as the streaming loop
+        # applies it) may concern any symbol (a close, a flatten): all looked at again
+        if whole or core.commands_applied != commands_applied:
             self.look_again()
         else:
             self._look(code)
             trading = core.trading
-            self.every = not core.store.healthy or (trading is not None and trading.backlogged)
+            self.every = (  # `_every_step`, inline: once a step
+                core.store.last_write_error is not None
+                or (trading is not None and trading.backlogged)
+                or bool(core.commands)
+            )
 
-    def entries_only(self, g: int, code: int, k: int) -> None:
+    def entries_only(self, g: int, code: int, k: int, clock_s: float) -> None:
         """Step g, a bar whose only business is its signal (a flat symbol, nothing for the
         exits, no regime change, no cycle due): the strategy and the gates alone
         (`Core.step_entries_only`, which leaves the book's last values at this bar); the
         engines' are caught up as for a passed-over bar, when next needed."""
         core = self.core
         if core.commands:
-            self.apply(g, code, k, int(self.open_col[g]))  # a command first, then the step
+            self.apply(g, code, k, int(self.open_col[g]), clock_s)  # a command, then the step
             return
         feats = self.feed.features[code]
         columns = feats.columns
@@ -401,14 +431,27 @@ class _Run:
         assert isinstance(strategy, BatchOfi)
         strategy.skip_to(k)
         bar = columns.bar(k)
-        self.clock.advance_to(bar.close_s)
+        self.clock.advance_to(clock_s)
         twins = len(book.twins)
+        commands_applied = core.commands_applied
+        self.done = g + 1
         core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
+        # the step observers (a progress bar, a stop) are called as after any step, with
+        # the heartbeat as after this one
+        if core.step_observers:
+            self._beat_before(g + 1)
+            core.observe_step(bar)
+        if core.commands_applied != commands_applied:  # a step observer's: any symbol
+            self.look_again()
+            return
         # the gates can only add: an entry order, or a blocked twin to follow
         if len(book.twins) != twins or symbol in book.pending:
             self._look(code)
-        store = core.store
-        self.every = store.last_write_error is not None or self.trading.backlogged
+        self.every = (  # `_every_step`, inline: once a step
+            core.store.last_write_error is not None
+            or self.trading.backlogged
+            or bool(core.commands)
+        )
 
     # -- passing over, catching up -------------------------------------------------
 
@@ -451,9 +494,12 @@ class _Run:
         self._beat_before(g)
 
     def finish(self) -> None:
-        """At the end (or a stop): every symbol's last values, and its chart closes (display
-        only, read by the snapshot) rebuilt from the columns as the applied bars left them."""
+        """At the end (or a stop): the clock, every symbol's last values, and its chart
+        closes (display only, read by the snapshot) rebuilt from the columns as the applied
+        bars left them."""
         g = self.done
+        if g:  # the clock where the streaming source left it: the last bar read
+            self.clock.advance_to(float(self.clock_col[g - 1]))
         self.catch_up_all(g)
         for code in range(len(self.at)):
             k = self.rows_before(code, g)
@@ -484,11 +530,23 @@ class _Run:
         close_s = (columns.open_ms_list[k] + columns.interval_ms) / 1000.0
         core.restore_beat(close_s, int(self.applied_before[g]), int(self.max_open[g - 1]))
 
+    def _every_step(self) -> bool:
+        """Must the next step be applied whatever it is? While the store refuses writes or
+        log records wait (every bar retries them), and when a command waits (an event
+        observer's, queued during the step): the streaming loop applies it before the next
+        bar, so the next step applies it first."""
+        core = self.core
+        trading = core.trading
+        return (
+            not core.store.healthy
+            or (trading is not None and trading.backlogged)
+            or bool(core.commands)
+        )
+
     def look_again(self) -> None:
         """After a step that may have changed anything: every symbol's state looked at."""
         core = self.core
-        trading = core.trading
-        self.every = not core.store.healthy or (trading is not None and trading.backlogged)
+        self.every = self._every_step()
         learning = core.learning
         last_slot_s = None if learning is None else learning.schedule.last_slot_s
         if learning is None or learning.read_only:

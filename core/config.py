@@ -549,8 +549,12 @@ def validate(config: Config) -> None:
         ) from None
     if start == end:
         raise ConfigError("config: gates.golden_hour_end must differ from golden_hour_start")
-    if config.hurst.noise_below > config.hurst.trend_above:
-        h = config.hurst
+    h = config.hurst
+    if not h.noise_below > 0.0:  # `HurstTracker` needs 0 < noise_below <= trend_above < 1
+        raise ConfigError("config: hurst.noise_below accepts a number above 0, up to 1")
+    if not h.trend_above < 1.0:
+        raise ConfigError("config: hurst.trend_above accepts a number from 0 to below 1")
+    if h.noise_below > h.trend_above:
         raise ConfigError(
             f"config: hurst.noise_below ({h.noise_below:g}) must not exceed hurst.trend_above"
             f" ({h.trend_above:g}); it accepts a number <= trend_above"

@@ -141,6 +141,7 @@ class Core:
         self._store_was_healthy = True
         self.guards_enabled: dict[BlockReason, bool] = {g: True for g in SWITCHABLE_GUARDS}
         self.commands: deque[Command] = deque()
+        self.commands_applied = 0  # commands applied so far (a batch run looks again after)
         self.command_handlers: dict[CommandKind, Callable[[Command], str]] = {}
         self.trading: TradingLoop | None = None
         self.session = trading_view.SessionTally(clock.now())  # trades closed from now on
@@ -461,10 +462,14 @@ class Core:
             finally:
                 tg.cancel_scope.cancel()
 
-    async def _run_bars(self, duration_s: float | None) -> None:
+    def start_run(self) -> float:
+        """A run starts: a stop asked before it is forgotten; its market start (now)."""
         self._stop = False
-        start = self.clock.now()
-        self.started_market_s = start
+        self.started_market_s = self.clock.now()
+        return self.started_market_s
+
+    async def _run_bars(self, duration_s: float | None) -> None:
+        start = self.start_run()
         end: float | None = None
         try:
             async for bar in self.source.bars(self.resume_after_ms()):
@@ -502,7 +507,8 @@ class Core:
         no regime change, no learning cycle due, no entry order to fill, every position and
         twin of the symbol inside its quiet band): the bar's signal through the trading
         loop's gates (`TradingLoop.entries_and_marks`), its events dated at its close. The
-        engines' last values are the caller's to bring up to date."""
+        engines' last values are the caller's to bring up to date, and the step observers
+        its to call (`observe_step`), once it has set what they read."""
         trading = self.trading
         assert trading is not None
         self._event_time_s = bar.close_s
@@ -512,6 +518,16 @@ class Core:
             self.note_store_health()
         finally:
             self._in_step = False
+            self._event_time_s = None
+
+    def observe_step(self, bar: Bar) -> None:
+        """The step observers, as `step_at` calls them after `bar` (events dated at its
+        close; a command they submit applies at once)."""
+        self._event_time_s = bar.close_s
+        try:
+            for observer in self.step_observers:
+                observer()
+        finally:
             self._event_time_s = None
 
     @property
@@ -541,6 +557,7 @@ class Core:
         """Apply queued operator commands, in order, each logged with its result."""
         while self.commands:
             command = self.commands.popleft()
+            self.commands_applied += 1
             failures = self.store.write_failures
             try:
                 result = self.apply_command(command)

@@ -39,6 +39,9 @@ def test_defaults_are_the_design_numbers() -> None:
         ({"source": {"speed": "fast"}}, "source.speed"),
         ({"source": {"min_request_interval_s": 1.0}}, "a number from 2.5 to 3600"),
         ({"hurst": {"noise_below": 0.6, "trend_above": 0.5}}, "hurst.noise_below"),
+        # in range, but the Hurst tracker refuses them (a sweep died with a traceback)
+        ({"hurst": {"noise_below": 0.0}}, "hurst.noise_below accepts a number above 0"),
+        ({"hurst": {"trend_above": 1.0}}, "hurst.trend_above accepts a number from 0 to below"),
         ({"source": {"binance_base_url": "ftp://fapi.binance.com"}}, "binance_base_url = 'ftp:"),
         ({"source": {"binance_base_url": "https://"}}, "an http:// or https:// URL"),
         ({"source": {"binance_base_url": "fapi.binance.com"}}, "binance_base_url = 'fapi"),

@@ -8,6 +8,7 @@ final engine state and every file the store holds at the end.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -83,11 +84,16 @@ def _run(
     config: Config,
     observer: Callable[[Core], None] | None = None,
     record_blocks: bool = True,
+    setup: Callable[[Core], None] | None = None,
+    interrupted: bool = False,
+    durable: bool = False,
 ) -> Outcome:
     clock = SimClock(0.0)
     source = make_source(clock)
-    store = Store(data_dir, durable=False)
-    store.buffer_logs = not streaming  # the batch run also checks the buffered logs
+    store = Store(data_dir, durable=durable)
+    # the batch run also checks the buffered logs (a throwaway replay's); a durable store
+    # (`replay --data-dir`) writes at once on both paths
+    store.buffer_logs = not (streaming or durable)
     core = Core(config, source, clock, store)
     if not streaming and core.learning is not None:
         core.learning.keep_checked_records()  # the batch run also checks the cache
@@ -97,12 +103,15 @@ def _run(
     core.trading.record_blocks = record_blocks
     if observer is not None:
         core.step_observers.append(lambda: observer(core))
-    if streaming:
-        anyio.run(core.run)
-    else:
-        input_of = batch.batch_input_of(core)
-        assert input_of is not None, "a fresh replay at full speed runs in batch"
-        batch.run_batch(core, input_of(core.resume_after_ms()))
+    if setup is not None:  # switches, observers: the same on both paths
+        setup(core)
+    with pytest.raises(KeyboardInterrupt) if interrupted else contextlib.nullcontext():
+        if streaming:
+            anyio.run(core.run)
+        else:
+            input_of = batch.batch_input_of(core)
+            assert input_of is not None, "a fresh replay at full speed runs in batch"
+            batch.run_batch(core, input_of(core.resume_after_ms()))
     snap = core.snapshot()
     store = core.store
     return Outcome(
@@ -120,6 +129,10 @@ def _run(
             "symbols": snap.symbols,
             "learning": snap.learning,
             "rejected": dict(core.rejected_bars),
+            # read at the clock's now: the clock must end where the streaming source left it
+            "clock_s": core.clock.now(),
+            "golden_hour": (snap.golden_hour_open, snap.golden_hour_next_change_s),
+            "session": snap.session,
         },
         files={
             **{name: store.read_json(name) for name in JSON_FILES},
@@ -132,10 +145,24 @@ def _run(
     )
 
 
-def assert_same_run(make_source: Any, tmp_path: Path, config: Config | None = None) -> Outcome:
+def assert_same_run(
+    make_source: Any,
+    tmp_path: Path,
+    config: Config | None = None,
+    *,
+    setup: Callable[[Core], None] | None = None,
+    record_blocks: bool = True,
+    durable: bool = False,
+) -> Outcome:
     config = config or Config()
-    streamed = _run(make_source, tmp_path / "streaming", streaming=True, config=config)
-    batched = _run(make_source, tmp_path / "batch", streaming=False, config=config)
+    kwargs: dict[str, Any] = {
+        "config": config,
+        "setup": setup,
+        "record_blocks": record_blocks,
+        "durable": durable,
+    }
+    streamed = _run(make_source, tmp_path / "streaming", streaming=True, **kwargs)
+    batched = _run(make_source, tmp_path / "batch", streaming=False, **kwargs)
     assert batched.trades == streamed.trades  # every ledger, every float exactly
     assert batched.snapshot == streamed.snapshot
     assert batched.files == streamed.files  # block records, outcomes, learning history, book
