@@ -207,8 +207,9 @@ def test_every_other_shared_kline_file_trades_the_same_in_batch(
     shared_data: Path, tmp_path: Path, long_run: bool
 ) -> None:
     """The other months (2023 to 2026-07), the secondary klines and the OHLCV-only fallback
-    files (no taker flow: replayed with flow features off); two months' symbols merged."""
-    days = None if long_run else DAYS_PER_FILE
+    files (no taker flow: replayed with flow features off); two months' symbols merged.
+    One day each by default (the suite's time), whole files with --long."""
+    days = None if long_run else 1.0
     months = sorted(
         p for p in (shared_data / SHARED_MONTH).glob("*-1m-*.csv.gz") if "2026-02" not in p.name
     )
