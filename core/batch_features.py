@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -147,7 +147,37 @@ FLOW_ROW = np.dtype(
 HURST_ROW = np.dtype([("h", np.float64), ("raw", np.int64), ("sign", np.int64)])
 
 
-class FlowColumns(Sequence[FlowState]):
+_Row = TypeVar("_Row")
+
+
+class _LazyRows(Sequence[_Row]):
+    """A sequence whose row k is made when read (`at`): the length, indexing, slicing and
+    iteration of `FlowColumns` and `HurstColumns`."""
+
+    _size: int
+
+    def at(self, k: int) -> _Row:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, k: int) -> _Row: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[_Row]: ...
+
+    def __getitem__(self, k: int | slice) -> _Row | list[_Row]:
+        if isinstance(k, slice):
+            return [self.at(i) for i in range(*k.indices(len(self)))]
+        return self.at(k)
+
+    def __iter__(self) -> Iterator[_Row]:
+        return map(self.at, range(len(self)))
+
+
+class FlowColumns(_LazyRows[FlowState]):
     """What `WhaleFlowEngine.update` returns after each bar, as columns: row k's `FlowState`
     is made only when it is read (`at`, or an index). Most bars of a replay are never looked
     at one by one; making a state for each cost more than computing them all. The row read
@@ -207,25 +237,8 @@ class FlowColumns(Sequence[FlowState]):
         self._last = k
         return state
 
-    def __len__(self) -> int:
-        return self._size
 
-    @overload
-    def __getitem__(self, k: int) -> FlowState: ...
-
-    @overload
-    def __getitem__(self, k: slice) -> list[FlowState]: ...
-
-    def __getitem__(self, k: int | slice) -> FlowState | list[FlowState]:
-        if isinstance(k, slice):
-            return [self.at(i) for i in range(*k.indices(len(self)))]
-        return self.at(k)
-
-    def __iter__(self) -> Iterator[FlowState]:
-        return map(self.at, range(len(self)))
-
-
-class HurstColumns(Sequence[HurstReading]):
+class HurstColumns(_LazyRows[HurstReading]):
     """What `HurstTracker.update` returns after each bar, as columns: row k's `HurstReading`
     is made only when it is read (`at`, or an index); the row read last is kept, as in
     `FlowColumns`. `regimes` (the published regime after each bar) and `changed` (it
@@ -274,23 +287,6 @@ class HurstColumns(Sequence[HurstReading]):
         self._reading = reading
         self._last = k
         return reading
-
-    def __len__(self) -> int:
-        return self._size
-
-    @overload
-    def __getitem__(self, k: int) -> HurstReading: ...
-
-    @overload
-    def __getitem__(self, k: slice) -> list[HurstReading]: ...
-
-    def __getitem__(self, k: int | slice) -> HurstReading | list[HurstReading]:
-        if isinstance(k, slice):
-            return [self.at(i) for i in range(*k.indices(len(self)))]
-        return self.at(k)
-
-    def __iter__(self) -> Iterator[HurstReading]:
-        return map(self.at, range(len(self)))
 
 
 @dataclass(eq=False)

@@ -114,18 +114,9 @@ def hurst_exponents(windows: np.ndarray, method: str = DEFAULT_METHOD) -> np.nda
     Rows holding NaN/inf or with zero variance give nan; so does every row when a row
     has fewer than ``MIN_POINTS`` points.
     """
-    check_method(method)
-    data = np.asarray(windows, dtype=np.float64)
-    if data.ndim != 2:
-        raise ValueError(f"windows must be 2-D (one window per row), got {data.ndim}-D")
-    rows, n = data.shape
-    result = np.full(rows, np.nan)
-    if n < MIN_POINTS or rows == 0:
+    result, usable, clean = _prepared(windows, method)
+    if clean is None:
         return result
-    usable = _usable_rows(data)
-    if not usable.any():
-        return result
-    clean = _standardise(data[usable])
     estimate = _whittle if method == "whittle" else _rs_al
     parts = [
         estimate(clean[start : start + _CHUNK_ROWS])
@@ -146,36 +137,38 @@ def tracker_exponents(windows: np.ndarray, method: str = DEFAULT_METHOD) -> Floa
     same bits (tested against one-row calls), at ~4 us a row instead of ~50. R/S-AL has no
     product but is not checked that way: one call per row.
     """
+    if method != "whittle":
+        check_method(method)
+        data = np.asarray(windows, dtype=np.float64)
+        if data.ndim != 2:
+            raise ValueError(f"windows must be 2-D (one window per row), got {data.ndim}-D")
+        return np.array(
+            [hurst_exponents(data[j : j + 1], method)[0] for j in range(data.shape[0])],
+            dtype=np.float64,
+        )
+    result, usable, clean = _prepared(windows, method)
+    if clean is not None:
+        result[usable] = _whittle(clean, row_by_row=True)
+    return result
+
+
+def _prepared(
+    windows: np.ndarray, method: str
+) -> tuple[FloatArray, npt.NDArray[np.bool_], FloatArray | None]:
+    """(all-nan result, the usable rows, their standardised windows) for an estimate; no
+    windows (None) when nothing can be estimated (too short, none usable)."""
     check_method(method)
-    data = np.ascontiguousarray(windows, dtype=np.float64)
+    data = np.asarray(windows, dtype=np.float64)
     if data.ndim != 2:
         raise ValueError(f"windows must be 2-D (one window per row), got {data.ndim}-D")
     rows, n = data.shape
-    if method != "whittle":
-        return np.array(
-            [hurst_exponents(data[j : j + 1], method)[0] for j in range(rows)], dtype=np.float64
-        )
     result = np.full(rows, np.nan)
     if n < MIN_POINTS or rows == 0:
-        return result
+        return result, np.zeros(rows, dtype=np.bool_), None
     usable = _usable_rows(data)
     if not usable.any():
-        return result
-    clean = _standardise(data[usable])
-    inverse, mean_log = _whittle_tables(n)
-    spectrum = np.fft.rfft(clean, axis=1)[:, 1 : (n - 1) // 2 + 1]
-    periodogram = spectrum.real**2 + spectrum.imag**2
-    bounce = periodogram.sum(axis=1) <= _BOUNCE_RTOL * n * (clean * clean).sum(axis=1)
-    periodogram[bounce] = 1.0
-    product = np.concatenate(
-        [periodogram[j : j + 1] @ inverse for j in range(periodogram.shape[0])]
-    )
-    contrast = np.log(product) + mean_log
-    result[usable] = [
-        _GRID_FIRST if flat else float(_refine_one(row)[0])
-        for flat, row in zip(bounce.tolist(), contrast, strict=True)
-    ]
-    return result
+        return result, usable, None
+    return result, usable, _standardise(data[usable])
 
 
 def _band(n: int, table: Mapping[int, float]) -> float:
@@ -258,8 +251,10 @@ def _whittle_tables(n: int) -> tuple[FloatArray, FloatArray]:
     return inverse, mean_log
 
 
-def _whittle(clean: FloatArray) -> FloatArray:
-    """Whittle H per row: minimise log(mean I/f) + mean log f over the grid, then refine."""
+def _whittle(clean: FloatArray, row_by_row: bool = False) -> FloatArray:
+    """Whittle H per row: minimise log(mean I/f) + mean log f over the grid, then refine.
+    `row_by_row`: the matrix product and the refinement one row at a time, as a one-row
+    call makes them (`tracker_exponents`); every other step works row by row anyway."""
     n = clean.shape[1]
     inverse, mean_log = _whittle_tables(n)
     spectrum = np.fft.rfft(clean, axis=1)[:, 1 : (n - 1) // 2 + 1]
@@ -268,8 +263,17 @@ def _whittle(clean: FloatArray) -> FloatArray:
     # which the Whittle sum leaves out: it is the most anti-persistent series there is.
     bounce = periodogram.sum(axis=1) <= _BOUNCE_RTOL * n * (clean * clean).sum(axis=1)
     periodogram[bounce] = 1.0
-    contrast = np.log(periodogram @ inverse) + mean_log
-    return np.where(bounce, _H_GRID[0], _refine_minimum(contrast))
+    if not row_by_row:
+        contrast = np.log(periodogram @ inverse) + mean_log
+        return np.where(bounce, _H_GRID[0], _refine_minimum(contrast))
+    product = np.concatenate([periodogram[j : j + 1] @ inverse for j in range(len(clean))])
+    contrast = np.log(product) + mean_log
+    return np.array(
+        [
+            _GRID_FIRST if flat else float(_refine_one(row)[0])
+            for flat, row in zip(bounce.tolist(), contrast, strict=True)
+        ]
+    )
 
 
 def _refine_minimum(contrast: FloatArray) -> FloatArray:

@@ -850,17 +850,7 @@ def block_entry(
     signal = decision.signal
     t, ofi, atr, edge = signal.time_s, signal.ofi, signal.atr_bps, signal.expected_edge_bps
     retail, size, price = signal.retail_ofi, decision.size_multiplier, signal.price
-    if not (
-        type(t) is float
-        and type(ofi) is float
-        and type(atr) is float
-        and type(edge) is float
-        and type(retail) is float
-        and type(size) is float
-        and type(price) is float
-        and type(new_twin) is bool
-        and math.isfinite(t + ofi + atr + edge + retail + size + price)
-    ):
+    if not (type(new_twin) is bool and _plain_floats(t, ofi, atr, edge, retail, size, price)):
         return block_record(decision, twin, new_twin), None  # as `block_line` says
     record_id = f"G-{signal.id}"
     blocked_by = decision.blocked_by
@@ -983,6 +973,17 @@ _BLOCK_KEYS = (
 _LISTS = (list, tuple)  # what the json encoder writes as a list
 
 
+def _plain_floats(*values: object) -> bool:
+    """Every value a float (not an int, a bool or a subclass) and all finite (the sum too):
+    what `float.__repr__` writes as the json encoder does."""
+    total = 0.0
+    for value in values:
+        if type(value) is not float:
+            return False
+        total += value  # an overflowing sum is refused too (the encoder's "inf" check)
+    return math.isfinite(total)
+
+
 def block_line(record: Mapping[str, Any]) -> str | None:
     """`store.to_json(record)` for a `block_record`, written out: about twice as fast as the
     json encoder, and a block comes with every signal bar of a closed golden hour. None
@@ -997,16 +998,7 @@ def block_line(record: Mapping[str, Any]) -> str | None:
     r = record
     t, ofi, atr, edge = r["time_s"], r["ofi"], r["atr_bps"], r["expected_edge_bps"]
     retail, size, price = r["retail_ofi"], r["size_multiplier"], r["price"]
-    if not (
-        type(t) is float
-        and type(ofi) is float
-        and type(atr) is float
-        and type(edge) is float
-        and type(retail) is float
-        and type(size) is float
-        and type(price) is float
-        and math.isfinite(t + ofi + atr + edge + retail + size + price)
-    ):
+    if not _plain_floats(t, ofi, atr, edge, retail, size, price):
         return None  # an int or a non-finite float (or an overflowing sum): the encoder's
     f = float.__repr__
     s = _json_str
