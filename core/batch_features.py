@@ -204,15 +204,35 @@ class FlowColumns(_LazyRows[FlowState]):
         if not 0 <= k < self._size:
             raise IndexError(f"flow row {k} of {self._size}")
         fields: Any = self.rows.item(k)  # a tuple of Python floats, ints and bools
-        # `FLOW_ROW`: the nine numbers from cvd to intensity, the direction's code, the
-        # whale flag and flow_available, in `FlowState`'s order but for the cross ratio
+        (
+            cvd,
+            whale_cvd,
+            retail_cvd,
+            whale_volume,
+            retail_volume,
+            whale_bars,
+            window_bars,
+            ofi,
+            intensity,
+            code,
+            whale,
+            available,
+        ) = fields
         state = self._state = FlowState(
             self.symbol,
-            *fields[:9],
-            _DIRECTION_OF_CODE[fields[9]],
-            fields[10],
+            cvd,
+            whale_cvd,
+            retail_cvd,
+            whale_volume,
+            retail_volume,
+            whale_bars,
+            window_bars,
+            ofi,
+            intensity,
+            _DIRECTION_OF_CODE[code],
+            whale,
             None if self._cross is None else self._cross[k],
-            fields[11],
+            available,
         )
         self._last = k
         return state
