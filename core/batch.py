@@ -82,6 +82,38 @@ class BatchOfi(AlphaOfi):
         atr_bps = BPS_PER_UNIT * ofi_columns.range_sums[i] / self.config.atr_bars / bar.close
         return self.signal(bar, side, ofi, atr_bps, flow, hurst)
 
+    def signal_at(self, k: int) -> Signal | None:
+        """`update` of row k, wanted, from the columns alone: the same `Signal`, without
+        the `Bar`, `FlowState` and `HurstReading` a signal bar's step would make."""
+        if self._next != k:
+            raise RuntimeError(f"batch Alpha-OFI out of step on {self.symbol} at row {k}")
+        self._next = k + 1
+        if not self._fires[k]:
+            return None
+        features = self._features
+        columns = features.columns
+        ofi_columns = features.ofi
+        ofi = ofi_columns.ofi[k]
+        side = signal_side(ofi, self.config.ofi_threshold)
+        assert side is not None
+        open_ms, close = columns.open_ms_list[k], columns.close_list[k]
+        atr_bps = BPS_PER_UNIT * ofi_columns.range_sums[k] / self.config.atr_bars / close
+        direction, retail_ofi, intensity, cross = features.flow.signal_fields(k)
+        return self.signal_of(
+            open_ms,
+            (open_ms + columns.interval_ms) / 1000.0,  # `Bar.close_s`
+            close,
+            side,
+            ofi,
+            atr_bps,
+            direction,
+            retail_ofi,
+            intensity,
+            cross,
+            features.regimes[k],
+            features.hurst.h_at(k),
+        )
+
     def skip_to(self, k: int) -> None:
         """Stand after row k-1 (the rows between made no signal: a batch run passed them)."""
         self._next = k
@@ -426,21 +458,24 @@ class _Run:
         feats = self.feed.features[code]
         columns = feats.columns
         symbol = columns.symbol
-        book = self.book
+        trading = self.trading
+        book = trading.book
         strategy = book.strategies[symbol]
         assert isinstance(strategy, BatchOfi)
-        strategy.skip_to(k)
-        bar = columns.bar(k)
+        strategy._next = k  # `skip_to`
+        signal = strategy.signal_at(k)  # the strategy's signal, from the columns alone
         self.clock.advance_to(clock_s)
         twins = len(book.twins)
         commands_applied = core.commands_applied
         self.done = g + 1
-        core.step_entries_only(bar, feats.flow_at(k), feats.hurst_at(k))
+        open_ms, close = columns.open_ms_list[k], columns.close_list[k]
+        close_s = (open_ms + columns.interval_ms) / 1000.0  # `Bar.close_s`
+        core.step_entries_only(symbol, signal, open_ms, feats.regimes[k], close, close_s)
         # the step observers (a progress bar, a stop) are called as after any step, with
         # the heartbeat as after this one
         if core.step_observers:
             self._beat_before(g + 1)
-            core.observe_step(bar)
+            core.observe_step(columns.bar(k))
         if core.commands_applied != commands_applied:  # a step observer's: any symbol
             self.look_again()
             return
@@ -448,9 +483,7 @@ class _Run:
         if len(book.twins) != twins or symbol in book.pending:
             self._look(code)
         self.every = (  # `_every_step`, inline: once a step
-            core.store.last_write_error is not None
-            or self.trading.backlogged
-            or bool(core.commands)
+            core.store.last_write_error is not None or trading.backlogged or bool(core.commands)
         )
 
     # -- passing over, catching up -------------------------------------------------

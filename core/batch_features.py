@@ -237,6 +237,13 @@ class FlowColumns(_LazyRows[FlowState]):
         self._last = k
         return state
 
+    def signal_fields(self, k: int) -> tuple[WhaleDirection, float, float, float | None]:
+        """Row k's direction, retail OFI, intensity and cross ratio (what a `Signal` reads
+        of `at(k)`), without making the `FlowState`."""
+        fields: Any = self.rows.item(k)
+        cross = None if self._cross is None else self._cross[k]
+        return _DIRECTION_OF_CODE[fields[9]], fields[7], fields[8], cross
+
 
 class HurstColumns(_LazyRows[HurstReading]):
     """What `HurstTracker.update` returns after each bar, as columns: row k's `HurstReading`
@@ -287,6 +294,14 @@ class HurstColumns(_LazyRows[HurstReading]):
         self._reading = reading
         self._last = k
         return reading
+
+    def h_at(self, k: int) -> float | None:
+        """Row k's H (what `at(k).h` reads), without making the `HurstReading`."""
+        j = k - self.warming
+        if j < 0:
+            return None
+        h: float = self.rows.item(j)[0]
+        return None if h != h else h  # h != h: nan
 
 
 @dataclass(eq=False)

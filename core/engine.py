@@ -36,6 +36,7 @@ from .snapshot import Event, ExecutionView, Heartbeat, Snapshot, SymbolView
 from .snapshot_codec import CodecError, decode, to_json
 from .sources.base import BarSource, SourceHealth
 from .store import ENGINE_STATE, HURST_CACHE, RECENT_EVENTS, WHALE_FLOW, Store
+from .strategy import Signal
 from .trading import TradingLoop
 from .types import SWITCHABLE_GUARDS, BlockReason, Regime
 
@@ -502,19 +503,27 @@ class Core:
         finally:
             self._event_time_s = None
 
-    def step_entries_only(self, bar: Bar, flow: FlowState, hurst: HurstReading) -> None:
+    def step_entries_only(
+        self,
+        symbol: str,
+        signal: Signal | None,
+        open_ms: int,
+        regime: Regime,
+        close: float,
+        close_s: float,
+    ) -> None:
         """A batch replay's step for a bar that can only make an entry decision (it knows:
         no regime change, no learning cycle due, no entry order to fill, every position and
         twin of the symbol inside its quiet band): the bar's signal through the trading
-        loop's gates (`TradingLoop.entries_and_marks`), its events dated at its close. The
+        loop's gates (`TradingLoop.signal_and_marks`), its events dated at its close. The
         engines' last values are the caller's to bring up to date, and the step observers
         its to call (`observe_step`), once it has set what they read."""
         trading = self.trading
         assert trading is not None
-        self._event_time_s = bar.close_s
+        self._event_time_s = close_s
         self._in_step = True
         try:
-            trading.entries_and_marks(bar, flow, hurst, self.entry_controls())
+            trading.signal_and_marks(symbol, signal, open_ms, regime, close, self.entry_controls())
             self.note_store_health()
         finally:
             self._in_step = False

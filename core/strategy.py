@@ -129,25 +129,56 @@ class AlphaOfi:
         flow: FlowState,
         hurst: HurstReading,
     ) -> Signal:
-        config = self.config
-        # by position, in the fields' order (a signal per signal bar: about a third of all
-        # bars); the edge is `expected_edge_bps`, written out
-        return Signal(
-            config.name,
-            self.symbol,
+        return self.signal_of(
             bar.open_ms,
             bar.close_s,
-            side,
             bar.close,
+            side,
             ofi,
             atr_bps,
-            abs(ofi) * atr_bps * math.sqrt(config.horizon_bars),
             flow.direction,
             flow.retail_ofi,
             flow.intensity,
             flow.cross_buy_ratio,
             hurst.regime,
             hurst.h,
+        )
+
+    def signal_of(
+        self,
+        open_ms: int,
+        close_s: float,
+        close: float,
+        side: Side,
+        ofi: float,
+        atr_bps: float,
+        direction: WhaleDirection,
+        retail_ofi: float,
+        intensity: float,
+        cross_buy_ratio: float | None,
+        regime: Regime,
+        h: float | None,
+    ) -> Signal:
+        """The `Signal` of a bar from its values (a batch replay has them as columns)."""
+        config = self.config
+        # by position, in the fields' order (a signal per signal bar: about a third of all
+        # bars); the edge is `expected_edge_bps`, written out
+        return Signal(
+            config.name,
+            self.symbol,
+            open_ms,
+            close_s,
+            side,
+            close,
+            ofi,
+            atr_bps,
+            abs(ofi) * atr_bps * math.sqrt(config.horizon_bars),
+            direction,
+            retail_ofi,
+            intensity,
+            cross_buy_ratio,
+            regime,
+            h,
         )
 
     # -- persistence ------------------------------------------------------------------

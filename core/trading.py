@@ -225,11 +225,26 @@ class TradingLoop:
         # the strategy only moves its windows and makes none
         wanted = symbol not in book.live and symbol not in book.pending
         signal = self._strategy(symbol).update(bar, flow, hurst, wanted)
+        self.signal_and_marks(symbol, signal, bar.open_ms, hurst.regime, bar.close, controls)
+
+    def signal_and_marks(
+        self,
+        symbol: str,
+        signal: Signal | None,
+        open_ms: int,
+        regime: Regime,
+        close: float,
+        controls: EntryControls,
+    ) -> None:
+        """`entries_and_marks` after the strategy: the signal through the gates, the
+        symbol's last values (its bar's open, regime and close), the book saved when due. A
+        batch replay calls it with a signal made from its columns (`BatchOfi.signal_at`)."""
         if signal is not None:
             self._on_signal(signal, controls)
-        book.last_open_ms[symbol] = bar.open_ms
-        book.last_regime[symbol] = hurst.regime
-        book.marks[symbol] = bar.close
+        book = self.book
+        book.last_open_ms[symbol] = open_ms
+        book.last_regime[symbol] = regime
+        book.marks[symbol] = close
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable
