@@ -30,7 +30,6 @@ from .batch_features import (
     flow_features,
     hurst_features,
 )
-from .book import Book
 from .clock import SimClock
 from .columns import REJECTED, BatchInput
 from .config import StrategyConfig
@@ -83,10 +82,10 @@ class BatchOfi(AlphaOfi):
         return self.signal(bar, side, ofi, atr_bps, flow, hurst)
 
     def signal_at(self, k: int) -> Signal | None:
-        """`update` of row k, wanted, from the columns alone: the same `Signal`, without
-        the `Bar`, `FlowState` and `HurstReading` a signal bar's step would make."""
-        if self._next != k:
-            raise RuntimeError(f"batch Alpha-OFI out of step on {self.symbol} at row {k}")
+        """`update` of row k, wanted, from the columns alone (the rows before it made no
+        signal: a batch run passed them): the same `Signal`, without the `Bar`, `FlowState`
+        and `HurstReading` a signal bar's step would make. The strategy then stands after
+        row k."""
         self._next = k + 1
         if not self._fires[k]:
             return None
@@ -360,10 +359,6 @@ class _Run:
         assert self._trading is not None
         return self._trading
 
-    @property
-    def book(self) -> Book:
-        return self.trading.book
-
     # -- the steps -----------------------------------------------------------------
 
     def steps(self) -> None:
@@ -462,7 +457,6 @@ class _Run:
         book = trading.book
         strategy = book.strategies[symbol]
         assert isinstance(strategy, BatchOfi)
-        strategy._next = k  # `skip_to`
         signal = strategy.signal_at(k)  # the strategy's signal, from the columns alone
         self.clock.advance_to(clock_s)
         twins = len(book.twins)

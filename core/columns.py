@@ -89,10 +89,6 @@ class BarColumns:
             bool(self.has_flow[k]),
         )
 
-    def bars(self, stop: int | None = None) -> list[Bar]:
-        """Rows 0..stop-1 (all) as bars."""
-        return [self.bar(k) for k in range(len(self) if stop is None else stop)]
-
     def head(self, stop: int) -> BarColumns:
         """The first `stop` rows (a run stopped early: the engines' state at that bar)."""
         return BarColumns(

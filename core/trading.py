@@ -211,14 +211,6 @@ class TradingLoop:
             return
         self._fill_pending(bar, controls)
         self._run_exits(bar)
-        self.entries_and_marks(bar, flow, hurst, controls)
-
-    def entries_and_marks(
-        self, bar: Bar, flow: FlowState, hurst: HurstReading, controls: EntryControls
-    ) -> None:
-        """`on_bar` after the entry fill and the exits: the bar's signal through the gates,
-        the symbol's last values, the book saved when due. A batch replay calls it alone for
-        a bar it knows has no entry order to fill and nothing for the exits (`quiet_band`)."""
         symbol, book = bar.symbol, self.book
         # one position per symbol: a signal on a symbol holding a position or an entry order
         # would be dropped unread (`_on_signal`'s first test; nothing counts or logs it), so
@@ -236,9 +228,11 @@ class TradingLoop:
         close: float,
         controls: EntryControls,
     ) -> None:
-        """`entries_and_marks` after the strategy: the signal through the gates, the
-        symbol's last values (its bar's open, regime and close), the book saved when due. A
-        batch replay calls it with a signal made from its columns (`BatchOfi.signal_at`)."""
+        """`on_bar` after the strategy: the signal through the gates, the symbol's last
+        values (its bar's open, regime and close), the book saved when due. A batch replay
+        calls it alone for a signal bar it knows has no entry order to fill and nothing for
+        the exits (`quiet_band`), with the signal made from its columns
+        (`BatchOfi.signal_at`)."""
         if signal is not None:
             self._on_signal(signal, controls)
         book = self.book
