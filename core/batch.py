@@ -39,6 +39,7 @@ from .hurst import HurstReading, HurstTracker
 from .sources.replay import no_gc
 from .strategy import BPS_PER_UNIT, AlphaOfi, Signal, signal_side
 from .trading import TradingLoop
+from .types import BlockReason, Side
 
 __all__ = [
     "BatchFeed",
@@ -185,6 +186,8 @@ class BatchFeed:
 
 
 InputOf = Callable[[int | None], BatchInput]
+#: A block known for a symbol's signals of one side: (closes before, side, reason, detail).
+_Block = tuple[float, Side, BlockReason, str]
 
 
 def batch_input_of(core: Core) -> InputOf | None:
@@ -314,6 +317,7 @@ class _Run:
         self.low_col = np.zeros(n)
         self.high_col = np.zeros(n)
         self.open_col = np.zeros(n, dtype=np.int64)
+        self.long_col = np.zeros(n, dtype=np.int8)  # a signal's side: 1 long, 0 short
         close_ms = np.zeros(n, dtype=np.int64)
         for c, feats in enumerate(feed.features):
             at = self.at[c]
@@ -326,6 +330,7 @@ class _Run:
             self.low_col[at] = columns.low
             self.high_col[at] = columns.high
             self.open_col[at] = columns.open_ms
+            self.long_col[at] = feats.ofi.ofi.array > 0.0  # `signal_side` where it fires
             close_ms[at] = columns.open_ms + columns.interval_ms
         for g, bar in data.rejected.items():
             close_ms[g] = bar.open_ms + bar.interval_ms
@@ -334,7 +339,9 @@ class _Run:
         # source whose symbols are not merged by time (one lagging minutes behind) would
         # else meet a clock a passed-over bar of another symbol should have moved, and a
         # signal's age (`max_signal_age_s`) would differ.
-        self.clock_col = np.maximum.accumulate(close_ms) / 1000.0
+        # (a clock started later than the data stands where it stands: it never goes back)
+        self.clock_col = np.maximum(np.maximum.accumulate(close_ms) / 1000.0, self.clock.now())
+        self.close_ms_col = close_ms
         # for the heartbeat at any step: applied steps before it, the last one's index
         self.applied_before = np.concatenate(([0], np.cumsum(applied)))
         self.last_applied = np.maximum.accumulate(np.where(applied, np.arange(n), -1))
@@ -346,6 +353,11 @@ class _Run:
         self.until_ms = [_INF] * symbols  # a bar opening at or after it: a force-hold may end
         self.due_ms = -_INF  # a bar opening at or after it: a learning cycle may run
         self.limit = [-_INF] * symbols  # the earlier of the two
+        # per symbol and side (short, long): a signal's block known without its `Signal`
+        # (`TradingLoop.quiet_block`) as (closes before, side, reason, detail), until the
+        # symbol is looked at again (`_look`: whatever may change it is a step applied)
+        self.blocks: list[list[_Block | None]] = [[None, None] for _ in range(symbols)]
+        self.symbols = [feats.columns.symbol for feats in feed.features]
         self.every = False  # apply every bar (the store refuses writes)
         self.done = 0  # steps taken
 
@@ -364,6 +376,10 @@ class _Run:
     def steps(self) -> None:
         core = self.core
         flat, lo, hi, limit = self.flat, self.lo, self.hi, self.limit
+        blocks, symbols = self.blocks, self.symbols
+        trading = self._trading
+        stale = None if trading is None else trading.stale
+        note_block = None if trading is None else trading.note_block
         n = self.order_col.size
         g = 0
         every = self.every
@@ -376,6 +392,8 @@ class _Run:
             opens = self.open_col[start:stop].tolist()
             rows = self.row_col[start:stop].tolist()
             clock = self.clock_col[start:stop].tolist()
+            longs = self.long_col[start:stop].tolist()
+            closes = self.close_ms_col[start:stop].tolist()
             for i in range(stop - start):
                 c = order[i]
                 e = static[i]
@@ -388,6 +406,14 @@ class _Run:
                 ):
                     if not (e and flat[c]):
                         continue  # nothing happens at this bar: passed over
+                    known = blocks[c][longs[i]]
+                    if known is not None:
+                        time_s = closes[i] / 1000.0  # `Bar.close_s`
+                        if time_s < known[0]:  # its block known: counted, and passed over
+                            assert stale is not None and note_block is not None
+                            if not stale(time_s, clock[i]):
+                                note_block(time_s, symbols[c], known[1], known[2], known[3])
+                            continue
                     self.entries_only(start + i, c, rows[i], clock[i])  # only its signal
                 else:
                     self.apply(start + i, c, rows[i], opens[i], clock[i])
@@ -457,14 +483,31 @@ class _Run:
         book = trading.book
         strategy = book.strategies[symbol]
         assert isinstance(strategy, BatchOfi)
-        signal = strategy.signal_at(k)  # the strategy's signal, from the columns alone
         self.clock.advance_to(clock_s)
         twins = len(book.twins)
         commands_applied = core.commands_applied
         self.done = g + 1
         open_ms, close = columns.open_ms_list[k], columns.close_list[k]
         close_s = (open_ms + columns.interval_ms) / 1000.0  # `Bar.close_s`
-        core.step_entries_only(symbol, signal, open_ms, feats.regimes[k], close, close_s)
+        regime = feats.regimes[k]
+        side = signal_side(feats.ofi.ofi[k], strategy.config.ofi_threshold)
+        assert side is not None  # a signal fires at every entries-only step
+        controls = core.entry_controls()
+        stale = trading.stale(close_s, clock_s)
+        block = None
+        if not stale:
+            block = trading.quiet_block(symbol, side, close_s, regime, close, controls)
+        if stale or block is not None:  # decided without its `Signal`
+            strategy.skip_to(k + 1)
+            if block is not None:
+                trading.note_block(close_s, symbol, side, *block)
+                if not core.step_observers:  # the symbol's next ones too, until looked at
+                    until_s = trading.gates.early_block_until(close_s, controls.paused)
+                    self.blocks[code][side is Side.LONG] = (until_s, side, *block)
+            trading.note_marks(symbol, open_ms, regime, close)
+        else:
+            signal = strategy.signal_at(k)  # the strategy's signal, from the columns alone
+            core.step_entries_only(symbol, signal, open_ms, regime, close, close_s)
         # the step observers (a progress bar, a stop) are called as after any step, with
         # the heartbeat as after this one
         if core.step_observers:
@@ -600,3 +643,4 @@ class _Run:
             self.lo[code], self.hi[code] = lo, hi
             self.until_ms[code] = until_s * 1000.0 - 1000.0  # a second early: the rule decides
         self.limit[code] = min(self.until_ms[code], self.due_ms)
+        self.blocks[code] = [None, None]

@@ -597,6 +597,11 @@ class FloatColumn(Sequence[float]):
     def __init__(self, values: FloatArray) -> None:
         self._values = values
 
+    @property
+    def array(self) -> FloatArray:
+        """The column itself (read only)."""
+        return self._values
+
     def __len__(self) -> int:
         return int(self._values.size)
 

@@ -19,6 +19,7 @@ The `Decision` keeps the gates passed, the one that blocked (if any) and the fin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,6 +172,7 @@ class GatePipeline:
         self._outcomes: dict[int, tuple[tuple[BlockReason, ...], tuple[BlockReason, ...]]] = {}
         self._paused_gate = self.gates[0]
         self._past_pause = (BlockReason.PAUSED,)
+        self._paused_block = (BlockReason.PAUSED, PausedGate.detail)
         # `decide_early` stands for the first two steps (fixed with them, here)
         self._early = (
             type(self._paused_gate) is PausedGate
@@ -183,17 +185,32 @@ class GatePipeline:
         gates, which read nothing but the switch and the signal's time (most signal bars
         of a day end here, at night), so no `GateContext` is made. None when both let it
         through (or the pipeline's first gates are not these two): then `decide`."""
+        early = self.early_block(signal.time_s, paused)
+        if early is None:
+            return None
+        reason, detail = early
+        if reason is BlockReason.PAUSED:
+            golden_open = self.golden_hour.is_open(signal.time_s)
+            return Decision(signal, (), (), reason, detail, size, golden_open)
+        return Decision(signal, self._past_pause, (), reason, detail, size, False)
+
+    def early_block(self, time_s: float, paused: bool) -> tuple[BlockReason, str] | None:
+        """The first two gates' answer for a signal at `time_s`: (reason, detail) when the
+        pause or a closed golden hour blocks it; None when both let it through, or when the
+        pipeline does not start with these two (then only `decide` knows)."""
         golden = self._golden_gate
         if not self._early or golden.window is not self.golden_hour:
             return None
-        golden_open = self.golden_hour.is_open(signal.time_s)
         if paused:
-            detail = self._paused_gate.detail
-            return Decision(signal, (), (), BlockReason.PAUSED, detail, size, golden_open)
-        if golden_open:
+            return self._paused_block
+        if self.golden_hour.is_open(time_s):
             return None
-        detail = golden.closed_detail
-        return Decision(signal, self._past_pause, (), BlockReason.GOLDEN_HOUR, detail, size, False)
+        return BlockReason.GOLDEN_HOUR, golden.closed_detail
+
+    def early_block_until(self, time_s: float, paused: bool) -> float:
+        """The time before which `early_block`'s answer at `time_s` holds for a later
+        signal (the switch unchanged): the golden hour's next change, or never."""
+        return math.inf if paused else self.golden_hour.next_change_s(time_s)
 
     def decide(
         self, ctx: GateContext, size: SizeBreakdown, guards_enabled: Mapping[BlockReason, bool]

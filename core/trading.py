@@ -160,6 +160,7 @@ class TradingLoop:
         self._quiet: dict[str, tuple[Position, float, float]] = {}  # `_quiet_for`'s bands
         self._sizes: dict[tuple[str, str, bool], SizeBreakdown] = {}  # `_size`'s answers
         self._sizes_for: object = None  # the sizing config they were made for
+        self._least: dict[tuple[str, bool], tuple[object, float]] = {}  # `_least_stake`'s
         # `_open_blocked_twin`'s ids per (symbol, side, reason), for the twins dict named
         self._twin_index: dict[tuple[str, str, str], str] = {}
         self._twin_index_of: object = None
@@ -235,16 +236,20 @@ class TradingLoop:
         (`BatchOfi.signal_at`)."""
         if signal is not None:
             self._on_signal(signal, controls)
-        book = self.book
-        book.last_open_ms[symbol] = open_ms
-        book.last_regime[symbol] = regime
-        book.marks[symbol] = close
+        self.note_marks(symbol, open_ms, regime, close)
         # A durable store gets the book at the end of every bar that changed it (kill -9
         # loses nothing); a throwaway one (replay's) only when it is read: `flush`.
         changed = self._dirty and self.store.durable
         waiting = self._outcomes.backlog or self._live_log.backlog or self._blocks.backlog
         if changed or not self.store.healthy or waiting:
             self.save()  # while the disk refuses, every bar retries: the first success heals
+
+    def note_marks(self, symbol: str, open_ms: int, regime: Regime, close: float) -> None:
+        """The symbol's last values: its last bar's open, regime and close."""
+        book = self.book
+        book.last_open_ms[symbol] = open_ms
+        book.last_regime[symbol] = regime
+        book.marks[symbol] = close
 
     @property
     def backlogged(self) -> bool:
@@ -272,7 +277,7 @@ class TradingLoop:
         symbol = signal.symbol
         if symbol in self.book.live or symbol in self.book.pending:
             return  # one position per symbol
-        if self.clock.now() - signal.time_s > self.config.strategy.max_signal_age_s:
+        if self.stale(signal.time_s, self.clock.now()):
             return  # a catch-up bar: the moment to act on it has passed
         if controls.halted_reason is not None:
             self.halted_signals += 1
@@ -433,10 +438,8 @@ class TradingLoop:
         if twin is None:
             twin = self._blocked_twin(decision, qty, reason)
             book.twins[twin.id] = twin  # the only one open for the key: the first next time
-        book.guard.note_block(reason)
         detail = decision.detail
-        book.guard_log.appendleft(_guard_block_view(signal.time_s, symbol, side, reason, detail))
-        self._dirty = True
+        self.note_block(signal.time_s, symbol, side, reason, detail)
         if not self.record_blocks:
             return
         self._blocks.append_once(*block_entry(decision, twin, new_twin))
@@ -456,6 +459,75 @@ class TradingLoop:
             twin=twin.id,
             new_twin=new_twin,
         )
+
+    def note_block(
+        self, time_s: float, symbol: str, side: Side, reason: BlockReason, detail: str
+    ) -> None:
+        """A block counted and put on the guard log (newest first)."""
+        book = self.book
+        book.guard.note_block(reason)
+        book.guard_log.appendleft(_guard_block_view(time_s, symbol, side, reason, detail))
+        self._dirty = True
+
+    def quiet_block(
+        self,
+        symbol: str,
+        side: Side,
+        time_s: float,
+        regime: Regime,
+        price: float,
+        controls: EntryControls,
+    ) -> tuple[BlockReason, str] | None:
+        """The block `_on_signal` makes of a fresh signal of `symbol` (its side, close time,
+        regime and price), known without its `Signal`: (reason, detail) for `note_block`,
+        which is then the block's whole effect. None (nothing done) when that is not
+        known so: the caller makes the signal and takes `signal_and_marks`'s way.
+
+        Known: the pause or a closed golden hour blocks it (the first two gates: most
+        signal bars of a day, at night) on a flat symbol, with the blocked twin of the same
+        symbol, side and reason already open (`_block` follows that one), no block record
+        (`record_blocks` off), a throwaway store with nothing to write (no save is due at
+        the bar), entries not halted, and a size that trades at every conviction in
+        `regime` (`_on_signal`'s quantity test). A batch replay asks for its signal bars
+        on a flat symbol, after `stale`."""
+        book = self.book
+        if (
+            symbol in book.live
+            or symbol in book.pending
+            or self.record_blocks
+            or controls.halted_reason is not None
+            or self.store.durable
+            or not self.store.healthy
+            or self.backlogged
+        ):
+            return None
+        early = self.gates.early_block(time_s, controls.paused)
+        if early is None:
+            return None
+        on_probation = self.terms.status(symbol).state is SymbolState.PROBATION
+        if not self._least_stake(regime, on_probation) / price > 0.0:
+            return None  # some conviction would not trade: the signal decides
+        if self._open_blocked_twin(symbol, side, early[0]) is None:
+            return None  # a new twin follows this block: made from the signal
+        return early
+
+    def stale(self, time_s: float, now_s: float) -> bool:
+        """A signal closed at `time_s` is too old to act on at `now_s` (a catch-up bar)."""
+        return now_s - time_s > self.config.strategy.max_signal_age_s
+
+    def _least_stake(self, regime: Regime, on_probation: bool) -> float:
+        """The smallest stake any conviction gets in `regime` (`stake_usd` of `_size`)."""
+        sizing = self.config.sizing
+        key = (regime._value_, on_probation)
+        known = self._least.get(key)
+        if known is not None and known[0] is sizing:
+            return known[1]
+        least = min(
+            stake_usd(self._size(level, regime, on_probation).multiplier, sizing)
+            for level in Conviction
+        )
+        self._least[key] = (sizing, least)
+        return least
 
     def _open_blocked_twin(self, symbol: str, side: Side, reason: BlockReason) -> Position | None:
         """The first open blocked twin of `symbol`, `side` and `reason` in the book's order.

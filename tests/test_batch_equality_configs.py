@@ -135,7 +135,9 @@ def sim_day() -> list[Bar]:
 def test_a_variant_config_trades_the_same_in_batch_on_a_simulated_day(
     name: str, sim_day: list[Bar], tmp_path: Path
 ) -> None:
-    assert_same_run(_listed(sim_day), tmp_path, _with(**CONFIGS[name]))
+    # as a sweep runs it: no block record, so the blocks the batch run decides without a
+    # `Signal` (`TradingLoop.quiet_block`) are counted and logged as the streaming run's
+    assert_same_run(_listed(sim_day), tmp_path, _with(**CONFIGS[name]), record_blocks=False)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +164,7 @@ def test_every_variant_config_trades_the_same_on_three_real_days(
     name: str, shared_data: Path, tmp_path: Path
 ) -> None:
     files = shared_files(shared_data)
-    assert_same_run(_replay(files, 3.0), tmp_path, _with(**CONFIGS[name]))
+    assert_same_run(_replay(files, 3.0), tmp_path, _with(**CONFIGS[name]), record_blocks=False)
 
 
 def test_guards_switched_off_and_blocks_unrecorded_trade_the_same(
@@ -469,13 +471,17 @@ def test_a_stop_asked_before_the_run_is_ignored_alike(sim_day: list[Bar], tmp_pa
     assert outcome.snapshot["bars"] == 600
 
 
-@pytest.mark.parametrize("from_step_observer", [False, True])
+@pytest.mark.parametrize(
+    ("from_step_observer", "record_blocks"), [(False, True), (False, False), (True, True)]
+)
 def test_every_command_from_an_observer_is_applied_alike(
-    from_step_observer: bool, tmp_path: Path
+    from_step_observer: bool, record_blocks: bool, tmp_path: Path
 ) -> None:
     """Pause, resume, guard switches, learn, release, close and flatten, asked as trades
     come and go: queued by an event observer (applied before the next bar) or applied at
-    once by a step observer; both paths apply each at the same bar, with the same result."""
+    once by a step observer; both paths apply each at the same bar, with the same result.
+    Without a block record, a golden hour that closes: the blocks the batch run knows
+    without a signal (the pause's, the night's) end with the command that ends them."""
     bars = _sim(1.0, seed=11, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
     script = [
         Command(CommandKind.GUARD, "FEE_EDGE", False),
@@ -511,13 +517,19 @@ def test_every_command_from_an_observer_is_applied_alike(
         if from_step_observer:
             core.step_observers.append(on_step)
 
+    golden = ("00:00", "24:00") if record_blocks else ("08:00", "20:00")
     config = _with(
-        gates={"golden_hour_start": "00:00", "golden_hour_end": "24:00"},
+        gates={"golden_hour_start": golden[0], "golden_hour_end": golden[1]},
         learning={"interval_h": 1.0, "min_trades": 1},
     )
-    outcome = assert_same_run(_listed(bars), tmp_path, config, setup=operator)
+    outcome = assert_same_run(
+        _listed(bars), tmp_path, config, setup=operator, record_blocks=record_blocks
+    )
     commands = [e for e in outcome.events if e[1] == "command"]
     assert len(commands) >= 8, commands
+    if not record_blocks:
+        blocked = {s.reason.value: s.blocked for s in outcome.snapshot["guard_stats"]}
+        assert blocked["PAUSED"] > 0 and blocked["GOLDEN_HOUR"] > 0, blocked
 
 
 def test_a_fast_switching_trending_simulation_trades_the_same(tmp_path: Path) -> None:
@@ -644,7 +656,8 @@ def test_random_variant_configs_trade_the_same(seed: int, tmp_path: Path) -> Non
         shaped.append(bar)
         if rng.random() < 0.005:
             shaped.append(bar)  # a duplicate: rejected
-    assert_same_run(_listed(shaped), tmp_path, _random_config(rng))
+    config = _random_config(rng)
+    assert_same_run(_listed(shaped), tmp_path, config, record_blocks=seed % 2 == 1)
 
 
 def test_a_command_queued_at_the_last_bar_is_left_queued_alike(
@@ -664,3 +677,23 @@ def test_a_command_queued_at_the_last_bar_is_left_queued_alike(
     outcome = assert_same_run(_listed(bars), tmp_path, setup=pauser)
     assert outcome.snapshot["rejected"]
     assert not [e for e in outcome.events if e[1] == "command"]
+
+
+def test_a_clock_started_after_the_first_bars_trades_the_same(
+    sim_day: list[Bar], tmp_path: Path
+) -> None:
+    """A clock that stands later than the data's first bars (it never goes back): their
+    signals are too old to act on (`max_signal_age_s`) until the bars catch the clock up,
+    on both paths, blocks decided without a `Signal` included."""
+    start_s = sim_day[0].open_ms / 1000.0 + 5 * 3600.0
+
+    def late(clock: Any) -> ListSource:
+        clock.advance_to(start_s)
+        return ListSource(sim_day, clock)
+
+    outcome = assert_same_run(late, tmp_path, Config(), record_blocks=False)
+    assert outcome.trades
+    entries = [e for e in outcome.events if e[1] == "entry"]
+    # the first entries: from signals at most `max_signal_age_s` older than the clock
+    oldest_s = start_s - Config().strategy.max_signal_age_s
+    assert entries and oldest_s <= min(e[0] for e in entries) < start_s + 3600.0
