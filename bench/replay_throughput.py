@@ -18,7 +18,8 @@ paths must close the same trades: the bench says so, and stops if they do not.
 
     python bench/replay_throughput.py                 # a simulated day of 6 symbols
     python bench/replay_throughput.py --days 3
-    python bench/replay_throughput.py --real          # the first day of the 2026-02 files
+    python bench/replay_throughput.py --real          # the 2026-02 files, whole (a month)
+    python bench/replay_throughput.py --real --days 1 # their first day
     python bench/replay_throughput.py --real --month  # plus the month through `replay`
 
 The shared files are found in --data, else $BIGALPHA_SHARED_DATA, else ../shared/data
@@ -111,8 +112,11 @@ def sim_bars(days: float) -> list[Bar]:
     return [bar for minute in itertools.islice(minutes, count) for bar in minute]
 
 
-def real_bars(files: list[Path], days: float) -> list[Bar]:
+def real_bars(files: list[Path], days: float | None) -> list[Bar]:
+    """The files' bars merged by time: all of them, or the first `days`."""
     source = ReplaySource(files, SimClock(0.0))
+    if days is None:
+        return list(source.merged_bars())
     end_ms = source.first_open_ms + int(days * MINUTES_PER_DAY) * MINUTE_MS
     return list(itertools.takewhile(lambda b: b.open_ms < end_ms, source.merged_bars()))
 
@@ -163,17 +167,23 @@ def same_trades(a: list[ClosedTrade], b: list[ClosedTrade]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--days", type=float, default=1.0, help="market days to run (default 1)")
+    p.add_argument(
+        "--days",
+        type=float,
+        default=None,
+        help="market days to run (default: the whole files with --real, 1 on the simulator)",
+    )
     p.add_argument("--real", action="store_true", help="the 2026-02 five-symbol kline files")
     p.add_argument("--month", action="store_true", help="also the month through `replay`")
     p.add_argument("--data", type=Path, default=None, help="the shared data folder")
     args = p.parse_args()
     data_dir = args.data or default_data_dir()
     files = month_files(data_dir) if args.real or args.month else []
-    bars = real_bars(files, args.days) if args.real else sim_bars(args.days)
+    bars = real_bars(files, args.days) if args.real else sim_bars(args.days or 1.0)
     symbols = len({b.symbol for b in bars})
     what = "2026-02 real files" if args.real else "simulator"
-    print(f"{len(bars):,} bars: {args.days:g} day(s) of {symbols} symbols ({what})")
+    days = (bars[-1].open_ms - bars[0].open_ms + MINUTE_MS) / (MINUTES_PER_DAY * MINUTE_MS)
+    print(f"{len(bars):,} bars: {days:.3g} day(s) of {symbols} symbols ({what})")
     streaming_s, core, streamed, streaming_cpu = run(bars, "streaming")
     batch_s, _, batched, batch_cpu = run(bars, "batch")
     recorded_s, _, recorded, recorded_cpu = run(bars, "batch", record_blocks=True)
