@@ -246,15 +246,20 @@ def run_loop(
         core.trading.trade_observers.append(log.add)
     progress = None
     if show_progress:
-        progress = Progress(sys.stderr, count_rows(expand_paths(args.files)))
-        core.step_observers.append(lambda: progress.tick(core))
+        progress = Progress(sys.stderr, None)
+        core.progress_observers.append(lambda: progress.tick(core))
     if streaming is None:
         streaming = bool(getattr(args, "streaming", False))
     started = time.perf_counter()
     input_of = None if streaming else batch.batch_input_of(core)
     if input_of is not None:
-        batch.run_batch(core, input_of(core.resume_after_ms()))
+        data = input_of(core.resume_after_ms())
+        if progress is not None:  # the bars to apply (the window's): parsed already
+            progress.total_bars = data.applied
+        batch.run_batch(core, data)
     else:
+        if progress is not None:
+            progress.total_bars = count_rows(expand_paths(args.files))
         anyio.run(core.run)
     elapsed_s = time.perf_counter() - started
     if progress is not None:

@@ -422,6 +422,10 @@ class _Run:
                     return
                 every = self.every
             g = self.done = stop
+            if core.progress_observers:  # a progress bar: the heartbeat as after step g-1
+                self._beat_before(g)
+                for progress in core.progress_observers:
+                    progress()
             # a command waiting at the end stays queued, as the streaming loop leaves it
             # (it applies commands only before a bar)
             if core.commands and g < n:

@@ -124,6 +124,10 @@ class Core:
         self.events: deque[Event] = deque(maxlen=EVENT_LOG_LEN)
         self.observers: list[Callable[[Event], None]] = []
         self.step_observers: list[Callable[[], None]] = []
+        # display only (a progress bar): called after a step now and then (the streaming
+        # loop: every step; a batch replay: every few thousand steps), with the heartbeat
+        # as after it; unlike a step observer, one does not make a batch run take every step
+        self.progress_observers: list[Callable[[], None]] = []
         # the heartbeat's figures, set every bar; the `Heartbeat` is made when read
         self._beat: tuple[float | None, float | None, int] = (None, None, 0)
         self._heartbeat: Heartbeat | None = Heartbeat()
@@ -500,6 +504,8 @@ class Core:
             self.note_store_health()
             for observer in self.step_observers:
                 observer()
+            for progress in self.progress_observers:
+                progress()
         finally:
             self._event_time_s = None
 

@@ -253,3 +253,48 @@ def test_a_replay_stopped_by_a_signal_removes_its_temporary_folder(
     assert proc.returncode == 128 + stop, err
     assert err.strip().splitlines() == [f"replay: stopped by {stop.name}"]
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_progress_bar_counts_up_to_every_bar_on_both_paths(
+    klines: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streaming: bool
+) -> None:
+    """On a terminal the replay draws a progress bar: it counts up to 100 % of the bars on
+    both paths, and on the batch path it is drawn between steps without making the run take
+    a step per bar (a step observer would): the same steps as a run without it."""
+    import io
+
+    from bigalpha_tui import replay_cmd
+    from bigalpha_tui.core import batch
+
+    monkeypatch.setattr(replay_cmd, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(batch, "_POLL_STEPS", 500)  # a bar drawn every 500 steps
+    steps = [0]
+    entries_only = batch._Run.entries_only
+
+    def counted(self: Any, *args: Any) -> None:
+        steps[0] += 1
+        entries_only(self, *args)
+
+    monkeypatch.setattr(batch._Run, "entries_only", counted)
+    args = replay_cmd.parser().parse_args([str(p) for p in klines])
+    runs = {}
+    for shown in (False, True):
+        err = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", err)
+        steps[0] = 0
+        run = replay_cmd.run_loop(
+            args, tmp_path / str(shown), durable=False, show_progress=shown, streaming=streaming
+        )
+        runs[shown] = (run, steps[0], err.getvalue())
+    (plain, plain_steps, quiet), (shown_run, shown_steps, drawn) = runs[False], runs[True]
+    assert quiet == ""
+    assert [t.to_record() for t in shown_run.log.trades] == [
+        t.to_record() for t in plain.log.trades
+    ]
+    frames = [f for f in drawn.rstrip("\n").split("\r") if f]
+    shares = [float(f.split("]")[1].split("%")[0]) for f in frames]
+    assert shares[-1] == 100.0 and shares == sorted(shares) and len(set(shares)) >= 5, shares
+    assert all("bars/s" in f for f in frames)
+    if not streaming:
+        assert shown_steps == plain_steps > 0  # no step more for the bar
