@@ -21,6 +21,7 @@ paths must close the same trades: the bench says so, and stops if they do not.
     python bench/replay_throughput.py --real          # the 2026-02 files, whole (a month)
     python bench/replay_throughput.py --real --days 1 # their first day
     python bench/replay_throughput.py --real --month  # plus the month through `replay`
+    python bench/replay_throughput.py --files F... --month  # other kline files, the same runs
 
 The shared files are found in --data, else $BIGALPHA_SHARED_DATA, else ../shared/data
 beside the checkout.
@@ -176,12 +177,24 @@ def main() -> None:
     p.add_argument("--real", action="store_true", help="the 2026-02 five-symbol kline files")
     p.add_argument("--month", action="store_true", help="also the month through `replay`")
     p.add_argument("--data", type=Path, default=None, help="the shared data folder")
+    p.add_argument(
+        "--files",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="other kline files instead of the 2026-02 ones (implies --real)",
+    )
     args = p.parse_args()
+    if args.files:
+        missing = [f for f in args.files if not f.is_file()]
+        if missing:
+            sys.exit(f"kline file not found: {missing[0]}")
+        args.real = True
     data_dir = args.data or default_data_dir()
-    files = month_files(data_dir) if args.real or args.month else []
+    files = args.files or (month_files(data_dir) if args.real or args.month else [])
     bars = real_bars(files, args.days) if args.real else sim_bars(args.days or 1.0)
     symbols = len({b.symbol for b in bars})
-    what = "2026-02 real files" if args.real else "simulator"
+    what = "the files given" if args.files else "2026-02 real files" if args.real else "simulator"
     days = (bars[-1].open_ms - bars[0].open_ms + MINUTE_MS) / (MINUTES_PER_DAY * MINUTE_MS)
     print(f"{len(bars):,} bars: {days:.3g} day(s) of {symbols} symbols ({what})")
     streaming_s, core, streamed, streaming_cpu = run(bars, "streaming")
@@ -208,7 +221,7 @@ def main() -> None:
     )
     if args.month:
         names = ", ".join(f.name for f in files)
-        print(f"\na real month through `bigalpha-tui replay` ({names}), parsing included:")
+        print(f"\nthe files through `bigalpha-tui replay` ({names}), parsing included:")
         slow, slow_cpu = run_month(files, streaming=True)
         fast, fast_cpu = run_month(files, streaming=False)
         same_trades(slow.log.trades, fast.log.trades)
