@@ -43,6 +43,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 from .columns import BarColumns, BatchInput
 from .config import Config, StrategyConfig
@@ -445,10 +446,20 @@ def _flow_rows(
 
 
 def _batched_h(windows: FloatArray, method: str) -> FloatArray:
-    """`hurst_exponents` of `windows` in chunks of `HURST_CHUNK_ROWS` rows, the same bits,
-    with less work per chunk for Whittle: a row's range and largest |return| come from its
-    max and min, which `_standardise` needs too (rounding is monotonic, so the centred
-    max is the max minus the mean, rounded once), and the rows go straight to `_whittle`."""
+    """`hurst_exponents` of `windows` in chunks of `HURST_CHUNK_ROWS` rows, on one BLAS
+    thread: a chunk's matrix product is small, and a second thread on a shared machine
+    waits for a busy core (the 2026-02 month's features: 0.37 s on one thread, 0.87-1.42 s
+    on two with the other core busy; the same H either way, as the tracker's rechecks
+    are row by row)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _batched_h_chunks(windows, method)
+
+
+def _batched_h_chunks(windows: FloatArray, method: str) -> FloatArray:
+    """`_batched_h`'s work, with less work per chunk for Whittle than `hurst_exponents`
+    (the same bits): a row's range and largest |return| come from its max and min, which
+    `_standardise` needs too (rounding is monotonic, so the centred max is the max minus
+    the mean, rounded once), and the rows go straight to `_whittle`."""
     rows, n = windows.shape
     out = np.full(rows, np.nan)
     if method != "whittle" or n < MIN_POINTS:
