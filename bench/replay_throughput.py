@@ -22,6 +22,7 @@ paths must close the same trades: the bench says so, and stops if they do not.
     python bench/replay_throughput.py --real --days 1 # their first day
     python bench/replay_throughput.py --real --month  # plus the month through `replay`
     python bench/replay_throughput.py --files F... --month  # other kline files, the same runs
+    python bench/replay_throughput.py --files F... --each   # each file alone through `replay`
 
 The shared files are found in --data, else $BIGALPHA_SHARED_DATA, else ../shared/data
 beside the checkout.
@@ -166,6 +167,25 @@ def same_trades(a: list[ClosedTrade], b: list[ClosedTrade]) -> None:
         sys.exit("the batch path closed different trades from the streaming path: a bug")
 
 
+def each_file(files: list[Path]) -> None:
+    """Each file alone through the replay command, streaming then batch (CPU seconds)."""
+    print("file                              bars  trades  streaming     batch   ratio")
+    ratios = []
+    for path in files:
+        if not path.is_file():
+            sys.exit(f"kline file not found: {path}")
+        slow, slow_cpu = run_month([path], streaming=True)
+        fast, fast_cpu = run_month([path], streaming=False)
+        same_trades(slow.log.trades, fast.log.trades)
+        bars_n = slow.snapshot.heartbeat.bars_processed
+        ratios.append(slow_cpu / fast_cpu)
+        print(
+            f"{path.name:<30} {bars_n:>7,} {len(slow.log.trades):>7,} {slow_cpu:>8.2f} s"
+            f" {fast_cpu:>7.2f} s {ratios[-1]:>6.1f}x   ({bars_n / fast_cpu:,.0f} bars/s batch)"
+        )
+    print(f"ratio, CPU time: {min(ratios):.1f}x to {max(ratios):.1f}x (the same trades each)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -184,7 +204,15 @@ def main() -> None:
         default=None,
         help="other kline files instead of the 2026-02 ones (implies --real)",
     )
+    p.add_argument(
+        "--each",
+        action="store_true",
+        help="only each file alone through `replay`, both paths, one line a file",
+    )
     args = p.parse_args()
+    if args.each:
+        each_file(args.files or month_files(args.data or default_data_dir()))
+        return
     if args.files:
         missing = [f for f in args.files if not f.is_file()]
         if missing:
