@@ -377,6 +377,7 @@ class _Run:
         core = self.core
         flat, lo, hi, limit = self.flat, self.lo, self.hi, self.limit
         blocks, symbols = self.blocks, self.symbols
+        observers = core.step_observers  # one added mid-run sees every step from then on
         trading = self._trading
         stale = None if trading is None else trading.stale
         note_block = None if trading is None else trading.note_block
@@ -407,7 +408,7 @@ class _Run:
                     if not (e and flat[c]):
                         continue  # nothing happens at this bar: passed over
                     known = blocks[c][longs[i]]
-                    if known is not None:
+                    if known is not None and not observers:
                         time_s = closes[i] / 1000.0  # `Bar.close_s`
                         if time_s < known[0]:  # its block known: counted, and passed over
                             assert stale is not None and note_block is not None
