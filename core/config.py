@@ -272,6 +272,9 @@ class StoreConfig:
 
 
 EXECUTION_MODES = ("paper", "testnet", "live")
+PAPER = EXECUTION_MODES[0]
+#: Sources whose bars are Binance USD-M futures' own (the market orders are sent to).
+EXCHANGE_SOURCES = ("binance", "coinglass")
 
 
 @dataclass(frozen=True)

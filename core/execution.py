@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock
-from .config import Config, ExecutionConfig
+from .config import EXCHANGE_SOURCES, PAPER, Config, ExecutionConfig
 from .errors import ConfigError
 from .exchange import (
     ApiKeys,
@@ -37,13 +37,10 @@ from .types import Side
 POSITION_RISK_PATH = "/fapi/v2/positionRisk"
 OPEN_ORDERS_PATH = "/fapi/v1/openOrders"
 ALL_OPEN_ORDERS_PATH = "/fapi/v1/allOpenOrders"
-PAPER = "paper"
 MINUTE_S = 60.0
 #: The leg of a flatten's close in its client id (FLAT, then FLAT1... for repeats).
 FLATTEN_LEG = "FLAT"
 LIVE = "live"
-#: Sources whose bars are Binance USD-M futures' own (the market orders are sent to).
-EXCHANGE_SOURCES = ("binance", "coinglass")
 #: Why live stays refused (docs/execution.md, "not safe"): ways to lose real money that the
 #: tests against the fake exchange cannot rule out. Lift only once they are fixed or measured
 #: on the real testnet.

@@ -298,3 +298,20 @@ def test_the_progress_bar_counts_up_to_every_bar_on_both_paths(
     assert all("bars/s" in f for f in frames)
     if not streaming:
         assert shown_steps == plain_steps > 0  # no step more for the bar
+
+
+def test_a_replay_loads_no_http_client_and_no_screen(klines: list[Path], tmp_path: Path) -> None:
+    """A replay is offline and on paper: it loads neither the exchange's HTTP client nor
+    the cockpit's libraries (each costs every replay's start; a sweep starts hundreds)."""
+    code = (
+        "import sys\n"
+        "from bigalpha_tui.cli import dispatch\n"
+        f"code = dispatch(['replay', '--json', {str(klines[0])!r}])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'textual', 'rich'))\n"
+        "print('EXIT', code, 'LOADED', bad, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "EXIT 0 LOADED []" in result.stderr, result.stderr[-2000:]
