@@ -446,7 +446,7 @@ class _Run:
             self.catch_up_all(g)
         else:
             self.catch_up(code, k)
-            if core.step_observers:  # they may read the heartbeat (a progress bar)
+            if core.step_observers or core.progress_observers:  # they read the heartbeat
                 self._beat_before(g)
         rejected = code == REJECTED
         bar = self.data.rejected[g] if rejected else self.feed.features[code].columns.bar(k)

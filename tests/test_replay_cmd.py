@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,12 @@ def test_the_progress_bar_counts_up_to_every_bar_on_both_paths(
     shares = [float(f.split("]")[1].split("%")[0]) for f in frames]
     assert shares[-1] == 100.0 and shares == sorted(shares) and len(set(shares)) >= 5, shares
     assert all("bars/s" in f for f in frames)
+    # each frame's share is the market time's: the bars before it, not a stale count
+    start = datetime.fromtimestamp(DEFAULT_START_MS / 1000, UTC)
+    for frame, share in zip(frames, shares, strict=True):
+        shown = datetime.strptime(frame.split()[-4] + frame.split()[-3], "%Y-%m-%d%H:%M")
+        minutes = (shown.replace(tzinfo=UTC) - start).total_seconds() / 60
+        assert abs(share - 100 * minutes / 1440) < 1.0, frame
     if not streaming:
         assert shown_steps == plain_steps > 0  # no step more for the bar
 
