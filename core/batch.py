@@ -319,6 +319,7 @@ class _Run:
         self.open_col = np.zeros(n, dtype=np.int64)
         self.long_col = np.zeros(n, dtype=np.int8)  # a signal's side: 1 long, 0 short
         close_ms = np.zeros(n, dtype=np.int64)
+        threshold = core.config.strategy.ofi_threshold
         for c, feats in enumerate(feed.features):
             at = self.at[c]
             self.row_col[at] = np.arange(at.size)
@@ -330,7 +331,7 @@ class _Run:
             self.low_col[at] = columns.low
             self.high_col[at] = columns.high
             self.open_col[at] = columns.open_ms
-            self.long_col[at] = feats.ofi.ofi.array > 0.0  # `signal_side` where it fires
+            self.long_col[at] = feats.ofi.ofi.array > threshold  # `signal_side`, if it fires
             close_ms[at] = columns.open_ms + columns.interval_ms
         for g, bar in data.rejected.items():
             close_ms[g] = bar.open_ms + bar.interval_ms
