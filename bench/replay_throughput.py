@@ -16,16 +16,17 @@ Bars (and the batch path's columns) are made before the clock starts, so the sou
 the replay command both ways (parsing included), which is what a user waits for. Both
 paths must close the same trades: the bench says so, and stops if they do not.
 
-    python bench/replay_throughput.py                 # a simulated day of 6 symbols
-    python bench/replay_throughput.py --days 3
-    python bench/replay_throughput.py --real          # the 2026-02 files, whole (a month)
-    python bench/replay_throughput.py --real --days 1 # their first day
-    python bench/replay_throughput.py --real --month  # plus the month through `replay`
+    python bench/replay_throughput.py                 # the 2026-02 files, whole (a month)
+    python bench/replay_throughput.py --days 1        # their first day
+    python bench/replay_throughput.py --month         # plus the month through `replay`
+    python bench/replay_throughput.py --sim           # a simulated day of 6 symbols
+    python bench/replay_throughput.py --sim --days 3
     python bench/replay_throughput.py --files F... --month  # other kline files, the same runs
     python bench/replay_throughput.py --files F... --each   # each file alone through `replay`
 
 The shared files are found in --data, else $BIGALPHA_SHARED_DATA, else ../shared/data
-beside the checkout.
+beside the checkout; without them the bench says so and runs the simulator (`--real`
+insists on them).
 """
 
 from __future__ import annotations
@@ -98,8 +99,12 @@ class ListSource:
         return None
 
 
+def month_paths(data_dir: Path) -> list[Path]:
+    return [data_dir / MONTH_FOLDER / f"{s}-1m-2026-02.csv.gz" for s in REAL_SYMBOLS]
+
+
 def month_files(data_dir: Path) -> list[Path]:
-    files = [data_dir / MONTH_FOLDER / f"{s}-1m-2026-02.csv.gz" for s in REAL_SYMBOLS]
+    files = month_paths(data_dir)
     missing = [f for f in files if not f.is_file()]
     if missing:
         sys.exit(
@@ -192,9 +197,14 @@ def main() -> None:
         "--days",
         type=float,
         default=None,
-        help="market days to run (default: the whole files with --real, 1 on the simulator)",
+        help="market days to run (default: the whole files, 1 on the simulator)",
     )
-    p.add_argument("--real", action="store_true", help="the 2026-02 five-symbol kline files")
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="the 2026-02 five-symbol kline files, or stop (the default when they are found)",
+    )
+    p.add_argument("--sim", action="store_true", help="the simulator instead of kline files")
     p.add_argument("--month", action="store_true", help="also the month through `replay`")
     p.add_argument("--data", type=Path, default=None, help="the shared data folder")
     p.add_argument(
@@ -219,6 +229,12 @@ def main() -> None:
             sys.exit(f"kline file not found: {missing[0]}")
         args.real = True
     data_dir = args.data or default_data_dir()
+    if args.real and args.sim:
+        sys.exit("--real and --sim: one or the other")
+    if not (args.real or args.sim):
+        args.real = all(f.is_file() for f in month_paths(data_dir))
+        if not args.real:
+            print(f"(no 2026-02 kline files in {data_dir / MONTH_FOLDER}: the simulator)")
     files = args.files or (month_files(data_dir) if args.real or args.month else [])
     bars = real_bars(files, args.days) if args.real else sim_bars(args.days or 1.0)
     symbols = len({b.symbol for b in bars})
