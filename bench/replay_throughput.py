@@ -172,6 +172,15 @@ def same_trades(a: list[ClosedTrade], b: list[ClosedTrade]) -> None:
         sys.exit("the batch path closed different trades from the streaming path: a bug")
 
 
+def replay_both(files: list[Path]) -> tuple[Any, float, Any, float]:
+    """The replay command's run of `files`, streaming then batch, each with its CPU
+    seconds; it stops unless both closed the same trades."""
+    slow, slow_cpu = run_month(files, streaming=True)
+    fast, fast_cpu = run_month(files, streaming=False)
+    same_trades(slow.log.trades, fast.log.trades)
+    return slow, slow_cpu, fast, fast_cpu
+
+
 def each_file(files: list[Path]) -> None:
     """Each file alone through the replay command, streaming then batch (CPU seconds)."""
     print("file                              bars  trades  streaming     batch   ratio")
@@ -179,9 +188,7 @@ def each_file(files: list[Path]) -> None:
     for path in files:
         if not path.is_file():
             sys.exit(f"kline file not found: {path}")
-        slow, slow_cpu = run_month([path], streaming=True)
-        fast, fast_cpu = run_month([path], streaming=False)
-        same_trades(slow.log.trades, fast.log.trades)
+        slow, slow_cpu, _, fast_cpu = replay_both([path])
         bars_n = slow.snapshot.heartbeat.bars_processed
         ratios.append(slow_cpu / fast_cpu)
         print(
@@ -266,9 +273,7 @@ def main() -> None:
     if args.month:
         names = ", ".join(f.name for f in files)
         print(f"\nthe files through `bigalpha-tui replay` ({names}), parsing included:")
-        slow, slow_cpu = run_month(files, streaming=True)
-        fast, fast_cpu = run_month(files, streaming=False)
-        same_trades(slow.log.trades, fast.log.trades)
+        slow, slow_cpu, fast, fast_cpu = replay_both(files)
         bars_n = slow.snapshot.heartbeat.bars_processed
         for name, r, cpu_s in (("streaming", slow, slow_cpu), ("batch", fast, fast_cpu)):
             print(

@@ -558,9 +558,7 @@ class _Run:
             strategy = book.strategies.get(symbol)
             if isinstance(strategy, BatchOfi):
                 strategy.skip_to(k)
-            book.last_open_ms[symbol] = open_ms
-            book.last_regime[symbol] = feats.regimes[j]
-            book.marks[symbol] = columns.close_list[j]
+            trading.note_marks(symbol, open_ms, feats.regimes[j], columns.close_list[j])
         self.synced[code] = k
 
     def catch_up_all(self, g: int) -> None:
